@@ -1,0 +1,298 @@
+"""One model per event of the spec's Event Dictionary, plus the events the spec implies but does not name.
+
+Each payload carries at least the spec's "Key Payload" and the whole record a consumer needs for its
+own read model. Topic names are the event names (see contracts.topics).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from contracts.base import Contract, Message, UtcDateTime, Watts
+from contracts.enums import (
+    AliasPath,
+    EnvelopeStatus,
+    ForecastSourceHealth,
+    ProjectionTrigger,
+    RebalanceSource,
+    ReasonCode,
+    SourceMode,
+)
+from contracts.records import (
+    BreachRecord,
+    CapabilityControlPointRecord,
+    CapabilityStatusEventRecord,
+    ConnectorDemandRecord,
+    CycleResultRecord,
+    DemandResolutionRecord,
+    FallbackRuleRecord,
+    MicrogridNodeRecord,
+    NodeLimitRecord,
+    OperatingEnvelopeRecord,
+    TelemetryReadingRecord,
+)
+
+# ---- topology service -------------------------------------------------------------------------
+
+
+class TopologyUpdatedPayload(Contract):
+    microgrid_id: UUID
+    depot_id: UUID
+    version: int = Field(ge=1)
+    updated_by: str
+    nodes: list[MicrogridNodeRecord] = Field(description="The whole tree at this version")
+    fallback_rules: list[FallbackRuleRecord] = Field(default_factory=list)
+
+
+class TopologyUpdated(Message):
+    EVENT_TYPE: ClassVar[str] = "microgrid.topology_updated"
+    payload: TopologyUpdatedPayload
+
+
+class NodeLimitUpdatedPayload(NodeLimitRecord):
+    updated_by: str
+
+
+class NodeLimitUpdated(Message):
+    EVENT_TYPE: ClassVar[str] = "microgrid.node_limit_updated"
+    payload: NodeLimitUpdatedPayload
+
+
+class CapabilityControlPointUpdatedPayload(CapabilityControlPointRecord):
+    updated_by: str
+
+
+class CapabilityControlPointUpdated(Message):
+    EVENT_TYPE: ClassVar[str] = "microgrid.capability_control_point_updated"
+    payload: CapabilityControlPointUpdatedPayload
+
+
+class CapabilityStatusRecorded(Message):
+    EVENT_TYPE: ClassVar[str] = "microgrid.capability_status.recorded"
+    payload: CapabilityStatusEventRecord
+
+
+# ---- envelope-lifecycle service ---------------------------------------------------------------
+
+
+class OperatingEnvelopeReceived(Message):
+    """Operating envelope accepted by the write port (status PENDING or ACTIVE)."""
+
+    EVENT_TYPE: ClassVar[str] = "microgrid.operating_envelope_received"
+    payload: OperatingEnvelopeRecord
+
+
+class OperatingEnvelopeRejectedPayload(Contract):
+    microgrid_id: UUID
+    envelope_id: UUID
+    node_id: UUID | None = None
+    source_ref: str
+    reason_code: ReasonCode
+    violated_rule: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    envelope: OperatingEnvelopeRecord | None = None
+
+
+class OperatingEnvelopeRejected(Message):
+    """An envelope failed validation: stored as REJECTED with its reason, never silently dropped."""
+
+    EVENT_TYPE: ClassVar[str] = "microgrid.operating_envelope_rejected"
+    payload: OperatingEnvelopeRejectedPayload
+
+
+class OperatingEnvelopeLifecycleEvaluatedPayload(Contract):
+    envelope_id: UUID
+    microgrid_id: UUID
+    origin_control_point_id: UUID | None = None
+    node_id: UUID
+    status: EnvelopeStatus
+    previous_status: EnvelopeStatus
+    evaluated_at: UtcDateTime
+    timer_kind: str = Field(description="BLOCK_BOUNDARY, EXPIRY, WITHDRAWAL or HEALTH_CHANGE")
+    envelope: OperatingEnvelopeRecord
+
+
+class OperatingEnvelopeLifecycleEvaluated(Message):
+    EVENT_TYPE: ClassVar[str] = "microgrid.operating_envelope_lifecycle_evaluated"
+    payload: OperatingEnvelopeLifecycleEvaluatedPayload
+
+
+class EffectiveCircuitCapacityPayload(Contract):
+    microgrid_id: UUID
+    node_id: UUID
+    circuit_id: UUID
+    effective_capacity_watts: Watts
+    projection_trigger: ProjectionTrigger
+    previous_capacity_watts: Watts | None = None
+    basis: str = Field(description="Why this value: FORECAST, FALLBACK, FAIL_SAFE, GAP_POLICY, TOU_LIMIT, ...")
+    binding_envelope_id: UUID | None = None
+    forecast_source_health: ForecastSourceHealth | None = None
+    evaluated_at: UtcDateTime
+
+
+class EffectiveCircuitCapacityChanged(Message):
+    EVENT_TYPE: ClassVar[str] = "compatibility.effective_circuit_capacity_changed"
+    payload: EffectiveCircuitCapacityPayload
+
+
+class EffectiveCircuitCapacityReconciled(Message):
+    EVENT_TYPE: ClassVar[str] = "compatibility.effective_circuit_capacity_reconciled"
+    payload: EffectiveCircuitCapacityPayload
+
+
+# ---- balancing service ------------------------------------------------------------------------
+
+
+class RebalanceRequestedPayload(Contract):
+    microgrid_id: UUID
+    node_id: UUID | None = Field(default=None, description="Optional subtree scope (D-001)")
+    source: RebalanceSource
+    correlation_id: str
+    request_key: str = Field(min_length=1, max_length=200, description="Idempotency key: one cycle per key")
+    requested_by: str
+    expected_topology_version: int | None = None
+    circuit_id: UUID | None = Field(default=None, description="Legacy alias that led here, if any")
+
+
+class RebalanceRequested(Message):
+    EVENT_TYPE: ClassVar[str] = "microgrid.rebalance_requested"
+    payload: RebalanceRequestedPayload
+
+
+class DemandResolvedPayload(Contract):
+    microgrid_id: UUID
+    cycle_id: UUID
+    source_mode: SourceMode = Field(description="FALLBACK_DERIVED when any checked scope used fallback")
+    inputs_used: list[DemandResolutionRecord]
+
+
+class DemandResolved(Message):
+    EVENT_TYPE: ClassVar[str] = "microgrid.demand_resolved"
+    payload: DemandResolvedPayload
+
+
+class ConstraintBreachDetected(Message):
+    EVENT_TYPE: ClassVar[str] = "microgrid.constraint_breach_detected"
+    payload: BreachRecord
+
+
+class CycleCompleted(Message):
+    EVENT_TYPE: ClassVar[str] = "microgrid.cycle_completed"
+    payload: CycleResultRecord
+
+
+# ---- telemetry (implied by the spec: Telemetry Ingest actor) ----------------------------------
+
+
+class TelemetryReportedPayload(Contract):
+    microgrid_id: UUID
+    readings: list[TelemetryReadingRecord] = Field(default_factory=list)
+    demands: list[ConnectorDemandRecord] = Field(default_factory=list)
+
+
+class TelemetryReported(Message):
+    EVENT_TYPE: ClassVar[str] = "microgrid.telemetry_reported"
+    payload: TelemetryReportedPayload
+
+
+# ---- compatibility adapter --------------------------------------------------------------------
+
+
+class CircuitAliasAppliedPayload(Contract):
+    circuit_id: UUID
+    microgrid_id: UUID
+    node_id: UUID
+    path: AliasPath
+    legacy_ref: str = Field(description="Legacy event id, HTTP request key or schedule ref translated")
+    rebalance_request_key: str | None = None
+
+
+class CircuitAliasApplied(Message):
+    EVENT_TYPE: ClassVar[str] = "compatibility.circuit_alias_applied"
+    payload: CircuitAliasAppliedPayload
+
+
+class CircuitAliasFailedPayload(Contract):
+    circuit_id: UUID
+    path: AliasPath
+    reason_code: ReasonCode
+    legacy_ref: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class CircuitAliasFailed(Message):
+    """The alias-failure event carrying CIRCUIT_ALIAS_NOT_RESOLVABLE (Compatibility Matrix)."""
+
+    EVENT_TYPE: ClassVar[str] = "compatibility.circuit_alias_failed"
+    payload: CircuitAliasFailedPayload
+
+
+class SchedulerDispatchFailedPayload(Contract):
+    circuit_id: UUID | None = None
+    microgrid_id: UUID | None = None
+    schedule_ref: str
+    scheduled_for: UtcDateTime
+    reason_code: ReasonCode
+    action_taken: str = "CYCLE_SKIPPED"
+
+
+class SchedulerDispatchFailed(Message):
+    """Auditable scheduler error: a periodic job could not be dispatched and its cycle was skipped."""
+
+    EVENT_TYPE: ClassVar[str] = "compatibility.scheduler_dispatch_failed"
+    payload: SchedulerDispatchFailedPayload
+
+
+# ---- legacy inputs the adapter consumes -------------------------------------------------------
+
+
+class LegacyRebalanceRequestedPayload(Contract):
+    circuit_id: UUID
+    requested_by: str = "legacy"
+
+
+class LegacyRebalanceRequested(Message):
+    """`load_balancer.rebalance_requested(circuit_id)`: the legacy event; event_id is its idempotency key."""
+
+    EVENT_TYPE: ClassVar[str] = "load_balancer.rebalance_requested"
+    payload: LegacyRebalanceRequestedPayload
+
+
+class ScheduledRebalancePeriodicPayload(Contract):
+    """`ScheduledEventRebalancePeriodic{circuit_id}` or `{microgrid_id}`: exactly one of the two."""
+
+    circuit_id: UUID | None = None
+    microgrid_id: UUID | None = None
+    schedule_ref: str
+    scheduled_for: UtcDateTime
+
+    @model_validator(mode="after")
+    def _exactly_one_target(self) -> ScheduledRebalancePeriodicPayload:
+        if (self.circuit_id is None) == (self.microgrid_id is None):
+            raise ValueError("exactly one of circuit_id and microgrid_id must be given")
+        return self
+
+
+class ScheduledRebalancePeriodic(Message):
+    EVENT_TYPE: ClassVar[str] = "scheduler.rebalance_periodic"
+    payload: ScheduledRebalancePeriodicPayload
+
+
+class LegacyCircuitUpdatedPayload(Contract):
+    circuit_id: UUID
+    depot_id: UUID
+    parent_circuit_id: UUID | None = None
+    name: str
+    default_capacity_watts: Watts
+    fail_safe_capacity_watts: Watts
+    removed: bool = False
+
+
+class LegacyCircuitUpdated(Message):
+    """A legacy circuit record from the circuit registry (the simulator plays it)."""
+
+    EVENT_TYPE: ClassVar[str] = "legacy_circuit.circuit_updated"
+    payload: LegacyCircuitUpdatedPayload

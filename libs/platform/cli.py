@@ -1,0 +1,39 @@
+"""`mgrid`: the one door for people. Each command group lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Microgrid energy orchestration: stack, services, simulator, ops.")
+
+# (module, attribute, name): sub-apps are imported lazily-safe; a group whose module is missing is skipped
+# so the CLI keeps working while the project grows.
+_GROUPS = [
+    ("libs.platform.stack_cli", "app", "stack"),
+    ("libs.platform.run_cli", "run", "run"),
+    ("libs.platform.observability_cli", "trace_app", "trace"),
+    ("libs.platform.token_cli", "app", "token"),
+    ("services.balancing.cli", "app", "cycle"),
+    ("simulator.cli", "simulate_app", "simulate"),
+    ("simulator.cli", "demo_app", "demo"),
+    ("contracts.generate", "app", "contracts"),
+]
+
+for module_name, attr, name in _GROUPS:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            continue
+        raise
+    sub = getattr(module, attr)
+    if isinstance(sub, typer.Typer):
+        app.add_typer(sub, name=name)
+    else:
+        app.command(name=name)(sub)
+
+
+if __name__ == "__main__":
+    app()

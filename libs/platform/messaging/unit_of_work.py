@@ -1,0 +1,67 @@
+"""One Postgres transaction: the state change, the outgoing events (outbox) and the inbox row together."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import asyncpg
+from opentelemetry import propagate
+
+from contracts.base import Message
+from contracts.topics import topic_for
+from libs.platform.settings import PlatformSettings
+
+OUTBOX_CHANNEL = "mgrid_outbox"
+
+
+@dataclass
+class UnitOfWork:
+    conn: asyncpg.Connection
+    settings: PlatformSettings
+    published: list[Message] = field(default_factory=list)
+
+    async def publish(self, message: Message) -> None:
+        """Record `message` in the outbox; it is sent only if this transaction commits."""
+        spec = topic_for(message)
+        headers: dict[str, str] = {
+            "event_id": str(message.event_id),
+            "event_type": message.event_type,
+            "correlation_id": message.correlation_id,
+        }
+        # Keep the trace context of the request that caused this event (ARCHITECTURE.md section 3).
+        propagate.inject(headers)
+        await self.conn.execute(
+            "INSERT INTO outbox (event_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5::jsonb)",
+            message.event_id,
+            self.settings.topic(spec.name),
+            spec.key_for(message),
+            message.to_bytes(),
+            json.dumps(headers),
+        )
+        self.published.append(message)
+
+    async def claim_inbox(self, consumer_group: str, event_id: str, topic: str) -> bool:
+        """True the first time this consumer group sees `event_id`; False for a redelivery."""
+        row = await self.conn.fetchval(
+            "INSERT INTO inbox (consumer_group, event_id, topic) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING RETURNING 1",
+            consumer_group,
+            event_id,
+            topic,
+        )
+        return row is not None
+
+
+@asynccontextmanager
+async def unit_of_work(pool: asyncpg.Pool, settings: PlatformSettings) -> AsyncIterator[UnitOfWork]:
+    """Commit on success, roll back on error; wake the outbox relay when events were recorded."""
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            uow = UnitOfWork(conn=conn, settings=settings)
+            yield uow
+            if uow.published:
+                # Delivered at commit only, so the relay never wakes for a rolled-back event.
+                await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)

@@ -1,0 +1,184 @@
+"""The shell every service shares: settings, Postgres schema + migrations, Kafka consumer, outbox relay,
+dead letters, background loops and the HTTP app, started and stopped together.
+
+A service declares itself once with a `ServiceDefinition` (its `bootstrap.py`); `mgrid run <service>`
+and the tests start it the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from fastapi import APIRouter, FastAPI, Request
+
+from libs.platform.db import create_pool, migrate
+from libs.platform.http import create_app
+from libs.platform.messaging.consumer import EventConsumer, Handler
+from libs.platform.messaging.dead_letter import DeadLetterPublisher
+from libs.platform.messaging.kafka import create_broker, create_producer
+from libs.platform.messaging.relay import OutboxRelay
+from libs.platform.messaging.topics_admin import ensure_topics
+from libs.platform.messaging.unit_of_work import UnitOfWork, unit_of_work
+from libs.platform.settings import PlatformSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    """What a service's handlers, routes and loops get: its pool, cache, settings and a UoW factory."""
+
+    name: str
+    settings: PlatformSettings
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def unit_of_work(self) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
+        return unit_of_work(self.pool, self.settings)
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    migrations: Path
+    handlers: Callable[[ServiceContext], Mapping[str, Handler]]
+    routers: Callable[[], list[APIRouter]] = lambda: []
+    background: Callable[[ServiceContext], list[Callable[[], Awaitable[None]]]] = lambda ctx: []
+    on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
+    settings_factory: Callable[[], PlatformSettings] = PlatformSettings
+    default_port: int = 8100
+
+    def schema(self, settings: PlatformSettings) -> str:
+        """The service's own Postgres schema; a topic prefix (tests) isolates runs on one database."""
+        prefix = "".join(c if c.isalnum() else "_" for c in settings.topic_prefix.lower())
+        return f"{prefix}{self.name}"
+
+
+class ServiceRuntime:
+    def __init__(self, definition: ServiceDefinition, settings: PlatformSettings | None = None) -> None:
+        self.definition = definition
+        self.settings = settings or definition.settings_factory()
+        self.ctx: ServiceContext | None = None
+        self.consumer: EventConsumer | None = None
+        self.relay: OutboxRelay | None = None
+        self._broker: Any = None
+        self._producer: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> ServiceContext:
+        d, s = self.definition, self.settings
+        await ensure_topics(s)
+        schema = d.schema(s)
+        pool = await create_pool(s.postgres_dsn, schema)
+        await migrate(pool, schema, d.migrations)
+        cache = aioredis.from_url(s.redis_url)
+        ctx = ServiceContext(name=d.name, settings=s, pool=pool, redis=cache)
+        self.ctx = ctx
+        if d.on_start:
+            await d.on_start(ctx)
+        self._producer = create_producer(s, client_id=f"{d.name}-producer")
+        await self._producer.start()
+        self.relay = OutboxRelay(pool=pool, producer=self._producer, settings=s, schema=schema)
+        await self.relay.start()
+        handlers = d.handlers(ctx)
+        if handlers:
+            self._broker = create_broker(s, client_id=d.name)
+            self.consumer = EventConsumer(
+                group=d.name,
+                handlers=handlers,
+                pool=pool,
+                settings=s,
+                dead_letters=DeadLetterPublisher(self._producer, s),
+            )
+            self.consumer.subscribe(self._broker)
+            await self._broker.start()
+        for loop in d.background(ctx):
+            self._tasks.append(asyncio.create_task(_forever(loop), name=f"{d.name}-background"))
+        return ctx
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self._broker is not None:
+            await self._broker.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self.ctx is not None:
+            await self.ctx.redis.aclose()
+            await self.ctx.pool.close()
+
+    # -- readiness checks -----------------------------------------------------------------------
+
+    async def database_ready(self) -> bool:
+        return self.ctx is not None and await self.ctx.pool.fetchval("SELECT 1") == 1
+
+    async def broker_ready(self) -> bool:
+        if self._producer is None:
+            return False
+        await self._producer.client.fetch_all_metadata()
+        return True
+
+    async def consumer_progressing(self, stall_after_s: float = 120.0) -> bool:
+        if self.consumer is None:
+            return True
+        return time.monotonic() - self.consumer.stats.last_progress_monotonic < stall_after_s or (
+            self._broker is not None and self._broker.running
+        )
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    def app(self) -> FastAPI:
+        """The service's FastAPI app; its lifespan starts and stops the whole runtime."""
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            app.state.ctx = await self.start()
+            app.state.runtime = self
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        return build_app(self.definition, lifespan)
+
+
+def build_app(definition: ServiceDefinition, lifespan: Any = None) -> FastAPI:
+    """The app with all routes; without a lifespan it serves only to generate the OpenAPI document."""
+    return create_app(service_name=definition.name, routers=definition.routers(), lifespan=lifespan)
+
+
+def service_context(request: Request) -> ServiceContext:
+    """FastAPI dependency: the running service's context."""
+    ctx: ServiceContext | None = getattr(request.app.state, "ctx", None)
+    if ctx is None:
+        raise RuntimeError("service is not started")
+    return ctx
+
+
+async def _forever(loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a background loop; a crash is logged and the loop restarted after a pause, never lost silently."""
+    while True:
+        try:
+            await loop()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background loop crashed; restarting in 1 s")
+            await asyncio.sleep(1.0)

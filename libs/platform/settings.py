@@ -1,0 +1,35 @@
+"""Configuration by environment (MGRID_*), with defaults that work on one machine (the local stack)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class PlatformSettings(BaseSettings):
+    """Endpoints and messaging knobs shared by every service. Services subclass it for their own."""
+
+    model_config = SettingsConfigDict(env_prefix="MGRID_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:59092"
+    postgres_dsn: str = "postgresql://mgrid:mgrid@127.0.0.1:55432/mgrid"
+    redis_url: str = "redis://127.0.0.1:56379/0"
+    stack_dir: Path = REPO_ROOT / ".stack"
+    # Prefix for every topic and consumer group: lets tests and parallel runs share one broker safely.
+    topic_prefix: str = ""
+    consumer_max_attempts: int = 5
+    consumer_backoff_initial_s: float = 0.2
+    consumer_backoff_max_s: float = 5.0
+    outbox_poll_interval_s: float = 0.5
+    outbox_batch_size: int = 200
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+    def unprefixed(self, topic: str) -> str:
+        return topic[len(self.topic_prefix):] if topic.startswith(self.topic_prefix) else topic

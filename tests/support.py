@@ -1,0 +1,61 @@
+"""Test support: polling with a deadline (never sleeps to wait for messages) and Kafka readers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer
+
+from libs.platform.settings import PlatformSettings
+
+T = TypeVar("T")
+
+
+async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 30.0, interval: float = 0.05) -> T:
+    """Poll `check` until it returns a truthy value or the deadline passes (then fail with the last value)."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
+
+
+class TopicReader:
+    """Reads everything on some topics from the beginning (its own group-less consumer)."""
+
+    def __init__(self, settings: PlatformSettings, *topics: str, prefixed: bool = True) -> None:
+        self._names = [settings.topic(t) if prefixed else t for t in topics]
+        self._consumer = AIOKafkaConsumer(
+            *self._names,
+            bootstrap_servers=settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        self.records: list = []
+
+    async def __aenter__(self) -> TopicReader:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def poll(self) -> list:
+        batch = await self._consumer.getmany(timeout_ms=100)
+        for records in batch.values():
+            self.records.extend(records)
+        return self.records
+
+    async def wait_for(self, predicate: Callable[[list], bool], timeout: float = 30.0) -> list:
+        async def check() -> list | None:
+            records = await self.poll()
+            return records if predicate(records) else None
+
+        return await eventually(check, timeout=timeout)
