@@ -13,6 +13,8 @@ app = typer.Typer(no_args_is_help=True, help="Microgrid energy orchestration: st
 _GROUPS = [
     ("libs.platform.stack_cli", "app", "stack"),
     ("libs.platform.run_cli", "run", "run"),
+    ("libs.platform.test_cli", "test", "test"),
+    ("services.topology.cli", "app", "topology"),
     ("libs.platform.observability_cli", "trace_app", "trace"),
     ("libs.platform.token_cli", "app", "token"),
     ("services.balancing.cli", "app", "cycle"),
