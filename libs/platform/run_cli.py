@@ -29,6 +29,7 @@ def run(
     """Run one service until interrupted."""
     definition = load_definition(service)
     runtime = ServiceRuntime(definition)
+    # log_config=None keeps our JSON logging (uvicorn would replace it).
     uvicorn.run(runtime.app(), host=host, port=port or DEFAULT_PORTS[service], log_config=None)
 
 

@@ -28,6 +28,13 @@ from libs.platform.messaging.kafka import create_broker, create_producer
 from libs.platform.messaging.relay import OutboxRelay
 from libs.platform.messaging.topics_admin import ensure_topics
 from libs.platform.messaging.unit_of_work import UnitOfWork, unit_of_work
+from libs.platform.observability import (
+    get_metrics,
+    health_router,
+    instrument_app,
+    metrics_router,
+    setup_observability,
+)
 from libs.platform.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
@@ -77,6 +84,8 @@ class ServiceRuntime:
 
     async def start(self) -> ServiceContext:
         d, s = self.definition, self.settings
+        setup_observability(d.name)
+        metrics = get_metrics()
         await ensure_topics(s)
         schema = d.schema(s)
         pool = await create_pool(s.postgres_dsn, schema)
@@ -88,8 +97,12 @@ class ServiceRuntime:
             await d.on_start(ctx)
         self._producer = create_producer(s, client_id=f"{d.name}-producer")
         await self._producer.start()
-        self.relay = OutboxRelay(pool=pool, producer=self._producer, settings=s, schema=schema)
+        self.relay = OutboxRelay(
+            pool=pool, producer=self._producer, settings=s, schema=schema, on_published=metrics.record_outbox_lag
+        )
         await self.relay.start()
+        relay = self.relay
+        metrics.observe_outbox_pending(lambda: relay.pending_rows)
         handlers = d.handlers(ctx)
         if handlers:
             self._broker = create_broker(s, client_id=d.name)
@@ -99,9 +112,11 @@ class ServiceRuntime:
                 pool=pool,
                 settings=s,
                 dead_letters=DeadLetterPublisher(self._producer, s),
+                on_dead_letter=lambda topic, reason: metrics.count_dead_letter(topic=topic, reason=reason),
             )
             self.consumer.subscribe(self._broker)
             await self._broker.start()
+            metrics.observe_consumer_lag(self.consumer.lag)
         for loop in d.background(ctx):
             self._tasks.append(asyncio.create_task(_forever(loop), name=f"{d.name}-background"))
         return ctx
@@ -160,7 +175,29 @@ class ServiceRuntime:
 
 def build_app(definition: ServiceDefinition, lifespan: Any = None) -> FastAPI:
     """The app with all routes; without a lifespan it serves only to generate the OpenAPI document."""
-    return create_app(service_name=definition.name, routers=definition.routers(), lifespan=lifespan)
+    app: FastAPI | None = None
+
+    def check(name: str) -> Callable[[], Awaitable[bool]]:
+        async def run() -> bool:
+            runtime: ServiceRuntime | None = getattr(app.state, "runtime", None) if app else None
+            return runtime is not None and bool(await getattr(runtime, name)())
+
+        return run
+
+    readiness = health_router(
+        {
+            "database": check("database_ready"),
+            "broker": check("broker_ready"),
+            "consumer_progress": check("consumer_progressing"),
+        }
+    )
+    app = create_app(
+        service_name=definition.name,
+        routers=[*definition.routers(), readiness, metrics_router()],
+        lifespan=lifespan,
+    )
+    instrument_app(app)
+    return app
 
 
 def service_context(request: Request) -> ServiceContext:

@@ -87,11 +87,13 @@ class EventConsumer:
         self._dead_letters = dead_letters
         self._on_dead_letter = on_dead_letter
         self.stats = ConsumerStats()
+        self._subscriber: Any = None
+        self._next_offsets: dict[tuple[str, int], int] = {}
 
     def subscribe(self, broker: KafkaBroker) -> None:
         topics = [self._settings.topic(t) for t in sorted(self._handlers)]
 
-        @broker.subscriber(
+        self._subscriber = broker.subscriber(
             *topics,
             group_id=self.group,
             auto_offset_reset="earliest",
@@ -99,9 +101,25 @@ class EventConsumer:
             max_poll_records=100,
             decoder=_raw_body,
         )
+
+        @self._subscriber
         async def on_record(body: Any, msg: KafkaMessage) -> None:  # noqa: ARG001 - body decoded by us
             await self.process(msg.raw_message)
             await msg.ack()
+
+    def lag(self) -> list[tuple[int, dict[str, str]]]:
+        """Records not yet handled per assigned partition (high watermark - next offset), for the gauge."""
+        consumer = getattr(self._subscriber, "consumer", None)
+        if consumer is None:
+            return []
+        readings = []
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            done = self._next_offsets.get((tp.topic, tp.partition), 0)
+            readings.append((max(0, high - done), {"group": self.group, "topic": tp.topic, "partition": str(tp.partition)}))
+        return readings
 
     async def process(self, record: Any) -> None:
         """Handle one ConsumerRecord to completion: effect committed, duplicate skipped, or dead-lettered."""
@@ -112,6 +130,7 @@ class EventConsumer:
             message = BY_NAME[topic].message.model_validate_json(record.value)
         except (ValidationError, ValueError, KeyError) as exc:
             await self._dead_letter(record, headers, "INVALID_MESSAGE", str(exc), attempts=0)
+            self._mark_done(record)
             return
         with tracer.start_as_current_span(
             f"{record.topic} process",
@@ -128,6 +147,10 @@ class EventConsumer:
             },
         ) as span:
             await self._handle_with_retries(record, headers, topic, message, span)
+        self._mark_done(record)
+
+    def _mark_done(self, record: Any) -> None:
+        self._next_offsets[(record.topic, record.partition)] = record.offset + 1
         self.stats.last_progress_monotonic = time.monotonic()
 
     async def _handle_with_retries(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
@@ -16,7 +18,7 @@ def create_broker(settings: PlatformSettings, client_id: str) -> KafkaBroker:
         acks="all",
         enable_idempotence=True,
         graceful_timeout=10.0,
-        logger=None,
+        logger=logging.getLogger("faststream.kafka"),
     )
 
 

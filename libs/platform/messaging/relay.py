@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -29,7 +30,13 @@ tracer = trace.get_tracer("mgrid.outbox")
 
 class OutboxRelay:
     def __init__(
-        self, *, pool: asyncpg.Pool, producer: AIOKafkaProducer, settings: PlatformSettings, schema: str
+        self,
+        *,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        settings: PlatformSettings,
+        schema: str,
+        on_published: Callable[..., None] | None = None,
     ) -> None:
         self._pool = pool
         self._producer = producer
@@ -38,8 +45,10 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
+        self._on_published = on_published
         self.last_publish_lag_s: float = 0.0
         self.published_total = 0
+        self.pending_rows = 0  # last known backlog, for the outbox_pending gauge (read during scrapes)
 
     async def start(self) -> None:
         self._listener = await self._pool.acquire()
@@ -75,6 +84,7 @@ class OutboxRelay:
                 sent = 0
                 await asyncio.sleep(1.0)
             if sent == 0:
+                self.pending_rows = 0
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self._settings.outbox_poll_interval_s)
@@ -122,7 +132,12 @@ class OutboxRelay:
                 "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
                 [r["id"] for r in rows],
             )
-            oldest = rows[0]["created_at"].timestamp()
-            self.last_publish_lag_s = max(0.0, time.time() - oldest)
+            now = time.time()
+            self.last_publish_lag_s = max(0.0, now - rows[0]["created_at"].timestamp())
             self.published_total += len(rows)
+            self.pending_rows = max(0, self.pending_rows - len(rows)) if len(rows) < self._settings.outbox_batch_size \
+                else await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            if self._on_published:
+                for row in rows:
+                    self._on_published(seconds=max(0.0, now - row["created_at"].timestamp()), topic=row["topic"])
             return len(rows)

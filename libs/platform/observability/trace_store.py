@@ -1,0 +1,172 @@
+"""The local trace store: finished spans as JSON lines, one file per service, and the reader for them.
+
+Used when no OTLP collector is configured (MGRID_OTLP_ENDPOINT unset), so `mgrid trace` can follow one
+trace across the four service processes on a single machine. The record mirrors OTLP/JSON field
+names (hex ids, unix-nano times) so the files stay readable by other tools.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanContext
+
+from libs.platform.settings import PlatformSettings
+
+
+def trace_dir() -> Path:
+    """MGRID_TRACE_FILE_DIR, else <stack dir>/traces (stack dir: MGRID_STACK_DIR, default <repo>/.stack)."""
+    explicit = os.environ.get("MGRID_TRACE_FILE_DIR")
+    if explicit:
+        return Path(explicit)
+    return PlatformSettings().stack_dir / "traces"
+
+
+def _hex_trace_id(value: int) -> str:
+    return format(value, "032x")
+
+
+def _hex_span_id(value: int) -> str:
+    return format(value, "016x")
+
+
+def span_to_record(span: ReadableSpan) -> dict[str, Any]:
+    """One finished span as a JSON-ready dict (the on-disk format)."""
+    ctx: SpanContext = span.get_span_context()  # type: ignore[assignment]
+    return {
+        "trace_id": _hex_trace_id(ctx.trace_id),
+        "span_id": _hex_span_id(ctx.span_id),
+        "parent_span_id": _hex_span_id(span.parent.span_id) if span.parent is not None else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "service.name": span.resource.attributes.get("service.name"),
+        "scope": span.instrumentation_scope.name if span.instrumentation_scope else None,
+        "start_time_unix_nano": span.start_time,
+        "end_time_unix_nano": span.end_time,
+        "attributes": dict(span.attributes or {}),
+        "status": {"code": span.status.status_code.name, "message": span.status.description},
+        "events": [
+            {"name": e.name, "time_unix_nano": e.timestamp, "attributes": dict(e.attributes or {})}
+            for e in span.events
+        ],
+        "links": [
+            {
+                "trace_id": _hex_trace_id(link.context.trace_id),
+                "span_id": _hex_span_id(link.context.span_id),
+                "attributes": dict(link.attributes or {}),
+            }
+            for link in span.links
+        ],
+    }
+
+
+class JsonlSpanExporter(SpanExporter):
+    """Appends each exported batch to <folder>/<service_name>.jsonl in one write.
+
+    One append per batch keeps lines whole when several replicas of a service share the file
+    (O_APPEND writes of one buffer are not interleaved on a local file system).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._closed = False
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._closed:
+            return SpanExportResult.FAILURE
+        if not spans:
+            return SpanExportResult.SUCCESS
+        lines = "".join(
+            json.dumps(span_to_record(s), default=str, separators=(",", ":")) + "\n" for s in spans
+        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(lines)
+        except OSError:
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self._closed = True
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True  # every export is written and closed at once; nothing is buffered here
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    """A span read back from the store."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: str
+    service: str
+    start_ns: int
+    end_ns: int
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    status_code: str = "UNSET"
+    status_message: str | None = None
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e6
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> SpanRecord:
+        status = raw.get("status") or {}
+        start = int(raw["start_time_unix_nano"])
+        return cls(
+            trace_id=str(raw["trace_id"]),
+            span_id=str(raw["span_id"]),
+            parent_span_id=raw.get("parent_span_id") or None,
+            name=str(raw["name"]),
+            kind=str(raw.get("kind", "INTERNAL")),
+            service=str(raw.get("service.name") or "?"),
+            start_ns=start,
+            end_ns=int(raw.get("end_time_unix_nano") or start),
+            attributes=raw.get("attributes") or {},
+            status_code=str(status.get("code", "UNSET")),
+            status_message=status.get("message"),
+        )
+
+
+@dataclass(frozen=True)
+class StoredSpans:
+    spans: tuple[SpanRecord, ...]
+    files: tuple[Path, ...]
+    unreadable_lines: int
+
+
+def _records(path: Path) -> Iterator[SpanRecord | None]:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                yield SpanRecord.from_json(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                yield None  # e.g. a line cut short by a killed process
+
+
+def read_spans(folder: Path) -> StoredSpans:
+    """Every span in every *.jsonl file of the folder; lines that do not parse are counted, not fatal."""
+    files = tuple(sorted(folder.glob("*.jsonl"))) if folder.is_dir() else ()
+    spans: list[SpanRecord] = []
+    unreadable = 0
+    for path in files:
+        for record in _records(path):
+            if record is None:
+                unreadable += 1
+            else:
+                spans.append(record)
+    return StoredSpans(spans=tuple(spans), files=files, unreadable_lines=unreadable)
