@@ -1,0 +1,653 @@
+"""The local stack: the project's own Kafka, Postgres and Redis, run as plain processes.
+
+Kafka is a single-node KRaft broker from the Apache Kafka jars on Maven Central (deploy/kafka/pom.xml);
+Postgres and Redis come from Debian packages, installed with apt-get when missing. Every instance
+has its own ports, config, data and pid file under the stack dir (MGRID_STACK_DIR, default
+<repo>/.stack), so it never touches a system-wide service, and `down()` stops only what `up()`
+started. Config templates live in deploy/; this module fills in ports and paths.
+
+No library starts these three as processes without Docker (testcontainers needs an engine), hence
+this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from libs.platform.settings import REPO_ROOT, PlatformSettings
+
+DEPLOY_DIR = REPO_ROOT / "deploy"
+HOST = "127.0.0.1"
+KAFKA_PORT = 59092
+KAFKA_CONTROLLER_PORT = 59093
+POSTGRES_PORT = 55432
+REDIS_PORT = 56379
+DB_NAME = DB_USER = DB_PASSWORD = "mgrid"
+# The OS user Postgres runs as when we are root: postgres refuses to run as root.
+POSTGRES_OS_USER = "postgres"
+READY_TIMEOUT_S = 90.0
+# About 1 GiB of heap is plenty for one broker with test traffic; G1 with short pauses as Kafka's scripts.
+KAFKA_JVM_OPTIONS = (
+    "-Xms512m",
+    "-Xmx1g",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExitOnOutOfMemoryError",
+)
+
+
+def endpoints() -> dict[str, str]:
+    """Where the stack listens, under the environment names the services read (libs/platform/settings)."""
+    return {
+        "MGRID_KAFKA_BOOTSTRAP": f"{HOST}:{KAFKA_PORT}",
+        "MGRID_POSTGRES_DSN": f"postgresql://{DB_USER}:{DB_PASSWORD}@{HOST}:{POSTGRES_PORT}/{DB_NAME}",
+        "MGRID_REDIS_URL": f"redis://{HOST}:{REDIS_PORT}/0",
+    }
+
+
+def stack_dir() -> Path:
+    return PlatformSettings().stack_dir.resolve()
+
+
+class StackError(RuntimeError):
+    """A component failed to install, start, become ready or stop; names it and where to look."""
+
+    def __init__(self, component: str, message: str, log_file: Path | None) -> None:
+        self.component = component
+        self.log_file = log_file
+        text = f"{component}: {message}"
+        if log_file is not None:
+            text += f" (log: {log_file})"
+            tail = _tail(log_file)
+            if tail:
+                text += "\n--- last lines of the log ---\n" + tail
+        super().__init__(text)
+
+
+class State(StrEnum):
+    RUNNING = "running"  # process alive and its port accepts connections
+    STARTING = "starting"  # process alive, port not yet open
+    STOPPED = "stopped"
+
+
+class Action(StrEnum):
+    """What `up()` or `down()` did to a component."""
+
+    STARTED = "started"
+    ALREADY_RUNNING = "already-running"
+    STOPPED = "stopped"
+    NOT_RUNNING = "not-running"
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    state: State
+    listens: str
+    log_file: Path
+    pid: int | None
+    action: Action | None = None
+
+
+class Component(ABC):
+    """One service of the stack. Subclasses know how to install, start, probe and stop it."""
+
+    name: str
+    port: int
+    # A word that must appear in the pid's command line: a stale pid file whose pid was reused by
+    # another program is then seen as "not running" and that program is never signalled.
+    process_marker: str
+    stop_grace_s = 30.0
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def dir(self) -> Path:
+        """This component's own directory: config, data, log and pid file."""
+        return self.root / self.name
+
+    @property
+    def pid_file(self) -> Path:
+        return self.dir / f"{self.name}.pid"
+
+    @property
+    @abstractmethod
+    def log_file(self) -> Path: ...
+
+    @abstractmethod
+    def ensure_installed(self) -> None: ...
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def _probe(self) -> None:
+        """Raise unless the service answers a real request (not just an open port)."""
+
+    def stop(self) -> None:
+        """Signal the pid in our own pid file (never a process found by name), wait, forget the file."""
+        pid = self.pid()
+        if pid is not None:
+            _terminate(pid, self.process_marker, grace_s=self.stop_grace_s)
+        self.pid_file.unlink(missing_ok=True)
+
+    @property
+    def listens(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    def pid(self) -> int | None:
+        pid = _read_pid(self.pid_file)
+        return pid if pid is not None and _process_matches(pid, self.process_marker) else None
+
+    def state(self) -> State:
+        if self.pid() is None:
+            return State.STOPPED
+        return State.RUNNING if _port_open(self.port) else State.STARTING
+
+    def status(self) -> ComponentStatus:
+        return ComponentStatus(self.name, self.state(), self.listens, self.log_file, self.pid())
+
+    def wait_ready(self, deadline: float) -> None:
+        """Poll until the service answers, the process dies, or the deadline passes."""
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.pid() is None:
+                raise StackError(self.name, "the process exited while starting", self.log_file)
+            if _port_open(self.port):
+                try:
+                    self._probe()
+                    return
+                except Exception as exc:  # any failure means "not ready yet" until the deadline
+                    last_error = exc
+            time.sleep(0.25)
+        raise StackError(self.name, f"not ready by the deadline (last error: {last_error!r})", self.log_file)
+
+    def _refuse_taken_port(self) -> None:
+        if _port_open(self.port):
+            raise StackError(
+                self.name, f"port {self.port} is taken by a process this stack did not start", self.log_file
+            )
+
+
+class Kafka(Component):
+    name = "kafka"
+    port = KAFKA_PORT
+    process_marker = "kafka.Kafka"
+    source_dir = DEPLOY_DIR / "kafka"
+    libs = source_dir / "libs"
+    stop_grace_s = 60.0  # a controlled shutdown flushes every partition
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "server.log"
+
+    def ensure_installed(self) -> None:
+        _ensure_commands(self.name, {"java": "openjdk-17-jre-headless", "mvn": "maven"}, self.root)
+        # The stamp, written last, holds the pom's hash: an edited pom or an interrupted resolve
+        # (no stamp) means resolve again from scratch.
+        stamp = self.libs / ".pom.sha256"
+        pom_hash = hashlib.sha256((self.source_dir / "pom.xml").read_bytes()).hexdigest()
+        if stamp.exists() and stamp.read_text() == pom_hash:
+            return
+        shutil.rmtree(self.libs, ignore_errors=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        _run(
+            self.name,
+            [
+                "mvn",
+                "-B",
+                "-q",
+                "-Dstyle.color=never",
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={self.libs}",
+            ],
+            log_file=self.dir / "maven.log",
+            cwd=self.source_dir,
+        )
+        stamp.write_text(pom_hash)
+
+    def _java(self, main_class: str, *args: str, heap: tuple[str, ...] = ()) -> list[str]:
+        return [
+            "java",
+            *heap,
+            f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+            f"-Dkafka.logs.dir={self.dir}",
+            "-cp",
+            f"{self.libs}/*",
+            main_class,
+            *args,
+        ]
+
+    def start(self) -> None:
+        self._refuse_taken_port()
+        data = self.dir / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "server.properties"
+        _render(
+            self.source_dir / "server.properties",
+            config,
+            port=KAFKA_PORT,
+            controller_port=KAFKA_CONTROLLER_PORT,
+            log_dirs=data,
+        )
+        _render(self.source_dir / "log4j2.properties", self.dir / "log4j2.properties", log_file=self.log_file)
+        if not (data / "meta.properties").exists():  # format the storage once, with a fresh cluster id
+            cluster_id = (
+                _run(self.name, self._java("kafka.tools.StorageTool", "random-uuid"), log_file=self.log_file)
+                .strip()
+                .splitlines()[-1]
+            )
+            _run(
+                self.name,
+                self._java("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)),
+                log_file=self.log_file,
+            )
+        # The JVM's own stdout/stderr (crashes before log4j starts) go next to the log file.
+        with open(self.dir / "kafka.out", "ab") as out:
+            process = subprocess.Popen(
+                self._java("kafka.Kafka", str(config), heap=KAFKA_JVM_OPTIONS),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.dir,
+                start_new_session=True,  # survives the CLI's exit and its terminal (nohup)
+            )
+        self.pid_file.write_text(f"{process.pid}\n")
+
+    def _probe(self) -> None:
+        _run_async(_kafka_metadata(f"{HOST}:{KAFKA_PORT}"))
+
+
+class Postgres(Component):
+    name = "postgres"
+    port = POSTGRES_PORT
+    process_marker = "postgres"
+
+    @property
+    def _record(self) -> Path:
+        return self.root / "postgres.location"
+
+    @cached_property
+    def dir(self) -> Path:
+        """Where the data dir and log live: see `_choose_postgres_dir`; recorded by the first start."""
+        if self._record.exists():
+            return Path(self._record.read_text().strip())
+        return _choose_postgres_dir(self.root)
+
+    @property
+    def data(self) -> Path:
+        return self.dir / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "postgres.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data / "postmaster.pid"  # written by the postmaster itself
+
+    def ensure_installed(self) -> None:
+        if _postgres_bin() is None:
+            _apt_install(self.name, ["postgresql"], self.root)
+        if os.geteuid() == 0 and _run_quiet(["id", "-u", POSTGRES_OS_USER]) != 0:
+            _run(
+                self.name,
+                [
+                    "useradd",
+                    "--system",
+                    "--user-group",
+                    "--home-dir",
+                    "/var/lib/postgresql",
+                    "--shell",
+                    "/bin/sh",
+                    POSTGRES_OS_USER,
+                ],
+                log_file=None,
+            )
+
+    def _as_db_user(self, command: list[str]) -> list[str]:
+        return ["runuser", "-u", POSTGRES_OS_USER, "--", *command] if os.geteuid() == 0 else command
+
+    def _pg(self, tool: str, *args: str) -> str:
+        bin_dir = _postgres_bin()
+        assert bin_dir is not None, "ensure_installed() runs first"
+        # cwd in a dir the db user can read: initdb and pg_ctl complain about an unreachable cwd.
+        return _run(self.name, self._as_db_user([str(bin_dir / tool), *args]), log_file=self.log_file, cwd=self.dir)
+
+    def _own(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(path, POSTGRES_OS_USER, POSTGRES_OS_USER)
+
+    def start(self) -> None:
+        self._refuse_taken_port()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._record.write_text(f"{self.dir}\n")
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._own(self.dir)
+        if not (self.data / "PG_VERSION").exists():
+            shutil.rmtree(self.data, ignore_errors=True)  # a half-done initdb leaves a non-empty dir
+            password_file = self.dir / "initdb.pw"
+            password_file.write_text(DB_PASSWORD + "\n")
+            self._own(password_file)
+            try:
+                # The bootstrap superuser is `mgrid`, as with the postgres image's POSTGRES_USER.
+                self._pg(
+                    "initdb",
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    DB_USER,
+                    f"--pwfile={password_file}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-locale",
+                )
+            finally:
+                password_file.unlink(missing_ok=True)
+            with open(self.data / "postgresql.conf", "a") as conf:
+                conf.write("\ninclude_if_exists = 'mgrid.conf'\n")
+        _render(DEPLOY_DIR / "postgres" / "postgresql.conf", self.data / "mgrid.conf", port=POSTGRES_PORT)
+        self._own(self.data / "mgrid.conf")
+        if not self.log_file.exists():
+            self.log_file.touch()
+            self._own(self.log_file)
+        self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.log_file), "-w", "-t", "60", "start")
+
+    def _probe(self) -> None:
+        _run_async(_postgres_ready())
+
+    def stop(self) -> None:
+        if self.pid() is not None:
+            self._pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+
+class Redis(Component):
+    name = "redis"
+    port = REDIS_PORT
+    process_marker = "redis-server"
+
+    @property
+    def log_file(self) -> Path:
+        return self.dir / "redis.log"
+
+    def ensure_installed(self) -> None:
+        if shutil.which("redis-server") is None:
+            _apt_install(self.name, ["redis-server"], self.root)
+
+    def start(self) -> None:
+        self._refuse_taken_port()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "redis.conf"
+        _render(
+            DEPLOY_DIR / "redis" / "redis.conf",
+            config,
+            port=REDIS_PORT,
+            dir=self.dir,
+            pid_file=self.pid_file,
+            log_file=self.log_file,
+        )
+        # daemonize=yes: redis forks, writes its own pid file and this call returns.
+        _run(self.name, ["redis-server", str(config)], log_file=self.log_file, cwd=self.dir)
+
+    def _probe(self) -> None:
+        import redis
+
+        client = redis.Redis(host=HOST, port=REDIS_PORT, socket_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+
+def components(root: Path | None = None) -> list[Component]:
+    root = root or stack_dir()
+    return [Kafka(root), Postgres(root), Redis(root)]
+
+
+def up(*, timeout_s: float = READY_TIMEOUT_S) -> list[ComponentStatus]:
+    """Install what is missing, start what is stopped, wait until all answer. Idempotent."""
+    with _stack_lock():
+        stack = components()
+        actions: dict[str, Action] = {}
+        # Start all before waiting for any: Kafka's JVM warms up while Postgres and Redis start.
+        for component in stack:
+            if component.state() is State.STOPPED:
+                component.ensure_installed()
+                component.start()
+                actions[component.name] = Action.STARTED
+            else:
+                actions[component.name] = Action.ALREADY_RUNNING
+        deadline = time.monotonic() + timeout_s
+        for component in stack:
+            component.wait_ready(deadline)
+        return [replace(c.status(), action=actions[c.name]) for c in stack]
+
+
+def down(*, purge: bool = False) -> list[ComponentStatus]:
+    """Stop what this stack started (its own pid files only). `purge` also deletes every data dir."""
+    with _stack_lock():
+        stack = components()
+        results = {}
+        for component in reversed(stack):
+            action = Action.NOT_RUNNING if component.pid() is None else Action.STOPPED
+            component.stop()
+            results[component.name] = replace(component.status(), action=action)
+        if purge:
+            _purge(stack)
+        return [results[c.name] for c in stack]
+
+
+def _purge(stack: list[Component]) -> None:
+    for component in stack:
+        shutil.rmtree(component.dir, ignore_errors=True)
+        if isinstance(component, Postgres):
+            component._record.unlink(missing_ok=True)
+            if component.dir == _fallback_postgres_dir(component.root):
+                shutil.rmtree(component.dir.parent, ignore_errors=True)
+
+
+def status() -> list[ComponentStatus]:
+    return [component.status() for component in components()]
+
+
+# --- probes -------------------------------------------------------------------------------------
+
+
+async def _kafka_metadata(bootstrap: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await asyncio.wait_for(admin.start(), timeout=10)
+        await asyncio.wait_for(admin.list_topics(), timeout=10)
+    finally:
+        await admin.close()
+
+
+async def _postgres_ready() -> None:
+    """Create the `mgrid` database on first start, then answer `select 1` through the real DSN."""
+    import asyncpg
+
+    admin = await asyncpg.connect(
+        host=HOST, port=POSTGRES_PORT, user=DB_USER, password=DB_PASSWORD, database="postgres", timeout=5
+    )
+    try:
+        if not await admin.fetchval("select 1 from pg_database where datname = $1", DB_NAME):
+            await admin.execute(f'create database "{DB_NAME}"')
+    finally:
+        await admin.close()
+    connection = await asyncpg.connect(endpoints()["MGRID_POSTGRES_DSN"], timeout=5)
+    try:
+        await connection.fetchval("select 1")
+    finally:
+        await connection.close()
+
+
+def _run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a probe from sync code, also when the caller is itself inside an event loop (async fixtures)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+# --- processes, files, packages -------------------------------------------------------------------
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _read_pid(pid_file: Path) -> int | None:
+    try:
+        return int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _process_matches(pid: int, marker: str) -> bool:
+    """Alive and running what we think it is. A zombie has an empty command line, so it counts as dead."""
+    try:
+        return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _terminate(pid: int, marker: str, *, grace_s: float) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while _process_matches(pid, marker):
+        _reap(pid)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline = float("inf")
+        time.sleep(0.1)
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when this very process started it (e.g. a test session)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _run(component: str, command: list[str], *, log_file: Path | None, cwd: Path | None = None) -> str:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if log_file is not None and result.returncode != 0 and log_file.parent.exists():
+        with open(log_file, "a") as log:  # keep the failing command's output where the error points
+            log.write(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}\n")
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+        raise StackError(component, f"`{' '.join(command[:4])} ...` failed: {' | '.join(detail)}", log_file)
+    return result.stdout
+
+
+def _run_quiet(command: list[str]) -> int:
+    return subprocess.run(command, capture_output=True).returncode
+
+
+def _render(template: Path, target: Path, **values: object) -> None:
+    target.write_text(Template(template.read_text()).substitute({k: str(v) for k, v in values.items()}))
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+_apt_updated = False
+
+
+def _apt_install(component: str, packages: list[str], root: Path) -> None:
+    global _apt_updated
+    if os.geteuid() != 0:
+        raise StackError(component, f"missing: run `apt-get install -y {' '.join(packages)}` as root", None)
+    root.mkdir(parents=True, exist_ok=True)
+    log_file = root / "install.log"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with open(log_file, "a") as log:
+        steps = [] if _apt_updated else [["apt-get", "update"]]
+        for command in [*steps, ["apt-get", "install", "-y", "--no-install-recommends", *packages]]:
+            log.write(f"$ {' '.join(command)}\n")
+            log.flush()
+            if subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=env).returncode != 0:
+                raise StackError(component, f"`{' '.join(command)}` failed", log_file)
+    _apt_updated = True
+
+
+def _ensure_commands(component: str, packages_by_command: dict[str, str], root: Path) -> None:
+    missing = [package for command, package in packages_by_command.items() if shutil.which(command) is None]
+    if missing:
+        _apt_install(component, missing, root)
+
+
+def _postgres_bin() -> Path | None:
+    """The newest installed major version's bin dir (/usr/lib/postgresql/<major>/bin), if any."""
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")]
+    return max(found, key=lambda p: int(p.parent.name), default=None)
+
+
+def _choose_postgres_dir(root: Path) -> Path:
+    """<stack>/postgres when the db user can get there, else a per-stack dir under /var/tmp.
+
+    As root, Postgres runs as the `postgres` OS user, which must traverse every parent of its data
+    dir. A CI checkout in a `mktemp -d` dir (mode 0700) is not traversable by it, so the data goes
+    to /var/tmp/mgrid-<hash of the stack dir>/postgres instead.
+    """
+    preferred = root / "postgres"
+    if os.geteuid() != 0:
+        return preferred
+    nearest = next(p for p in (root, *root.parents) if p.exists())  # before the first `up`, its parent
+    if _run_quiet(["runuser", "-u", POSTGRES_OS_USER, "--", "test", "-x", str(nearest)]) == 0:
+        return preferred
+    return _fallback_postgres_dir(root)
+
+
+def _fallback_postgres_dir(root: Path) -> Path:
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"mgrid-{digest}" / "postgres"
+
+
+@contextmanager
+def _stack_lock() -> Iterator[None]:
+    """One `up`/`down` at a time per stack dir (parallel test sessions may both call `up`)."""
+    root = stack_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "stack.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
