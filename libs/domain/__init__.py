@@ -1,0 +1,135 @@
+"""The microgrid domain core: pure, synchronous, deterministic (no I/O, no clock; ``now`` is passed in).
+
+Module map (read top to bottom to follow one balancing cycle):
+
+- ``topology``            Microgrid, MicrogridNode; the tree invariants (`validate_topology`) and
+                          `TopologyIndex` (preorder walk, subtree ranges) the cycle runs on.
+- ``topology_edits``      AddNode / RemoveNode / ReparentNode / AttachAsset / ChangeNodeStatus,
+                          applied all-or-nothing against the authored version (`apply_topology_edits`).
+- ``circuit_alias``       legacy circuit_id -> node (`resolve_circuit_alias`, `resolve_policy_scope`).
+- ``limits``              NodeLimit, AggregateCap (from the LOAD_BALANCING control point's
+                          local_config), ConstraintSource / ConstraintCandidate provenance.
+- ``envelopes``           OperatingEnvelope, EnvelopeBlock, what "active at now" means, validation.
+- ``envelope_lifecycle``  scheduled PENDING -> ACTIVE -> EXPIRED evaluation and timer boundaries.
+- ``circuit_capacity``    forecast / fallback / gap / fail-safe then TOU and overrides;
+                          `resolve_effective_circuit_capacity` (services wrap it as
+                          get_effective_circuit_capacity).
+- ``effective_constraints`` most restrictive limit per node and constraint type, with provenance.
+- ``demand``              TelemetryReading, FallbackRule; measured-first demand resolution.
+- ``physical_view``       per node: caps, uncontrolled load, generation, headroom (tree view).
+- ``allocation``          max-min fair water-filling under nested caps, minimums, priorities, weights.
+- ``cycle_inputs`` / ``cycle_result``  the cycle's input and output records.
+- ``cycle``               `run_balancing_cycle(inputs) -> CycleResult`.
+- ``collection_view``     resource sets and `validate_candidate_allocation` (FR-018, FR-019).
+- ``explanation``         `explain_cycle(result)`: a short human account of a result.
+- ``codec``               canonical JSON (`to_canonical_json`), `cycle_inputs_to_dict` /
+                          `cycle_inputs_from_dict`, `inputs_digest`.
+
+All power values are integer watts; all times are timezone-aware UTC datetimes.
+"""
+
+from libs.domain.allocation import AllocationState
+from libs.domain.circuit_alias import AliasResolution, resolve_circuit_alias, resolve_policy_scope
+from libs.domain.circuit_capacity import (
+    CircuitCapacity,
+    CircuitCapacityResolution,
+    ForecastBasis,
+    ForecastSource,
+    GapPolicy,
+    resolve_effective_circuit_capacity,
+)
+from libs.domain.codec import (
+    cycle_inputs_from_dict,
+    cycle_inputs_to_dict,
+    from_jsonable,
+    inputs_digest,
+    to_canonical_json,
+    to_jsonable,
+)
+from libs.domain.collection_view import (
+    CandidateValidation,
+    ResourceQuery,
+    ResourceSet,
+    select_resources,
+    validate_candidate_allocation,
+)
+from libs.domain.cycle import run_balancing_cycle
+from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs
+from libs.domain.cycle_result import AllocationSummary, Binding, Breach, CycleResult, NodeAllocation
+from libs.domain.demand import DemandResolution, FallbackRule, TelemetryReading
+from libs.domain.effective_constraints import EffectiveConstraint, managed_circuit_id
+from libs.domain.envelope_lifecycle import evaluate_lifecycle, lifecycle_boundaries, next_boundary
+from libs.domain.envelopes import EnvelopeBlock, OperatingEnvelope, envelope_violations
+from libs.domain.explanation import explain_cycle
+from libs.domain.limits import AggregateCap, NodeLimit, aggregate_caps_from_local_config
+from libs.domain.topology import Microgrid, MicrogridNode, TopologyRule, TopologyViolation, validate_topology
+from libs.domain.topology_edits import (
+    AddNode,
+    AttachAsset,
+    ChangeNodeStatus,
+    RemoveNode,
+    ReparentNode,
+    TopologyEditResult,
+    apply_topology_edits,
+    replace_topology,
+)
+
+__all__ = [
+    "AddNode",
+    "AggregateCap",
+    "AliasResolution",
+    "AllocationState",
+    "AllocationSummary",
+    "AttachAsset",
+    "Binding",
+    "Breach",
+    "CandidateValidation",
+    "ChangeNodeStatus",
+    "CircuitCapacity",
+    "CircuitCapacityResolution",
+    "ConnectorDemand",
+    "CycleInputs",
+    "CycleResult",
+    "DemandResolution",
+    "EffectiveConstraint",
+    "EnvelopeBlock",
+    "FallbackRule",
+    "ForecastBasis",
+    "ForecastSource",
+    "GapPolicy",
+    "Microgrid",
+    "MicrogridNode",
+    "NodeAllocation",
+    "NodeLimit",
+    "OperatingEnvelope",
+    "RemoveNode",
+    "ReparentNode",
+    "ResourceQuery",
+    "ResourceSet",
+    "TelemetryReading",
+    "TopologyEditResult",
+    "TopologyRule",
+    "TopologyViolation",
+    "aggregate_caps_from_local_config",
+    "apply_topology_edits",
+    "cycle_inputs_from_dict",
+    "cycle_inputs_to_dict",
+    "envelope_violations",
+    "evaluate_lifecycle",
+    "explain_cycle",
+    "from_jsonable",
+    "inputs_digest",
+    "lifecycle_boundaries",
+    "managed_circuit_id",
+    "next_boundary",
+    "replace_topology",
+    "resolve_circuit_alias",
+    "resolve_effective_circuit_capacity",
+    "resolve_policy_scope",
+    "run_balancing_cycle",
+    "select_resources",
+    "to_canonical_json",
+    "to_jsonable",
+    "validate_candidate_allocation",
+    "validate_topology",
+]

@@ -1,0 +1,152 @@
+"""Canonical JSON for domain values: byte-identical replay and the cycle's inputs digest.
+
+Canonical form: dataclasses as objects of their fields, enums as their values, datetimes as UTC
+``YYYY-MM-DDTHH:MM:SS.ffffffZ``, keys sorted, no whitespace, UTF-8. In stored cycle inputs every
+collection is a set (the cycle does not depend on input order), so `cycle_inputs_to_dict` lists
+each collection's items in the order of their own canonical JSON: the same inputs in any order give
+the same bytes and the same digest.
+
+Written here rather than with pydantic because the domain stays free of edge concerns; the
+decoder is driven by the dataclasses' own type hints, so adding a field needs no codec change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON data (dict, list, str, int, bool, None) for a domain value."""
+    if value is None or type(value) in (str, int, bool, float):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, (tuple, list)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (frozenset, set)):
+        return sorted(to_jsonable(v) for v in value)
+    if isinstance(value, Mapping):
+        return {(k.value if isinstance(k, Enum) else str(k)): to_jsonable(v) for k, v in value.items()}
+    names = _FIELDS.get(type(value))
+    if names is None:
+        if not dataclasses.is_dataclass(value):
+            raise TypeError(f"cannot encode {type(value).__name__}")
+        names = _FIELDS[type(value)] = tuple(f.name for f in dataclasses.fields(value))
+    return {name: to_jsonable(getattr(value, name)) for name in names}
+
+
+def canonical_bytes(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def to_canonical_json(value: Any) -> bytes:
+    """Canonical JSON bytes of a domain value (e.g. a CycleResult)."""
+    return canonical_bytes(to_jsonable(value))
+
+
+def format_datetime(value: datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("datetimes must be timezone-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_datetime(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"datetime {text!r} has no timezone")
+    return value.astimezone(UTC)
+
+
+def from_jsonable(cls: type[T], data: Any) -> T:
+    """Decode plain JSON data into ``cls`` (a dataclass or a supported type), strictly."""
+    return _decode(cls, data, cls.__name__)
+
+
+def _decode(hint: Any, data: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        args = typing.get_args(hint)
+        if data is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _decode(inner, data, where)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(data, list):
+            raise ValueError(f"{where}: expected a list")
+        return tuple(_decode(args[0], item, f"{where}[{i}]") for i, item in enumerate(data))
+    if origin is frozenset:
+        (inner,) = typing.get_args(hint)
+        return frozenset(_decode(inner, item, where) for item in data)
+    if origin in (dict, Mapping) or hint is Any:
+        return data
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return hint(data)
+    if hint is datetime:
+        if not isinstance(data, str):
+            raise ValueError(f"{where}: expected an ISO 8601 datetime")
+        return parse_datetime(data)
+    if hint is bool or hint is str:
+        if not isinstance(data, hint):
+            raise ValueError(f"{where}: expected {hint.__name__}")
+        return data
+    if hint is int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise ValueError(f"{where}: expected an integer")
+        return data
+    if hint is float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            raise ValueError(f"{where}: expected a number")
+        return float(data)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(data, dict):
+            raise ValueError(f"{where}: expected an object")
+        hints = _HINTS.get(hint)
+        if hints is None:
+            hints = _HINTS[hint] = typing.get_type_hints(hint)
+        unknown = set(data) - set(hints)
+        if unknown:
+            raise ValueError(f"{where}: unknown fields {sorted(unknown)}")
+        return hint(**{k: _decode(hints[k], v, f"{where}.{k}") for k, v in data.items()})
+    raise TypeError(f"{where}: unsupported type {hint!r}")
+
+
+def _as_set(value: Any) -> Any:
+    """Canonical JSON data with every list ordered by its items' canonical JSON."""
+    if isinstance(value, list):
+        items = [_as_set(v) for v in value]
+        return [item for _, item in sorted(((canonical_bytes(i), i) for i in items), key=lambda p: p[0])]
+    if isinstance(value, dict):
+        return {k: _as_set(v) for k, v in value.items()}
+    return value
+
+
+def cycle_inputs_to_dict(inputs: Any) -> dict[str, Any]:
+    """JSON-able dict of CycleInputs, collections in canonical order (store it; replay it)."""
+    return _as_set(to_jsonable(inputs))
+
+
+def cycle_inputs_from_dict(data: Mapping[str, Any]) -> Any:
+    from libs.domain.cycle_inputs import CycleInputs  # the codec is generic; only this door knows the type
+
+    return from_jsonable(CycleInputs, dict(data))
+
+
+def inputs_digest(inputs: Any) -> str:
+    """sha256 (hex) of the canonical JSON of the cycle inputs."""
+    return hashlib.sha256(canonical_bytes(cycle_inputs_to_dict(inputs))).hexdigest()

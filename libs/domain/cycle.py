@@ -1,0 +1,324 @@
+"""The balancing cycle: validate before allocate, one deterministic path (ARCHITECTURE.md section 4).
+
+1. Topology valid and at the expected version (and the scope node, if any, part of it), else
+   REJECTED with TOPOLOGY_INVALID / TOPOLOGY_VERSION_CONFLICT and nothing allocated.
+2. Effective demand per checked scope (`demand`), with source mode, inputs and thresholds.
+3. Effective constraints per node and type (`effective_constraints`), including the effective
+   feeder-circuit capacity of each managed GRID_CONNECTION node.
+4. Ancestor, aggregate and node constraints evaluated against demand: breaches.
+5. Allocation (`allocation`) under every cap at once; outcome and ordered reason codes.
+
+Breach reason codes. A cap on the microgrid as a whole is AGGREGATE_CAP_EXCEEDED. A node's cap
+exceeded by what the connectors below it ask (on top of its uncontrolled load) is
+ANCESTOR_CAP_EXCEEDED: it is an ancestor cap of those connectors and takes precedence over them.
+A node over its cap by itself (its uncontrolled load or generation alone, or a connector asking
+more than its own cap) is NODE_CAP_EXCEEDED.
+
+With a scope ``node_id`` only connectors in that subtree are allocated; the caps of the subtree,
+of its ancestors and the aggregate are checked, and everything outside the subtree counts as
+uncontrolled load.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from contracts.enums import (
+    ConstraintType,
+    CycleOutcome,
+    NodeType,
+    ReasonCode,
+    SourceMode,
+    order_reason_codes,
+)
+from libs.domain.allocation import AllocationRequest, AllocationState, allocate
+from libs.domain.codec import inputs_digest
+from libs.domain.cycle_inputs import CycleInputs
+from libs.domain.cycle_result import (
+    AllocationSummary,
+    Binding,
+    Breach,
+    CycleAudit,
+    CycleResult,
+    NodeAllocation,
+)
+from libs.domain.effective_constraints import EffectiveConstraint
+from libs.domain.physical_view import Headroom, PhysicalView
+from libs.domain.topology import TopologyIndex, TopologyRule, TopologyViolation
+
+_CONS = ConstraintType.CONSUMPTION_CAP
+_NET = ConstraintType.NET_CAP
+_GEN = ConstraintType.GENERATION_CAP
+_FALLBACK = SourceMode.FALLBACK_DERIVED
+_SAFE_ACTION = "scopes without usable telemetry or a fallback rule were assumed to draw their tightest cap"
+
+
+def run_balancing_cycle(inputs: CycleInputs) -> CycleResult:
+    _require_aware(inputs.now, "now")
+    index = TopologyIndex(inputs.microgrid, inputs.nodes)
+    violations = list(index.violations)
+    scope = inputs.scope_node_id
+    if scope is not None and index.valid and scope not in index.position:
+        violations.append(
+            TopologyViolation(TopologyRule.UNKNOWN_NODE, (scope,), "the cycle's scope node is not in the topology")
+        )
+    codes: list[ReasonCode] = []
+    if violations:
+        codes.append(ReasonCode.TOPOLOGY_INVALID)
+    expected = inputs.expected_topology_version
+    if expected is not None and expected != inputs.microgrid.version:
+        codes.append(ReasonCode.TOPOLOGY_VERSION_CONFLICT)
+    if codes:
+        return _result(inputs, CycleOutcome.REJECTED, codes, AllocationSummary(0, 0, ()), violations=tuple(violations))
+
+    # The checked positions: the scope subtree and its ancestors (everything when unscoped).
+    if scope is None:
+        lo, hi = 0, len(index.order)
+        checked = range(lo, hi)
+        controllable_ids = index.position.keys()
+    else:
+        lo = index.position[scope]
+        hi = index.subtree_end[lo]
+        above = [index.position[a] for a in reversed(index.ancestors(scope))]
+        checked = above + list(range(lo, hi))  # type: ignore[assignment]
+        controllable_ids = set(index.order[lo:hi])
+    view = PhysicalView(inputs, index, controllable_ids)
+
+    breaches = _breaches(inputs, view, checked)
+    codes = [b.reason_code for b in breaches]
+    if any(r.source_mode is _FALLBACK for r in view.resolutions):
+        codes.append(ReasonCode.TELEMETRY_STALE_FALLBACK_USED)
+    if view.missing_inputs:
+        codes.append(ReasonCode.TELEMETRY_INSUFFICIENT)
+    if inputs.legacy_alias_applied:
+        codes.append(ReasonCode.LEGACY_ALIAS_TRANSLATION_APPLIED)
+
+    summary, curtailed = _allocate(inputs, view, checked, lo, hi)
+    outcome = CycleOutcome.CURTAILED if curtailed else CycleOutcome.APPLIED
+    constraints = [view.constraints.aggregate[t] for t in sorted(view.constraints.aggregate)]
+    order = index.order
+    for pos in checked:
+        for c in (view.cons[pos], view.gen[pos], view.net[pos]):
+            if c is not None:
+                constraints.append(c)
+    in_checked = {order[pos] for pos in checked}
+    return _result(
+        inputs,
+        outcome,
+        codes,
+        summary,
+        breaches=tuple(breaches),
+        view=view,
+        constraints=tuple(constraints),
+        circuits=tuple(c for c in view.constraints.circuits if c.node_id in in_checked),
+    )
+
+
+def _breaches(inputs: CycleInputs, view: PhysicalView, checked: range | list[int]) -> list[Breach]:
+    out: list[Breach] = []
+    mid = inputs.microgrid.microgrid_id
+    cycle_id = inputs.cycle_id
+    now = inputs.now
+    agg = view.constraints.aggregate
+
+    def check(
+        node_id: str | None,
+        constraint: EffectiveConstraint | None,
+        demand: int,
+        own: int,
+        fallback: bool,
+        by_itself: bool,
+    ) -> None:
+        if constraint is None or demand <= constraint.limit_watts:
+            return
+        if node_id is None:
+            code = ReasonCode.AGGREGATE_CAP_EXCEEDED
+        elif by_itself or own > constraint.limit_watts:
+            code = ReasonCode.NODE_CAP_EXCEEDED
+        else:
+            code = ReasonCode.ANCESTOR_CAP_EXCEEDED
+        name = f"{cycle_id}/{node_id or 'aggregate'}/{constraint.constraint_type.value}"
+        out.append(
+            Breach(
+                breach_id=str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+                microgrid_id=mid,
+                node_id=node_id,
+                constraint_type=constraint.constraint_type,
+                constraint_ref=constraint.binding.ref,
+                reason_code=code,
+                effective_demand_watts=demand,
+                resolved_limit_watts=constraint.limit_watts,
+                source_mode=_FALLBACK if fallback else SourceMode.MEASURED,
+                detected_at=now,
+            )
+        )
+
+    base, req, gen = view.root_base, view.root_requested, view.root_generation
+    check(None, agg.get(_CONS), base + req, base, view.root_fallback, False)
+    check(None, agg.get(_GEN), view.root_generation_seen, 0, view.root_generation_fallback, True)
+    check(None, agg.get(_NET), base + req - gen, base - gen, view.root_fallback, False)
+    order = view.index.order
+    for pos in checked:
+        cons, gen_cap, net = view.cons[pos], view.gen[pos], view.net[pos]
+        if cons is None and gen_cap is None and net is None:
+            continue
+        node_id = order[pos]
+        base, req, gen = view.base[pos], view.requested[pos], view.generation[pos]
+        alone = view.controllable[pos]
+        fb = view.fallback_used[pos]
+        check(node_id, cons, base + req, base, fb, alone)
+        check(node_id, gen_cap, view.generation_seen[pos], 0, view.generation_fallback[pos], True)
+        check(node_id, net, base + req - gen, base - gen, fb, alone)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationProblem:
+    """The cycle's allocation as a plain tree problem (see `allocation`); position 0 is the microgrid."""
+
+    parent: list[int]
+    subtree_end: list[int]
+    rooms: list[Headroom | None]
+    positions: list[int]  # preorder position of the node behind each request
+    requests: list[AllocationRequest]
+
+    @property
+    def headroom(self) -> list[int | None]:
+        return [None if r is None else r.watts for r in self.rooms]
+
+
+def allocation_problem(view: PhysicalView, lo: int, hi: int) -> AllocationProblem:
+    """Requests of the controllable connectors at preorder positions lo..hi-1, under every cap of the tree."""
+    index = view.index
+    order = index.order
+    n = len(order)
+    # Allocation tree: position 0 is the microgrid (aggregate caps), node at preorder p is p + 1.
+    parent = [-1]
+    parent.extend(p + 1 for p in index.parent_pos)
+    subtree_end = [n + 1]
+    subtree_end.extend(e + 1 for e in index.subtree_end)
+    rooms = [view.headroom(-1)]
+    rooms.extend(view.headroom(pos) if view.cons[pos] or view.net[pos] else None for pos in range(n))
+    positions = [pos for pos in range(lo, hi) if view.controllable[pos] and view.demand[pos] is not None]
+    rank = {pos: i for i, pos in enumerate(sorted(positions, key=order.__getitem__))}
+    requests = []
+    for pos in positions:
+        d = view.demand[pos]
+        requests.append(
+            AllocationRequest(
+                node=pos + 1,
+                requested_watts=max(0, d.requested_watts),  # type: ignore[union-attr]
+                min_watts=max(0, d.min_watts),  # type: ignore[union-attr]
+                weight=max(1, d.weight),  # type: ignore[union-attr]
+                priority=d.priority,  # type: ignore[union-attr]
+                rank=rank[pos],
+            )
+        )
+    return AllocationProblem(parent, subtree_end, rooms, positions, requests)
+
+
+def _allocate(
+    inputs: CycleInputs, view: PhysicalView, checked: range | list[int], lo: int, hi: int
+) -> tuple[AllocationSummary, bool]:
+    index = view.index
+    order = index.order
+    n = len(order)
+    problem = allocation_problem(view, lo, hi)
+    positions, requests, rooms = problem.positions, problem.requests, problem.rooms
+    outcome = allocate(problem.parent, problem.subtree_end, problem.headroom, requests, inputs.rotation)
+    granted = [0] * n
+    state_at: dict[int, tuple[AllocationState, int]] = {}
+    curtailed = False
+    for pos, watts, state, bound in zip(positions, outcome.watts, outcome.states, outcome.binding, strict=True):
+        granted[pos] = watts
+        state_at[pos] = (state, bound)
+        if state is AllocationState.CURTAILED or state is AllocationState.PAUSED:
+            curtailed = True
+    subtotal = list(granted)
+    for pos in range(n - 1, 0, -1):
+        p = index.parent_pos[pos]
+        if p >= 0:
+            subtotal[p] += subtotal[pos]
+    nodes_out = []
+    for pos in checked:
+        node = index.nodes[order[pos]]
+        state = None
+        binding = None
+        minimum = 0
+        if node.node_type is NodeType.CONNECTOR:
+            d = view.demand[pos]
+            minimum = max(0, d.min_watts) if d is not None else 0
+            if pos in state_at:
+                state, bound = state_at[pos]
+                if bound >= 0:
+                    room = rooms[bound]
+                    if room is not None:
+                        where = None if bound == 0 else order[bound - 1]
+                        c = room.constraint
+                        binding = Binding(
+                            where, c.constraint_type, c.binding.ref, c.binding.source, c.limit_watts, room.watts
+                        )
+            elif not view.controllable[pos]:
+                state = AllocationState.UNAVAILABLE
+            else:
+                state = AllocationState.IDLE
+        nodes_out.append(
+            NodeAllocation(
+                node_id=node.node_id,
+                node_type=node.node_type,
+                requested_watts=view.requested[pos],
+                allocated_watts=subtotal[pos],
+                uncontrolled_watts=view.base[pos],
+                state=state,
+                min_watts=minimum,
+                binding=binding,
+            )
+        )
+    total = sum(outcome.watts)
+    requested_total = sum(r.requested_watts for r in requests)
+    return AllocationSummary(requested_total, total, tuple(nodes_out)), curtailed
+
+
+def _result(
+    inputs: CycleInputs,
+    outcome: CycleOutcome,
+    codes: list[ReasonCode],
+    summary: AllocationSummary,
+    *,
+    violations: tuple[TopologyViolation, ...] = (),
+    breaches: tuple[Breach, ...] = (),
+    view: PhysicalView | None = None,
+    constraints: tuple[EffectiveConstraint, ...] = (),
+    circuits: tuple = (),
+) -> CycleResult:
+    started = inputs.started_at or inputs.now
+    missing = view.missing_inputs if view is not None else ()
+    return CycleResult(
+        cycle_id=inputs.cycle_id,
+        microgrid_id=inputs.microgrid.microgrid_id,
+        node_id=inputs.scope_node_id,
+        topology_version=inputs.microgrid.version,
+        started_at=started,
+        ended_at=inputs.ended_at or started,
+        evaluated_at=inputs.now,
+        outcome=outcome,
+        reason_codes=tuple(order_reason_codes(codes)),
+        allocation_summary=summary,
+        breaches=breaches,
+        demand_resolutions=view.resolutions if view is not None else (),
+        effective_constraints=constraints,
+        circuit_capacities=circuits,
+        topology_violations=violations,
+        expected_topology_version=inputs.expected_topology_version,
+        missing_inputs=missing,
+        safe_action_taken=_SAFE_ACTION if missing else None,
+        audit=CycleAudit(inputs.rebalance_source, inputs.correlation_id, inputs.legacy_alias_applied),
+        inputs_digest=inputs_digest(inputs),
+    )
+
+
+def _require_aware(value: datetime, name: str) -> None:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware UTC datetime")

@@ -1,0 +1,316 @@
+"""The physical topology view: per node, its effective caps and the load this cycle cannot control.
+
+Built once per cycle (and per collection-view validation) from the inputs, in two walks of the tree:
+
+- top-down: whether a node is live (it and every ancestor ACTIVE), the tightest consumption/net cap
+  on it or above it (the fail-safe assumption for a scope with no usable telemetry), and whether a
+  meter or a NET/GENERATION cap above makes a connector's draw or a generator's output matter;
+- bottom-up: the uncontrolled consumption ``base`` of each subtree, local generation, requests.
+
+``base`` of a node = the larger of the sum of its children's bases and (its effective demand minus
+the current draw of the controllable connectors below it). Taking the larger keeps it monotone in
+every input: a reading going stale can only raise a base, never lower one. Controllable connectors
+contribute their request, not a base. Connectors that are not controllable this cycle (outside the
+scope, or not in a candidate set) are load like any other, counted at no less than their request.
+
+Headroom of a node = what its caps leave for controllable load: ``CONSUMPTION_CAP - base`` and
+``NET_CAP + fresh generation - base``, whichever is smaller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from contracts.enums import ConstraintType, NodeStatus, NodeType, SourceMode
+from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs
+from libs.domain.demand import (
+    DemandResolution,
+    DemandRole,
+    FallbackBasis,
+    FallbackRule,
+    TelemetryReading,
+    TelemetryState,
+    resolve_reading_value,
+    resolve_scope_demand,
+)
+from libs.domain.effective_constraints import EffectiveConstraint, EffectiveConstraintSet, resolve_effective_constraints
+from libs.domain.topology import TopologyIndex
+
+_CONS = ConstraintType.CONSUMPTION_CAP
+_NET = ConstraintType.NET_CAP
+_GEN = ConstraintType.GENERATION_CAP
+
+
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    watts: int
+    constraint: EffectiveConstraint
+
+
+class PhysicalView:
+    __slots__ = (
+        "index",
+        "constraints",
+        "live",
+        "controllable",
+        "demand",
+        "requested",
+        "base",
+        "generation",
+        "generation_seen",
+        "fallback_used",
+        "generation_fallback",
+        "cons",
+        "net",
+        "gen",
+        "root_base",
+        "root_generation",
+        "root_generation_seen",
+        "root_requested",
+        "root_fallback",
+        "root_generation_fallback",
+        "resolutions",
+        "missing_inputs",
+    )
+
+    def __init__(self, inputs: CycleInputs, index: TopologyIndex, controllable_ids: Collection[str]) -> None:
+        now = inputs.now
+        threshold = inputs.freshness_threshold_seconds
+        mid = inputs.microgrid.microgrid_id
+        constraints = resolve_effective_constraints(
+            microgrid_id=mid,
+            nodes=index.nodes,
+            node_limits=inputs.node_limits,
+            envelopes=inputs.envelopes,
+            forecast_sources=inputs.forecast_sources,
+            circuit_capacities=inputs.circuit_capacities,
+            aggregate_caps=inputs.aggregate_caps,
+            now=now,
+            gap_policy=inputs.gap_policy,
+        )
+        readings = _latest_readings(inputs.telemetry)
+        rules = _strictest_rules(inputs.fallback_rules)
+        demands = _demands(inputs.connector_demands)
+        order = index.order
+        parent = index.parent_pos
+        n = len(order)
+        nodes_at = [index.nodes[node_id] for node_id in order]
+        by_node = constraints.by_node
+        cons = [by_node.get((node_id, _CONS)) for node_id in order]
+        net = [by_node.get((node_id, _NET)) for node_id in order]
+        gen = [by_node.get((node_id, _GEN)) for node_id in order]
+        agg = constraints.aggregate
+        root_tight = _tightest(None, agg.get(_CONS), agg.get(_NET))
+        root_gen_checked = _NET in agg or _GEN in agg
+
+        # Top-down: liveness, controllability, tightest cap, whether draws and generation matter.
+        live = [False] * n
+        controllable = [False] * n
+        tight: list[int | None] = [None] * n
+        metered_above = [False] * n
+        gen_checked = [False] * n
+        for pos in range(n):
+            node = nodes_at[pos]
+            p = parent[pos]
+            up_live, up_tight, up_metered, up_gen = (
+                (True, root_tight, False, root_gen_checked)
+                if p < 0
+                else (
+                    live[p],
+                    tight[p],
+                    metered_above[p] or _metered(nodes_at[p], controllable[p], readings, rules),
+                    gen_checked[p],
+                )
+            )
+            live[pos] = up_live and node.status is NodeStatus.ACTIVE
+            controllable[pos] = live[pos] and node.node_type is NodeType.CONNECTOR and node.node_id in controllable_ids
+            tight[pos] = _tightest(up_tight, cons[pos], net[pos])
+            metered_above[pos] = up_metered
+            gen_checked[pos] = up_gen or net[pos] is not None or gen[pos] is not None
+
+        # Bottom-up: uncontrolled base load, controllable draws, generation, requests.
+        base = [0] * n
+        children_base = [0] * n
+        draw = [0] * n
+        generation = [0] * n
+        generation_seen = [0] * n
+        requested = [0] * n
+        fallback_used = [False] * n
+        generation_fallback = [False] * n
+        demand_at: list[ConnectorDemand | None] = [None] * n
+        resolutions: list[DemandResolution] = []
+        missing: list[str] = []
+        fallback_mode = SourceMode.FALLBACK_DERIVED
+        root_base = root_generation = root_generation_seen = root_requested = 0
+        root_fallback = root_generation_fallback = False
+        for pos in range(n - 1, -1, -1):
+            node = nodes_at[pos]
+            node_id = node.node_id
+            reading = readings.get(node_id)
+            own = children_base[pos]
+            if controllable[pos]:
+                wish = demands.get(node_id)
+                if wish is not None:
+                    demand_at[pos] = wish
+                    requested[pos] += max(0, wish.requested_watts)
+                if reading is not None and metered_above[pos]:
+                    res = resolve_reading_value(
+                        node_id, DemandRole.CONTROLLED_DRAW, reading.measured_watts, reading, now, threshold
+                    )
+                    resolutions.append(res)
+                    draw[pos] += res.effective_demand_watts
+                    if res.source_mode is fallback_mode:
+                        fallback_used[pos] = True
+            else:
+                rule = rules.get(node_id)
+                floor = 0
+                if live[pos] and node.node_type is NodeType.CONNECTOR:
+                    wish = demands.get(node_id)
+                    floor = max(0, wish.requested_watts) if wish is not None else 0
+                if reading is not None or rule is not None:
+                    res = resolve_scope_demand(node_id, reading, rule, now, threshold, tight[pos])
+                    resolutions.append(res)
+                    value = max(res.effective_demand_watts, floor)
+                    if res.fallback_basis is FallbackBasis.FAIL_SAFE_TIGHTEST_CAP:
+                        missing.append(node_id)  # the whole assumed load is uncontrolled: nothing below may draw
+                    else:
+                        value -= draw[pos]
+                    if value > own:
+                        own = value
+                    if res.source_mode is fallback_mode:
+                        fallback_used[pos] = True
+                elif floor > own:
+                    own = floor
+            base[pos] = own
+            if reading is not None and node.node_type is NodeType.POWER_SOURCE and gen_checked[pos]:
+                res = resolve_reading_value(
+                    node_id, DemandRole.GENERATION, reading.generation_watts, reading, now, threshold
+                )
+                resolutions.append(res)
+                generation[pos] += res.effective_demand_watts
+                if reading.valid:
+                    generation_seen[pos] += max(0, reading.generation_watts)
+                if res.telemetry_state is not TelemetryState.FRESH:
+                    generation_fallback[pos] = True
+            p = parent[pos]
+            if p >= 0:
+                children_base[p] += own
+                draw[p] += draw[pos]
+                generation[p] += generation[pos]
+                generation_seen[p] += generation_seen[pos]
+                requested[p] += requested[pos]
+                if fallback_used[pos]:
+                    fallback_used[p] = True
+                if generation_fallback[pos]:
+                    generation_fallback[p] = True
+            else:
+                root_base += own
+                root_generation += generation[pos]
+                root_generation_seen += generation_seen[pos]
+                root_requested += requested[pos]
+                root_fallback = root_fallback or fallback_used[pos]
+                root_generation_fallback = root_generation_fallback or generation_fallback[pos]
+        resolutions.reverse()  # preorder, as the tree reads
+        resolutions.append(
+            DemandResolution(
+                None,
+                DemandRole.AGGREGATE,
+                fallback_mode if root_fallback else SourceMode.MEASURED,
+                root_base + root_requested,
+                TelemetryState.STALE if root_fallback else TelemetryState.FRESH,
+                threshold,
+            )
+        )
+        missing.sort()
+
+        self.index = index
+        self.constraints: EffectiveConstraintSet = constraints
+        self.live = live
+        self.controllable = controllable
+        self.demand = demand_at
+        self.requested = requested
+        self.base = base
+        self.generation = generation
+        self.generation_seen = generation_seen
+        self.fallback_used = fallback_used
+        self.generation_fallback = generation_fallback
+        self.cons = cons
+        self.net = net
+        self.gen = gen
+        self.root_base = root_base
+        self.root_generation = root_generation
+        self.root_generation_seen = root_generation_seen
+        self.root_requested = root_requested
+        self.root_fallback = root_fallback
+        self.root_generation_fallback = root_generation_fallback
+        self.resolutions = tuple(resolutions)
+        self.missing_inputs = tuple(missing)
+
+    def headroom(self, pos: int) -> Headroom | None:
+        """What the caps of the node at ``pos`` (-1: the aggregate) leave for controllable load."""
+        if pos < 0:
+            agg = self.constraints.aggregate
+            return _headroom(self.root_base, self.root_generation, agg.get(_CONS), agg.get(_NET))
+        return _headroom(self.base[pos], self.generation[pos], self.cons[pos], self.net[pos])
+
+
+def _headroom(
+    base: int, generation: int, cons: EffectiveConstraint | None, net: EffectiveConstraint | None
+) -> Headroom | None:
+    best: Headroom | None = None
+    if cons is not None:
+        best = Headroom(cons.limit_watts - base, cons)
+    if net is not None:
+        watts = net.limit_watts + generation - base
+        if best is None or watts < best.watts:
+            best = Headroom(watts, net)
+    return best
+
+
+def _tightest(up: int | None, cons: EffectiveConstraint | None, net: EffectiveConstraint | None) -> int | None:
+    best = up
+    for c in (cons, net):
+        if c is not None and (best is None or c.limit_watts < best):
+            best = c.limit_watts
+    return best
+
+
+def _metered(node: object, controllable: bool, readings: dict, rules: dict) -> bool:
+    node_id = node.node_id  # type: ignore[attr-defined]
+    return not controllable and (node_id in readings or node_id in rules)
+
+
+def _latest_readings(readings: Collection[TelemetryReading]) -> dict[str, TelemetryReading]:
+    out: dict[str, TelemetryReading] = {}
+    for r in readings:
+        seen = out.get(r.node_id)
+        if seen is None or _reading_key(r) > _reading_key(seen):
+            out[r.node_id] = r
+    return out
+
+
+def _reading_key(r: TelemetryReading) -> tuple:
+    return (r.observed_at, r.valid, r.measured_watts, r.generation_watts)
+
+
+def _strictest_rules(rules: Collection[FallbackRule]) -> dict[str, FallbackRule]:
+    out: dict[str, FallbackRule] = {}
+    for r in rules:
+        seen = out.get(r.node_id)
+        if seen is None or (r.assumed_demand_watts, r.last_known_margin_percent) > (
+            seen.assumed_demand_watts,
+            seen.last_known_margin_percent,
+        ):
+            out[r.node_id] = r
+    return out
+
+
+def _demands(demands: Collection[ConnectorDemand]) -> dict[str, ConnectorDemand]:
+    out: dict[str, ConnectorDemand] = {}
+    for d in demands:
+        seen = out.get(d.node_id)
+        key = (d.requested_watts, d.min_watts, d.priority, d.weight)
+        if seen is None or key > (seen.requested_watts, seen.min_watts, seen.priority, seen.weight):
+            out[d.node_id] = d
+    return out

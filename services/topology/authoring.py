@@ -1,0 +1,23 @@
+"""Who made a write, when, and under which correlation id: stamped on every event the write publishes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from contracts.base import Message
+
+PRODUCER = "topology"
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True, slots=True)
+class Authoring:
+    actor: str
+    now: datetime
+    correlation_id: str | None = None
+
+    def event(self, message_type: type[M], payload: Any) -> M:
+        return message_type.create(payload, producer=PRODUCER, occurred_at=self.now, correlation_id=self.correlation_id)

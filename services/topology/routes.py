@@ -1,0 +1,258 @@
+"""The topology service's HTTP routes (the spec's Operator-Facing and Core API Shape), thin on purpose:
+authorise, open a transaction, call the use case, answer `{microgrid_id, timestamp, result}`.
+
+Reads need `operator:read`, writes `operator:write`; capability-status ingest also accepts
+`integration:write` (external controllers report status without operator rights).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query
+from pydantic import AwareDatetime
+
+from contracts.api.topology import (
+    CollectionView,
+    ControlPointInput,
+    ControlPointsView,
+    ControlPointWriteResult,
+    DepotMicrogridView,
+    DepotStatusEventInput,
+    MicrogridResponse,
+    NodeLimitsRequest,
+    NodeLimitsView,
+    NodeLimitsWriteResult,
+    ResourceQuery,
+    ResyncResult,
+    StatusEventInput,
+    StatusEventRecorded,
+    StatusHistoryPage,
+    TopologyReplaceRequest,
+    TopologyView,
+    TopologyWriteResult,
+)
+from contracts.enums import AssetType, CapabilityType, NodeStatus, NodeType
+from libs.platform.auth import Principal, Scope, require_scopes
+from libs.platform.clock import Clock
+from libs.platform.http import ApiError
+from libs.platform.runtime import ServiceContext, service_context
+from services.topology import control_points, node_limits, service, status_ingest, views
+from services.topology.authoring import Authoring
+from services.topology.settings import TopologySettings
+
+router = APIRouter(tags=["topology"])
+
+Ctx = Annotated[ServiceContext, Depends(service_context)]
+Reader = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_READ))]
+Writer = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_WRITE))]
+CorrelationId = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=200)]
+_INGEST_SCOPES = frozenset({Scope.OPERATOR_WRITE.value, Scope.INTEGRATION_WRITE.value})
+
+
+def _status_reporter(principal: Annotated[Principal, Depends(require_scopes())]) -> Principal:
+    if not principal.scopes & _INGEST_SCOPES:
+        raise ApiError.forbidden(f"Token lacks required scope: one of {' '.join(sorted(_INGEST_SCOPES))}")
+    return principal
+
+
+Reporter = Annotated[Principal, Depends(_status_reporter)]
+
+
+def _clock(ctx: ServiceContext) -> Clock:
+    clock: Clock = ctx.extras["clock"]
+    return clock
+
+
+def _authoring(ctx: ServiceContext, principal: Principal, correlation_id: str | None) -> Authoring:
+    return Authoring(actor=principal.subject, now=_clock(ctx).now(), correlation_id=correlation_id or None)
+
+
+# ---- topology ----------------------------------------------------------------------------------
+
+
+@router.get("/api/microgrid/{microgrid_id}/topology")
+async def get_topology(
+    microgrid_id: UUID,
+    ctx: Ctx,
+    _: Reader,
+    view: Annotated[
+        Literal["tree", "collection"], Query(description="tree: physical view (nested); collection: resource sets")
+    ] = "tree",
+    subtree_root_node_id: Annotated[UUID | None, Query(description="collection: only this subtree")] = None,
+    node_type: Annotated[list[NodeType] | None, Query(description="collection: only these node types")] = None,
+    attached_asset_type: Annotated[list[AssetType] | None, Query(description="collection: only these assets")] = None,
+    status: Annotated[list[NodeStatus] | None, Query(description="collection: only these node statuses")] = None,
+) -> MicrogridResponse[TopologyView | CollectionView]:
+    """The physical topology view, or (view=collection) the operational collection view (FR-018)."""
+    async with ctx.pool.acquire() as conn:
+        if view == "collection":
+            filters = (subtree_root_node_id, node_type, attached_asset_type, status)
+            query = (
+                None
+                if all(f is None for f in filters)
+                else ResourceQuery(
+                    subtree_root_node_id=subtree_root_node_id,
+                    node_types=node_type or [],
+                    attached_asset_types=attached_asset_type or [],
+                    statuses=status or [],
+                )
+            )
+            result: TopologyView | CollectionView = await views.collection_view(
+                conn=conn, microgrid_id=microgrid_id, query=query
+            )
+        else:
+            result = await views.topology_view(conn=conn, microgrid_id=microgrid_id)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=_clock(ctx).now(), result=result)
+
+
+@router.post("/api/microgrid/{microgrid_id}/topology")
+async def post_topology(
+    microgrid_id: UUID, body: TopologyReplaceRequest, ctx: Ctx, who: Writer, correlation_id: CorrelationId = None
+) -> MicrogridResponse[TopologyWriteResult]:
+    by = _authoring(ctx, who, correlation_id)
+    async with ctx.unit_of_work() as uow:
+        result = await service.replace_topology(uow=uow, microgrid_id=microgrid_id, request=body, by=by)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=by.now, result=result)
+
+
+# ---- depot -------------------------------------------------------------------------------------
+
+
+@router.get("/api/depot/{depot_id}/microgrid")
+async def get_depot_microgrid(depot_id: UUID, ctx: Ctx, _: Reader) -> MicrogridResponse[DepotMicrogridView]:
+    async with ctx.pool.acquire() as conn:
+        result = await views.depot_view(conn=conn, depot_id=depot_id)
+    return MicrogridResponse(microgrid_id=result.microgrid.microgrid_id, timestamp=_clock(ctx).now(), result=result)
+
+
+@router.post("/api/depot/{depot_id}/microgrid/resync")
+async def post_resync(
+    depot_id: UUID, ctx: Ctx, who: Writer, correlation_id: CorrelationId = None
+) -> MicrogridResponse[ResyncResult]:
+    by = _authoring(ctx, who, correlation_id)
+    async with ctx.unit_of_work() as uow:
+        result = await service.resync_depot(uow=uow, depot_id=depot_id, by=by)
+    return MicrogridResponse(microgrid_id=result.microgrid.microgrid_id, timestamp=by.now, result=result)
+
+
+@router.post("/api/depot/{depot_id}/microgrid/capability-status-events")
+async def post_depot_status_event(
+    depot_id: UUID, body: DepotStatusEventInput, ctx: Ctx, who: Reporter, correlation_id: CorrelationId = None
+) -> MicrogridResponse[StatusEventRecorded]:
+    by = _authoring(ctx, who, correlation_id)
+    async with ctx.unit_of_work() as uow:
+        microgrid_id, result = await status_ingest.record_depot_status_event(
+            uow=uow, depot_id=depot_id, request=body, by=by
+        )
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=by.now, result=result)
+
+
+# ---- capability control points and status -----------------------------------------------------
+
+
+@router.get("/api/microgrid/{microgrid_id}/control-points")
+async def get_control_points(
+    microgrid_id: UUID,
+    ctx: Ctx,
+    _: Reader,
+    capability_type: CapabilityType | None = None,
+    node_id: UUID | None = None,
+    include_status: bool = True,
+    include_inactive: bool = False,
+) -> MicrogridResponse[ControlPointsView]:
+    now = _clock(ctx).now()
+    async with ctx.pool.acquire() as conn:
+        result = await control_points.read_control_points(
+            conn=conn,
+            microgrid_id=microgrid_id,
+            capability_type=capability_type,
+            node_id=node_id,
+            include_status=include_status,
+            include_inactive=include_inactive,
+            now=now,
+        )
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=now, result=result)
+
+
+@router.post("/api/microgrid/{microgrid_id}/control-points/{control_point_id}")
+async def post_control_point(
+    microgrid_id: UUID,
+    control_point_id: UUID,
+    body: ControlPointInput,
+    ctx: Ctx,
+    who: Writer,
+    correlation_id: CorrelationId = None,
+) -> MicrogridResponse[ControlPointWriteResult]:
+    by = _authoring(ctx, who, correlation_id)
+    async with ctx.unit_of_work() as uow:
+        result = await control_points.upsert_control_point(
+            uow=uow, microgrid_id=microgrid_id, control_point_id=control_point_id, request=body, by=by
+        )
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=by.now, result=result)
+
+
+@router.post("/api/microgrid/{microgrid_id}/control-points/{control_point_id}/status-events")
+async def post_status_event(
+    microgrid_id: UUID,
+    control_point_id: UUID,
+    body: StatusEventInput,
+    ctx: Ctx,
+    who: Reporter,
+    correlation_id: CorrelationId = None,
+) -> MicrogridResponse[StatusEventRecorded]:
+    by = _authoring(ctx, who, correlation_id)
+    async with ctx.unit_of_work() as uow:
+        result = await status_ingest.record_status_event(
+            uow=uow, microgrid_id=microgrid_id, control_point_id=control_point_id, request=body, by=by
+        )
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=by.now, result=result)
+
+
+@router.get("/api/microgrid/{microgrid_id}/control-points/{control_point_id}/status-events")
+async def get_status_events(
+    microgrid_id: UUID,
+    control_point_id: UUID,
+    ctx: Ctx,
+    _: Reader,
+    observed_from: Annotated[AwareDatetime | None, Query(alias="from", description="observed_at >= from")] = None,
+    observed_to: Annotated[AwareDatetime | None, Query(alias="to", description="observed_at < to")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="page size (default and maximum from settings)")] = None,
+) -> MicrogridResponse[StatusHistoryPage]:
+    settings: TopologySettings = ctx.extras["topology_settings"]
+    size = min(limit or settings.status_history_default_page, settings.status_history_max_page)
+    async with ctx.pool.acquire() as conn:
+        result = await status_ingest.status_history(
+            conn=conn,
+            microgrid_id=microgrid_id,
+            control_point_id=control_point_id,
+            observed_from=observed_from,
+            observed_to=observed_to,
+            cursor=cursor,
+            limit=size,
+        )
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=_clock(ctx).now(), result=result)
+
+
+# ---- node limits -------------------------------------------------------------------------------
+
+
+@router.get("/api/microgrid/{microgrid_id}/node-limits")
+async def get_node_limits(
+    microgrid_id: UUID, ctx: Ctx, _: Reader, node_id: UUID | None = None
+) -> MicrogridResponse[NodeLimitsView]:
+    async with ctx.pool.acquire() as conn:
+        result = await node_limits.read_node_limits(conn=conn, microgrid_id=microgrid_id, node_id=node_id)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=_clock(ctx).now(), result=result)
+
+
+@router.post("/api/microgrid/{microgrid_id}/node-limits")
+async def post_node_limits(
+    microgrid_id: UUID, body: NodeLimitsRequest, ctx: Ctx, who: Writer, correlation_id: CorrelationId = None
+) -> MicrogridResponse[NodeLimitsWriteResult]:
+    by = _authoring(ctx, who, correlation_id)
+    async with ctx.unit_of_work() as uow:
+        result = await node_limits.write_node_limits(uow=uow, microgrid_id=microgrid_id, request=body, by=by)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=by.now, result=result)
