@@ -1,0 +1,6 @@
+"""The compatibility adapter: keeps circuit-centric integrations working by translating them into
+Microgrid contracts (circuit_id -> microgrid_id + node_id), never by deciding anything itself.
+
+What happens when `load_balancer.rebalance_requested` arrives: `handlers.py` -> `service.py`
+(`translate_legacy_rebalance`) -> `alias_resolution.py` (the rule). See docs/compatibility.md.
+"""

@@ -1,0 +1,57 @@
+"""The circuit-facing effective capacity per circuit, as the last changed/reconciled event set it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from contracts.events import EffectiveCircuitCapacityPayload
+
+
+@dataclass(frozen=True)
+class CircuitCapacity:
+    circuit_id: UUID
+    microgrid_id: UUID
+    node_id: UUID
+    effective_capacity_watts: int
+    projection_trigger: str
+    basis: str
+    binding_envelope_id: UUID | None
+    evaluated_at: datetime
+
+
+async def current(
+    conn: asyncpg.Connection | asyncpg.Pool, circuit_id: UUID, *, lock: bool = False
+) -> CircuitCapacity | None:
+    r = await conn.fetchrow(
+        "SELECT circuit_id, microgrid_id, node_id, effective_capacity_watts, projection_trigger, basis,"
+        " binding_envelope_id, evaluated_at FROM circuit_capacity WHERE circuit_id = $1"
+        + (" FOR UPDATE" if lock else ""),
+        circuit_id,
+    )
+    return CircuitCapacity(**dict(r)) if r else None
+
+
+async def save(conn: asyncpg.Connection, capacity: EffectiveCircuitCapacityPayload, source_event_id: UUID) -> None:
+    await conn.execute(
+        "INSERT INTO circuit_capacity (circuit_id, microgrid_id, node_id, effective_capacity_watts,"
+        " projection_trigger, basis, binding_envelope_id, evaluated_at, source_event_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (circuit_id) DO UPDATE SET"
+        " microgrid_id = excluded.microgrid_id, node_id = excluded.node_id,"
+        " effective_capacity_watts = excluded.effective_capacity_watts,"
+        " projection_trigger = excluded.projection_trigger, basis = excluded.basis,"
+        " binding_envelope_id = excluded.binding_envelope_id, evaluated_at = excluded.evaluated_at,"
+        " source_event_id = excluded.source_event_id",
+        capacity.circuit_id,
+        capacity.microgrid_id,
+        capacity.node_id,
+        capacity.effective_capacity_watts,
+        capacity.projection_trigger.value,
+        capacity.basis,
+        capacity.binding_envelope_id,
+        capacity.evaluated_at,
+        source_event_id,
+    )

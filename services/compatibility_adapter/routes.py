@@ -1,0 +1,164 @@
+"""The circuit-facing routes: compatibility aliases only (Compatibility Matrix). Every answer says so with
+`Deprecation: true` and a `Link` to the microgrid successor route, and names the mapped microgrid_id +
+node_id. Thin: validate, call the use case, answer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, Header, Response, status
+
+from contracts.api.compatibility_adapter import (
+    CircuitEffectiveCapacityView,
+    CircuitRebalanceResponse,
+    LegacyTouSchedule,
+    TouLimitsSubmitted,
+    TouLimitsView,
+    TranslationSummary,
+)
+from libs.platform.auth import Principal, Scope, require_scopes
+from libs.platform.clock import Clock
+from libs.platform.http import ApiError
+from libs.platform.runtime import ServiceContext, service_context
+from services.compatibility_adapter import service, tou_limits
+from services.compatibility_adapter.alias_resolution import AliasFailure
+from services.compatibility_adapter.translation_keys import MAX_IDEMPOTENCY_KEY_LENGTH
+
+# (the literal: Starlette renamed the constant between versions)
+_UNPROCESSABLE = 422
+
+router = APIRouter(tags=["circuit compatibility aliases"])
+
+Context = Annotated[ServiceContext, Depends(service_context)]
+Writer = Annotated[Principal, Depends(require_scopes(Scope.INTEGRATION_WRITE))]
+Reader = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_READ))]
+IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)]
+CorrelationId = Annotated[str | None, Header(min_length=1, max_length=200)]
+
+
+def alias_headers(successor: str | None = None) -> dict[str, str]:
+    headers = {"Deprecation": "true"}
+    if successor:
+        headers["Link"] = f'<{successor}>; rel="successor-version"'
+    return headers
+
+
+def _announce(response: Response, successor: str | None) -> None:
+    response.headers.update(alias_headers(successor))
+
+
+def _now(ctx: ServiceContext) -> datetime:
+    clock: Clock = ctx.extras["clock"]
+    return clock.now()
+
+
+def _refusal(failure: AliasFailure, status_code: int) -> ApiError:
+    message = f"circuit {failure.circuit_id}: {failure.detail}"
+    fields: dict[str, Any] = {"details": service.failure_details(failure)}
+    if status_code == _UNPROCESSABLE:
+        fields["violated_rule"] = "circuit_alias_limit_scope"
+    return ApiError(status_code, failure.reason_code, message, headers=alias_headers(), **fields)
+
+
+@router.post(
+    "/api/circuit/{circuit_id}/rebalance_load",
+    response_model=CircuitRebalanceResponse,
+    responses={
+        202: {
+            "model": CircuitRebalanceResponse,
+            "description": "Cycle not finished within the wait"
+            " bound: repeat with the same Idempotency-Key to collect the result",
+        }
+    },
+    summary="Legacy alias of POST /api/microgrid/{microgrid_id}/rebalance",
+)
+async def rebalance_load(
+    circuit_id: UUID,
+    response: Response,
+    ctx: Context,
+    principal: Writer,
+    idempotency_key: IdempotencyKey = None,
+    x_correlation_id: CorrelationId = None,
+) -> CircuitRebalanceResponse:
+    requested = await service.request_circuit_rebalance(
+        ctx=ctx,
+        circuit_id=circuit_id,
+        idempotency_key=idempotency_key,
+        correlation_id=x_correlation_id,
+        requested_by=principal.subject,
+        now=_now(ctx),
+    )
+    if isinstance(requested, AliasFailure):
+        raise _refusal(requested, status.HTTP_409_CONFLICT)
+    cycle = await service.await_cycle_result(ctx=ctx, request_key=requested.request_key)
+    _announce(response, f"/api/microgrid/{requested.microgrid_id}/rebalance")
+    if cycle is None:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return service.circuit_rebalance_response(requested, cycle, _now(ctx))
+
+
+@router.post(
+    "/api/circuit/{circuit_id}/tou_limits",
+    response_model=TouLimitsSubmitted,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Legacy TOU limits, submitted as a TOU_LIMIT operating envelope on the circuit's node",
+)
+async def submit_tou_limits(
+    circuit_id: UUID,
+    schedule: LegacyTouSchedule,
+    response: Response,
+    ctx: Context,
+    principal: Writer,
+    x_correlation_id: CorrelationId = None,
+) -> TouLimitsSubmitted:
+    request = tou_limits.TouRequest(
+        circuit_id=circuit_id,
+        schedule=schedule,
+        submitted_by=principal.subject,
+        correlation_id=x_correlation_id or str(uuid4()),
+    )
+    submitted = await tou_limits.submit_tou_schedule(ctx=ctx, request=request, now=_now(ctx))
+    if isinstance(submitted, AliasFailure):
+        raise _refusal(submitted, _UNPROCESSABLE)
+    _announce(response, f"/api/microgrid/{submitted.microgrid_id}/status")
+    return submitted
+
+
+@router.get(
+    "/api/circuit/{circuit_id}/tou_limits",
+    response_model=TouLimitsView,
+    summary="Legacy TOU limits, read back from the TOU_LIMIT envelopes on the circuit's node",
+)
+async def read_tou_limits(circuit_id: UUID, response: Response, ctx: Context, _: Reader) -> TouLimitsView:
+    view = await tou_limits.read_tou_limits(ctx=ctx, circuit_id=circuit_id, now=_now(ctx))
+    if isinstance(view, AliasFailure):
+        raise _refusal(view, _UNPROCESSABLE)
+    _announce(response, f"/api/microgrid/{view.microgrid_id}/status")
+    return view
+
+
+@router.get(
+    "/api/circuit/{circuit_id}/effective_capacity",
+    response_model=CircuitEffectiveCapacityView,
+    summary="Circuit-facing effective capacity (derived from the microgrid's envelope state)",
+)
+async def effective_capacity(
+    circuit_id: UUID, response: Response, ctx: Context, _: Reader
+) -> CircuitEffectiveCapacityView:
+    view = await service.read_effective_capacity(ctx=ctx, circuit_id=circuit_id, now=_now(ctx))
+    if view is None:
+        raise ApiError.not_found(f"circuit {circuit_id} is unknown to the compatibility adapter")
+    _announce(response, f"/api/microgrid/{view.microgrid_id}/status" if view.microgrid_id else None)
+    return view
+
+
+@router.get(
+    "/api/compatibility/translations",
+    response_model=TranslationSummary,
+    summary="Counts of circuit alias translations by path, result and reason code",
+)
+async def translations(ctx: Context, _: Reader) -> TranslationSummary:
+    return await service.translation_summary(ctx=ctx, now=_now(ctx))

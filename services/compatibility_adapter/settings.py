@@ -1,0 +1,19 @@
+"""The compatibility adapter's own knobs (env MGRID_COMPAT_*), on top of the platform settings."""
+
+from __future__ import annotations
+
+from libs.platform.settings import PlatformSettings
+
+
+class CompatibilityAdapterSettings(PlatformSettings):
+    # How long POST /api/circuit/{id}/rebalance_load waits for its cycle before answering 202 PENDING.
+    compat_rebalance_wait_s: float = 10.0
+    compat_rebalance_poll_interval_s: float = 0.1
+
+
+def adapter_settings(settings: PlatformSettings) -> CompatibilityAdapterSettings:
+    """The adapter's settings, also when started with plain platform settings (the adapter's knobs then
+    come from the environment or their defaults)."""
+    if isinstance(settings, CompatibilityAdapterSettings):
+        return settings
+    return CompatibilityAdapterSettings(**settings.model_dump())

@@ -1,0 +1,203 @@
+"""GET/POST /api/circuit/{circuit_id}/tou_limits: legacy TOU schedules through the envelope write port.
+
+POST replaces the circuit's schedule: the new one goes out as a SubmitOperatingEnvelope command
+(TOU_LIMIT on the circuit's node, source_ref from circuit + revision + schedule), the one it replaces
+as a WithdrawOperatingEnvelope. GET reads the TOU_LIMIT envelopes the envelope service reports for
+that node, never the adapter's own copy: the microgrid stays the source of truth (D-021).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from contracts.api.compatibility_adapter import (
+    LegacyTouSchedule,
+    TouEnvelopeView,
+    TouLimitsSubmitted,
+    TouLimitsView,
+)
+from contracts.commands import (
+    SubmitOperatingEnvelope,
+    WithdrawOperatingEnvelope,
+    WithdrawOperatingEnvelopePayload,
+)
+from contracts.enums import AliasPath, EnvelopeStatus, EnvelopeType
+from contracts.events import CircuitAliasAppliedPayload
+from contracts.records import OperatingEnvelopeRecord
+from libs.platform.messaging.unit_of_work import UnitOfWork
+from libs.platform.runtime import ServiceContext
+from services.compatibility_adapter.adapters import alias_read_model, tou_envelopes, translation_audit
+from services.compatibility_adapter.adapters.tou_envelopes import TouSubmission
+from services.compatibility_adapter.adapters.translation_audit import Translation
+from services.compatibility_adapter.alias_resolution import (
+    AliasFailure,
+    AliasScope,
+    AliasTarget,
+    resolve_circuit_alias,
+)
+from services.compatibility_adapter.service import (
+    PRODUCER,
+    metrics,
+    publish_alias_applied,
+    refuse_translation,
+    resolve,
+)
+from services.compatibility_adapter.tou_translation import (
+    envelope_for_schedule,
+    ordered_periods,
+    periods_of_envelope,
+    schedule_digest,
+    tou_source_ref,
+)
+
+# The envelopes a legacy reader sees as the circuit's schedule: in force now or later.
+CURRENT_STATUSES = (EnvelopeStatus.PENDING, EnvelopeStatus.ACTIVE)
+
+
+@dataclass(frozen=True)
+class TouRequest:
+    circuit_id: UUID
+    schedule: LegacyTouSchedule
+    submitted_by: str
+    correlation_id: str
+
+
+async def submit_tou_schedule(
+    *, ctx: ServiceContext, request: TouRequest, now: datetime
+) -> TouLimitsSubmitted | AliasFailure:
+    periods = ordered_periods(request.schedule.periods)
+    async with ctx.unit_of_work() as uow:
+        target = await resolve(uow, request.circuit_id, AliasScope.LIMIT)
+        if isinstance(target, AliasFailure):
+            legacy_ref = f"legacy-tou:{request.circuit_id}:{schedule_digest(periods)}"
+            await refuse_translation(
+                uow,
+                failure=target,
+                path=AliasPath.TOU_LIMITS,
+                legacy_ref=legacy_ref,
+                correlation_id=request.correlation_id,
+                now=now,
+            )
+            return target
+        previous = await tou_envelopes.submission(uow.conn, request.circuit_id)
+        answer: dict[str, Any] = {
+            "circuit_id": request.circuit_id,
+            "microgrid_id": target.microgrid_id,
+            "node_id": target.node_id,
+            "periods": periods,
+            "timestamp": now,
+        }
+        if _unchanged(previous, target, periods):
+            return TouLimitsSubmitted(
+                status="UNCHANGED", source_ref=previous.source_ref if previous else None, **answer
+            )
+        withdrawn = await _withdraw_previous(uow, previous, request, now)
+        revision = previous.revision + 1 if previous else 1
+        source_ref = tou_source_ref(request.circuit_id, revision, periods) if periods else None
+        if source_ref is not None:
+            await _submit(uow, target, request, source_ref, now)
+        await tou_envelopes.save_submission(
+            uow.conn,
+            TouSubmission(request.circuit_id, target.microgrid_id, target.node_id, revision, source_ref, periods),
+            now,
+        )
+        return TouLimitsSubmitted(
+            status="SUBMITTED" if source_ref else "CLEARED",
+            source_ref=source_ref,
+            withdrawn_source_ref=withdrawn,
+            **answer,
+        )
+
+
+def _unchanged(previous: TouSubmission | None, target: AliasTarget, periods: list) -> bool:
+    if previous is None:
+        return not periods  # clearing a circuit that never had a schedule
+    same_node = (previous.microgrid_id, previous.node_id) == (target.microgrid_id, target.node_id)
+    return same_node and schedule_digest(previous.periods) == schedule_digest(periods)
+
+
+async def _withdraw_previous(
+    uow: UnitOfWork, previous: TouSubmission | None, request: TouRequest, now: datetime
+) -> str | None:
+    if previous is None or previous.source_ref is None:
+        return None
+    await uow.publish(
+        WithdrawOperatingEnvelope.create(
+            WithdrawOperatingEnvelopePayload(
+                microgrid_id=previous.microgrid_id, source_ref=previous.source_ref, withdrawn_by=request.submitted_by
+            ),
+            producer=PRODUCER,
+            occurred_at=now,
+            correlation_id=request.correlation_id,
+        )
+    )
+    return previous.source_ref
+
+
+async def _submit(uow: UnitOfWork, target: AliasTarget, request: TouRequest, source_ref: str, now: datetime) -> None:
+    await translation_audit.record(
+        uow.conn,
+        Translation(
+            legacy_ref=source_ref,
+            path=AliasPath.TOU_LIMITS,
+            result="APPLIED",
+            correlation_id=request.correlation_id,
+            recorded_at=now,
+            circuit_id=request.circuit_id,
+            microgrid_id=target.microgrid_id,
+            node_id=target.node_id,
+        ),
+    )
+    envelope = envelope_for_schedule(
+        microgrid_id=target.microgrid_id,
+        node_id=target.node_id,
+        periods=request.schedule.periods,
+        source_ref=source_ref,
+        submitted_by=request.submitted_by,
+    )
+    common: dict[str, Any] = {"producer": PRODUCER, "occurred_at": now, "correlation_id": request.correlation_id}
+    await uow.publish(SubmitOperatingEnvelope.create(envelope, **common))
+    await publish_alias_applied(
+        uow,
+        payload=CircuitAliasAppliedPayload(
+            circuit_id=request.circuit_id,
+            microgrid_id=target.microgrid_id,
+            node_id=target.node_id,
+            path=AliasPath.TOU_LIMITS,
+            legacy_ref=source_ref,
+        ),
+        **common,
+    )
+
+
+async def read_tou_limits(*, ctx: ServiceContext, circuit_id: UUID, now: datetime) -> TouLimitsView | AliasFailure:
+    target = resolve_circuit_alias(
+        circuit_id, await alias_read_model.rows_for_circuit(ctx.pool, circuit_id), AliasScope.LIMIT
+    )
+    if isinstance(target, AliasFailure):
+        metrics.count_alias_failure(reason_code=target.reason_code)
+        return target
+    envelopes = await tou_envelopes.envelopes_on_node(ctx.pool, target.microgrid_id, target.node_id, CURRENT_STATUSES)
+    views = [
+        TouEnvelopeView(
+            envelope_id=e.envelope_id, source_ref=e.source_ref, status=e.status, periods=periods_of_envelope(e)
+        )
+        for e in envelopes
+    ]
+    return TouLimitsView(
+        circuit_id=circuit_id,
+        microgrid_id=target.microgrid_id,
+        node_id=target.node_id,
+        periods=ordered_periods(p for v in views for p in v.periods),
+        envelopes=views,
+        timestamp=now,
+    )
+
+
+async def record_envelope(*, uow: UnitOfWork, envelope: OperatingEnvelopeRecord, now: datetime) -> None:
+    """Keep TOU_LIMIT envelopes (received or re-evaluated); other envelope types are not legacy TOU limits."""
+    if envelope.envelope_type == EnvelopeType.TOU_LIMIT:
+        await tou_envelopes.save_envelope(uow.conn, envelope, now)
