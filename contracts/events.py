@@ -17,8 +17,8 @@ from contracts.enums import (
     EnvelopeStatus,
     ForecastSourceHealth,
     ProjectionTrigger,
-    RebalanceSource,
     ReasonCode,
+    RebalanceSource,
     SourceMode,
 )
 from contracts.records import (
@@ -113,6 +113,9 @@ class OperatingEnvelopeLifecycleEvaluatedPayload(Contract):
     evaluated_at: UtcDateTime
     timer_kind: str = Field(description="BLOCK_BOUNDARY, EXPIRY, WITHDRAWAL or HEALTH_CHANGE")
     envelope: OperatingEnvelopeRecord
+    forecast_source_health: ForecastSourceHealth | None = Field(
+        default=None, description="Health of the envelope's origin forecast source, when it has one"
+    )
 
 
 class OperatingEnvelopeLifecycleEvaluated(Message):

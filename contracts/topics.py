@@ -41,7 +41,7 @@ MG = ("microgrid_id",)
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("microgrid.topology_updated", ev.TopologyUpdated, MG, T, (E, B, C),
               description="Topology mutation accepted; carries the whole tree at that version."),
-    TopicSpec("microgrid.node_limit_updated", ev.NodeLimitUpdated, MG, T, (B, E),
+    TopicSpec("microgrid.node_limit_updated", ev.NodeLimitUpdated, MG, T, (B,),
               description="Baseline node-limit record updated (full record)."),
     TopicSpec("microgrid.capability_control_point_updated", ev.CapabilityControlPointUpdated, MG, T, (B, E),
               description="Capability control point record updated (full record)."),

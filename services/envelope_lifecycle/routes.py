@@ -1,0 +1,161 @@
+"""Internal HTTP door of the envelope write port, and the operator reads (docs/envelopes.md).
+
+Thin: parse, call the same use cases as the command-topic handlers, answer in the spec's shapes.
+A rejected envelope is committed (row, history, rejected event) before the 422 is raised.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from contracts.api.envelope_lifecycle import (
+    EffectiveCircuitCapacityView,
+    EnvelopeHistory,
+    EnvelopeReceipt,
+    ForecastSourceView,
+    OperatingEnvelopeSubmission,
+    OperatingEnvelopeView,
+)
+from contracts.api.topology import MicrogridResponse
+from contracts.enums import EnvelopeStatus, ReasonCode
+from libs.platform.auth import Principal, Scope, require_scopes
+from libs.platform.http import ApiError
+from libs.platform.runtime import ServiceContext, service_context
+from services.envelope_lifecycle import queries
+from services.envelope_lifecycle.context import clock_of, settings_of
+from services.envelope_lifecycle.submission import EnvelopeSubmission
+from services.envelope_lifecycle.write_port import (
+    EnvelopeNotFound,
+    Ingested,
+    NotWithdrawable,
+    SourceRefConflict,
+    submit_envelope,
+    withdraw_envelope,
+)
+
+router = APIRouter(prefix="/internal/microgrid/{microgrid_id}", tags=["operating envelopes (internal)"])
+
+Ctx = Annotated[ServiceContext, Depends(service_context)]
+Writer = Annotated[Principal, Depends(require_scopes(Scope.INTEGRATION_WRITE))]
+Reader = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_READ))]
+
+
+@router.post(
+    "/operating-envelopes",
+    status_code=201,
+    responses={200: {"description": "Replay of an already ingested source_ref: the same envelope, nothing new"}},
+)
+async def submit(
+    microgrid_id: UUID, body: OperatingEnvelopeSubmission, response: Response, ctx: Ctx, principal: Writer
+) -> MicrogridResponse[EnvelopeReceipt]:
+    """Submit one operating envelope (idempotent by source_ref)."""
+    submission = EnvelopeSubmission(
+        microgrid_id=microgrid_id,
+        node_id=body.node_id,
+        origin_control_point_id=body.origin_control_point_id,
+        envelope_type=body.envelope_type,
+        constraint_type=body.constraint_type,
+        effective_from=body.effective_from,
+        effective_to=body.effective_to,
+        source_ref=body.source_ref,
+        blocks=tuple(body.blocks),
+        submitted_by=body.submitted_by or principal.subject,
+    )
+    now = clock_of(ctx).now()
+    try:
+        async with ctx.unit_of_work() as uow:
+            outcome = await submit_envelope(uow, settings=settings_of(ctx), submission=submission, now=now)
+    except SourceRefConflict as exc:
+        raise ApiError.conflict(str(exc)) from exc
+    if outcome.rejected:
+        raise _rejection(outcome)
+    if outcome.replay:
+        response.status_code = 200
+    return _receipt(microgrid_id, outcome, now)
+
+
+@router.post("/operating-envelopes/{envelope_id}/withdraw")
+async def withdraw(
+    microgrid_id: UUID, envelope_id: UUID, ctx: Ctx, principal: Writer
+) -> MicrogridResponse[EnvelopeReceipt]:
+    """Withdraw a PENDING or ACTIVE envelope now; a repeated withdrawal answers the same (replay)."""
+    now = clock_of(ctx).now()
+    try:
+        async with ctx.unit_of_work() as uow:
+            outcome = await withdraw_envelope(
+                uow,
+                settings=settings_of(ctx),
+                microgrid_id=microgrid_id,
+                envelope_id=envelope_id,
+                withdrawn_by=principal.subject,
+                now=now,
+            )
+    except EnvelopeNotFound as exc:
+        raise ApiError.not_found(str(exc)) from exc
+    except NotWithdrawable as exc:
+        raise ApiError.conflict(str(exc)) from exc
+    return _receipt(microgrid_id, outcome, now)
+
+
+@router.get("/operating-envelopes")
+async def list_envelopes(
+    microgrid_id: UUID,
+    ctx: Ctx,
+    _: Reader,
+    node_id: UUID | None = None,
+    status: Annotated[list[EnvelopeStatus] | None, Query()] = None,
+) -> MicrogridResponse[list[OperatingEnvelopeView]]:
+    """Envelopes of the microgrid, newest first; filter by node and status (repeatable), e.g. status=ACTIVE."""
+    found = await queries.list_envelopes(
+        ctx, microgrid_id=microgrid_id, node_id=node_id, statuses=tuple(status) if status else None
+    )
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=clock_of(ctx).now(), result=found)
+
+
+@router.get("/operating-envelopes/{envelope_id}")
+async def envelope_history(
+    microgrid_id: UUID, envelope_id: UUID, ctx: Ctx, _: Reader
+) -> MicrogridResponse[EnvelopeHistory]:
+    """One envelope with its lifecycle history (receipt, boundaries, expiry, withdrawal, health changes)."""
+    found = await queries.envelope_history(ctx, microgrid_id=microgrid_id, envelope_id=envelope_id)
+    if found is None:
+        raise ApiError.not_found(f"no envelope {envelope_id} in microgrid {microgrid_id}")
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=clock_of(ctx).now(), result=found)
+
+
+@router.get("/effective-circuit-capacity")
+async def effective_circuit_capacity(
+    microgrid_id: UUID, ctx: Ctx, _: Reader
+) -> MicrogridResponse[EffectiveCircuitCapacityView]:
+    """The last effective capacity projected to each managed feeder circuit, and scopes that cannot project."""
+    view = await queries.effective_circuit_capacities(ctx, microgrid_id=microgrid_id)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=clock_of(ctx).now(), result=view)
+
+
+@router.get("/forecast-sources")
+async def forecast_sources(microgrid_id: UUID, ctx: Ctx, _: Reader) -> MicrogridResponse[list[ForecastSourceView]]:
+    """Health of each forecast source (origin control point) as the scheduler last evaluated it."""
+    found = await queries.forecast_source_health(ctx, microgrid_id=microgrid_id)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=clock_of(ctx).now(), result=found)
+
+
+def _receipt(microgrid_id: UUID, outcome: Ingested, now: datetime) -> MicrogridResponse[EnvelopeReceipt]:
+    record = outcome.envelope.record()
+    assert record is not None
+    return MicrogridResponse(
+        microgrid_id=microgrid_id, timestamp=now, result=EnvelopeReceipt(envelope=record, replay=outcome.replay)
+    )
+
+
+def _rejection(outcome: Ingested) -> ApiError:
+    env = outcome.envelope
+    return ApiError.invalid(
+        env.rejection_reason or "operating envelope is invalid",
+        violated_rule=env.violated_rule or "",
+        details={"envelope_id": str(env.envelope_id), "replay": outcome.replay, **env.rejection_details},
+        reason_code=ReasonCode.ENVELOPE_INVALID,
+    )

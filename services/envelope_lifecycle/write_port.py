@@ -1,0 +1,299 @@
+"""The MicrogridOperatingEnvelopeWritePort: submit and withdraw, one path for the command topic and HTTP.
+
+Submit: idempotent by source_ref (NFR-010), validated against the target node and the domain's envelope
+rules; an invalid envelope is stored REJECTED with its reason and reported, never dropped. An accepted
+one is stored PENDING or ACTIVE (by its window at receipt), its boundaries and expiry become durable
+timers, and the node's feeder-circuit projection is recomputed (trigger ENVELOPE_CHANGE).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from contracts.base import Message
+from contracts.enums import ConstraintType, EnvelopeStatus, EnvelopeType, ProjectionTrigger, ReasonCode
+from contracts.events import (
+    OperatingEnvelopeReceived,
+    OperatingEnvelopeRejected,
+    OperatingEnvelopeRejectedPayload,
+)
+from libs.domain.envelope_lifecycle import lifecycle_boundaries
+from libs.domain.envelopes import envelope_violations
+from libs.platform.messaging.unit_of_work import UnitOfWork
+from services.envelope_lifecycle.adapters import envelopes, timers, topology
+from services.envelope_lifecycle.adapters.envelopes import TERMINAL, StoredEnvelope
+from services.envelope_lifecycle.adapters.locks import lock_microgrid
+from services.envelope_lifecycle.adapters.timers import TimerKind
+from services.envelope_lifecycle.lifecycle import PRODUCER, Transition, record_transition
+from services.envelope_lifecycle.projection import project_nodes
+from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
+from services.envelope_lifecycle.source_health import announce_health_change, record_forecast_receipt
+from services.envelope_lifecycle.submission import EnvelopeSubmission, domain_envelope
+
+
+class EnvelopeRule:
+    """`violated_rule` values of a rejection."""
+
+    ENVELOPE_TYPE_KNOWN = "ENVELOPE_TYPE_KNOWN"
+    CONSTRAINT_TYPE_KNOWN = "CONSTRAINT_TYPE_KNOWN"
+    TARGET_NODE_IN_MICROGRID = "TARGET_NODE_IN_MICROGRID"
+    # The domain's envelope invariants (window order, blocks inside the window and not overlapping,
+    # min <= target <= max, a bound per block); `details.problems` names each broken one.
+    ENVELOPE_INVARIANTS = "ENVELOPE_INVARIANTS"
+    EFFECTIVE_WINDOW_NOT_ELAPSED = "EFFECTIVE_WINDOW_NOT_ELAPSED"
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule: str
+    message: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """The outcome of a submission: the stored envelope (ACTIVE, PENDING or REJECTED) and whether this
+    was a replay of an earlier submission with the same source_ref (then nothing new happened)."""
+
+    envelope: StoredEnvelope
+    replay: bool
+
+    @property
+    def rejected(self) -> bool:
+        return self.envelope.status is EnvelopeStatus.REJECTED
+
+
+class SourceRefConflict(Exception):
+    """The source_ref was already ingested with different content: refusing to guess which is right."""
+
+    def __init__(self, existing: StoredEnvelope) -> None:
+        super().__init__(f"source_ref {existing.source_ref!r} was already ingested with different content")
+        self.existing = existing
+
+
+class EnvelopeNotFound(Exception):
+    pass
+
+
+class NotWithdrawable(Exception):
+    def __init__(self, envelope: StoredEnvelope) -> None:
+        super().__init__(f"envelope {envelope.envelope_id} is {envelope.status.value}; nothing to withdraw")
+        self.envelope = envelope
+
+
+# ---- validation --------------------------------------------------------------------------------------
+
+
+def judge_submission(submission: EnvelopeSubmission, *, node_known: bool, now: datetime) -> Violation | None:
+    """The first rule the submission breaks, or None. Pure; the envelope rules are the domain's."""
+    if submission.envelope_type not in EnvelopeType.__members__:
+        return Violation(
+            EnvelopeRule.ENVELOPE_TYPE_KNOWN,
+            f"unknown envelope_type {submission.envelope_type!r}",
+            {"envelope_type": submission.envelope_type, "known": list(EnvelopeType.__members__)},
+        )
+    if submission.constraint_type not in ConstraintType.__members__:
+        return Violation(
+            EnvelopeRule.CONSTRAINT_TYPE_KNOWN,
+            f"unknown constraint_type {submission.constraint_type!r}",
+            {"constraint_type": submission.constraint_type, "known": list(ConstraintType.__members__)},
+        )
+    if not node_known:
+        return Violation(
+            EnvelopeRule.TARGET_NODE_IN_MICROGRID,
+            f"node {submission.node_id} is not a node of microgrid {submission.microgrid_id}",
+            {"node_id": str(submission.node_id)},
+        )
+    record = _stored(submission, EnvelopeStatus.PENDING, now).record()
+    assert record is not None  # both types are known by now
+    candidate = domain_envelope(record)
+    problems = envelope_violations(candidate, str(submission.microgrid_id), [str(submission.node_id)])
+    if problems:
+        return Violation(EnvelopeRule.ENVELOPE_INVARIANTS, problems[0], {"problems": list(problems)})
+    if submission.effective_to <= now:
+        return Violation(
+            EnvelopeRule.EFFECTIVE_WINDOW_NOT_ELAPSED,
+            f"effective_to {submission.effective_to.isoformat()} is not after receipt {now.isoformat()}",
+            {"effective_to": submission.effective_to.isoformat(), "received_at": now.isoformat()},
+        )
+    return None
+
+
+def _stored(
+    submission: EnvelopeSubmission, status: EnvelopeStatus, received_at: datetime, violation: Violation | None = None
+) -> StoredEnvelope:
+    return StoredEnvelope(
+        envelope_id=submission.envelope_id,
+        microgrid_id=submission.microgrid_id,
+        node_id=submission.node_id,
+        origin_control_point_id=submission.origin_control_point_id,
+        envelope_type=submission.envelope_type,
+        constraint_type=submission.constraint_type,
+        effective_from=submission.effective_from,
+        effective_to=submission.effective_to,
+        source_ref=submission.source_ref,
+        status=status,
+        received_at=received_at,
+        submission_digest=submission.digest(),
+        submitted_by=submission.submitted_by,
+        blocks=submission.blocks,
+        rejection_reason=violation.message if violation else None,
+        violated_rule=violation.rule if violation else None,
+        rejection_details=violation.details if violation else {},
+    )
+
+
+# ---- submit ------------------------------------------------------------------------------------------
+
+
+async def submit_envelope(
+    uow: UnitOfWork,
+    *,
+    settings: EnvelopeLifecycleSettings,
+    submission: EnvelopeSubmission,
+    now: datetime,
+    causation: Message | None = None,
+) -> Ingested:
+    conn = uow.conn
+    await lock_microgrid(conn, submission.microgrid_id)
+    existing = await envelopes.by_source_ref(conn, submission.microgrid_id, submission.source_ref)
+    if existing is not None:
+        if existing.submission_digest != submission.digest():
+            raise SourceRefConflict(existing)
+        return Ingested(existing, replay=True)
+
+    node = await topology.node(conn, submission.microgrid_id, submission.node_id)
+    violation = judge_submission(submission, node_known=node is not None, now=now)
+    if violation is not None:
+        return Ingested(await _reject(uow, submission, violation, now, causation), replay=False)
+
+    status = EnvelopeStatus.ACTIVE if submission.effective_from <= now else EnvelopeStatus.PENDING
+    env = _stored(submission, status, now)
+    record = env.record()
+    assert record is not None  # types were judged known
+    await envelopes.insert_envelope(conn, env)
+    await envelopes.append_history(
+        conn, env, transition=Transition.RECEIVED.value, previous_status=None, status=status, evaluated_at=now
+    )
+    await timers.schedule_envelope_timers(conn, env.microgrid_id, env.envelope_id, _timers_after(env, now))
+    await uow.publish(OperatingEnvelopeReceived.create(record, producer=PRODUCER, occurred_at=now, causation=causation))
+
+    affected = {env.node_id}
+    if record.envelope_type is EnvelopeType.FORECAST and env.origin_control_point_id is not None:
+        change = await record_forecast_receipt(
+            uow,
+            settings=settings,
+            microgrid_id=env.microgrid_id,
+            control_point_id=env.origin_control_point_id,
+            received_at=now,
+        )
+        if change is not None:
+            affected |= await announce_health_change(uow, change, at=now, causation=causation)
+    await project_nodes(
+        uow,
+        settings=settings,
+        microgrid_id=env.microgrid_id,
+        node_ids=affected,
+        at=now,
+        trigger=ProjectionTrigger.ENVELOPE_CHANGE,
+        causation=causation,
+    )
+    return Ingested(env, replay=False)
+
+
+def _timers_after(env: StoredEnvelope, now: datetime) -> list[tuple[TimerKind, datetime]]:
+    """A timer for every boundary still ahead; those already passed are reflected in the initial status."""
+    record = env.record()
+    assert record is not None
+    return [
+        (TimerKind.EXPIRY if instant == env.effective_to else TimerKind.BLOCK_BOUNDARY, instant)
+        for instant in lifecycle_boundaries(domain_envelope(record))
+        if instant > now
+    ]
+
+
+async def _reject(
+    uow: UnitOfWork, submission: EnvelopeSubmission, violation: Violation, now: datetime, causation: Message | None
+) -> StoredEnvelope:
+    env = _stored(submission, EnvelopeStatus.REJECTED, now, violation)
+    await envelopes.insert_envelope(uow.conn, env)
+    await envelopes.append_history(
+        uow.conn,
+        env,
+        transition=Transition.REJECTED.value,
+        previous_status=None,
+        status=EnvelopeStatus.REJECTED,
+        evaluated_at=now,
+        detail={"violated_rule": violation.rule, **violation.details},
+    )
+    await uow.publish(
+        OperatingEnvelopeRejected.create(
+            OperatingEnvelopeRejectedPayload(
+                microgrid_id=env.microgrid_id,
+                envelope_id=env.envelope_id,
+                node_id=env.node_id,
+                source_ref=env.source_ref,
+                reason_code=ReasonCode.ENVELOPE_INVALID,
+                violated_rule=violation.rule,
+                details={"message": violation.message, **violation.details},
+                envelope=env.record(),
+            ),
+            producer=PRODUCER,
+            occurred_at=now,
+            causation=causation,
+        )
+    )
+    return env
+
+
+# ---- withdraw ----------------------------------------------------------------------------------------
+
+
+async def withdraw_envelope(
+    uow: UnitOfWork,
+    *,
+    settings: EnvelopeLifecycleSettings,
+    microgrid_id: UUID,
+    envelope_id: UUID | None = None,
+    source_ref: str | None = None,
+    withdrawn_by: str,
+    now: datetime,
+    causation: Message | None = None,
+) -> Ingested:
+    """Withdraw a PENDING or ACTIVE envelope at once; withdrawing a WITHDRAWN one again is a replay."""
+    conn = uow.conn
+    await lock_microgrid(conn, microgrid_id)
+    env = (
+        await envelopes.by_id(conn, envelope_id)
+        if envelope_id is not None
+        else await envelopes.by_source_ref(conn, microgrid_id, source_ref or "")
+    )
+    if env is None or env.microgrid_id != microgrid_id:
+        raise EnvelopeNotFound(f"no envelope {envelope_id or source_ref!r} in microgrid {microgrid_id}")
+    if env.status is EnvelopeStatus.WITHDRAWN:
+        return Ingested(env, replay=True)
+    if env.status in TERMINAL:
+        raise NotWithdrawable(env)
+    await timers.cancel_envelope_timers(conn, env.envelope_id, now)
+    after = await record_transition(
+        uow,
+        env,
+        transition=Transition.WITHDRAWAL,
+        status=EnvelopeStatus.WITHDRAWN,
+        at=now,
+        detail={"withdrawn_by": withdrawn_by},
+        causation=causation,
+    )
+    await project_nodes(
+        uow,
+        settings=settings,
+        microgrid_id=microgrid_id,
+        node_ids={env.node_id},
+        at=now,
+        trigger=ProjectionTrigger.ENVELOPE_CHANGE,
+        causation=causation,
+    )
+    return Ingested(after, replay=False)
