@@ -25,8 +25,8 @@ from contracts.enums import (
     LimitStatus,
     NodeStatus,
     NodeType,
-    RebalanceSource,
     ReasonCode,
+    RebalanceSource,
     SourceMode,
 )
 

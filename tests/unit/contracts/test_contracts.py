@@ -10,7 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.enums import ReasonCode, order_reason_codes
-from contracts.events import LegacyRebalanceRequested, LegacyRebalanceRequestedPayload, ScheduledRebalancePeriodicPayload
+from contracts.events import (
+    LegacyRebalanceRequested,
+    LegacyRebalanceRequestedPayload,
+    ScheduledRebalancePeriodicPayload,
+)
 from contracts.generate import GENERATED, asyncapi_document, drift
 from contracts.records import CapabilityControlPointRecord
 from contracts.topics import BY_NAME, SPEC_EVENT_NAMES, TOPICS, dead_letter_topic
