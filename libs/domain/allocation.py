@@ -29,14 +29,18 @@ paused first instead of starving the same connector for ever.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import accumulate
 from math import lcm
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class AllocationRequest:
+class AllocationRequest(NamedTuple):
+    """One request on a tree node (a NamedTuple: the cycle builds thousands per run, and they are cheaper)."""
+
     node: int
     requested_watts: int
     min_watts: int = 0
@@ -82,8 +86,9 @@ def allocate(
             states[r] = AllocationState.BELOW_MINIMUM
             continue
         classes.setdefault(req.priority, []).append(r)
+    rank_of = [q.rank for q in requests]
     for priority in sorted(classes, reverse=True):
-        members = sorted(classes[priority], key=lambda r: (requests[r].rank, r))
+        members = sorted(classes[priority], key=rank_of.__getitem__)  # stable: equal ranks keep input order
         start = rotation % len(members)
         ordered = members[start:] + members[:start]
         admitted = _admit(parent, avail, requests, ordered, states, binding, n)
@@ -157,24 +162,24 @@ def _fill(
     scale = 1
     for r in admitted:
         scale = lcm(scale, max(1, requests[r].weight))
-    uniform = all(requests[r].min_watts == 0 and requests[r].weight == requests[admitted[0]].weight for r in admitted)
     # Requests in preorder of their node: every subtree is one contiguous slice.
     by_node = sorted(admitted, key=lambda r: requests[r].node)
-    k = len(by_node)
-    weight = [max(1, requests[r].weight) for r in by_node]
+    reqs = [requests[r] for r in by_node]
+    k = len(reqs)
+    node_of = [q.node for q in reqs]
+    wanted = [q.requested_watts for q in reqs]
+    minimum = [q.min_watts for q in reqs]
+    weight = [max(1, q.weight) for q in reqs]
     units = [scale // w for w in weight]
-    low = [
-        requests[r].min_watts * u for r, u in zip(by_node, units, strict=True)
-    ]  # level where a request starts rising
-    top = [requests[r].requested_watts * u for r, u in zip(by_node, units, strict=True)]  # level where it is satisfied
-    level = list(top)
+    low = [m * u for m, u in zip(minimum, units, strict=True)]  # level where a request starts rising
+    level = [x * u for x, u in zip(wanted, units, strict=True)]  # capped below by the saturated nodes above it
     bound = [-1] * k
     first = [0] * (n + 1)
     ginf = [0] * n
-    for r in by_node:
-        node = requests[r].node
+    for j in range(k):
+        node = node_of[j]
         first[node + 1] += 1
-        ginf[node] += requests[r].requested_watts
+        ginf[node] += wanted[j]
     for i in range(n):
         first[i + 1] += first[i]
     for i in range(n - 1, -1, -1):
@@ -182,9 +187,7 @@ def _fill(
         a = avail[i]
         if a is not None and g > a:
             lo, hi = first[i], first[subtree_end[i]]
-            lam = (
-                _uniform_level(level, lo, hi, a) if uniform else _weighted_level(low, level, weight, lo, hi, a * scale)
-            )
+            lam = _level(low, level, weight, lo, hi, a * scale)
             if lam is not None:
                 for j in range(lo, hi):
                     if level[j] > lam:
@@ -193,40 +196,56 @@ def _fill(
             g = a
         if i:
             ginf[parent[i]] += g
-    granted = [0] * k
-    for j, r in enumerate(by_node):
-        req = requests[r]
-        if level[j] <= low[j]:
-            granted[j] = req.min_watts
-        else:
-            granted[j] = min(req.requested_watts, weight[j] * level[j] // scale)
+    granted = [
+        m if lv <= lw else min(x, w * lv // scale)
+        for m, lv, lw, x, w in zip(minimum, level, low, wanted, weight, strict=True)
+    ]
     # Hand the watts lost to rounding back, one each, in tie-break order.
     use = [0] * n
-    for j, r in enumerate(by_node):
-        use[requests[r].node] += granted[j]
+    for j in range(k):
+        use[node_of[j]] += granted[j]
     for i in range(n - 1, 0, -1):
         use[parent[i]] += use[i]
-    slack = [None if avail[i] is None else avail[i] - use[i] for i in range(n)]  # type: ignore[operator]
+    slack = [None if cap is None else cap - u for cap, u in zip(avail, use, strict=True)]
     slot = {r: j for j, r in enumerate(by_node)}
     for r in ordered:
-        j = slot.get(r)
-        if j is None or bound[j] < 0 or level[j] <= low[j] or granted[j] >= requests[r].requested_watts:
+        found = slot.get(r)
+        if found is None:
             continue
-        path = _capped_path(parent, slack, requests[r].node)
-        if all(slack[i] >= 1 for i in path):  # type: ignore[operator]
+        j = found
+        b = bound[j]
+        # Only a level-bound request whose binding cap kept a spare watt can take one.
+        if b < 0 or slack[b] < 1 or level[j] <= low[j] or granted[j] >= wanted[j]:  # type: ignore[operator]
+            continue
+        path = _capped_path(parent, slack, node_of[j])
+        for i in path:
+            if slack[i] < 1:  # type: ignore[operator]
+                break
+        else:
             granted[j] += 1
             for i in path:
                 slack[i] -= 1  # type: ignore[operator]
     for i in range(n):
         if slack[i] is not None:
             avail[i] = slack[i]
+    allocated, curtailed = AllocationState.ALLOCATED, AllocationState.CURTAILED
     for j, r in enumerate(by_node):
         watts[r] = granted[j]
-        if granted[j] >= requests[r].requested_watts:
-            states[r] = AllocationState.ALLOCATED
+        if granted[j] >= wanted[j]:
+            states[r] = allocated
         else:
-            states[r] = AllocationState.CURTAILED
+            states[r] = curtailed
             binding[r] = bound[j]
+
+
+def _level(low: list[int], level: list[int], weight: list[int], lo: int, hi: int, target: int) -> int | None:
+    """The saturation level of the requests ``lo..hi-1`` under ``target`` (= cap * L), None if never reached."""
+    w0 = weight[lo]
+    if all(low[j] == 0 and weight[j] == w0 for j in range(lo, hi)):
+        return _uniform_level(level, lo, hi, target // w0)
+    if hi - lo <= _SMALL:
+        return _weighted_level(low, level, weight, lo, hi, target)
+    return _level_by_bisection(low, level, weight, lo, hi, target)
 
 
 def _uniform_level(level: list[int], lo: int, hi: int, cap: int) -> int | None:
@@ -240,6 +259,74 @@ def _uniform_level(level: list[int], lo: int, hi: int, cap: int) -> int | None:
         used += t
         remaining -= 1
     return None
+
+
+_SMALL = 32  # below this many requests a sweep over breakpoints beats sorting and bisecting
+
+
+def _level_by_bisection(
+    low: list[int], level: list[int], weight: list[int], lo: int, hi: int, target: int
+) -> int | None:
+    """Largest integer level whose scaled total stays within ``target``, for many requests.
+
+    Scaled total at level x: sum(w * clip(x, s, e)) = sum(w * max(x, s)) - sum(w * max(0, x - e)) with
+    s the start and e (>= s) the end level of each request: two sorted lists with prefix sums answer
+    it in O(log k), and a bisection over x finds the level.
+    """
+    w0 = weight[lo]
+    if all(weight[j] == w0 for j in range(lo, hi)):
+        return _equal_weight_bisection(low, level, w0, lo, hi, target)
+    top_weight = max(weight[lo:hi]) + 1
+    starts = sorted(low[j] * top_weight + weight[j] for j in range(lo, hi))
+    ends = sorted(max(level[j], low[j]) * top_weight + weight[j] for j in range(lo, hi))
+    s_at = [key // top_weight for key in starts]
+    e_at = [key // top_weight for key in ends]
+    s_w = list(accumulate((key % top_weight for key in starts), initial=0))
+    s_ws = list(accumulate((key % top_weight * (key // top_weight) for key in starts), initial=0))
+    e_w = list(accumulate((key % top_weight for key in ends), initial=0))
+    e_we = list(accumulate((key % top_weight * (key // top_weight) for key in ends), initial=0))
+    total_ws = s_ws[-1]
+
+    def scaled(x: int) -> int:
+        i = bisect_left(s_at, x)  # starts below x contribute w * x, the rest w * s
+        j = bisect_left(e_at, x)  # ends below x give back w * (x - e)
+        return total_ws - s_ws[i] + x * s_w[i] - x * e_w[j] + e_we[j]
+
+    return _largest_within(scaled, e_at[-1], target)
+
+
+def _equal_weight_bisection(low: list[int], level: list[int], w: int, lo: int, hi: int, target: int) -> int | None:
+    """`_level_by_bisection` when every weight is ``w``: plain sorted levels, no packing."""
+    starts = sorted(low[lo:hi])
+    ends = sorted(map(max, level[lo:hi], low[lo:hi]))
+    s_sum = list(accumulate(starts, initial=0))
+    e_sum = list(accumulate(ends, initial=0))
+    total = s_sum[-1]
+    budget = target // w
+
+    def total_at(x: int) -> int:
+        i = bisect_left(starts, x)
+        j = bisect_left(ends, x)
+        return total - s_sum[i] + x * (i - j) + e_sum[j]
+
+    return _largest_within(total_at, ends[-1], budget)
+
+
+def _largest_within(total_at: Callable[[int], int], high: int, budget: int) -> int | None:
+    """Largest integer x in [0, high) with total_at(x) <= budget (nondecreasing); None if high is within.
+
+    total_at(0) is the sum of the minimums, within budget because admission guaranteed it.
+    """
+    if total_at(high) <= budget:
+        return None
+    low = 0
+    while high - low > 1:
+        mid = (low + high) // 2
+        if total_at(mid) <= budget:
+            low = mid
+        else:
+            high = mid
+    return low
 
 
 def _weighted_level(

@@ -62,7 +62,9 @@ def to_canonical_json(value: Any) -> bytes:
 def format_datetime(value: datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("datetimes must be timezone-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_datetime(text: str) -> datetime:
@@ -113,7 +115,7 @@ def _decode(hint: Any, data: Any, where: str) -> Any:
         if isinstance(data, bool) or not isinstance(data, (int, float)):
             raise ValueError(f"{where}: expected a number")
         return float(data)
-    if dataclasses.is_dataclass(hint):
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         if not isinstance(data, dict):
             raise ValueError(f"{where}: expected an object")
         hints = _HINTS.get(hint)
@@ -136,6 +138,71 @@ def _as_set(value: Any) -> Any:
     return value
 
 
+def canonical_json_of(value: Any, *, as_set: bool = False) -> bytes:
+    """Canonical JSON bytes of a dataclass value, by an encoder generated for its class.
+
+    Same bytes as ``canonical_bytes(to_jsonable(value))`` (or, with ``as_set``, as
+    ``canonical_bytes(_as_set(to_jsonable(value)))``), several times faster: it is what the cycle
+    digests on every run. The encoders are built once per class from its type hints.
+    """
+    return _encoder(type(value), as_set)(value).encode()
+
+
+_GENERATED: dict[tuple[Any, bool], Any] = {}
+_encode_str = json.encoder.encode_basestring  # the C implementation when available, as json.dumps uses
+
+
+def _encoder(hint: Any, as_set: bool) -> Any:
+    key = (hint, as_set)
+    found = _GENERATED.get(key)
+    if found is not None:
+        return found
+    made = _make_encoder(hint, as_set)
+    _GENERATED[key] = made
+    return made
+
+
+def _make_encoder(hint: Any, as_set: bool) -> Any:  # noqa: C901 - one branch per supported type
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        inner_enc = _encoder(inner, as_set)
+        return lambda v: "null" if v is None else inner_enc(v)
+    if origin is tuple:
+        item = _encoder(typing.get_args(hint)[0], as_set)
+        if as_set:
+            return lambda v: "[" + ",".join(sorted(map(item, v))) + "]"
+        return lambda v: "[" + ",".join(map(item, v)) + "]"
+    if origin is frozenset:
+        item = _encoder(typing.get_args(hint)[0], as_set)
+        return lambda v: "[" + ",".join(sorted(map(item, v))) + "]"
+    if origin in (dict, Mapping) or hint is Any:
+        return lambda v: canonical_bytes(to_jsonable(v)).decode()
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return lambda v: _encode_str(v.value)
+    if hint is datetime:
+        return lambda v: '"' + format_datetime(v) + '"'
+    if hint is bool:
+        return lambda v: "true" if v else "false"
+    if hint is str:
+        return _encode_str
+    if hint is int:
+        return int.__repr__
+    if hint is float:
+        return float.__repr__
+    if dataclasses.is_dataclass(hint):
+        hints = typing.get_type_hints(hint)
+        names = sorted(f.name for f in dataclasses.fields(hint))
+        env = {f"e{i}": _encoder(hints[name], as_set) for i, name in enumerate(names)}
+        pieces = " + ',' + ".join(
+            f"{json.dumps(json.dumps(name) + ':')} + e{i}(o.{name})" for i, name in enumerate(names)
+        )
+        code = f"def encode(o):\n    return '{{' + {pieces} + '}}'\n"
+        exec(code, env)  # noqa: S102 - generated from the dataclass's own field names
+        return env["encode"]
+    raise TypeError(f"cannot encode {hint!r}")
+
+
 def cycle_inputs_to_dict(inputs: Any) -> dict[str, Any]:
     """JSON-able dict of CycleInputs, collections in canonical order (store it; replay it)."""
     return _as_set(to_jsonable(inputs))
@@ -147,6 +214,11 @@ def cycle_inputs_from_dict(data: Mapping[str, Any]) -> Any:
     return from_jsonable(CycleInputs, dict(data))
 
 
+def canonical_inputs_json(inputs: Any) -> bytes:
+    """The canonical JSON bytes of cycle inputs: ``canonical_bytes(cycle_inputs_to_dict(inputs))``, fast."""
+    return canonical_json_of(inputs, as_set=True)
+
+
 def inputs_digest(inputs: Any) -> str:
     """sha256 (hex) of the canonical JSON of the cycle inputs."""
-    return hashlib.sha256(canonical_bytes(cycle_inputs_to_dict(inputs))).hexdigest()
+    return hashlib.sha256(canonical_inputs_json(inputs)).hexdigest()

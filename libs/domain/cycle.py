@@ -21,7 +21,9 @@ uncontrolled load.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,7 +57,9 @@ _FALLBACK = SourceMode.FALLBACK_DERIVED
 _SAFE_ACTION = "scopes without usable telemetry or a fallback rule were assumed to draw their tightest cap"
 
 
-def run_balancing_cycle(inputs: CycleInputs) -> CycleResult:
+def run_balancing_cycle(inputs: CycleInputs, *, digest: str | None = None) -> CycleResult:
+    """Run one cycle. ``digest``: the inputs digest when the caller already has it (it serialises the
+    inputs for its audit anyway: ``sha256(canonical_inputs_json(inputs))``); computed here otherwise."""
     _require_aware(inputs.now, "now")
     index = TopologyIndex(inputs.microgrid, inputs.nodes)
     violations = list(index.violations)
@@ -71,13 +75,15 @@ def run_balancing_cycle(inputs: CycleInputs) -> CycleResult:
     if expected is not None and expected != inputs.microgrid.version:
         codes.append(ReasonCode.TOPOLOGY_VERSION_CONFLICT)
     if codes:
-        return _result(inputs, CycleOutcome.REJECTED, codes, AllocationSummary(0, 0, ()), violations=tuple(violations))
+        return _result(
+            inputs, CycleOutcome.REJECTED, codes, AllocationSummary(0, 0, ()), digest, violations=tuple(violations)
+        )
 
     # The checked positions: the scope subtree and its ancestors (everything when unscoped).
     if scope is None:
         lo, hi = 0, len(index.order)
         checked = range(lo, hi)
-        controllable_ids = index.position.keys()
+        controllable_ids: Collection[str] = index.position.keys()
     else:
         lo = index.position[scope]
         hi = index.subtree_end[lo]
@@ -109,6 +115,7 @@ def run_balancing_cycle(inputs: CycleInputs) -> CycleResult:
         outcome,
         codes,
         summary,
+        digest,
         breaches=tuple(breaches),
         view=view,
         constraints=tuple(constraints),
@@ -142,7 +149,7 @@ def _breaches(inputs: CycleInputs, view: PhysicalView, checked: range | list[int
         name = f"{cycle_id}/{node_id or 'aggregate'}/{constraint.constraint_type.value}"
         out.append(
             Breach(
-                breach_id=str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+                breach_id=breach_id(name),
                 microgrid_id=mid,
                 node_id=node_id,
                 constraint_type=constraint.constraint_type,
@@ -168,9 +175,12 @@ def _breaches(inputs: CycleInputs, view: PhysicalView, checked: range | list[int
         base, req, gen = view.base[pos], view.requested[pos], view.generation[pos]
         alone = view.controllable[pos]
         fb = view.fallback_used[pos]
-        check(node_id, cons, base + req, base, fb, alone)
-        check(node_id, gen_cap, view.generation_seen[pos], 0, view.generation_fallback[pos], True)
-        check(node_id, net, base + req - gen, base - gen, fb, alone)
+        if cons is not None and base + req > cons.limit_watts:
+            check(node_id, cons, base + req, base, fb, alone)
+        if gen_cap is not None:
+            check(node_id, gen_cap, view.generation_seen[pos], 0, view.generation_fallback[pos], True)
+        if net is not None:
+            check(node_id, net, base + req - gen, base - gen, fb, alone)
     return out
 
 
@@ -219,6 +229,18 @@ def allocation_problem(view: PhysicalView, lo: int, hi: int) -> AllocationProble
     return AllocationProblem(parent, subtree_end, rooms, positions, requests)
 
 
+def breach_id(name: str) -> str:
+    """``str(uuid.uuid5(uuid.NAMESPACE_URL, name))``, without building UUID objects (it runs per breach)."""
+    digest = bytearray(hashlib.sha1(_URL_NAMESPACE + name.encode()).digest()[:16])  # noqa: S324 - UUIDv5 is SHA-1
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+
 def _allocate(
     inputs: CycleInputs, view: PhysicalView, checked: range | list[int], lo: int, hi: int
 ) -> tuple[AllocationSummary, bool]:
@@ -231,10 +253,10 @@ def _allocate(
     granted = [0] * n
     state_at: dict[int, tuple[AllocationState, int]] = {}
     curtailed = False
-    for pos, watts, state, bound in zip(positions, outcome.watts, outcome.states, outcome.binding, strict=True):
+    for pos, watts, got, bound in zip(positions, outcome.watts, outcome.states, outcome.binding, strict=True):
         granted[pos] = watts
-        state_at[pos] = (state, bound)
-        if state is AllocationState.CURTAILED or state is AllocationState.PAUSED:
+        state_at[pos] = (got, bound)
+        if got is AllocationState.CURTAILED or got is AllocationState.PAUSED:
             curtailed = True
     subtotal = list(granted)
     for pos in range(n - 1, 0, -1):
@@ -242,9 +264,10 @@ def _allocate(
         if p >= 0:
             subtotal[p] += subtotal[pos]
     nodes_out = []
+    bindings: dict[int, Binding] = {}  # one record per binding cap, shared by the connectors it bound
     for pos in checked:
         node = index.nodes[order[pos]]
-        state = None
+        state: AllocationState | None = None
         binding = None
         minimum = 0
         if node.node_type is NodeType.CONNECTOR:
@@ -253,11 +276,12 @@ def _allocate(
             if pos in state_at:
                 state, bound = state_at[pos]
                 if bound >= 0:
+                    binding = bindings.get(bound)
                     room = rooms[bound]
-                    if room is not None:
+                    if binding is None and room is not None:
                         where = None if bound == 0 else order[bound - 1]
                         c = room.constraint
-                        binding = Binding(
+                        binding = bindings[bound] = Binding(
                             where, c.constraint_type, c.binding.ref, c.binding.source, c.limit_watts, room.watts
                         )
             elif not view.controllable[pos]:
@@ -286,6 +310,7 @@ def _result(
     outcome: CycleOutcome,
     codes: list[ReasonCode],
     summary: AllocationSummary,
+    digest: str | None,
     *,
     violations: tuple[TopologyViolation, ...] = (),
     breaches: tuple[Breach, ...] = (),
@@ -315,7 +340,7 @@ def _result(
         missing_inputs=missing,
         safe_action_taken=_SAFE_ACTION if missing else None,
         audit=CycleAudit(inputs.rebalance_source, inputs.correlation_id, inputs.legacy_alias_applied),
-        inputs_digest=inputs_digest(inputs),
+        inputs_digest=digest if digest is not None else inputs_digest(inputs),
     )
 
 

@@ -103,6 +103,14 @@ def resolve_effective_constraints(
         basis: ForecastBasis | None = None
         envs = envs_by.get(key, [])
         circuit = managed.get(node_id) if constraint_type is ConstraintType.CONSUMPTION_CAP else None
+        if not envs and circuit is None and node_id not in sources_by_node:
+            # Only baseline limits: the common case, kept cheap.
+            if len(candidates) == 1:
+                only = candidates[0]
+                by_node[key] = EffectiveConstraint(node_id, constraint_type, only.limit_watts, only, (only,))
+            elif candidates:
+                by_node[key] = _most_restrictive(node_id, constraint_type, candidates, None)  # type: ignore[assignment]
+            continue
         health, health_ref = forecast_health_for(node_id, constraint_type, envs, sources, sources_by_node)
         if envs or circuit is not None or health is not None:
             if circuit is not None:

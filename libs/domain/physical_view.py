@@ -155,12 +155,15 @@ class PhysicalView:
                     demand_at[pos] = wish
                     requested[pos] += max(0, wish.requested_watts)
                 if reading is not None and metered_above[pos]:
-                    res = resolve_reading_value(
-                        node_id, DemandRole.CONTROLLED_DRAW, reading.measured_watts, reading, now, threshold
-                    )
-                    resolutions.append(res)
-                    draw[pos] += res.effective_demand_watts
-                    if res.source_mode is fallback_mode:
+                    # A fresh draw is just its input value; only a fallen-back draw is worth a record.
+                    if reading.valid and -threshold <= (now - reading.observed_at).total_seconds() <= threshold:
+                        draw[pos] += max(0, reading.measured_watts)
+                    else:
+                        resolutions.append(
+                            resolve_reading_value(
+                                node_id, DemandRole.CONTROLLED_DRAW, reading.measured_watts, reading, now, threshold
+                            )
+                        )
                         fallback_used[pos] = True
             else:
                 rule = rules.get(node_id)

@@ -1,0 +1,52 @@
+import json
+from dataclasses import replace
+from datetime import datetime
+
+import pytest
+
+from contracts.enums import EnvelopeType, ForecastSourceHealth
+from libs.domain.circuit_capacity import CircuitCapacity, ForecastSource
+from libs.domain.codec import cycle_inputs_from_dict, cycle_inputs_to_dict, to_canonical_json
+from libs.domain.cycle import run_balancing_cycle
+from libs.domain.limits import AggregateCap
+from tests.unit.domain.scenario import cycle_inputs, demand, envelope, limit, reading, rule
+
+INPUTS = cycle_inputs(
+    node_limits=(limit("c1", 30_000),),
+    envelopes=(envelope("fc", "gc1", EnvelopeType.FORECAST, (-5, 5, 45_000), (5, 10, 40_000), origin="cp"),),
+    forecast_sources=(ForecastSource("cp", ForecastSourceHealth.STALE, "gc1"),),
+    circuit_capacities=(CircuitCapacity("feeder-1", 60_000, 20_000),),
+    aggregate_caps=(AggregateCap("cp-lb", 50_000),),
+    telemetry=(reading("c1", 9_000, age_s=3.25),),
+    fallback_rules=(rule("c1", 10_000, 5),),
+    connector_demands=(demand("k1", 22_000, 6_000, weight=2), demand("k3", 11_000, priority=1)),
+    correlation_id="corr-1",
+)
+
+
+@pytest.mark.req("NFR-001")
+def test_inputs_survive_a_json_round_trip_and_replay_to_the_same_bytes():
+    stored = json.loads(json.dumps(cycle_inputs_to_dict(INPUTS)))
+    replayed = cycle_inputs_from_dict(stored)
+    assert cycle_inputs_to_dict(replayed) == cycle_inputs_to_dict(INPUTS)
+    assert to_canonical_json(run_balancing_cycle(replayed)) == to_canonical_json(run_balancing_cycle(INPUTS))
+
+
+def test_canonical_json_is_sorted_compact_utc():
+    text = to_canonical_json(run_balancing_cycle(INPUTS)).decode()
+    assert '"evaluated_at":"2025-03-01T12:00:00.000000Z"' in text
+    assert ": " not in text and ", " not in text.replace("W, ", "")
+    data = json.loads(text)
+    assert list(data) == sorted(data)
+
+
+def test_decoder_is_strict():
+    stored = cycle_inputs_to_dict(INPUTS)
+    with pytest.raises(ValueError, match="unknown fields"):
+        cycle_inputs_from_dict({**stored, "surprise": 1})
+    with pytest.raises(ValueError, match="no timezone"):
+        cycle_inputs_from_dict({**stored, "now": "2025-03-01T12:00:00"})
+    with pytest.raises(ValueError, match="expected an integer"):
+        cycle_inputs_from_dict({**stored, "rotation": "3"})
+    with pytest.raises(ValueError, match="timezone-aware"):
+        cycle_inputs_to_dict(replace(INPUTS, now=datetime(2025, 3, 1, 12)))

@@ -1,0 +1,140 @@
+from dataclasses import replace
+
+import pytest
+
+from contracts.enums import AssetType, NodeStatus, NodeType, ReasonCode
+from libs.domain.topology import TopologyRule, validate_topology
+from libs.domain.topology_edits import (
+    AddNode,
+    AttachAsset,
+    ChangeNodeStatus,
+    RemoveNode,
+    ReparentNode,
+    apply_topology_edits,
+    replace_topology,
+)
+from tests.unit.domain.scenario import MICROGRID, connector, depot_nodes, grid_connection, node
+
+
+def rules(violations):
+    return {(v.rule, v.node_ids) for v in violations}
+
+
+@pytest.mark.req("FR-002")
+def test_reference_depot_is_a_valid_tree():
+    assert validate_topology(MICROGRID, depot_nodes()) == ()
+
+
+@pytest.mark.req("FR-002")
+def test_one_microgrid_may_hold_several_grid_connections():
+    nodes = [*depot_nodes(), grid_connection("gc2", "feeder-2"), connector("k9", "gc2")]
+    assert validate_topology(MICROGRID, nodes) == ()
+
+
+@pytest.mark.req("FR-002")
+def test_reparent_that_introduces_a_cycle_is_rejected_and_names_the_loop():
+    # Edge case: "Reparent operation introduces a topology cycle."
+    result = apply_topology_edits(MICROGRID, depot_nodes(), [ReparentNode("c1", "cp1")], authored_version=7)
+    assert not result.accepted
+    assert result.reason_code is ReasonCode.TOPOLOGY_INVALID
+    assert (TopologyRule.CYCLE, ("c1", "cp1")) in rules(result.violations)
+    assert result.microgrid.version == 7  # nothing applied
+    assert result.nodes == tuple(depot_nodes())
+
+
+@pytest.mark.req("FR-002")
+def test_node_that_is_its_own_parent_is_a_cycle():
+    nodes = [*depot_nodes(), node("v1", "v1", NodeType.VIRTUAL)]
+    assert (TopologyRule.CYCLE, ("v1",)) in rules(validate_topology(MICROGRID, nodes))
+
+
+@pytest.mark.req("FR-002")
+def test_removing_a_node_with_children_would_orphan_them():
+    # Edge case: "Node is detached from root (orphan)."
+    result = apply_topology_edits(MICROGRID, depot_nodes(), [RemoveNode("cp1")], authored_version=7)
+    assert not result.accepted
+    found = rules(result.violations)
+    assert (TopologyRule.ORPHAN_NODE, ("k1", "cp1")) in found
+    assert (TopologyRule.ORPHAN_NODE, ("k2", "cp1")) in found
+
+
+@pytest.mark.req("FR-010")
+def test_an_asset_cannot_be_a_topology_parent():
+    # The parent must be a node of the tree; pointing at a source asset id leaves the node orphaned.
+    nodes = [*depot_nodes(), connector("k4", "charge-point-asset-17")]
+    assert (TopologyRule.ORPHAN_NODE, ("k4", "charge-point-asset-17")) in rules(validate_topology(MICROGRID, nodes))
+
+
+@pytest.mark.req("FR-010")
+def test_an_asset_may_be_referenced_by_one_node_only():
+    nodes = [*depot_nodes()]
+    nodes[1] = replace(nodes[1], attached_asset_type=AssetType.CIRCUIT, attached_asset_id="feeder-1")
+    assert (TopologyRule.ASSET_REFERENCED_TWICE, ("c1", "gc1")) in rules(validate_topology(MICROGRID, nodes))
+
+
+@pytest.mark.req("FR-010")
+def test_asset_reference_needs_both_type_and_id():
+    result = apply_topology_edits(MICROGRID, depot_nodes(), [AttachAsset("cp1", AssetType.CHARGE_POINT, None)], 7)
+    assert (TopologyRule.ASSET_REFERENCE_INCOMPLETE, ("cp1",)) in rules(result.violations)
+
+
+@pytest.mark.req("FR-002")
+def test_node_of_another_microgrid_is_rejected():
+    nodes = [*depot_nodes(), connector("k4", "cp2")]
+    nodes[-1] = replace(nodes[-1], microgrid_id="mg-other")
+    assert (TopologyRule.NODE_IN_OTHER_MICROGRID, ("k4",)) in rules(validate_topology(MICROGRID, nodes))
+    # A node id the caller knows is owned by another microgrid cannot join this one either.
+    found = validate_topology(MICROGRID, depot_nodes(), foreign_node_ids={"k3": "mg-2"})
+    assert (TopologyRule.NODE_IN_OTHER_MICROGRID, ("k3",)) in rules(found)
+
+
+@pytest.mark.req("FR-002")
+def test_first_level_nodes_must_be_grid_connections():
+    nodes = [*depot_nodes(), node("pv", None, NodeType.POWER_SOURCE)]
+    assert (TopologyRule.FIRST_LEVEL_NOT_GRID_CONNECTION, ("pv",)) in rules(validate_topology(MICROGRID, nodes))
+    assert (TopologyRule.MISSING_GRID_CONNECTION, ()) in rules(validate_topology(MICROGRID, []))
+
+
+@pytest.mark.req("FR-002")
+def test_concurrent_edit_on_an_old_version_conflicts():
+    # Edge case: "Concurrent topology edits produce version conflict."
+    result = apply_topology_edits(MICROGRID, depot_nodes(), [RemoveNode("k3")], authored_version=6)
+    assert not result.accepted
+    assert result.reason_code is ReasonCode.TOPOLOGY_VERSION_CONFLICT
+    assert (result.expected_version, result.actual_version) == (6, 7)
+    replaced = replace_topology(MICROGRID, depot_nodes(), depot_nodes()[:3], authored_version=5)
+    assert replaced.reason_code is ReasonCode.TOPOLOGY_VERSION_CONFLICT
+
+
+@pytest.mark.req("FR-002")
+def test_valid_batch_applies_as_a_whole_and_bumps_the_version():
+    edits = [
+        AddNode(node("cp3", "c1", NodeType.CHARGE_POINT)),
+        AddNode(connector("k5", "cp3")),
+        ReparentNode("cp2", "c1"),
+        AttachAsset("cp3", AssetType.CHARGE_POINT, "cp-asset-3"),
+        ChangeNodeStatus("k3", NodeStatus.MAINTENANCE),
+    ]
+    result = apply_topology_edits(MICROGRID, depot_nodes(), edits, authored_version=7)
+    assert result.accepted and result.violations == ()
+    assert result.microgrid.version == 8
+    by_id = {n.node_id: n for n in result.nodes}
+    assert by_id["cp2"].parent_node_id == "c1"
+    assert by_id["cp3"].attached_asset_id == "cp-asset-3"
+    assert by_id["k3"].status is NodeStatus.MAINTENANCE
+
+
+@pytest.mark.req("FR-002")
+def test_one_bad_edit_rejects_the_whole_batch():
+    edits = [AddNode(connector("k5", "cp2")), RemoveNode("nope"), AddNode(connector("k1", "cp2"))]
+    result = apply_topology_edits(MICROGRID, depot_nodes(), edits, authored_version=7)
+    assert not result.accepted
+    assert {(TopologyRule.UNKNOWN_NODE, ("nope",)), (TopologyRule.DUPLICATE_NODE_ID, ("k1",))} <= rules(
+        result.violations
+    )
+    assert result.nodes == tuple(depot_nodes())
+
+
+def test_violations_do_not_depend_on_input_order():
+    nodes = [*depot_nodes(), node("a", "b", NodeType.VIRTUAL), node("b", "a", NodeType.VIRTUAL)]
+    assert validate_topology(MICROGRID, nodes) == validate_topology(MICROGRID, list(reversed(nodes)))
