@@ -1,0 +1,112 @@
+"""Stored cycles (result, inputs, canonical output) and their breaches."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from contracts.records import BreachRecord, CycleResultRecord
+
+
+@dataclass(frozen=True)
+class StoredCycle:
+    result: CycleResultRecord
+    request_key: str
+    inputs: dict[str, Any]
+    output: bytes
+    inputs_digest: str
+    output_digest: str
+    missing_inputs: list[str]
+    safe_action_taken: str | None
+
+
+async def insert_cycle(
+    conn: asyncpg.Connection,
+    *,
+    result: CycleResultRecord,
+    request_key: str,
+    request_event_id: UUID,
+    inputs: dict[str, Any],
+    output: bytes,
+    output_digest: str,
+    missing_inputs: list[str],
+    safe_action_taken: str | None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO cycles (cycle_id, microgrid_id, node_id, request_key, request_event_id, topology_version,"
+        " outcome, started_at, ended_at, result, inputs, output, inputs_digest, output_digest, missing_inputs,"
+        " safe_action_taken)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15::jsonb, $16)",
+        result.cycle_id,
+        result.microgrid_id,
+        result.node_id,
+        request_key,
+        request_event_id,
+        result.topology_version,
+        result.outcome.value,
+        result.started_at,
+        result.ended_at,
+        result.model_dump_json(),
+        json.dumps(inputs),
+        output,
+        result.audit.inputs_digest,
+        output_digest,
+        json.dumps(missing_inputs),
+        safe_action_taken,
+    )
+    if result.breaches:
+        await conn.executemany(
+            "INSERT INTO breaches (breach_id, cycle_id, microgrid_id, record, detected_at)"
+            " VALUES ($1, $2, $3, $4::jsonb, $5)",
+            [(b.breach_id, b.cycle_id, b.microgrid_id, b.model_dump_json(), b.detected_at) for b in result.breaches],
+        )
+
+
+def _stored(row: asyncpg.Record | None) -> StoredCycle | None:
+    if row is None:
+        return None
+    return StoredCycle(
+        result=CycleResultRecord.model_validate_json(row["result"]),
+        request_key=row["request_key"],
+        inputs=json.loads(row["inputs"]),
+        output=bytes(row["output"]),
+        inputs_digest=row["inputs_digest"],
+        output_digest=row["output_digest"],
+        missing_inputs=json.loads(row["missing_inputs"]),
+        safe_action_taken=row["safe_action_taken"],
+    )
+
+
+async def cycle_by_id(conn: asyncpg.Connection | asyncpg.Pool, cycle_id: UUID) -> StoredCycle | None:
+    return _stored(await conn.fetchrow("SELECT * FROM cycles WHERE cycle_id = $1", cycle_id))
+
+
+async def cycle_by_request_key(conn: asyncpg.Connection | asyncpg.Pool, request_key: str) -> StoredCycle | None:
+    return _stored(await conn.fetchrow("SELECT * FROM cycles WHERE request_key = $1", request_key))
+
+
+async def latest_cycle(conn: asyncpg.Connection | asyncpg.Pool, microgrid_id: UUID) -> StoredCycle | None:
+    return _stored(
+        await conn.fetchrow(
+            "SELECT * FROM cycles WHERE microgrid_id = $1 ORDER BY seq DESC LIMIT 1",
+            microgrid_id,
+        )
+    )
+
+
+async def breaches_of(conn: asyncpg.Connection | asyncpg.Pool, cycle_id: UUID) -> list[BreachRecord]:
+    rows = await conn.fetch("SELECT record FROM breaches WHERE cycle_id = $1 ORDER BY breach_id", cycle_id)
+    return [BreachRecord.model_validate_json(r["record"]) for r in rows]
+
+
+async def next_rotation(conn: asyncpg.Connection, microgrid_id: UUID) -> int:
+    """The allocation tie-break rotation for the next cycle: one more than the last cycle's."""
+    last = await conn.fetchval(
+        "SELECT (inputs->>'rotation')::int FROM cycles WHERE microgrid_id = $1 ORDER BY seq DESC LIMIT 1",
+        microgrid_id,
+    )
+    return 0 if last is None else int(last) + 1

@@ -1,0 +1,37 @@
+"""The balancing service, wired: read-model and rebalance handlers, routes, the waiting-request sweeper.
+
+`build_definition(clock)` runs the very same service on another clock (tests, benchmarks);
+`DEFINITION` is the production wiring on the SystemClock (`mgrid run balancing`, port 8103).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from libs.platform.clock import Clock, SystemClock
+from libs.platform.runtime import ServiceContext, ServiceDefinition
+from services.balancing.handlers import handlers
+from services.balancing.routes import routers
+from services.balancing.service import sweep_waiting_requests_forever
+from services.balancing.settings import BalancingSettings
+
+NAME = "balancing"
+
+
+def build_definition(clock: Clock | None = None) -> ServiceDefinition:
+    async def on_start(ctx: ServiceContext) -> None:
+        ctx.extras["clock"] = clock or SystemClock()
+
+    return ServiceDefinition(
+        name=NAME,
+        migrations=Path(__file__).parent / "migrations",
+        handlers=handlers,
+        routers=routers,
+        background=lambda ctx: [lambda: sweep_waiting_requests_forever(ctx)],
+        on_start=on_start,
+        settings_factory=BalancingSettings,
+        default_port=8103,
+    )
+
+
+DEFINITION = build_definition()

@@ -1,0 +1,92 @@
+"""One balancing cycle in one transaction: gather, guard, decide, record, publish.
+
+The caller holds the microgrid's advisory lock (one cycle at a time per microgrid, across
+replicas). Everything below commits together: the cycle with its inputs and canonical output,
+its breaches, the rebalance guard's reconciliations, and the outgoing events (outbox), in the
+order of the spec's Event Timeline: demand resolved, breaches, cycle completed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime
+from uuid import uuid4
+
+from contracts.enums import CycleOutcome
+from contracts.events import (
+    ConstraintBreachDetected,
+    CycleCompleted,
+    DemandResolved,
+    EffectiveCircuitCapacityReconciled,
+    RebalanceRequested,
+)
+from contracts.records import CycleResultRecord
+from libs.domain import cycle_inputs_to_dict, run_balancing_cycle, to_canonical_json
+from libs.platform.messaging.unit_of_work import UnitOfWork
+from services.balancing.adapters import cycles, read_models
+from services.balancing.cycle_inputs import CycleSettings, assemble_cycle_inputs
+from services.balancing.cycle_records import cycle_result_record, demand_resolved_payload
+from services.balancing.rebalance_guard import reconcile_circuit_capacities
+
+PRODUCER = "balancing"
+
+
+def output_digest(output: bytes) -> str:
+    return hashlib.sha256(output).hexdigest()
+
+
+async def execute_cycle(
+    uow: UnitOfWork,
+    message: RebalanceRequested,
+    *,
+    now: Callable[[], datetime],
+    settings: CycleSettings,
+) -> CycleResultRecord:
+    request = message.payload
+    conn = uow.conn
+    started_at = now()
+    state = await read_models.load_microgrid_state(conn, request.microgrid_id)
+    inputs = assemble_cycle_inputs(
+        state=state,
+        request=request,
+        cycle_id=uuid4(),
+        now=started_at,
+        rotation=await cycles.next_rotation(conn, request.microgrid_id),
+        settings=settings,
+    )
+
+    # get_effective_circuit_capacity before allocation: correct drift, never request another rebalance.
+    if state.topology is not None:
+        for capacity in reconcile_circuit_capacities(inputs, state.circuit_capacities):
+            await read_models.save_circuit_capacity(conn, capacity)
+            await uow.publish(
+                EffectiveCircuitCapacityReconciled.create(
+                    capacity, producer=PRODUCER, occurred_at=started_at, causation=message
+                )
+            )
+
+    result = run_balancing_cycle(inputs)
+    output = to_canonical_json(result)
+    record = cycle_result_record(result, inputs=inputs, request=request, started_at=started_at, ended_at=now())
+    await cycles.insert_cycle(
+        conn,
+        result=record,
+        request_key=request.request_key,
+        request_event_id=message.event_id,
+        inputs=cycle_inputs_to_dict(inputs),
+        output=output,
+        output_digest=output_digest(output),
+        missing_inputs=list(result.missing_inputs),
+        safe_action_taken=result.safe_action_taken,
+    )
+
+    at = record.ended_at
+    if record.outcome is not CycleOutcome.REJECTED:
+        await uow.publish(
+            DemandResolved.create(demand_resolved_payload(result), producer=PRODUCER, occurred_at=at, causation=message)
+        )
+    for breach in record.breaches:
+        await uow.publish(ConstraintBreachDetected.create(breach, producer=PRODUCER, occurred_at=at, causation=message))
+    await uow.publish(CycleCompleted.create(record, producer=PRODUCER, occurred_at=at, causation=message))
+    return record

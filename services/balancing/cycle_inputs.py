@@ -1,0 +1,209 @@
+"""The cycle's inputs, gathered from balancing's read models into the domain's `CycleInputs`.
+
+Pure translation from contract records to domain values: no rule is decided here. Two choices
+the records leave open are made here, on the safe side (D-012):
+
+- a fallback rule with no `fallback_demand_watts` gives no value to fall back on, so it is left out
+  and a stale scope with only that rule fails safe (TELEMETRY_INSUFFICIENT);
+- a LOAD_BALANCING control point whose aggregate cap config cannot be read caps the microgrid at
+  0 W (the breach names that control point) rather than leaving the site uncapped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from contracts.enums import CapabilityType, ConstraintType, RebalanceSource
+from contracts.events import RebalanceRequestedPayload
+from contracts.records import (
+    CapabilityControlPointRecord,
+    ConnectorDemandRecord,
+    FallbackRuleRecord,
+    LegacyCircuitRecord,
+    MicrogridNodeRecord,
+    NodeLimitRecord,
+    OperatingEnvelopeRecord,
+    TelemetryReadingRecord,
+)
+from libs.domain import (
+    AggregateCap,
+    CircuitCapacity,
+    ConnectorDemand,
+    CycleInputs,
+    EnvelopeBlock,
+    FallbackRule,
+    ForecastSource,
+    GapPolicy,
+    Microgrid,
+    MicrogridNode,
+    NodeLimit,
+    OperatingEnvelope,
+    TelemetryReading,
+    aggregate_caps_from_local_config,
+    managed_circuit_id,
+)
+from services.balancing.adapters.read_models import MicrogridState
+
+log = logging.getLogger(__name__)
+
+_NIL = "00000000-0000-0000-0000-000000000000"
+
+
+@dataclass(frozen=True)
+class CycleSettings:
+    freshness_threshold_seconds: int
+    gap_policy: GapPolicy = GapPolicy.DEFAULT_CAPACITY
+
+
+def assemble_cycle_inputs(
+    *,
+    state: MicrogridState,
+    request: RebalanceRequestedPayload,
+    cycle_id: UUID,
+    now: datetime,
+    rotation: int,
+    settings: CycleSettings,
+) -> CycleInputs:
+    """Everything the cycle decides from. Without a known topology the tree is empty (TOPOLOGY_INVALID)."""
+    mid = str(request.microgrid_id)
+    topology = state.topology
+    nodes = tuple(domain_node(n) for n in topology.nodes) if topology else ()
+    return CycleInputs(
+        cycle_id=str(cycle_id),
+        microgrid=Microgrid(mid, str(topology.depot_id) if topology else _NIL, topology.version if topology else 0),
+        nodes=nodes,
+        now=now,
+        expected_topology_version=request.expected_topology_version,
+        scope_node_id=str(request.node_id) if request.node_id else None,
+        node_limits=tuple(domain_node_limit(x) for x in state.node_limits),
+        envelopes=tuple(domain_envelope(e) for e in state.envelopes if e.status.value in ("PENDING", "ACTIVE")),
+        forecast_sources=forecast_sources(state),
+        circuit_capacities=circuit_capacities(nodes, state.circuits),
+        aggregate_caps=aggregate_caps(state.control_points),
+        telemetry=tuple(domain_reading(r) for r in state.readings),
+        connector_demands=tuple(domain_demand(d) for d in state.demands),
+        fallback_rules=tuple(
+            r for r in (domain_fallback_rule(x) for x in (topology.fallback_rules if topology else ())) if r
+        ),
+        freshness_threshold_seconds=settings.freshness_threshold_seconds,
+        gap_policy=settings.gap_policy,
+        rotation=rotation,
+        rebalance_source=request.source,
+        correlation_id=request.correlation_id,
+        legacy_alias_applied=request.source is RebalanceSource.LEGACY_ALIAS or request.circuit_id is not None,
+    )
+
+
+# ---- records -> domain values ------------------------------------------------------------------
+
+
+def domain_node(n: MicrogridNodeRecord) -> MicrogridNode:
+    return MicrogridNode(
+        node_id=str(n.node_id),
+        microgrid_id=str(n.microgrid_id),
+        parent_node_id=str(n.parent_node_id) if n.parent_node_id else None,
+        name=n.name,
+        node_type=n.node_type,
+        attached_asset_type=n.attached_asset_type,
+        attached_asset_id=str(n.attached_asset_id) if n.attached_asset_id else None,
+        status=n.status,
+        display_order=n.display_order,
+    )
+
+
+def domain_node_limit(x: NodeLimitRecord) -> NodeLimit:
+    return NodeLimit(
+        node_limit_id=str(x.node_limit_id),
+        microgrid_id=str(x.microgrid_id),
+        node_id=str(x.node_id),
+        constraint_type=x.constraint_type,
+        limit_watts=x.limit_watts,
+        source_type=x.source_type,
+        status=x.status,
+        updated_at=x.updated_at,
+    )
+
+
+def domain_envelope(e: OperatingEnvelopeRecord) -> OperatingEnvelope:
+    return OperatingEnvelope(
+        envelope_id=str(e.envelope_id),
+        microgrid_id=str(e.microgrid_id),
+        node_id=str(e.node_id),
+        envelope_type=e.envelope_type,
+        constraint_type=e.constraint_type,
+        effective_from=e.effective_from,
+        effective_to=e.effective_to,
+        status=e.status,
+        blocks=tuple(
+            EnvelopeBlock(b.block_from, b.block_to, b.min_limit_watts, b.max_limit_watts, b.target_watts)
+            for b in e.blocks
+        ),
+        origin_control_point_id=str(e.origin_control_point_id) if e.origin_control_point_id else None,
+        source_ref=e.source_ref,
+        received_at=e.received_at,
+    )
+
+
+def domain_reading(r: TelemetryReadingRecord) -> TelemetryReading:
+    # A report with neither value measured nothing: it cannot count as fresh demand.
+    measured_nothing = r.measured_demand_watts is None and r.measured_generation_watts is None
+    return TelemetryReading(
+        node_id=str(r.node_id),
+        observed_at=r.observed_at,
+        measured_watts=r.measured_demand_watts or 0,
+        generation_watts=r.measured_generation_watts or 0,
+        valid=r.valid and not measured_nothing,
+    )
+
+
+def domain_demand(d: ConnectorDemandRecord) -> ConnectorDemand:
+    return ConnectorDemand(str(d.node_id), d.requested_watts, d.min_watts, d.priority, d.weight)
+
+
+def domain_fallback_rule(r: FallbackRuleRecord) -> FallbackRule | None:
+    if r.fallback_demand_watts is None:
+        return None
+    return FallbackRule(str(r.node_id), r.fallback_demand_watts)
+
+
+def forecast_sources(state: MicrogridState) -> tuple[ForecastSource, ...]:
+    """Known forecast sources with their health, bound to the node their control point targets."""
+    target: dict[UUID, UUID | None] = {cp.control_point_id: cp.node_id for cp in state.control_points}
+    return tuple(
+        ForecastSource(str(cp_id), health, str(target[cp_id]) if target.get(cp_id) else None)
+        for cp_id, health in sorted(state.forecast_health.items(), key=lambda kv: str(kv[0]))
+    )
+
+
+def circuit_capacities(
+    nodes: tuple[MicrogridNode, ...], circuits: dict[UUID, LegacyCircuitRecord]
+) -> tuple[CircuitCapacity, ...]:
+    """Default and fail-safe capacity of the feeder circuit behind each managed GRID_CONNECTION node."""
+    out = []
+    for node in nodes:
+        circuit_id = managed_circuit_id(node)
+        circuit = circuits.get(UUID(circuit_id)) if circuit_id else None
+        if circuit is not None and not circuit.removed:
+            out.append(
+                CircuitCapacity(
+                    str(circuit.circuit_id), circuit.default_capacity_watts, circuit.fail_safe_capacity_watts
+                )
+            )
+    return tuple(out)
+
+
+def aggregate_caps(points: list[CapabilityControlPointRecord]) -> tuple[AggregateCap, ...]:
+    """Caps of the active microgrid-wide LOAD_BALANCING control point (node_id null)."""
+    caps: list[AggregateCap] = []
+    for cp in points:
+        if cp.capability_type is not CapabilityType.LOAD_BALANCING or cp.node_id is not None or not cp.active:
+            continue
+        try:
+            caps.extend(aggregate_caps_from_local_config(str(cp.control_point_id), cp.local_config))
+        except ValueError as exc:
+            log.warning("control point %s: unreadable aggregate cap (%s); capping at 0 W", cp.control_point_id, exc)
+            caps.append(AggregateCap(str(cp.control_point_id), 0, ConstraintType.CONSUMPTION_CAP))
+    return tuple(caps)

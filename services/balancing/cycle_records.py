@@ -1,0 +1,139 @@
+"""The one place where the domain's CycleResult becomes the spec's records (cycle result, breaches, demand)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from contracts.enums import ConstraintType, SourceMode
+from contracts.events import DemandResolvedPayload, RebalanceRequestedPayload
+from contracts.records import (
+    AllocationSummaryRecord,
+    BreachRecord,
+    CycleAuditRecord,
+    CycleResultRecord,
+    DemandResolutionRecord,
+    NodeAllocationRecord,
+)
+from libs.domain import CycleInputs, CycleResult, EffectiveConstraint
+from libs.domain.codec import to_jsonable
+
+# Which cap a node's allocation summary reports as its effective limit, first found wins.
+_REPORTED_LIMIT = (ConstraintType.CONSUMPTION_CAP, ConstraintType.NET_CAP)
+
+
+def cycle_result_record(
+    result: CycleResult,
+    *,
+    inputs: CycleInputs,
+    request: RebalanceRequestedPayload,
+    started_at: datetime,
+    ended_at: datetime,
+) -> CycleResultRecord:
+    """The Cycle Result Payload. `started_at`/`ended_at` are when the cycle ran (the decision used `now`)."""
+    cycle_id = UUID(result.cycle_id)
+    limits: dict[str, EffectiveConstraint] = {}
+    for constraint_type in reversed(_REPORTED_LIMIT):
+        for c in result.effective_constraints:
+            if c.node_id is not None and c.constraint_type is constraint_type:
+                limits[c.node_id] = c
+    return CycleResultRecord(
+        cycle_id=cycle_id,
+        microgrid_id=UUID(result.microgrid_id),
+        node_id=UUID(result.node_id) if result.node_id else None,
+        topology_version=result.topology_version,
+        started_at=started_at,
+        ended_at=ended_at,
+        outcome=result.outcome,
+        reason_codes=list(result.reason_codes),
+        allocation_summary=AllocationSummaryRecord(
+            total_allocated_watts=result.allocation_summary.total_allocated_watts,
+            total_requested_watts=result.allocation_summary.total_requested_watts,
+            by_node=[
+                NodeAllocationRecord(
+                    node_id=UUID(n.node_id),
+                    node_type=n.node_type,
+                    allocated_watts=n.allocated_watts,
+                    requested_watts=n.requested_watts,
+                    effective_limit_watts=limits[n.node_id].limit_watts if n.node_id in limits else None,
+                    binding_constraint_ref=(
+                        n.binding.constraint_ref if n.binding is not None
+                        else limits[n.node_id].binding.ref if n.node_id in limits else None
+                    ),
+                )
+                for n in result.allocation_summary.nodes
+            ],
+        ),
+        breaches=[
+            BreachRecord(
+                breach_id=UUID(b.breach_id),
+                microgrid_id=UUID(b.microgrid_id),
+                cycle_id=cycle_id,
+                node_id=UUID(b.node_id) if b.node_id else None,
+                constraint_ref=b.constraint_ref,
+                constraint_type=b.constraint_type,
+                reason_code=b.reason_code,
+                effective_demand_watts=b.effective_demand_watts,
+                resolved_limit_watts=b.resolved_limit_watts,
+                source_mode=b.source_mode,
+                detected_at=b.detected_at,
+            )
+            for b in result.breaches
+        ],
+        audit=CycleAuditRecord(
+            actor=request.requested_by,
+            source=request.source,
+            correlation_id=request.correlation_id,
+            request_key=request.request_key,
+            policy_versions=policy_versions(inputs),
+            inputs_digest=result.inputs_digest,
+        ),
+    )
+
+
+def policy_versions(inputs: CycleInputs) -> dict[str, Any]:
+    """References to the policy state the cycle used (the inputs themselves are stored with the cycle)."""
+    return {
+        "topology_version": inputs.microgrid.version,
+        "node_limits": {x.node_limit_id: to_jsonable(x.updated_at) for x in sorted(inputs.node_limits, key=_id)},
+        "envelopes": {e.envelope_id: e.status.value for e in sorted(inputs.envelopes, key=lambda e: e.envelope_id)},
+        "aggregate_caps": sorted({c.control_point_id for c in inputs.aggregate_caps}),
+        "circuit_capacities": sorted(c.circuit_id for c in inputs.circuit_capacities),
+        "freshness_threshold_seconds": inputs.freshness_threshold_seconds,
+        "gap_policy": inputs.gap_policy.value,
+    }
+
+
+def _id(x: Any) -> str:
+    return str(x.node_limit_id)
+
+
+def demand_resolved_payload(result: CycleResult) -> DemandResolvedPayload:
+    """Demand resolution step: every checked scope with its source mode, inputs and threshold."""
+    used = [
+        DemandResolutionRecord(
+            node_id=UUID(r.node_id) if r.node_id else None,
+            source_mode=r.source_mode,
+            effective_demand_watts=r.effective_demand_watts,
+            measured_demand_watts=r.measured_watts,
+            observed_at=r.observed_at,
+            freshness_threshold_seconds=r.freshness_threshold_seconds,
+            fallback_inputs={
+                "role": r.role.value,
+                "telemetry_state": r.telemetry_state.value,
+                "age_seconds": r.age_seconds,
+                "fallback_basis": r.fallback_basis.value if r.fallback_basis else None,
+                "fallback_rule": to_jsonable(r.fallback_rule),
+                "fail_safe_limit_watts": r.fail_safe_limit_watts,
+            },
+        )
+        for r in result.demand_resolutions
+    ]
+    fallback = any(r.source_mode is SourceMode.FALLBACK_DERIVED for r in result.demand_resolutions)
+    return DemandResolvedPayload(
+        microgrid_id=UUID(result.microgrid_id),
+        cycle_id=UUID(result.cycle_id),
+        source_mode=SourceMode.FALLBACK_DERIVED if fallback else SourceMode.MEASURED,
+        inputs_used=used,
+    )

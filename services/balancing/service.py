@@ -1,0 +1,218 @@
+"""Balancing use cases, shared by the handlers, the routes and the background loop.
+
+Every door (operator HTTP, scheduler, legacy alias, envelope change) reaches a cycle through one
+`microgrid.rebalance_requested` and `handle_rebalance_requested`; the HTTP route records that
+event through the outbox and waits for the cycle, so the one-cycle-at-a-time rule has no bypass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from contracts.enums import ReasonCode, RebalanceSource
+from contracts.events import RebalanceRequested, RebalanceRequestedPayload
+from contracts.records import CycleResultRecord
+from libs.platform.clock import Clock, SystemClock
+from libs.platform.http import ApiError
+from libs.platform.messaging.unit_of_work import UnitOfWork
+from libs.platform.runtime import ServiceContext
+from services.balancing.adapters import cycles, read_models, rebalance_requests
+from services.balancing.adapters.cycles import StoredCycle
+from services.balancing.cycle_execution import PRODUCER, execute_cycle
+from services.balancing.cycle_inputs import CycleSettings
+from services.balancing.settings import BalancingSettings, balancing_settings
+
+
+def clock_of(ctx: ServiceContext) -> Clock:
+    """The service's clock (tests may put a ManualClock in ctx.extras["clock"])."""
+    clock: Clock = ctx.extras.setdefault("clock", SystemClock())
+    return clock
+
+
+def cycle_settings(settings: BalancingSettings) -> CycleSettings:
+    return CycleSettings(freshness_threshold_seconds=settings.telemetry_freshness_seconds)
+
+
+async def lock_microgrid(conn: asyncpg.Connection, microgrid_id: UUID) -> None:
+    """Transaction-scoped advisory lock: one cycle at a time per microgrid, whichever replica runs it."""
+    key = int.from_bytes(hashlib.sha256(f"balancing:{microgrid_id}".encode()).digest()[:8], "big", signed=True)
+    await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
+
+
+# ---- the consumer's use case -----------------------------------------------------------------------
+
+
+async def handle_rebalance_requested(
+    uow: UnitOfWork, message: RebalanceRequested, *, clock: Clock, settings: BalancingSettings
+) -> CycleResultRecord | None:
+    """Run the request's one cycle, or park it until its topology version arrives. None when parked."""
+    request = message.payload
+    conn = uow.conn
+    await lock_microgrid(conn, request.microgrid_id)
+    done = await cycles.cycle_by_request_key(conn, request.request_key)
+    if done is not None:
+        return done.result  # one cycle per request key, whichever door repeated it
+    known = await read_models.known_topology_version(conn, request.microgrid_id)
+    wanted = request.expected_topology_version or 1
+    if known is None or wanted > known:
+        # Never balance on a stale tree: wait (off the consumer loop) for the version, or reject later.
+        deadline = clock.now() + timedelta(seconds=settings.topology_wait_s)
+        await rebalance_requests.defer(conn, message, wanted, deadline)
+        return None
+    return await execute_cycle(uow, message, now=clock.now, settings=cycle_settings(settings))
+
+
+async def run_ready_requests(
+    uow: UnitOfWork, microgrid_id: UUID, known_version: int, *, clock: Clock, settings: BalancingSettings
+) -> list[CycleResultRecord]:
+    """After a topology update: run the parked requests that version satisfies."""
+    await lock_microgrid(uow.conn, microgrid_id)
+    out = []
+    for message in await rebalance_requests.take_ready(uow.conn, microgrid_id, known_version):
+        if await cycles.cycle_by_request_key(uow.conn, message.payload.request_key) is None:
+            out.append(await execute_cycle(uow, message, now=clock.now, settings=cycle_settings(settings)))
+    return out
+
+
+async def expire_waiting_requests(ctx: ServiceContext) -> int:
+    """Parked requests whose wait is over run now against what is known: REJECTED, TOPOLOGY_VERSION_CONFLICT."""
+    settings = balancing_settings(ctx.settings)
+    clock = clock_of(ctx)
+    handled = 0
+    while True:
+        async with ctx.unit_of_work() as uow:
+            expired = await rebalance_requests.take_expired(uow.conn, clock.now(), limit=1)
+            if not expired:
+                return handled
+            message = expired[0]
+            await lock_microgrid(uow.conn, message.payload.microgrid_id)
+            if await cycles.cycle_by_request_key(uow.conn, message.payload.request_key) is None:
+                await execute_cycle(uow, message, now=clock.now, settings=cycle_settings(settings))
+        handled += 1
+
+
+async def sweep_waiting_requests_forever(ctx: ServiceContext) -> None:
+    interval = balancing_settings(ctx.settings).pending_sweep_interval_s
+    while True:
+        await expire_waiting_requests(ctx)
+        await asyncio.sleep(interval)
+
+
+# ---- the HTTP door ---------------------------------------------------------------------------------
+
+
+async def request_rebalance(
+    ctx: ServiceContext,
+    *,
+    microgrid_id: UUID,
+    node_id: UUID | None,
+    expected_topology_version: int | None,
+    request_key: str | None,
+    actor: str,
+    correlation_id: str | None,
+) -> tuple[str, StoredCycle | None]:
+    """Record one rebalance_requested for the key (once) and wait, bounded, for its cycle.
+
+    Returns the request key and the cycle, or None when the wait ran out (the cycle still comes).
+    """
+    settings = balancing_settings(ctx.settings)
+    clock = clock_of(ctx)
+    key = request_key or f"http:{uuid4()}"
+    existing = await cycles.cycle_by_request_key(ctx.pool, key)
+    if existing is not None:
+        _same_target(key, existing.result.microgrid_id, existing.result.node_id, microgrid_id, node_id)
+        return key, existing
+    async with ctx.unit_of_work() as uow:
+        if expected_topology_version is None and await read_models.known_topology_version(
+            uow.conn, microgrid_id
+        ) is None:
+            raise ApiError.not_found(f"microgrid {microgrid_id} is not known to balancing")
+        message = RebalanceRequested.create(
+            RebalanceRequestedPayload(
+                microgrid_id=microgrid_id,
+                node_id=node_id,
+                source=RebalanceSource.OPERATOR_HTTP,
+                correlation_id=correlation_id or key,
+                request_key=key,
+                requested_by=actor,
+                expected_topology_version=expected_topology_version,
+            ),
+            producer=PRODUCER,
+            occurred_at=clock.now(),
+            correlation_id=correlation_id or key,
+        )
+        claimed = await rebalance_requests.claim_request_key(
+            uow.conn,
+            request_key=key,
+            microgrid_id=microgrid_id,
+            node_id=node_id,
+            event_id=message.event_id,
+            requested_at=message.occurred_at,
+        )
+        _same_target(key, claimed.microgrid_id, claimed.node_id, microgrid_id, node_id)
+        if claimed.event_id == message.event_id:
+            await uow.publish(message)
+    return key, await wait_for_cycle(ctx.pool, key, settings.rebalance_wait_s)
+
+
+def _same_target(key: str, had_mg: UUID, had_node: UUID | None, mg: UUID, node: UUID | None) -> None:
+    if (had_mg, had_node) != (mg, node):
+        raise ApiError.conflict(f"request key {key!r} was already used for another rebalance target")
+
+
+async def wait_for_cycle(pool: asyncpg.Pool, request_key: str, timeout_s: float) -> StoredCycle | None:
+    """Poll the cycles table (one indexed lookup) for the key's cycle until the deadline."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        found = await cycles.cycle_by_request_key(pool, request_key)
+        if found is not None or time.monotonic() >= deadline:
+            return found
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.02)
+
+
+def error_for(cycle: StoredCycle) -> ApiError | None:
+    """The spec's error answer for a stored cycle, if it calls for one (the cycle is stored either way).
+
+    REJECTED for an invalid tree: 422; for a topology version conflict: 409; a fail-safe cycle for
+    want of telemetry and fallback: 503. `details.cycle_id` names the stored cycle.
+    """
+    result = cycle.result
+    details: dict[str, Any] = {"cycle_id": str(result.cycle_id), "outcome": result.outcome.value}
+    decided = json.loads(cycle.output)
+    if ReasonCode.TOPOLOGY_INVALID in result.reason_codes:
+        violations = decided["topology_violations"]
+        return ApiError.invalid(
+            f"cycle {result.cycle_id} rejected: the topology is invalid",
+            reason_code=ReasonCode.TOPOLOGY_INVALID,
+            violated_rule=violations[0]["rule"] if violations else "TOPOLOGY_INVALID",
+            details={**details, "violations": violations},
+        )
+    if ReasonCode.TOPOLOGY_VERSION_CONFLICT in result.reason_codes:
+        return ApiError(
+            409,
+            ReasonCode.TOPOLOGY_VERSION_CONFLICT,
+            f"cycle {result.cycle_id} rejected: topology version conflict",
+            expected_version=decided["expected_topology_version"],
+            actual_version=result.topology_version,
+            details=details,
+        )
+    if cycle.missing_inputs:
+        return ApiError(
+            503,
+            ReasonCode.TELEMETRY_INSUFFICIENT,
+            f"cycle {result.cycle_id} ran fail safe: telemetry insufficient and no fallback",
+            missing_inputs=cycle.missing_inputs,
+            safe_action_taken=cycle.safe_action_taken,
+            details=details,
+        )
+    return None

@@ -1,0 +1,23 @@
+"""Balancing's own knobs (env MGRID_*), on top of the platform's."""
+
+from __future__ import annotations
+
+from libs.platform.settings import PlatformSettings
+
+
+class BalancingSettings(PlatformSettings):
+    # Measured demand older than this is stale and replaced by the node's fallback rule (FR-004).
+    telemetry_freshness_seconds: int = 60
+    # How long POST /rebalance waits for its cycle before answering 202 with the request key.
+    rebalance_wait_s: float = 10.0
+    # How long a request naming a topology version not seen yet waits before TOPOLOGY_VERSION_CONFLICT.
+    topology_wait_s: float = 10.0
+    # How often waiting requests are checked against their deadline.
+    pending_sweep_interval_s: float = 0.5
+
+
+def balancing_settings(settings: PlatformSettings) -> BalancingSettings:
+    """The service's settings, also when the runtime was handed plain platform settings (tests)."""
+    if isinstance(settings, BalancingSettings):
+        return settings
+    return BalancingSettings(**settings.model_dump())

@@ -1,0 +1,180 @@
+"""Balancing's pure steps: read models -> cycle inputs, the rebalance guard, and the result records."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+
+from contracts.enums import (
+    AssetType,
+    CapabilityState,
+    CapabilityType,
+    ConstraintType,
+    ControlSource,
+    CycleOutcome,
+    EnvelopeStatus,
+    EnvelopeType,
+    LimitSourceType,
+    NodeType,
+    ProjectionTrigger,
+    ReasonCode,
+    RebalanceSource,
+    SourceMode,
+)
+from contracts.events import RebalanceRequestedPayload
+from contracts.records import (
+    CapabilityControlPointRecord,
+    ConnectorDemandRecord,
+    EnvelopeBlockRecord,
+    FallbackRuleRecord,
+    LegacyCircuitRecord,
+    MicrogridNodeRecord,
+    NodeLimitRecord,
+    OperatingEnvelopeRecord,
+    TelemetryReadingRecord,
+)
+from libs.domain import run_balancing_cycle
+from services.balancing.adapters.read_models import CircuitCapacity, MicrogridState, TopologySnapshot
+from services.balancing.cycle_inputs import CycleSettings, assemble_cycle_inputs
+from services.balancing.cycle_records import cycle_result_record, demand_resolved_payload
+from services.balancing.rebalance_guard import reconcile_circuit_capacities
+
+NOW = datetime(2030, 1, 1, 12, tzinfo=UTC)
+MG, DEPOT, CIRCUIT = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+GC, METER, K1, K2 = (uuid.uuid4() for _ in range(4))
+LB = uuid.uuid4()
+
+
+def node(node_id: UUID, node_type: NodeType, parent: UUID | None = None, asset: tuple | None = None):
+    asset_type, asset_id = asset or (None, None)
+    return MicrogridNodeRecord(
+        node_id=node_id, microgrid_id=MG, parent_node_id=parent, name=str(node_id)[:8], node_type=node_type,
+        attached_asset_type=asset_type, attached_asset_id=asset_id,
+    )
+
+
+def tou(watts: int) -> OperatingEnvelopeRecord:
+    return OperatingEnvelopeRecord(
+        envelope_id=uuid.uuid4(), microgrid_id=MG, node_id=GC, envelope_type=EnvelopeType.TOU_LIMIT,
+        constraint_type=ConstraintType.CONSUMPTION_CAP, effective_from=NOW - timedelta(hours=1),
+        effective_to=NOW + timedelta(hours=1), source_ref="tou", status=EnvelopeStatus.ACTIVE, received_at=NOW,
+        blocks=[EnvelopeBlockRecord(block_from=NOW - timedelta(hours=1), block_to=NOW + timedelta(hours=1),
+                                    target_watts=watts)],
+    )
+
+
+def control_point(config: dict, *, capability=CapabilityType.LOAD_BALANCING, node_id=None, active=True):
+    return CapabilityControlPointRecord(
+        control_point_id=LB if capability is CapabilityType.LOAD_BALANCING else uuid.uuid4(), microgrid_id=MG,
+        node_id=node_id, capability_type=capability, state=CapabilityState.ENABLED,
+        control_source=ControlSource.LOCAL, local_config=config, active=active,
+    )
+
+
+def state(**overrides) -> MicrogridState:
+    base = dict(
+        topology=TopologySnapshot(
+            microgrid_id=MG, depot_id=DEPOT, version=3,
+            nodes=[
+                node(GC, NodeType.GRID_CONNECTION, asset=(AssetType.CIRCUIT, CIRCUIT)),
+                node(METER, NodeType.CIRCUIT, GC),
+                node(K1, NodeType.CONNECTOR, METER),
+                node(K2, NodeType.CONNECTOR, METER),
+            ],
+            fallback_rules=[FallbackRuleRecord(node_id=METER, fallback_demand_watts=None)],
+        ),
+        node_limits=[NodeLimitRecord(
+            node_limit_id=uuid.uuid4(), microgrid_id=MG, node_id=METER, constraint_type=ConstraintType.CONSUMPTION_CAP,
+            limit_watts=90_000, source_type=LimitSourceType.MANUAL, updated_at=NOW,
+        )],
+        control_points=[control_point({"aggregate_cap_watts": 80_000})],
+        envelopes=[tou(55_000)],
+        circuits={CIRCUIT: LegacyCircuitRecord(
+            circuit_id=CIRCUIT, depot_id=DEPOT, name="feeder", default_capacity_watts=100_000,
+            fail_safe_capacity_watts=40_000,
+        )},
+        readings=[TelemetryReadingRecord(node_id=METER, measured_demand_watts=5_000, observed_at=NOW)],
+        demands=[ConnectorDemandRecord(node_id=k, requested_watts=30_000, observed_at=NOW) for k in (K1, K2)],
+    )
+    return MicrogridState(**{**base, **overrides})
+
+
+def request(**overrides) -> RebalanceRequestedPayload:
+    fields = dict(microgrid_id=MG, source=RebalanceSource.SCHEDULER, correlation_id="c", request_key="k",
+                  requested_by="scheduler")
+    return RebalanceRequestedPayload(**{**fields, **overrides})
+
+
+def inputs(s: MicrogridState | None = None, **req):
+    return assemble_cycle_inputs(
+        state=s or state(), request=request(**req), cycle_id=uuid.uuid4(), now=NOW, rotation=0,
+        settings=CycleSettings(freshness_threshold_seconds=60),
+    )
+
+
+def test_inputs_carry_the_managed_circuit_aggregate_cap_and_skip_value_less_fallback_rules() -> None:
+    got = inputs()
+    assert [(c.circuit_id, c.default_capacity_watts) for c in got.circuit_capacities] == [(str(CIRCUIT), 100_000)]
+    assert [(c.control_point_id, c.limit_watts) for c in got.aggregate_caps] == [(str(LB), 80_000)]
+    assert got.fallback_rules == ()  # a rule without watts has nothing to fall back on
+    assert got.microgrid.version == 3 and got.rebalance_source is RebalanceSource.SCHEDULER
+
+
+@pytest.mark.req("FR-014")
+def test_only_an_active_microgrid_wide_load_balancing_point_caps_the_aggregate() -> None:
+    points = [
+        control_point({"aggregate_cap_watts": 1}, capability=CapabilityType.PEAK_SHAVING),
+        control_point({"aggregate_cap_watts": 2}, node_id=GC),
+        control_point({"aggregate_cap_watts": 3}, active=False),
+    ]
+    assert inputs(state(control_points=points)).aggregate_caps == ()
+
+
+@pytest.mark.req("NFR-004")
+def test_an_unreadable_aggregate_cap_fails_safe_at_zero() -> None:
+    got = inputs(state(control_points=[control_point({"aggregate_cap_watts": "lots"})]))
+    assert [(c.control_point_id, c.limit_watts) for c in got.aggregate_caps] == [(str(LB), 0)]
+
+
+def test_a_reading_that_measured_nothing_is_not_valid_telemetry() -> None:
+    blank = TelemetryReadingRecord(node_id=METER, observed_at=NOW)
+    [reading] = inputs(state(readings=[blank])).telemetry
+    assert reading.valid is False
+
+
+def test_an_unknown_microgrid_gives_an_empty_tree_that_the_cycle_rejects() -> None:
+    result = run_balancing_cycle(inputs(MicrogridState(topology=None)))
+    assert result.outcome is CycleOutcome.REJECTED and ReasonCode.TOPOLOGY_INVALID in result.reason_codes
+
+
+@pytest.mark.req("FR-028")
+def test_guard_reconciles_drift_from_the_last_projection_or_the_default() -> None:
+    cycle_inputs = inputs()
+    known = CircuitCapacity(GC, CIRCUIT, 70_000, ProjectionTrigger.ENVELOPE_CHANGE, NOW)
+    [fix] = reconcile_circuit_capacities(cycle_inputs, {GC: known})
+    assert (fix.effective_capacity_watts, fix.previous_capacity_watts, fix.basis) == (55_000, 70_000, "TOU_LIMIT")
+    assert fix.projection_trigger is ProjectionTrigger.REBALANCE_GUARD
+    in_sync = CircuitCapacity(GC, CIRCUIT, 55_000, ProjectionTrigger.ENVELOPE_CHANGE, NOW)
+    assert reconcile_circuit_capacities(cycle_inputs, {GC: in_sync}) == []
+    # Nothing projected yet: the circuit-facing value is the circuit's default capacity.
+    [from_default] = reconcile_circuit_capacities(cycle_inputs, {})
+    assert from_default.previous_capacity_watts == 100_000
+    assert reconcile_circuit_capacities(inputs(state(envelopes=[])), {}) == []
+
+
+@pytest.mark.req("FR-006", "FR-012", "NFR-003")
+def test_result_records_carry_limits_breaches_audit_and_demand() -> None:
+    cycle_inputs = inputs()
+    result = run_balancing_cycle(cycle_inputs)
+    record = cycle_result_record(result, inputs=cycle_inputs, request=request(), started_at=NOW, ended_at=NOW)
+    rows = {n.node_id: n for n in record.allocation_summary.by_node}
+    assert rows[GC].effective_limit_watts == 55_000  # TOU envelope tighter than the 100 kW feeder default
+    assert record.allocation_summary.total_allocated_watts == 50_000  # 55 kW less 5 kW metered load
+    assert record.reason_codes == [ReasonCode.ANCESTOR_CAP_EXCEEDED]
+    assert {b.cycle_id for b in record.breaches} == {record.cycle_id}
+    assert record.audit.policy_versions["topology_version"] == 3 and record.audit.inputs_digest == result.inputs_digest
+    demand = demand_resolved_payload(result)
+    assert demand.source_mode is SourceMode.MEASURED and any(u.node_id == METER for u in demand.inputs_used)
