@@ -23,9 +23,6 @@ from contracts.records import (
     ConnectorDemandRecord,
     FallbackRuleRecord,
     LegacyCircuitRecord,
-    MicrogridNodeRecord,
-    NodeLimitRecord,
-    OperatingEnvelopeRecord,
     TelemetryReadingRecord,
 )
 from libs.domain import (
@@ -33,18 +30,16 @@ from libs.domain import (
     CircuitCapacity,
     ConnectorDemand,
     CycleInputs,
-    EnvelopeBlock,
     FallbackRule,
     ForecastSource,
     GapPolicy,
     Microgrid,
     MicrogridNode,
-    NodeLimit,
-    OperatingEnvelope,
     TelemetryReading,
     aggregate_caps_from_local_config,
     managed_circuit_id,
 )
+from libs.domain.from_records import domain_envelope, domain_node, domain_node_limit
 from services.balancing.adapters.read_models import MicrogridState
 
 log = logging.getLogger(__name__)
@@ -100,51 +95,7 @@ def assemble_cycle_inputs(
 # ---- records -> domain values ------------------------------------------------------------------
 
 
-def domain_node(n: MicrogridNodeRecord) -> MicrogridNode:
-    return MicrogridNode(
-        node_id=str(n.node_id),
-        microgrid_id=str(n.microgrid_id),
-        parent_node_id=str(n.parent_node_id) if n.parent_node_id else None,
-        name=n.name,
-        node_type=n.node_type,
-        attached_asset_type=n.attached_asset_type,
-        attached_asset_id=str(n.attached_asset_id) if n.attached_asset_id else None,
-        status=n.status,
-        display_order=n.display_order,
-    )
 
-
-def domain_node_limit(x: NodeLimitRecord) -> NodeLimit:
-    return NodeLimit(
-        node_limit_id=str(x.node_limit_id),
-        microgrid_id=str(x.microgrid_id),
-        node_id=str(x.node_id),
-        constraint_type=x.constraint_type,
-        limit_watts=x.limit_watts,
-        source_type=x.source_type,
-        status=x.status,
-        updated_at=x.updated_at,
-    )
-
-
-def domain_envelope(e: OperatingEnvelopeRecord) -> OperatingEnvelope:
-    return OperatingEnvelope(
-        envelope_id=str(e.envelope_id),
-        microgrid_id=str(e.microgrid_id),
-        node_id=str(e.node_id),
-        envelope_type=e.envelope_type,
-        constraint_type=e.constraint_type,
-        effective_from=e.effective_from,
-        effective_to=e.effective_to,
-        status=e.status,
-        blocks=tuple(
-            EnvelopeBlock(b.block_from, b.block_to, b.min_limit_watts, b.max_limit_watts, b.target_watts)
-            for b in e.blocks
-        ),
-        origin_control_point_id=str(e.origin_control_point_id) if e.origin_control_point_id else None,
-        source_ref=e.source_ref,
-        received_at=e.received_at,
-    )
 
 
 def domain_reading(r: TelemetryReadingRecord) -> TelemetryReading:

@@ -14,10 +14,10 @@ from contracts.api.balancing import (
 )
 from contracts.enums import EnvelopeStatus
 from contracts.records import CapabilityStatusEventRecord, CapabilityStatusProjectionRecord
+from libs.domain.from_records import domain_envelope
 from libs.platform.http import ApiError
 from services.balancing.adapters import cycles, read_models
 from services.balancing.adapters.cycles import StoredCycle
-from services.balancing.cycle_inputs import domain_envelope
 
 _LIVE = (EnvelopeStatus.PENDING, EnvelopeStatus.ACTIVE)
 

@@ -27,8 +27,8 @@ from libs.domain.circuit_capacity import (
     resolve_effective_circuit_capacity,
 )
 from libs.domain.effective_constraints import managed_circuit_id
+from libs.domain.from_records import domain_envelope, domain_node
 from libs.domain.limits import ConstraintSource
-from libs.domain.topology import MicrogridNode
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.envelope_lifecycle.adapters import (
     circuit_capacity,
@@ -39,7 +39,6 @@ from services.envelope_lifecycle.adapters import (
 )
 from services.envelope_lifecycle.lifecycle import PRODUCER
 from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
-from services.envelope_lifecycle.submission import domain_envelope
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def feeder_scope(
     """
     if node is None or not node.managed:
         return None
-    circuit_id = managed_circuit_id(_domain_node(node))
+    circuit_id = managed_circuit_id(domain_node(node))
     if circuit_id is None:
         if node.parent_node_id is None and node.node_type is NodeType.GRID_CONNECTION:
             return ScopeFailure(
@@ -89,7 +88,7 @@ def feeder_scope(
             )
         return None
     candidates = {n.node_id: n for n in [node, *nodes_on_circuit]}
-    mapping = resolve_policy_scope([_domain_node(n) for n in candidates.values()], circuit_id)
+    mapping = resolve_policy_scope([domain_node(n) for n in candidates.values()], circuit_id)
     if mapping.reason_code is not None:
         return ScopeFailure(
             mapping.reason_code, f"circuit {circuit_id} maps to nodes {', '.join(mapping.matching_node_ids)}"
@@ -106,19 +105,6 @@ def feeder_scope(
         )
     return FeederScope(node, circuit)
 
-
-def _domain_node(n: MicrogridNodeRecord) -> MicrogridNode:
-    return MicrogridNode(
-        node_id=str(n.node_id),
-        microgrid_id=str(n.microgrid_id),
-        parent_node_id=str(n.parent_node_id) if n.parent_node_id else None,
-        name=n.name,
-        node_type=n.node_type,
-        attached_asset_type=n.attached_asset_type,
-        attached_asset_id=str(n.attached_asset_id) if n.attached_asset_id else None,
-        status=n.status,
-        display_order=n.display_order,
-    )
 
 
 def capacity_basis(resolution: CircuitCapacityResolution) -> str:

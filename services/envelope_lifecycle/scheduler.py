@@ -22,6 +22,7 @@ from uuid import UUID
 
 from contracts.enums import ProjectionTrigger
 from libs.domain.envelope_lifecycle import evaluate_lifecycle
+from libs.domain.from_records import domain_envelope
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.runtime import ServiceContext
 from services.envelope_lifecycle.adapters import envelopes, forecast_sources, timers
@@ -33,7 +34,6 @@ from services.envelope_lifecycle.lifecycle import Transition, record_transition
 from services.envelope_lifecycle.projection import project_nodes
 from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
 from services.envelope_lifecycle.source_health import announce_health_change, reevaluate_source
-from services.envelope_lifecycle.submission import domain_envelope
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid5
 
-from contracts.records import EnvelopeBlockRecord, OperatingEnvelopeRecord
-from libs.domain.envelopes import EnvelopeBlock, OperatingEnvelope
+from contracts.records import EnvelopeBlockRecord
 
 # Envelope ids are derived from (microgrid_id, source_ref): a replay maps to the same envelope (NFR-010).
 _ENVELOPE_NAMESPACE = UUID("6f1c7a52-3c1e-4a53-9a44-6b8f0f7d2e11")
@@ -50,24 +49,3 @@ class EnvelopeSubmission:
             "blocks": [b.model_dump(mode="json") for b in self.blocks],
         }
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-
-
-def domain_envelope(record: OperatingEnvelopeRecord) -> OperatingEnvelope:
-    """The pure domain's view of a stored envelope record."""
-    return OperatingEnvelope(
-        envelope_id=str(record.envelope_id),
-        microgrid_id=str(record.microgrid_id),
-        node_id=str(record.node_id),
-        envelope_type=record.envelope_type,
-        constraint_type=record.constraint_type,
-        effective_from=record.effective_from,
-        effective_to=record.effective_to,
-        status=record.status,
-        blocks=tuple(
-            EnvelopeBlock(b.block_from, b.block_to, b.min_limit_watts, b.max_limit_watts, b.target_watts)
-            for b in record.blocks
-        ),
-        origin_control_point_id=str(record.origin_control_point_id) if record.origin_control_point_id else None,
-        source_ref=record.source_ref,
-        received_at=record.received_at,
-    )

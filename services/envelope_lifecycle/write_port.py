@@ -22,6 +22,7 @@ from contracts.events import (
 )
 from libs.domain.envelope_lifecycle import lifecycle_boundaries
 from libs.domain.envelopes import envelope_violations
+from libs.domain.from_records import domain_envelope
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.envelope_lifecycle.adapters import envelopes, timers, topology
 from services.envelope_lifecycle.adapters.envelopes import TERMINAL, StoredEnvelope
@@ -31,7 +32,7 @@ from services.envelope_lifecycle.lifecycle import PRODUCER, Transition, record_t
 from services.envelope_lifecycle.projection import project_nodes
 from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
 from services.envelope_lifecycle.source_health import announce_health_change, record_forecast_receipt
-from services.envelope_lifecycle.submission import EnvelopeSubmission, domain_envelope
+from services.envelope_lifecycle.submission import EnvelopeSubmission
 
 
 class EnvelopeRule:

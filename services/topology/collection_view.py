@@ -13,7 +13,7 @@ from contracts.api.topology import ResourceQuery, ResourceSet
 from contracts.enums import NodeType
 from contracts.records import MicrogridNodeRecord, MicrogridRecord
 from libs.domain import collection_view as domain
-from services.topology.service import to_domain, to_domain_node
+from libs.domain.from_records import domain_microgrid, domain_node
 
 
 def resource_sets(
@@ -35,8 +35,8 @@ def _select(
     microgrid: MicrogridRecord, nodes: Sequence[MicrogridNodeRecord], key: str, query: ResourceQuery
 ) -> ResourceSet:
     picked = domain.select_resources(
-        to_domain(microgrid),
-        [to_domain_node(n) for n in nodes],
+        domain_microgrid(microgrid),
+        [domain_node(n) for n in nodes],
         domain.ResourceQuery(
             subtree_root_id=str(query.subtree_root_node_id) if query.subtree_root_node_id else None,
             node_types=frozenset(query.node_types),

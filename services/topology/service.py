@@ -28,7 +28,8 @@ from contracts.events import (
     TopologyUpdatedPayload,
 )
 from contracts.records import FallbackRuleRecord, MicrogridNodeRecord, MicrogridRecord
-from libs.domain.topology import Microgrid, MicrogridNode, TopologyViolation
+from libs.domain.from_records import domain_microgrid, domain_node
+from libs.domain.topology import TopologyViolation
 from libs.domain.topology_edits import replace_topology as judge_replacement
 from libs.platform.http import ApiError
 from libs.platform.messaging.unit_of_work import UnitOfWork
@@ -65,22 +66,6 @@ def invalid(message: str, violations: Sequence[Violation], reason_code: ReasonCo
     )
 
 
-def to_domain(microgrid: MicrogridRecord) -> Microgrid:
-    return Microgrid(str(microgrid.microgrid_id), str(microgrid.depot_id), microgrid.version)
-
-
-def to_domain_node(node: MicrogridNodeRecord) -> MicrogridNode:
-    return MicrogridNode(
-        node_id=str(node.node_id),
-        microgrid_id=str(node.microgrid_id),
-        parent_node_id=str(node.parent_node_id) if node.parent_node_id else None,
-        name=node.name,
-        node_type=node.node_type,
-        attached_asset_type=node.attached_asset_type,
-        attached_asset_id=str(node.attached_asset_id) if node.attached_asset_id else None,
-        status=node.status,
-        display_order=node.display_order,
-    )
 
 
 # ---- POST /api/microgrid/{microgrid_id}/topology -----------------------------------------------
@@ -146,9 +131,9 @@ async def _judge(
     """Version check (raises 409) then the domain's tree rules on the whole proposed tree."""
     foreign = await microgrid_store.nodes_owned_elsewhere(conn, microgrid.microgrid_id, [n.node_id for n in candidate])
     result = judge_replacement(
-        to_domain(microgrid),
-        [to_domain_node(n) for n in current],
-        [to_domain_node(n) for n in candidate],
+        domain_microgrid(microgrid),
+        [domain_node(n) for n in current],
+        [domain_node(n) for n in candidate],
         authored_version,
         foreign,
     )

@@ -120,7 +120,8 @@ class EventConsumer:
             if high is None:
                 continue
             done = self._next_offsets.get((tp.topic, tp.partition), 0)
-            readings.append((max(0, high - done), {"group": self.group, "topic": tp.topic, "partition": str(tp.partition)}))
+            labels = {"group": self.group, "topic": tp.topic, "partition": str(tp.partition)}
+            readings.append((max(0, high - done), labels))
         return readings
 
     async def process(self, record: Any) -> None:

@@ -11,6 +11,7 @@ import pytest
 from contracts.enums import AssetType, EnvelopeStatus, ForecastSourceHealth, NodeType, ReasonCode
 from contracts.records import EnvelopeBlockRecord, LegacyCircuitRecord, MicrogridNodeRecord
 from libs.domain.circuit_capacity import resolve_effective_circuit_capacity
+from libs.domain.from_records import domain_envelope
 from services.envelope_lifecycle.adapters.envelopes import StoredEnvelope
 from services.envelope_lifecycle.adapters.timers import TimerKind
 from services.envelope_lifecycle.forecast_health import (
@@ -19,7 +20,7 @@ from services.envelope_lifecycle.forecast_health import (
     health_check_instants,
 )
 from services.envelope_lifecycle.projection import FeederScope, ScopeFailure, capacity_basis, feeder_scope
-from services.envelope_lifecycle.submission import EnvelopeSubmission, domain_envelope
+from services.envelope_lifecycle.submission import EnvelopeSubmission
 from services.envelope_lifecycle.write_port import EnvelopeRule, _timers_after, judge_submission
 
 T0 = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
