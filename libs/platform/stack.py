@@ -36,10 +36,11 @@ from libs.platform.settings import REPO_ROOT, PlatformSettings
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
 HOST = "127.0.0.1"
-KAFKA_PORT = 59092
-KAFKA_CONTROLLER_PORT = 59093
-POSTGRES_PORT = 55432
-REDIS_PORT = 56379
+# Overridable so a second stack (a CI rehearsal beside a running one) can listen elsewhere.
+KAFKA_PORT = int(os.environ.get("MGRID_STACK_KAFKA_PORT", "59092"))
+KAFKA_CONTROLLER_PORT = int(os.environ.get("MGRID_STACK_KAFKA_CONTROLLER_PORT", str(KAFKA_PORT + 1)))
+POSTGRES_PORT = int(os.environ.get("MGRID_STACK_POSTGRES_PORT", "55432"))
+REDIS_PORT = int(os.environ.get("MGRID_STACK_REDIS_PORT", "56379"))
 DB_NAME = DB_USER = DB_PASSWORD = "mgrid"
 # The OS user Postgres runs as when we are root: postgres refuses to run as root.
 POSTGRES_OS_USER = "postgres"
