@@ -19,6 +19,7 @@ from simulator.expectations import StepTrace
 from simulator.report import REPORTS_DIR, print_failures, summary_table, write_html
 from simulator.runner import RunResult, ScenarioRun
 from simulator.scenario import Scenario, library, library_names, load_scenario
+from simulator.service_processes import ServiceProcesses, ServiceStartError, ServiceStatus
 from simulator.transport import DryRunTransport, LiveTransport, SimulatorSettings
 
 console = Console()
@@ -106,7 +107,6 @@ def demo(
 ) -> None:
     """Bring up the stack, start the four services, play a depot scenario and show the result."""
     from libs.platform import stack
-    from simulator.service_processes import ServiceProcesses, ServiceStartError
 
     processes = ServiceProcesses(env=DEMO_SERVICE_ENV)
     if not run:
@@ -140,7 +140,7 @@ def demo(
         raise typer.Exit(1)
 
 
-def _show_services(title: str, statuses: list) -> None:
+def _show_services(title: str, statuses: list[ServiceStatus]) -> None:
     table = Table(title=title)
     for column in ("service", "state", "url", "pid", "log"):
         table.add_column(column, overflow="fold")
@@ -150,7 +150,7 @@ def _show_services(title: str, statuses: list) -> None:
     console.print(table)
 
 
-def _explore_hint(processes: object, result: RunResult | None, report_path: Path) -> str:
+def _explore_hint(processes: ServiceProcesses, result: RunResult | None, report_path: Path) -> str:
     lines = ["", "The system is still running. Explore it:"]
     token = ("TOKEN=$(mgrid token issue --subject demo-operator --scope operator:read --scope operator:write"
              " --scope integration:write)")
@@ -160,7 +160,7 @@ def _explore_hint(processes: object, result: RunResult | None, report_path: Path
 
         depot = Identities(run_namespace(result.scenario.name, result.seed, result.anchor)).of(
             "depot", result.scenario.layout().name)
-        lines.append(f'  curl -s -H "Authorization: Bearer $TOKEN" {processes.url("topology")}'  # type: ignore[attr-defined]
+        lines.append(f'  curl -s -H "Authorization: Bearer $TOKEN" {processes.url("topology")}'
                      f"/api/depot/{depot}/microgrid | python -m json.tool")
     lines += [f"  open {report_path}", "  mgrid simulate --list        # the scenario library",
               "  mgrid demo --no-run --stop   # stop the four services; `mgrid stack down` stops the stack"]

@@ -111,7 +111,7 @@ def _scenario_section(r: RunResult) -> str:
     plot = _plot(r.samples, r.time_axis if not any(t.action == "depot_day" for t in r.steps) else "depot time (h)")
     image = f"<img alt='power over time' src='data:image/png;base64,{plot}'>" if plot else \
         "<p class='muted'>No cycles to plot.</p>"
-    letters = "".join(f"<li>{_e(str(d.dead_letter))[:600]}</li>" for d in r.dead_letters)
+    letters = "".join(f"<li>{_e(str(d.dead_letter)[:600])}</li>" for d in r.dead_letters)
     return f"""<section id="{_e(s.name)}"><h2>{_e(s.name)}: {_e(s.title)} ({'PASS' if r.passed else 'FAIL'})</h2>
 <p>{_e(s.description)}</p>{edge}<p><b>Requirements:</b> {_e(', '.join(s.requirements))}; depot
 <code>{_e(s.depot)}</code>; seed {r.seed}; anchor {r.anchor.isoformat()}; {r.sent} calls and messages sent.</p>

@@ -211,19 +211,14 @@ class ScenarioRun:
         letter = record.dead_letter or {}
         if letter.get("reason") == "OFF_CONTRACT":
             return True
-        topic = letter.get("original_topic", "")
-        topic = self.transport_settings_unprefix(topic)
+        topic = self.transport.unprefixed(letter.get("original_topic", ""))
         if topic not in BY_NAME:
             return False
         try:
             message = decode(topic, letter.get("value", "").encode())
         except ValueError:
-            return True  # unreadable: nobody else's either, report it
+            return True  # unreadable, so nobody can claim it: report it
         return belongs(Observed(0, topic, 0, 0, 0.0, message=message), self.state)
-
-    def transport_settings_unprefix(self, topic: str) -> str:
-        settings = getattr(self.transport, "settings", None)
-        return settings.unprefixed(topic) if settings is not None else topic
 
     # ---- sending ----------------------------------------------------------------------------------
 

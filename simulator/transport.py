@@ -84,6 +84,8 @@ class Transport(Protocol):
 
     async def consumed(self, published: list[Published], timeout_s: float) -> list[str]: ...
 
+    def unprefixed(self, topic: str) -> str: ...
+
 
 class LiveTransport:
     live = True
@@ -106,15 +108,10 @@ class LiveTransport:
         await self._consumer.start()
         await self._admin.start()
         # Observe from the end of every output topic as it is now: assign + seek before anything is sent.
-        partitions = []
-        for name in OBSERVED_TOPICS:
-            for p in self._consumer.partitions_for_topic(self.settings.topic(name)) or set():
-                partitions.append(TopicPartition(self.settings.topic(name), p))
-        if not partitions:
-            await self._consumer._client.force_metadata_update()  # noqa: SLF001 - first contact
-            for name in OBSERVED_TOPICS:
-                for p in self._consumer.partitions_for_topic(self.settings.topic(name)) or set():
-                    partitions.append(TopicPartition(self.settings.topic(name), p))
+        # A consumer without subscriptions knows no topic yet: load the cluster's metadata first.
+        await self._consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call
+        partitions = [TopicPartition(self.settings.topic(name), p) for name in OBSERVED_TOPICS
+                      for p in sorted(self._consumer.partitions_for_topic(self.settings.topic(name)) or ())]
         self._consumer.assign(partitions)
         await self._consumer.seek_to_end(*partitions)
         for tp in partitions:  # resolve the lazy seek now, so records sent from here on are all seen
@@ -131,6 +128,9 @@ class LiveTransport:
         await self._producer.stop()
         await self._consumer.stop()
         await self._admin.close()
+
+    def unprefixed(self, topic: str) -> str:
+        return self.settings.unprefixed(topic)
 
     # -- sending ----------------------------------------------------------------------------------
 
@@ -173,7 +173,7 @@ class LiveTransport:
                                 dead_letter={"reason": "OFF_CONTRACT", "error": str(exc)[:500]})
         headers = {k: bytes(v).decode(errors="replace") for k, v in (record.headers or ())}
         letter = {k.removeprefix("dlq."): v for k, v in headers.items() if k.startswith("dlq.")}
-        letter["value"] = (record.value or b"")[:2000].decode(errors="replace")
+        letter["value"] = (record.value or b"").decode(errors="replace")  # whole: the run tells its own apart
         return Observed(index, topic, record.partition, record.offset, at, dead_letter=letter)
 
     # -- the consumed barrier ---------------------------------------------------------------------
@@ -274,3 +274,6 @@ class DryRunTransport:
 
     async def consumed(self, published: list[Published], timeout_s: float) -> list[str]:
         return []
+
+    def unprefixed(self, topic: str) -> str:
+        return topic
