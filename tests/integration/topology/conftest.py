@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from contracts.base import Message
@@ -76,16 +75,25 @@ def circuit(
     return LegacyCircuitUpdated.create(payload, producer="legacy", occurred_at=datetime.now(UTC))
 
 
-async def resync_until(client: httpx.AsyncClient, depot_id: uuid.UUID, feeders: int) -> dict[str, Any]:
-    """Resync until the consumed legacy circuits show `feeders` top-level feeders (events arrive async)."""
+async def resync_until(
+    svc: RunningService, depot_id: uuid.UUID, feeders: int, records: int | None = None
+) -> dict[str, Any]:
+    """Resync once the service has consumed all `records` legacy circuit records sent for the depot.
 
-    async def attempt() -> dict[str, Any] | None:
-        r = await client.post(f"/api/depot/{depot_id}/microgrid/resync", headers=WRITE)
-        assert r.status_code == 200, r.text
-        body: dict[str, Any] = r.json()
-        return body if len(body["result"]["feeder_circuit_ids"]) == feeders else None
+    Waiting for the read model first (not retrying resync) matters: a resync that saw only part of the
+    records would build the microgrid from them and the next one would bump the version again.
+    """
 
-    return await eventually(attempt, timeout=30, interval=0.2)
+    async def consumed() -> bool:
+        known = await svc.ctx.pool.fetchval("SELECT count(*) FROM legacy_circuit WHERE depot_id = $1", depot_id)
+        return known >= (records if records is not None else feeders)
+
+    await eventually(consumed, timeout=30, interval=0.05)
+    r = await svc.client.post(f"/api/depot/{depot_id}/microgrid/resync", headers=WRITE)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    assert len(body["result"]["feeder_circuit_ids"]) == feeders, body
+    return body
 
 
 async def depot_with_feeders(
@@ -95,7 +103,7 @@ async def depot_with_feeders(
     depot_id = uuid.uuid4()
     for i in range(count):
         await send(settings, producer, circuit(depot_id, f"Feeder {i + 1}"))
-    return depot_id, await resync_until(svc.client, depot_id, count)
+    return depot_id, await resync_until(svc, depot_id, count)
 
 
 def node(node_id: uuid.UUID, name: str, node_type: str, parent: uuid.UUID | None = None, **extra: Any) -> dict:

@@ -65,7 +65,7 @@ async def test_resync_builds_managed_grid_connections_from_top_level_feeders(top
     ):
         await send(settings, kafka, message)
 
-    body = await resync_until(topology.client, depot_id, feeders=2)
+    body = await resync_until(topology, depot_id, feeders=2, records=4)
     result = body["result"]
     microgrid_id = result["microgrid"]["microgrid_id"]
     assert body["microgrid_id"] == microgrid_id and body["timestamp"]
@@ -117,7 +117,7 @@ async def test_resync_keeps_operator_nodes_and_follows_feeder_changes(topology, 
     # A second feeder appears: one new managed node, the operator's charge point untouched, version + 1.
     feeder_2 = circuit(depot_id, "Feeder 2")
     await send(settings, kafka, feeder_2)
-    result = (await resync_until(topology.client, depot_id, feeders=2))["result"]
+    result = (await resync_until(topology, depot_id, feeders=2))["result"]
     assert result["changed"] is True and result["microgrid"]["version"] == 3
     assert result["added_node_ids"] == [str(managed_node_id(uuid.UUID(mg), feeder_2.payload.circuit_id))]
     assert result["removed_node_ids"] == []
