@@ -47,3 +47,14 @@ def settings(stack_endpoints: PlatformSettings, session_prefix: str) -> Platform
     return stack_endpoints.model_copy(
         update={"topic_prefix": session_prefix, "consumer_backoff_initial_s": 0.05, "outbox_poll_interval_s": 0.2}
     )
+
+
+@pytest.fixture(scope="session")
+async def kafka(settings: PlatformSettings):
+    """A producer for tests that play another service or an outside actor (see support.publish_as_owner)."""
+    from libs.platform.messaging.kafka import create_producer
+
+    producer = create_producer(settings, "tests")
+    await producer.start()
+    yield producer
+    await producer.stop()

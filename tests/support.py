@@ -7,8 +7,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from contracts.base import Message
+from contracts.topics import topic_for
 from libs.platform.settings import PlatformSettings
 
 T = TypeVar("T")
@@ -59,3 +61,15 @@ class TopicReader:
             return records if predicate(records) else None
 
         return await eventually(check, timeout=timeout)
+
+
+async def publish_as_owner(
+    producer: AIOKafkaProducer, settings: PlatformSettings, *messages: Message, headers: dict[str, str] | None = None
+) -> None:
+    """Send each message to its (prefixed) topic with the registry's key, as its owner's outbox relay would."""
+    kafka_headers = [(k, v.encode()) for k, v in (headers or {}).items()]
+    for message in messages:
+        spec = topic_for(message)
+        await producer.send_and_wait(
+            settings.topic(spec.name), message.to_bytes(), key=spec.key_for(message), headers=kafka_headers
+        )

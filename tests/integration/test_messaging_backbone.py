@@ -29,7 +29,9 @@ TOPIC = "microgrid.topology_updated"
 def topology_event(version: int = 1) -> TopologyUpdated:
     mg = uuid.uuid4()
     node = MicrogridNodeRecord(node_id=uuid.uuid4(), microgrid_id=mg, name="GC1", node_type="GRID_CONNECTION")
-    payload = TopologyUpdatedPayload(microgrid_id=mg, depot_id=uuid.uuid4(), version=version, updated_by="t", nodes=[node])
+    payload = TopologyUpdatedPayload(
+        microgrid_id=mg, depot_id=uuid.uuid4(), version=version, updated_by="t", nodes=[node]
+    )
     return TopologyUpdated.create(payload, producer="test", occurred_at=datetime.now(UTC))
 
 
@@ -58,7 +60,10 @@ async def record_effect(message: Message, uow: UnitOfWork) -> None:
 
 def consumer_for(s: PlatformSettings, pool, producer: AIOKafkaProducer) -> EventConsumer:
     return EventConsumer(
-        group="backbone", handlers={TOPIC: record_effect}, pool=pool, settings=s,
+        group="backbone",
+        handlers={TOPIC: record_effect},
+        pool=pool,
+        settings=s,
         dead_letters=DeadLetterPublisher(producer, s),
     )
 
@@ -171,8 +176,9 @@ async def test_handler_failing_transiently_retries_then_dead_letters_without_sta
             raise ConnectionError("downstream unavailable")
         await record_effect(message, uow)
 
-    consumer = EventConsumer(group="backbone", handlers={TOPIC: flaky}, pool=pool, settings=s,
-                             dead_letters=DeadLetterPublisher(producer, s))
+    consumer = EventConsumer(
+        group="backbone", handlers={TOPIC: flaky}, pool=pool, settings=s, dead_letters=DeadLetterPublisher(producer, s)
+    )
     for e in (poison, good):
         await producer.send_and_wait(s.topic(TOPIC), e.to_bytes(), key=b"k")
     broker = await start_consuming(s, consumer)

@@ -14,7 +14,6 @@ import pytest
 from opentelemetry import propagate, trace
 from typer.testing import CliRunner
 
-from contracts.base import Message
 from contracts.events import (
     CycleCompleted,
     LegacyCircuitUpdated,
@@ -22,36 +21,23 @@ from contracts.events import (
     LegacyRebalanceRequested,
     LegacyRebalanceRequestedPayload,
 )
-from contracts.topics import topic_for
 from libs.platform.cli import app as mgrid_cli
-from libs.platform.messaging.kafka import create_producer
 from libs.platform.observability.trace_store import read_spans, trace_dir
 from simulator.transport import SimulatorSettings
-from tests.support import TopicReader, eventually
+from tests.support import TopicReader, eventually, publish_as_owner
 from tests.support_services import auth_headers
 
 pytestmark = [pytest.mark.system, pytest.mark.req("NFR-003", "NFR-005", "FR-015")]
 
 
-async def _send(settings: SimulatorSettings, message: Message, headers: dict[str, str] | None = None) -> None:
-    producer = create_producer(settings, "trace-test")
-    await producer.start()
-    try:
-        spec = topic_for(message)
-        await producer.send_and_wait(
-            settings.topic(spec.name), message.to_bytes(), key=spec.key_for(message),
-            headers=[(k, v.encode()) for k, v in (headers or {}).items()],
-        )
-    finally:
-        await producer.stop()
-
-
-async def test_one_legacy_event_is_one_trace_through_adapter_and_balancing(system_settings: SimulatorSettings) -> None:
+async def test_one_legacy_event_is_one_trace_through_adapter_and_balancing(
+    system_settings: SimulatorSettings, kafka
+) -> None:
     s = system_settings
     now = datetime.now(UTC)
     depot_id, circuit_id = uuid.uuid4(), uuid.uuid4()
     # The legacy circuit registry announces a feeder; the operator resyncs the depot's microgrid from it.
-    await _send(s, LegacyCircuitUpdated.create(
+    await publish_as_owner(kafka, s, LegacyCircuitUpdated.create(
         LegacyCircuitUpdatedPayload(circuit_id=circuit_id, depot_id=depot_id, name="Feeder A",
                                     default_capacity_watts=200_000, fail_safe_capacity_watts=50_000),
         producer="legacy-registry", occurred_at=now))
@@ -77,7 +63,7 @@ async def test_one_legacy_event_is_one_trace_through_adapter_and_balancing(syste
     with tracer.start_as_current_span("legacy load_balancer.rebalance_requested send") as root:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        await _send(s, legacy, carrier)
+        await publish_as_owner(kafka, s, legacy, headers=carrier)
         trace_id = format(root.get_span_context().trace_id, "032x")
         root_span_id = format(root.get_span_context().span_id, "016x")
 

@@ -18,15 +18,14 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.base import Message
 from libs.platform.clock import ManualClock
-from libs.platform.messaging.kafka import create_producer
 from libs.platform.settings import PlatformSettings
 from services.balancing.adapters import cycles, read_models
 from services.balancing.adapters.cycles import StoredCycle
 from services.balancing.adapters.read_models import MicrogridState
 from services.balancing.bootstrap import build_definition
 from services.balancing.settings import BalancingSettings
-from tests.integration.balancing.depot import Depot, publish
-from tests.support import eventually
+from tests.integration.balancing.depot import Depot
+from tests.support import eventually, publish_as_owner
 from tests.support_services import RunningService, running_service
 
 T0 = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
@@ -56,14 +55,6 @@ def clock(service: RunningService) -> ManualClock:
     return clock
 
 
-@pytest.fixture(scope="package")
-async def kafka(settings: PlatformSettings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = create_producer(settings, "balancing-tests")
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
 @dataclass
 class Feed:
     """Publishes upstream events and waits until balancing has applied them."""
@@ -73,7 +64,7 @@ class Feed:
     settings: PlatformSettings
 
     async def send(self, *messages: Message) -> None:
-        await publish(self.kafka, self.settings, *messages)
+        await publish_as_owner(self.kafka, self.settings, *messages)
 
     async def state(self, depot: Depot) -> MicrogridState:
         async with self.service.ctx.pool.acquire() as conn:

@@ -13,8 +13,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from aiokafka import AIOKafkaProducer
-
 from contracts import events as ev
 from contracts.base import Message
 from contracts.enums import (
@@ -33,8 +31,6 @@ from contracts.records import (
     MicrogridNodeRecord,
     TelemetryReadingRecord,
 )
-from contracts.topics import topic_for
-from libs.platform.settings import PlatformSettings
 
 PRODUCER = "test-feed"
 
@@ -237,10 +233,3 @@ class Depot:
             occurred_at=now,
             correlation_id=key,
         )
-
-
-async def publish(producer: AIOKafkaProducer, settings: PlatformSettings, *messages: Message) -> None:
-    """Send each message to its topic with its key, as its owner's outbox relay would."""
-    for message in messages:
-        spec = topic_for(message)
-        await producer.send_and_wait(settings.topic(spec.name), message.to_bytes(), key=spec.key_for(message))

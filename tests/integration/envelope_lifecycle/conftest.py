@@ -29,13 +29,11 @@ from contracts.events import (
     TopologyUpdatedPayload,
 )
 from contracts.records import CapabilityStatusEventRecord, MicrogridNodeRecord
-from contracts.topics import topic_for
 from libs.platform.clock import ManualClock
-from libs.platform.messaging.kafka import create_producer
 from libs.platform.settings import PlatformSettings
 from services.envelope_lifecycle.bootstrap import build_definition
 from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
-from tests.support import TopicReader, eventually
+from tests.support import TopicReader, eventually, publish_as_owner
 from tests.support_services import RunningService, auth_headers, running_service
 
 WRITE = auth_headers("integration:write")
@@ -67,20 +65,6 @@ def clock(service: RunningService) -> ManualClock:
     clock: ManualClock = service.ctx.extras["clock"]
     clock.set(T0)
     return clock
-
-
-@pytest.fixture(scope="package")
-async def kafka(settings: PlatformSettings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = create_producer(settings, "envelope-lifecycle-tests")
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
-async def send(settings: PlatformSettings, producer: AIOKafkaProducer, message: Message) -> None:
-    """Publish as the topic's owner would (prefixed topic, the registry's key)."""
-    spec = topic_for(message)
-    await producer.send_and_wait(settings.topic(spec.name), message.to_bytes(), key=spec.key_for(message))
 
 
 @dataclass
@@ -140,8 +124,8 @@ async def make_depot(svc: RunningService, settings: PlatformSettings, producer: 
     topology = TopologyUpdatedPayload(
         microgrid_id=depot.microgrid_id, depot_id=depot.depot_id, version=1, updated_by="test", nodes=nodes
     )
-    await send(settings, producer, LegacyCircuitUpdated.create(circuit, producer="legacy", occurred_at=now))
-    await send(settings, producer, TopologyUpdated.create(topology, producer="topology", occurred_at=now))
+    await publish_as_owner(producer, settings, LegacyCircuitUpdated.create(circuit, producer="legacy", occurred_at=now))
+    await publish_as_owner(producer, settings, TopologyUpdated.create(topology, producer="topology", occurred_at=now))
 
     async def consumed() -> bool:
         row = await svc.ctx.pool.fetchval(
@@ -171,7 +155,9 @@ async def add_control_point(
         external_config_ref="forecast-adapter/1",
         updated_by="test",
     )
-    await send(settings, producer, CapabilityControlPointUpdated.create(cp, producer="topology", occurred_at=T0))
+    await publish_as_owner(
+        producer, settings, CapabilityControlPointUpdated.create(cp, producer="topology", occurred_at=T0)
+    )
 
     async def consumed() -> bool:
         found = await svc.ctx.pool.fetchval(

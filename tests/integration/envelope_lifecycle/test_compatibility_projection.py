@@ -28,10 +28,9 @@ from tests.integration.envelope_lifecycle.conftest import (
     envelope_body,
     events_for,
     make_depot,
-    send,
     status_event,
 )
-from tests.support import TopicReader, eventually
+from tests.support import TopicReader, eventually, publish_as_owner
 from tests.support_services import RunningService
 
 pytestmark = pytest.mark.integration
@@ -179,14 +178,14 @@ async def test_forecast_source_reported_offline_by_capability_status_uses_fail_s
     assert await current(service, depot) == (85_000, "PRIMARY_FORECAST", "HEALTHY")
 
     clock.set(T0 + 2 * M)
-    await send(settings, kafka, status_event(depot, source, "ERROR", T0 + 2 * M))
+    await publish_as_owner(kafka, settings, status_event(depot, source, "ERROR", T0 + 2 * M))
 
     async def offline() -> bool:
         return await current(service, depot) == (FAIL_SAFE_W, "FAIL_SAFE", "OFFLINE")
 
     await eventually(offline, timeout=30)
     clock.set(T0 + 4 * M)
-    await send(settings, kafka, status_event(depot, source, "ONLINE", T0 + 4 * M))
+    await publish_as_owner(kafka, settings, status_event(depot, source, "ONLINE", T0 + 4 * M))
 
     async def recovered() -> bool:
         return await current(service, depot) == (85_000, "PRIMARY_FORECAST", "HEALTHY")
@@ -278,7 +277,7 @@ async def test_unmapped_or_ambiguous_scopes_fail_deterministically_and_other_nod
     topology = TopologyUpdatedPayload(
         microgrid_id=depot.microgrid_id, depot_id=depot.depot_id, version=2, updated_by="test", nodes=nodes
     )
-    await send(settings, kafka, TopologyUpdated.create(topology, producer="topology", occurred_at=T0))
+    await publish_as_owner(kafka, settings, TopologyUpdated.create(topology, producer="topology", occurred_at=T0))
 
     async def ambiguous() -> list[tuple[str, str]] | None:
         found = [(f["node_id"], f["reason_code"]) for f in (await capacity(service, depot))["failures"]]

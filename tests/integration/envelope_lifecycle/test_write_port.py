@@ -30,9 +30,8 @@ from tests.integration.envelope_lifecycle.conftest import (
     envelope_body,
     events_for,
     make_depot,
-    send,
 )
-from tests.support import TopicReader, eventually
+from tests.support import TopicReader, eventually, publish_as_owner
 from tests.support_services import RunningService, auth_headers
 
 pytestmark = pytest.mark.integration
@@ -201,7 +200,7 @@ async def test_ingest_is_idempotent_by_source_ref_across_both_doors(
         producer="adapter",
         occurred_at=T0,
     )
-    await send(settings, kafka, command)
+    await publish_as_owner(kafka, settings, command)
     await eventually(lambda: _inbox_has(service, command.event_id), timeout=30)
 
     # Same source_ref, different content: refused, the stored envelope stands.
@@ -312,8 +311,8 @@ async def test_command_topic_submits_and_withdraws_by_source_ref(
         producer="compatibility_adapter",
         occurred_at=T0,
     )
-    await send(settings, kafka, submit)
-    await send(settings, kafka, withdraw)  # same key (microgrid), so consumed after the submission
+    await publish_as_owner(kafka, settings, submit)
+    await publish_as_owner(kafka, settings, withdraw)  # same key (microgrid), so consumed after the submission
 
     async def withdrawn() -> bool:
         found = await envelopes(service, depot)

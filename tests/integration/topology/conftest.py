@@ -12,14 +12,11 @@ from typing import Any
 
 import pytest
 
-from contracts.base import Message
 from contracts.events import LegacyCircuitUpdated, LegacyCircuitUpdatedPayload
-from contracts.topics import topic_for
 from libs.platform.clock import ManualClock
-from libs.platform.messaging.kafka import create_producer
 from libs.platform.settings import PlatformSettings
 from services.topology.bootstrap import DEFINITION
-from tests.support import eventually
+from tests.support import eventually, publish_as_owner
 from tests.support_services import RunningService, auth_headers, running_service
 
 WRITE = auth_headers("operator:read", "operator:write")
@@ -34,25 +31,11 @@ async def topology(settings: PlatformSettings) -> AsyncIterator[RunningService]:
         yield svc
 
 
-@pytest.fixture(scope="package")
-async def kafka(settings: PlatformSettings) -> AsyncIterator[Any]:
-    producer = create_producer(settings, "topology-tests")
-    await producer.start()
-    yield producer
-    await producer.stop()
-
-
 @pytest.fixture
 def clock(topology: RunningService) -> ManualClock:
     clock: ManualClock = topology.ctx.extras["clock"]
     clock.set(START)
     return clock
-
-
-async def send(settings: PlatformSettings, producer: Any, message: Message) -> None:
-    """Publish as the topic's owner would (prefixed topic, the registry's key)."""
-    spec = topic_for(message)
-    await producer.send_and_wait(settings.topic(spec.name), message.to_bytes(), key=spec.key_for(message))
 
 
 def circuit(
@@ -102,7 +85,7 @@ async def depot_with_feeders(
     """A new depot with `count` feeder circuits, resynced: (depot_id, resync body)."""
     depot_id = uuid.uuid4()
     for i in range(count):
-        await send(settings, producer, circuit(depot_id, f"Feeder {i + 1}"))
+        await publish_as_owner(producer, settings, circuit(depot_id, f"Feeder {i + 1}"))
     return depot_id, await resync_until(svc, depot_id, count)
 
 

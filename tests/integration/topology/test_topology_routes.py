@@ -29,9 +29,8 @@ from tests.integration.topology.conftest import (
     depot_with_feeders,
     node,
     resync_until,
-    send,
 )
-from tests.support import TopicReader, eventually
+from tests.support import TopicReader, eventually, publish_as_owner
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +62,7 @@ async def test_resync_builds_managed_grid_connections_from_top_level_feeders(top
         circuit(depot_id, "Sub-circuit", parent=feeder_a.payload.circuit_id),  # not top level
         circuit(depot_id, "Old feeder", removed=True),  # removed
     ):
-        await send(settings, kafka, message)
+        await publish_as_owner(kafka, settings, message)
 
     body = await resync_until(topology, depot_id, feeders=2, records=4)
     result = body["result"]
@@ -116,7 +115,7 @@ async def test_resync_keeps_operator_nodes_and_follows_feeder_changes(topology, 
 
     # A second feeder appears: one new managed node, the operator's charge point untouched, version + 1.
     feeder_2 = circuit(depot_id, "Feeder 2")
-    await send(settings, kafka, feeder_2)
+    await publish_as_owner(kafka, settings, feeder_2)
     result = (await resync_until(topology, depot_id, feeders=2))["result"]
     assert result["changed"] is True and result["microgrid"]["version"] == 3
     assert result["added_node_ids"] == [str(managed_node_id(uuid.UUID(mg), feeder_2.payload.circuit_id))]
@@ -124,7 +123,9 @@ async def test_resync_keeps_operator_nodes_and_follows_feeder_changes(topology, 
 
     # The first feeder is removed while the charge point still hangs below it: resync refuses (orphan).
     first_circuit = stored[0]["attached_asset_id"]
-    await send(settings, kafka, circuit(depot_id, "Feeder 1", removed=True, circuit_id=uuid.UUID(first_circuit)))
+    await publish_as_owner(
+        kafka, settings, circuit(depot_id, "Feeder 1", removed=True, circuit_id=uuid.UUID(first_circuit))
+    )
 
     async def refused() -> dict | None:
         r = await topology.client.post(f"/api/depot/{depot_id}/microgrid/resync", headers=WRITE)
@@ -326,12 +327,12 @@ async def test_depot_view_shows_tree_active_envelopes_and_effective_capacities(t
         binding_envelope_id=envelope.envelope_id,
         evaluated_at=now,
     )
-    await send(
-        settings, kafka, OperatingEnvelopeReceived.create(envelope, producer="envelope_lifecycle", occurred_at=now)
+    await publish_as_owner(
+        kafka, settings, OperatingEnvelopeReceived.create(envelope, producer="envelope_lifecycle", occurred_at=now)
     )
-    await send(
-        settings,
+    await publish_as_owner(
         kafka,
+        settings,
         EffectiveCircuitCapacityChanged.create(capacity, producer="envelope_lifecycle", occurred_at=now),
     )
 
@@ -368,13 +369,13 @@ async def test_depot_view_shows_tree_active_envelopes_and_effective_capacities(t
             "basis": "GAP_POLICY",
         }
     )
-    await send(
-        settings,
+    await publish_as_owner(
         kafka,
+        settings,
         OperatingEnvelopeLifecycleEvaluated.create(expired, producer="envelope_lifecycle", occurred_at=later),
     )
-    await send(
-        settings, kafka, EffectiveCircuitCapacityReconciled.create(reconciled, producer="balancing", occurred_at=later)
+    await publish_as_owner(
+        kafka, settings, EffectiveCircuitCapacityReconciled.create(reconciled, producer="balancing", occurred_at=later)
     )
     await eventually(
         lambda: view(

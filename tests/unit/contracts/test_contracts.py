@@ -76,7 +76,9 @@ def test_times_are_normalised_to_utc_and_naive_times_rejected() -> None:
 
 def test_causation_carries_correlation_forward() -> None:
     first = LegacyRebalanceRequested.model_validate(_legacy())
-    second = LegacyRebalanceRequested.create(first.payload, producer="x", occurred_at=datetime.now(UTC), causation=first)
+    second = LegacyRebalanceRequested.create(
+        first.payload, producer="x", occurred_at=datetime.now(UTC), causation=first
+    )
     assert second.correlation_id == first.correlation_id
     assert second.causation_id == str(first.event_id)
 
@@ -85,8 +87,12 @@ def test_causation_carries_correlation_forward() -> None:
 def test_schedule_ref_only_for_local_control_points() -> None:
     with pytest.raises(ValidationError, match="schedule_ref"):
         CapabilityControlPointRecord(
-            control_point_id=uuid.uuid4(), microgrid_id=uuid.uuid4(), capability_type="PEAK_SHAVING",
-            state="enabled", control_source="EXTERNAL", schedule_ref="sched-1",
+            control_point_id=uuid.uuid4(),
+            microgrid_id=uuid.uuid4(),
+            capability_type="PEAK_SHAVING",
+            state="enabled",
+            control_source="EXTERNAL",
+            schedule_ref="sched-1",
         )
 
 
@@ -95,17 +101,28 @@ def test_periodic_schedule_names_exactly_one_target() -> None:
     with pytest.raises(ValidationError):
         ScheduledRebalancePeriodicPayload(schedule_ref="s", scheduled_for=now)
     with pytest.raises(ValidationError):
-        ScheduledRebalancePeriodicPayload(schedule_ref="s", scheduled_for=now, circuit_id=uuid.uuid4(),
-                                          microgrid_id=uuid.uuid4())
+        ScheduledRebalancePeriodicPayload(
+            schedule_ref="s", scheduled_for=now, circuit_id=uuid.uuid4(), microgrid_id=uuid.uuid4()
+        )
 
 
 @pytest.mark.req("FR-012")
 def test_reason_codes_follow_the_spec_precedence_deduplicated() -> None:
-    codes = ["LEGACY_ALIAS_TRANSLATION_APPLIED", "NODE_CAP_EXCEEDED", "TOPOLOGY_INVALID", "NODE_CAP_EXCEEDED",
-             "ANCESTOR_CAP_EXCEEDED", "AGGREGATE_CAP_EXCEEDED", "TELEMETRY_STALE_FALLBACK_USED"]
+    codes = [
+        "LEGACY_ALIAS_TRANSLATION_APPLIED",
+        "NODE_CAP_EXCEEDED",
+        "TOPOLOGY_INVALID",
+        "NODE_CAP_EXCEEDED",
+        "ANCESTOR_CAP_EXCEEDED",
+        "AGGREGATE_CAP_EXCEEDED",
+        "TELEMETRY_STALE_FALLBACK_USED",
+    ]
     assert order_reason_codes(codes) == [
-        ReasonCode.TOPOLOGY_INVALID, ReasonCode.ANCESTOR_CAP_EXCEEDED, ReasonCode.AGGREGATE_CAP_EXCEEDED,
-        ReasonCode.NODE_CAP_EXCEEDED, ReasonCode.TELEMETRY_STALE_FALLBACK_USED,
+        ReasonCode.TOPOLOGY_INVALID,
+        ReasonCode.ANCESTOR_CAP_EXCEEDED,
+        ReasonCode.AGGREGATE_CAP_EXCEEDED,
+        ReasonCode.NODE_CAP_EXCEEDED,
+        ReasonCode.TELEMETRY_STALE_FALLBACK_USED,
         ReasonCode.LEGACY_ALIAS_TRANSLATION_APPLIED,
     ]
 
