@@ -150,11 +150,18 @@ class ServiceRuntime:
         return True
 
     async def consumer_progressing(self, stall_after_s: float = 120.0) -> bool:
+        """False when records wait on an assigned partition and nothing was handled for `stall_after_s`.
+
+        An idle consumer (no lag) is healthy however long it has been quiet; a stuck one (aiokafka can
+        sit stuck after a broker restart) shows as lag that does not move.
+        """
         if self.consumer is None:
             return True
-        return time.monotonic() - self.consumer.stats.last_progress_monotonic < stall_after_s or (
-            self._broker is not None and self._broker.running
-        )
+        if self._broker is None or not self._broker.running:
+            return False
+        waiting = await self.consumer.pending_records()
+        quiet_for = time.monotonic() - self.consumer.stats.last_progress_monotonic
+        return waiting == 0 or quiet_for < stall_after_s
 
     # -- HTTP -----------------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -194,3 +195,33 @@ async def test_handler_failing_transiently_retries_then_dead_letters_without_sta
 
 async def _async(value):
     return value
+
+
+async def test_pending_records_shows_a_stuck_handler_and_clears_when_it_moves_on(env) -> None:
+    """What readiness reads: records past the committed offset, asked of the broker, not a cached watermark."""
+    s, pool, producer = env
+    release = asyncio.Event()
+
+    async def slow(message: Message, uow: UnitOfWork) -> None:
+        await release.wait()
+        await record_effect(message, uow)
+
+    consumer = EventConsumer(
+        group="backbone", handlers={TOPIC: slow}, pool=pool, settings=s, dead_letters=DeadLetterPublisher(producer, s)
+    )
+    for _ in range(2):
+        await producer.send_and_wait(s.topic(TOPIC), topology_event().to_bytes(), key=b"k")
+    broker = await start_consuming(s, consumer)
+    try:
+        await eventually(lambda: _async_pending(consumer, lambda n: n == 2))
+        assert consumer.stats.processed == 0, "the handler is still holding the first record"
+        release.set()
+        await eventually(lambda: _async(consumer.stats.processed == 2))
+        await eventually(lambda: _async_pending(consumer, lambda n: n == 0), timeout=10)
+    finally:
+        release.set()
+        await broker.stop()
+
+
+async def _async_pending(consumer: EventConsumer, ok) -> bool:
+    return ok(await consumer.pending_records())

@@ -119,10 +119,29 @@ class EventConsumer:
             high = consumer.highwater(tp)
             if high is None:
                 continue
-            done = self._next_offsets.get((tp.topic, tp.partition), 0)
+            # a partition not handled yet in this process counts from the watermark: no false lag at start
+            done = self._next_offsets.get((tp.topic, tp.partition), high)
             labels = {"group": self.group, "topic": tp.topic, "partition": str(tp.partition)}
             readings.append((max(0, high - done), labels))
         return readings
+
+    async def pending_records(self) -> int:
+        """Records on the assigned partitions past the group's committed offsets, asked of the broker now.
+
+        Fresh requests (not the cached watermark), so a consumer stuck without fetching still shows.
+        """
+        consumer = getattr(self._subscriber, "consumer", None)
+        if consumer is None:
+            return 0
+        partitions = list(consumer.assignment())
+        if not partitions:
+            return 0
+        ends = await consumer.end_offsets(partitions)
+        pending = 0
+        for tp in partitions:
+            committed = await consumer.committed(tp)
+            pending += max(0, ends[tp] - (committed or 0))
+        return pending
 
     async def process(self, record: Any) -> None:
         """Handle one ConsumerRecord to completion: effect committed, duplicate skipped, or dead-lettered."""

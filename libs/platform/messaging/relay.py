@@ -9,6 +9,7 @@ it (acks=all), so a crash between send and mark re-sends it: consumers deduplica
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -63,8 +64,10 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 pass
         if self._listener is not None:
-            await self._listener.remove_listener(OUTBOX_CHANNEL, self._on_notify)
-            await self._pool.release(self._listener)
+            # Shutting down with the database gone must still finish: the connection dies with the pool.
+            with contextlib.suppress(Exception):
+                await self._listener.remove_listener(OUTBOX_CHANNEL, self._on_notify)
+                await self._pool.release(self._listener)
             self._listener = None
 
     def _on_notify(self, *_: Any) -> None:
