@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 
@@ -158,8 +159,8 @@ REASON_CODE_PRECEDENCE: tuple[ReasonCode, ...] = (
 )
 
 
-def order_reason_codes(codes: object) -> list[ReasonCode]:
+def order_reason_codes(codes: Iterable[str]) -> list[ReasonCode]:
     """Deduplicate and order by the spec's precedence; codes outside the table follow, alphabetically."""
-    unique = {ReasonCode(c) for c in codes}  # type: ignore[union-attr]
+    unique = {ReasonCode(c) for c in codes}
     rank = {c: i for i, c in enumerate(REASON_CODE_PRECEDENCE)}
     return sorted(unique, key=lambda c: (rank.get(c, len(rank)), c.value))

@@ -21,11 +21,9 @@ from pathlib import Path
 
 import httpx
 
+from libs.platform.processes import log_tail, port_open, process_matches, read_pid, terminate
 from libs.platform.run_cli import DEFAULT_PORTS, SERVICES
 from libs.platform.settings import REPO_ROOT
-
-# The stack's process helpers: the same pid-file and process-identity rules for every local process.
-from libs.platform.stack import _port_open, _process_matches, _read_pid, _tail, _terminate
 
 DEFAULT_RUN_DIR = REPO_ROOT / ".stack"
 START_TIMEOUT_S = 120.0
@@ -50,7 +48,7 @@ class ServiceStatus:
 
 class ServiceStartError(RuntimeError):
     def __init__(self, service: str, message: str, log_file: Path) -> None:
-        tail = _tail(log_file, 25)
+        tail = log_tail(log_file, 25)
         super().__init__(f"{service}: {message} (log: {log_file})" + (f"\n--- last lines ---\n{tail}" if tail else ""))
         self.service = service
 
@@ -89,8 +87,8 @@ class ServiceProcesses:
         return service_url_env({s: self.ports[s] for s in SERVICES})
 
     def pid(self, service: str) -> int | None:
-        pid = _read_pid(self.pid_file(service))
-        return pid if pid is not None and _process_matches(pid, f"run\x00{service}") else None
+        pid = read_pid(self.pid_file(service))
+        return pid if pid is not None and process_matches(pid, f"run\x00{service}") else None
 
     def status(self) -> list[ServiceStatus]:
         return [self._status(s) for s in self.services]
@@ -117,7 +115,7 @@ class ServiceProcesses:
             if self.pid(service) is not None:
                 actions[service] = "already-running"
                 continue
-            if _port_open(self.ports[service]):
+            if port_open(self.ports[service]):
                 raise ServiceStartError(service, f"port {self.ports[service]} is taken by another process",
                                         self.log_file(service))
             self._spawn(service)
@@ -152,7 +150,7 @@ class ServiceProcesses:
         for service in self.services:
             pid = self.pid(service)
             if pid is not None:
-                _terminate(pid, f"run\x00{service}", grace_s=STOP_GRACE_S)
+                terminate(pid, f"run\x00{service}", grace_s=STOP_GRACE_S)
             self.pid_file(service).unlink(missing_ok=True)
             results.append(self._status(service, "stopped" if pid else "not-running"))
         return results

@@ -17,8 +17,6 @@ import fcntl
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import time
 from abc import ABC, abstractmethod
@@ -32,6 +30,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from libs.platform.processes import log_tail, port_open, process_matches, read_pid, terminate
 from libs.platform.settings import REPO_ROOT, PlatformSettings
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
@@ -77,7 +76,7 @@ class StackError(RuntimeError):
         text = f"{component}: {message}"
         if log_file is not None:
             text += f" (log: {log_file})"
-            tail = _tail(log_file)
+            tail = log_tail(log_file)
             if tail:
                 text += "\n--- last lines of the log ---\n" + tail
         super().__init__(text)
@@ -148,7 +147,7 @@ class Component(ABC):
         """Signal the pid in our own pid file (never a process found by name), wait, forget the file."""
         pid = self.pid()
         if pid is not None:
-            _terminate(pid, self.process_marker, grace_s=self.stop_grace_s)
+            terminate(pid, self.process_marker, grace_s=self.stop_grace_s)
         self.pid_file.unlink(missing_ok=True)
 
     @property
@@ -156,13 +155,13 @@ class Component(ABC):
         return f"{HOST}:{self.port}"
 
     def pid(self) -> int | None:
-        pid = _read_pid(self.pid_file)
-        return pid if pid is not None and _process_matches(pid, self.process_marker) else None
+        pid = read_pid(self.pid_file)
+        return pid if pid is not None and process_matches(pid, self.process_marker) else None
 
     def state(self) -> State:
         if self.pid() is None:
             return State.STOPPED
-        return State.RUNNING if _port_open(self.port) else State.STARTING
+        return State.RUNNING if port_open(self.port) else State.STARTING
 
     def status(self) -> ComponentStatus:
         return ComponentStatus(self.name, self.state(), self.listens, self.log_file, self.pid())
@@ -173,7 +172,7 @@ class Component(ABC):
         while time.monotonic() < deadline:
             if self.pid() is None:
                 raise StackError(self.name, "the process exited while starting", self.log_file)
-            if _port_open(self.port):
+            if port_open(self.port):
                 try:
                     self._probe()
                     return
@@ -183,7 +182,7 @@ class Component(ABC):
         raise StackError(self.name, f"not ready by the deadline (last error: {last_error!r})", self.log_file)
 
     def _refuse_taken_port(self) -> None:
-        if _port_open(self.port):
+        if port_open(self.port):
             raise StackError(
                 self.name, f"port {self.port} is taken by a process this stack did not start", self.log_file
             )
@@ -519,49 +518,6 @@ def _run_async(coroutine: Coroutine[Any, Any, Any]) -> Any:
 # --- processes, files, packages -------------------------------------------------------------------
 
 
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection((HOST, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def _read_pid(pid_file: Path) -> int | None:
-    try:
-        return int(pid_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _process_matches(pid: int, marker: str) -> bool:
-    """Alive and running what we think it is. A zombie has an empty command line, so it counts as dead."""
-    try:
-        return marker.encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def _terminate(pid: int, marker: str, *, grace_s: float) -> None:
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while _process_matches(pid, marker):
-        _reap(pid)
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            deadline = float("inf")
-        time.sleep(0.1)
-    _reap(pid)
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when this very process started it (e.g. a test session)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-
-
 def _run(component: str, command: list[str], *, log_file: Path | None, cwd: Path | None = None) -> str:
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if log_file is not None and result.returncode != 0 and log_file.parent.exists():
@@ -579,13 +535,6 @@ def _run_quiet(command: list[str]) -> int:
 
 def _render(template: Path, target: Path, **values: object) -> None:
     target.write_text(Template(template.read_text()).substitute({k: str(v) for k, v in values.items()}))
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 _apt_updated = False
