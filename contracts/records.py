@@ -6,7 +6,7 @@ from the topics alone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 from uuid import UUID
 
 from pydantic import Field, model_validator
@@ -37,9 +37,10 @@ class MicrogridRecord(Contract):
     version: int = Field(ge=0)
 
 
-class MicrogridNodeRecord(Contract):
+class MicrogridNodeFields(Contract):
+    """What an operator authors about a node; the record adds what the system owns."""
+
     node_id: UUID
-    microgrid_id: UUID
     parent_node_id: UUID | None = None
     name: str = Field(min_length=1, max_length=200)
     node_type: NodeType
@@ -47,16 +48,20 @@ class MicrogridNodeRecord(Contract):
     attached_asset_id: UUID | None = None
     status: NodeStatus = NodeStatus.ACTIVE
     display_order: int = 0
+
+    @model_validator(mode="after")
+    def _asset_pair(self) -> Self:
+        if (self.attached_asset_type is None) != (self.attached_asset_id is None):
+            raise ValueError("attached_asset_type and attached_asset_id are set together or not at all")
+        return self
+
+
+class MicrogridNodeRecord(MicrogridNodeFields):
+    microgrid_id: UUID
     managed: bool = Field(
         default=False,
         description="True for first-level GRID_CONNECTION nodes built by depot resync from a feeder circuit.",
     )
-
-    @model_validator(mode="after")
-    def _asset_pair(self) -> MicrogridNodeRecord:
-        if (self.attached_asset_type is None) != (self.attached_asset_id is None):
-            raise ValueError("attached_asset_type and attached_asset_id are set together or not at all")
-        return self
 
 
 class NodeLimitRecord(Contract):

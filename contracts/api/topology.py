@@ -30,6 +30,7 @@ from contracts.records import (
     CapabilityStatusEventRecord,
     CapabilityStatusProjectionRecord,
     FallbackRuleRecord,
+    MicrogridNodeFields,
     MicrogridNodeRecord,
     MicrogridRecord,
     NodeLimitRecord,
@@ -52,17 +53,8 @@ class MicrogridResponse(BaseModel, Generic[ResultT]):
 # ---- topology ----------------------------------------------------------------------------------
 
 
-class TopologyNodeInput(Contract):
+class TopologyNodeInput(MicrogridNodeFields):
     """One node of the desired tree. `managed` is not accepted: only resync manages nodes."""
-
-    node_id: UUID
-    parent_node_id: UUID | None = None
-    name: str = Field(min_length=1, max_length=200)
-    node_type: NodeType
-    attached_asset_type: AssetType | None = None
-    attached_asset_id: UUID | None = None
-    status: NodeStatus = NodeStatus.ACTIVE
-    display_order: int = 0
 
 
 class TopologyReplaceRequest(Contract):

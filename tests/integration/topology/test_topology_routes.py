@@ -205,6 +205,20 @@ async def test_stale_version_is_409_with_expected_and_actual(topology, settings,
     }
 
 
+@pytest.mark.req("FR-010")
+async def test_a_node_naming_an_asset_type_without_its_id_is_422_and_changes_nothing(topology, settings, kafka) -> None:
+    _, body = await depot_with_feeders(topology, settings, kafka)
+    mg = body["result"]["microgrid"]["microgrid_id"]
+    stored = (await topology.client.get(f"/api/microgrid/{mg}/topology", headers=READ)).json()["result"]["nodes"]
+    [gc] = body["result"]["added_node_ids"]
+    half_attached = node(uuid.uuid4(), "CP", "CHARGE_POINT", uuid.UUID(gc), attached_asset_type="CHARGE_POINT")
+    r = await write_tree(topology.client, mg, 1, [*(as_input(n) for n in stored), half_attached])
+    assert r.status_code == 422
+    assert r.json()["reason_code"] == "VALIDATION_FAILED"
+    after = (await topology.client.get(f"/api/microgrid/{mg}/topology", headers=READ)).json()["result"]
+    assert after["microgrid"]["version"] == 1
+
+
 @pytest.mark.req("FR-011")
 async def test_two_concurrent_writes_on_one_version_exactly_one_wins(topology, settings, kafka) -> None:
     _, body = await depot_with_feeders(topology, settings, kafka)
