@@ -33,7 +33,6 @@ from services.envelope_lifecycle.submission import EnvelopeSubmission
 from services.envelope_lifecycle.write_port import (
     EnvelopeNotFound,
     NotWithdrawable,
-    SourceRefConflict,
     submit_envelope,
     withdraw_envelope,
 )
@@ -60,10 +59,8 @@ def build_handlers(ctx: ServiceContext) -> Mapping[str, Handler]:
             blocks=tuple(p.blocks),
             submitted_by=p.submitted_by,
         )
-        try:
-            await submit_envelope(uow, settings=settings, submission=submission, now=clock.now(), causation=message)
-        except SourceRefConflict as exc:
-            raise PermanentHandlerError("SOURCE_REF_CONFLICT", str(exc)) from exc
+        # A conflicting resubmission is refused with a rejected event (audited), not dead-lettered.
+        await submit_envelope(uow, settings=settings, submission=submission, now=clock.now(), causation=message)
 
     async def on_withdraw_operating_envelope(message: Message, uow: UnitOfWork) -> None:
         assert isinstance(message, WithdrawOperatingEnvelope)

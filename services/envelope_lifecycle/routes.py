@@ -32,7 +32,6 @@ from services.envelope_lifecycle.write_port import (
     EnvelopeNotFound,
     Ingested,
     NotWithdrawable,
-    SourceRefConflict,
     submit_envelope,
     withdraw_envelope,
 )
@@ -66,11 +65,10 @@ async def submit(
         submitted_by=body.submitted_by or principal.subject,
     )
     now = clock_of(ctx).now()
-    try:
-        async with ctx.unit_of_work() as uow:
-            outcome = await submit_envelope(uow, settings=settings_of(ctx), submission=submission, now=now)
-    except SourceRefConflict as exc:
-        raise ApiError.conflict(str(exc)) from exc
+    async with ctx.unit_of_work() as uow:
+        outcome = await submit_envelope(uow, settings=settings_of(ctx), submission=submission, now=now)
+    if outcome.conflict:  # answered after the commit, so the refusal's audit event is kept
+        raise ApiError.conflict(f"source_ref {submission.source_ref!r} was already ingested with different content")
     if outcome.rejected:
         raise _rejection(outcome)
     if outcome.replay:

@@ -45,6 +45,8 @@ class EnvelopeRule:
     # min <= target <= max, a bound per block); `details.problems` names each broken one.
     ENVELOPE_INVARIANTS = "ENVELOPE_INVARIANTS"
     EFFECTIVE_WINDOW_NOT_ELAPSED = "EFFECTIVE_WINDOW_NOT_ELAPSED"
+    # Idempotency by source_ref: a replay must carry the content first ingested under that ref.
+    SOURCE_REF_CONTENT_UNCHANGED = "SOURCE_REF_CONTENT_UNCHANGED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +63,11 @@ class Ingested:
 
     envelope: StoredEnvelope
     replay: bool
+    conflict: bool = False  # same source_ref, different content: refused (and audited), nothing stored
 
     @property
     def rejected(self) -> bool:
         return self.envelope.status is EnvelopeStatus.REJECTED
-
-
-class SourceRefConflict(Exception):
-    """The source_ref was already ingested with different content: refusing to guess which is right."""
-
-    def __init__(self, existing: StoredEnvelope) -> None:
-        super().__init__(f"source_ref {existing.source_ref!r} was already ingested with different content")
-        self.existing = existing
 
 
 class EnvelopeNotFound(Exception):
@@ -163,21 +158,35 @@ async def submit_envelope(
     existing = await envelopes.by_source_ref(conn, submission.microgrid_id, submission.source_ref)
     if existing is not None:
         if existing.submission_digest != submission.digest():
-            raise SourceRefConflict(existing)
-        return Ingested(existing, replay=True)
+            await _refuse_conflicting_content(uow, existing, submission, now, causation)
+            return Ingested(existing, replay=False, conflict=True)
+        if existing.status is not EnvelopeStatus.REJECTED:
+            return Ingested(existing, replay=True)
+        # A rejected envelope sent again is judged again: a rejection is a verdict at a moment (for
+        # example its node was not yet known here), and the same content may be valid now.
 
     node = await topology.node(conn, submission.microgrid_id, submission.node_id)
     violation = judge_submission(submission, node_known=node is not None, now=now)
     if violation is not None:
+        if existing is not None:
+            return Ingested(existing, replay=True)  # still rejected: nothing new
         return Ingested(await _reject(uow, submission, violation, now, causation), replay=False)
 
     status = EnvelopeStatus.ACTIVE if submission.effective_from <= now else EnvelopeStatus.PENDING
     env = _stored(submission, status, now)
     record = env.record()
     assert record is not None  # types were judged known
-    await envelopes.insert_envelope(conn, env)
+    if existing is None:
+        await envelopes.insert_envelope(conn, env)
+    else:
+        await envelopes.accept_rejected(conn, env)
     await envelopes.append_history(
-        conn, env, transition=Transition.RECEIVED.value, previous_status=None, status=status, evaluated_at=now
+        conn,
+        env,
+        transition=Transition.RECEIVED.value,
+        previous_status=existing.status if existing else None,
+        status=status,
+        evaluated_at=now,
     )
     await timers.schedule_envelope_timers(conn, env.microgrid_id, env.envelope_id, _timers_after(env, now))
     await uow.publish(OperatingEnvelopeReceived.create(record, producer=PRODUCER, occurred_at=now, causation=causation))
@@ -214,6 +223,32 @@ def _timers_after(env: StoredEnvelope, now: datetime) -> list[tuple[TimerKind, d
         for instant in lifecycle_boundaries(domain_envelope(record))
         if instant > now
     ]
+
+
+async def _refuse_conflicting_content(
+    uow: UnitOfWork, existing: StoredEnvelope, submission: EnvelopeSubmission, now: datetime, causation: Message | None
+) -> None:
+    """Audit the refusal (NFR-010) without touching the stored envelope: its source_ref keeps its content."""
+    await uow.publish(
+        OperatingEnvelopeRejected.create(
+            OperatingEnvelopeRejectedPayload(
+                microgrid_id=existing.microgrid_id,
+                envelope_id=existing.envelope_id,
+                node_id=submission.node_id,
+                source_ref=submission.source_ref,
+                reason_code=ReasonCode.ENVELOPE_INVALID,
+                violated_rule=EnvelopeRule.SOURCE_REF_CONTENT_UNCHANGED,
+                details={
+                    "message": f"source_ref {submission.source_ref!r} was already ingested with different content",
+                    "stored_digest": existing.submission_digest,
+                    "submitted_digest": submission.digest(),
+                },
+            ),
+            producer=PRODUCER,
+            occurred_at=now,
+            causation=causation,
+        )
+    )
 
 
 async def _reject(

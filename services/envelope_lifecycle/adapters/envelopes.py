@@ -64,6 +64,17 @@ class StoredEnvelope:
             return None
 
 
+async def accept_rejected(conn: asyncpg.Connection, env: StoredEnvelope) -> None:
+    """A rejected envelope judged valid on resubmission: same id and blocks, now accepted."""
+    await conn.execute(
+        "UPDATE operating_envelope SET status = $2, received_at = $3, rejection_reason = NULL,"
+        " violated_rule = NULL, rejection_details = NULL WHERE envelope_id = $1 AND status = 'REJECTED'",
+        env.envelope_id,
+        env.status.value,
+        env.received_at,
+    )
+
+
 async def insert_envelope(conn: asyncpg.Connection, env: StoredEnvelope) -> None:
     await conn.execute(
         "INSERT INTO operating_envelope (envelope_id, microgrid_id, node_id, origin_control_point_id,"

@@ -15,8 +15,9 @@ from contracts.commands import (
     WithdrawOperatingEnvelope,
     WithdrawOperatingEnvelopePayload,
 )
-from contracts.enums import ConstraintType, EnvelopeType
-from contracts.records import EnvelopeBlockRecord
+from contracts.enums import ConstraintType, EnvelopeType, NodeType
+from contracts.events import TopologyUpdated, TopologyUpdatedPayload
+from contracts.records import EnvelopeBlockRecord, MicrogridNodeRecord
 from libs.platform.clock import ManualClock
 from libs.platform.settings import PlatformSettings
 from services.envelope_lifecycle.scheduler import evaluate_due_timers
@@ -213,6 +214,57 @@ async def test_ingest_is_idempotent_by_source_ref_across_both_doors(
         depot.path(f"/{first.json()['result']['envelope']['envelope_id']}"), headers=READ
     )
     assert [e["transition"] for e in history.json()["result"]["entries"]] == ["RECEIVED"]
+    assert await outbox_count(service, depot, RECEIVED) == 1
+    # ... and the refusal is audited as a rejection naming the rule, not lost (NFR-010).
+    assert await outbox_count(service, depot, REJECTED) == 1
+    refusal = await service.ctx.pool.fetchval(
+        "SELECT convert_from(value, 'UTF8')::jsonb -> 'payload' ->> 'violated_rule' FROM outbox"
+        " WHERE topic LIKE '%' || $1 AND convert_from(value, 'UTF8')::jsonb -> 'payload' ->> 'microgrid_id' = $2",
+        REJECTED,
+        str(depot.microgrid_id),
+    )
+    assert refusal == "SOURCE_REF_CONTENT_UNCHANGED"
+
+
+@pytest.mark.req("NFR-010", "FR-026")
+async def test_an_envelope_rejected_for_an_unknown_node_is_accepted_when_sent_again_after_the_node_arrives(
+    service: RunningService, clock: ManualClock, settings: PlatformSettings, kafka: Any
+) -> None:
+    depot = await make_depot(service, settings, kafka)
+    new_node = uuid.uuid4()
+    body = envelope_body(new_node, start=0 * H, end=3 * H, blocks=[block(0 * H, H, 50_000)])
+    early = await service.client.post(depot.path(), json=body, headers=WRITE)
+    assert early.status_code == 422 and early.json()["violated_rule"] == "TARGET_NODE_IN_MICROGRID"
+
+    # The topology event naming the node arrives after the envelope did.
+    nodes = [
+        depot.feeder_node(),
+        MicrogridNodeRecord(
+            node_id=new_node,
+            microgrid_id=depot.microgrid_id,
+            parent_node_id=depot.grid_connection_id,
+            name="New branch",
+            node_type=NodeType.CIRCUIT,
+        ),
+    ]
+    topology = TopologyUpdatedPayload(
+        microgrid_id=depot.microgrid_id, depot_id=depot.depot_id, version=2, updated_by="test", nodes=nodes
+    )
+    await publish_as_owner(kafka, settings, TopologyUpdated.create(topology, producer="topology", occurred_at=T0))
+
+    async def node_known() -> bool:
+        found = await service.ctx.pool.fetchval("SELECT count(*) FROM microgrid_node WHERE node_id = $1", new_node)
+        return found == 1
+
+    await eventually(node_known, timeout=30, interval=0.05)
+    later = await service.client.post(depot.path(), json=body, headers=WRITE)
+    assert later.status_code == 201, later.text
+    accepted = later.json()["result"]["envelope"]
+    assert accepted["envelope_id"] == early.json()["details"]["envelope_id"]
+    assert accepted["status"] == "ACTIVE"
+    assert [e["envelope_id"] for e in await envelopes(service, depot)] == [accepted["envelope_id"]]
+    history = await service.client.get(depot.path(f"/{accepted['envelope_id']}"), headers=READ)
+    assert [e["transition"] for e in history.json()["result"]["entries"]] == ["REJECTED", "RECEIVED"]
     assert await outbox_count(service, depot, RECEIVED) == 1
 
 
