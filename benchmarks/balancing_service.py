@@ -48,7 +48,8 @@ from libs.platform.settings import PlatformSettings  # noqa: E402
 from services.balancing.adapters import read_models  # noqa: E402
 from services.balancing.bootstrap import build_definition  # noqa: E402
 from services.balancing.settings import BalancingSettings  # noqa: E402
-from tests.integration.balancing.depot import Depot, publish  # noqa: E402
+from tests.integration.balancing.depot import Depot  # noqa: E402
+from tests.support import publish_as_owner  # noqa: E402
 from tests.support_services import auth_headers, running_service  # noqa: E402
 
 
@@ -153,7 +154,7 @@ async def main(cycles: int, samples: int) -> None:
         try:
             now = datetime.now(UTC)
             telemetry = depot.telemetry(now, meters=meters, demands=demands)
-            await publish(producer, settings, *depot.setup_events(now), telemetry)
+            await publish_as_owner(producer, settings, *depot.setup_events(now), telemetry)
             await watcher.start()
             await applied(svc.ctx.pool, depot, len(demands))
 
@@ -162,19 +163,19 @@ async def main(cycles: int, samples: int) -> None:
                 while True:
                     await asyncio.sleep(5)
                     report = depot.telemetry(datetime.now(UTC), meters=meters, demands=demands)
-                    await publish(producer, settings, report)
+                    await publish_as_owner(producer, settings, report)
 
             reporting = asyncio.create_task(telemetry_source())
             # Warm up (read models filled, first cycle stored) before timing anything.
             warm = depot.rebalance(datetime.now(UTC))
-            await publish(producer, settings, warm)
+            await publish_as_owner(producer, settings, warm)
             await watcher.wait([warm.payload.request_key], timeout_s=60)
 
             # Throughput: a burst for the one microgrid.
             burst = [depot.rebalance(datetime.now(UTC)) for _ in range(cycles)]
             t0 = time.perf_counter()
             for message in burst:
-                await publish(producer, settings, message)
+                await publish_as_owner(producer, settings, message)
             last = await watcher.wait([m.payload.request_key for m in burst])
             throughput = cycles / (last - t0)
 
@@ -183,7 +184,7 @@ async def main(cycles: int, samples: int) -> None:
             for _ in range(samples):
                 message = depot.rebalance(datetime.now(UTC))
                 t = time.perf_counter()
-                await publish(producer, settings, message)
+                await publish_as_owner(producer, settings, message)
                 kafka_latency.append(await watcher.wait([message.payload.request_key]) - t)
 
             # Latency through the operator's HTTP door.
