@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from uuid import uuid4
 
+from contracts.base import Message
 from contracts.enums import CycleOutcome
 from contracts.events import (
     ConstraintBreachDetected,
@@ -82,11 +83,15 @@ async def execute_cycle(
     )
 
     at = record.ended_at
+    outgoing: list[Message] = []
     if record.outcome is not CycleOutcome.REJECTED:
-        await uow.publish(
+        outgoing.append(
             DemandResolved.create(demand_resolved_payload(result), producer=PRODUCER, occurred_at=at, causation=message)
         )
-    for breach in record.breaches:
-        await uow.publish(ConstraintBreachDetected.create(breach, producer=PRODUCER, occurred_at=at, causation=message))
-    await uow.publish(CycleCompleted.create(record, producer=PRODUCER, occurred_at=at, causation=message))
+    outgoing += [
+        ConstraintBreachDetected.create(breach, producer=PRODUCER, occurred_at=at, causation=message)
+        for breach in record.breaches
+    ]
+    outgoing.append(CycleCompleted.create(record, producer=PRODUCER, occurred_at=at, causation=message))
+    await uow.publish_all(outgoing)
     return record
