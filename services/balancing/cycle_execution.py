@@ -23,7 +23,8 @@ from contracts.events import (
     RebalanceRequested,
 )
 from contracts.records import CycleResultRecord
-from libs.domain import cycle_inputs_to_dict, run_balancing_cycle, to_canonical_json
+from libs.domain import run_balancing_cycle, to_canonical_json
+from libs.domain.codec import canonical_inputs_json
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.balancing.adapters import cycles, read_models
 from services.balancing.cycle_inputs import CycleSettings, assemble_cycle_inputs
@@ -67,7 +68,9 @@ async def execute_cycle(
                 )
             )
 
-    result = run_balancing_cycle(inputs)
+    # One canonical serialisation serves the stored inputs and the digest (the cycle's hot path).
+    inputs_json = canonical_inputs_json(inputs)
+    result = run_balancing_cycle(inputs, digest=hashlib.sha256(inputs_json).hexdigest())
     output = to_canonical_json(result)
     record = cycle_result_record(result, inputs=inputs, request=request, started_at=started_at, ended_at=now())
     await cycles.insert_cycle(
@@ -75,7 +78,7 @@ async def execute_cycle(
         result=record,
         request_key=request.request_key,
         request_event_id=message.event_id,
-        inputs=cycle_inputs_to_dict(inputs),
+        inputs_json=inputs_json,
         output=output,
         output_digest=output_digest(output),
         missing_inputs=list(result.missing_inputs),
