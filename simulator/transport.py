@@ -20,8 +20,6 @@ from uuid import UUID
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
-from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
 
 from contracts.base import Message
 from contracts.topics import BY_NAME, TOPICS, dead_letter_topic, decode
@@ -32,14 +30,6 @@ from simulator.wire import SERVICES, HttpAnswer, HttpCall, Publication, Publishe
 SIMULATOR_SUBJECT = "simulator"
 # Topics the simulator watches: every registered topic plus each service's dead letters.
 OBSERVED_TOPICS = tuple(t.name for t in TOPICS) + tuple(dead_letter_topic(s) for s in SERVICES)
-
-
-class _DescribeGroupsV2(DescribeGroupsRequest):
-    """DescribeGroups pinned to v2: aiokafka 0.14 decodes a v3 answer with the v2 schema (it lacks the
-    per-group authorized_operations field) and fails with a buffer underrun against Kafka 4."""
-
-    def build(self, request_struct_class: Any) -> DescribeGroupsRequest_v2:  # noqa: ARG002
-        return DescribeGroupsRequest_v2(self._groups)
 
 
 class SimulatorSettings(PlatformSettings):
@@ -101,7 +91,6 @@ class LiveTransport:
         self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="simulator-admin")
         self._http: dict[str, httpx.AsyncClient] = {}
         self._token = issue_token(SIMULATOR_SUBJECT, [s.value for s in Scope])
-        self._subscriptions: dict[str, set[str]] = {}
 
     async def __aenter__(self) -> LiveTransport:
         await self._producer.start()
@@ -178,25 +167,10 @@ class LiveTransport:
 
     # -- the consumed barrier ---------------------------------------------------------------------
 
-    async def _groups_subscribed_to(self, topic: str) -> list[str]:
-        """The service groups whose live members subscribe to `topic` (asked of Kafka, cached once known)."""
-        prefixed = self.settings.topic(topic)
-        unknown = [g for g in self._service_groups() if not self._subscriptions.get(g)]
-        if unknown:
-            coordinator = await self._admin.find_coordinator(unknown[0])
-            response = await self._admin._send_request(_DescribeGroupsV2(unknown), coordinator)  # noqa: SLF001
-            for group in response.groups:
-                topics: set[str] = set()
-                for member in group[5]:
-                    try:
-                        topics |= set(ConsumerProtocolMemberMetadata.decode(member[3]).subscription)
-                    except Exception:  # an empty or foreign member: it subscribes to nothing we know
-                        continue
-                self._subscriptions[group[1]] = topics
-        return [g for g in self._service_groups() if prefixed in self._subscriptions.get(g, set())]
-
-    def _service_groups(self) -> list[str]:
-        return [self.settings.topic(s) for s in SERVICES]
+    def _groups_consuming(self, topic: str) -> list[str]:
+        """The service groups that consume `topic`: the topic registry's consumers (a unit test keeps the
+        registry equal to the services' handlers)."""
+        return [self.settings.topic(group) for group in BY_NAME[topic].consumers if group in SERVICES]
 
     async def consumed(self, published: list[Published], timeout_s: float) -> list[str]:
         """Wait until every service group subscribed to each record's topic has committed past it.
@@ -205,7 +179,7 @@ class LiveTransport:
         """
         waits: dict[tuple[str, TopicPartition], int] = {}
         for p in published:
-            for group in await self._groups_subscribed_to(p.topic):
+            for group in self._groups_consuming(p.topic):
                 tp = TopicPartition(self.settings.topic(p.topic), p.partition)
                 waits[(group, tp)] = max(waits.get((group, tp), -1), p.offset)
         deadline = time.monotonic() + timeout_s
