@@ -35,6 +35,7 @@ from libs.platform.observability import (
     metrics_router,
     setup_observability,
 )
+from libs.platform.result_waiter import redis_signaller
 from libs.platform.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class ServiceContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def unit_of_work(self) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
-        return unit_of_work(self.pool, self.settings)
+        return unit_of_work(self.pool, self.settings, redis_signaller(self.redis))
 
 
 @dataclass
@@ -63,7 +64,6 @@ class ServiceDefinition:
     background: Callable[[ServiceContext], list[Callable[[], Awaitable[None]]]] = lambda ctx: []
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
     settings_factory: Callable[[], PlatformSettings] = PlatformSettings
-    default_port: int = 8100
 
     def schema(self, settings: PlatformSettings) -> str:
         """The service's own Postgres schema; a topic prefix (tests) isolates runs on one database."""
@@ -113,6 +113,7 @@ class ServiceRuntime:
                 settings=s,
                 dead_letters=DeadLetterPublisher(self._producer, s),
                 on_dead_letter=lambda topic, reason: metrics.count_dead_letter(topic=topic, reason=reason),
+                signaller=redis_signaller(cache),
             )
             self.consumer.subscribe(self._broker)
             await self._broker.start()

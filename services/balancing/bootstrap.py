@@ -30,7 +30,6 @@ def build_definition(clock: Clock | None = None) -> ServiceDefinition:
         background=lambda ctx: [lambda: sweep_waiting_requests_forever(ctx)],
         on_start=on_start,
         settings_factory=BalancingSettings,
-        default_port=8103,
     )
 
 

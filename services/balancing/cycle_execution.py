@@ -26,12 +26,15 @@ from contracts.records import CycleResultRecord
 from libs.domain import run_balancing_cycle, to_canonical_json
 from libs.domain.codec import canonical_inputs_json
 from libs.platform.messaging.unit_of_work import UnitOfWork
+from libs.platform.result_waiter import result_channel
 from services.balancing.adapters import cycles, read_models
 from services.balancing.cycle_inputs import CycleSettings, assemble_cycle_inputs
 from services.balancing.cycle_records import cycle_result_record, demand_resolved_payload
 from services.balancing.rebalance_guard import reconcile_circuit_capacities
 
 PRODUCER = "balancing"
+# Result channel an HTTP waiter listens on (libs.platform.result_waiter), keyed by request key.
+CYCLE_RESULT = "balancing.cycle"
 
 
 def output_digest(output: bytes) -> str:
@@ -97,4 +100,5 @@ async def execute_cycle(
     ]
     outgoing.append(CycleCompleted.create(record, producer=PRODUCER, occurred_at=at, causation=message))
     await uow.publish_all(outgoing)
+    uow.signal_after_commit(result_channel(uow.settings, CYCLE_RESULT, request.request_key))
     return record

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -23,10 +22,11 @@ from contracts.records import CycleResultRecord
 from libs.platform.clock import Clock, SystemClock
 from libs.platform.http import ApiError
 from libs.platform.messaging.unit_of_work import UnitOfWork
+from libs.platform.result_waiter import result_channel, wait_for_result
 from libs.platform.runtime import ServiceContext
 from services.balancing.adapters import cycles, read_models, rebalance_requests
 from services.balancing.adapters.cycles import StoredCycle
-from services.balancing.cycle_execution import PRODUCER, execute_cycle
+from services.balancing.cycle_execution import CYCLE_RESULT, PRODUCER, execute_cycle
 from services.balancing.cycle_inputs import CycleSettings
 from services.balancing.settings import BalancingSettings, balancing_settings
 
@@ -160,7 +160,7 @@ async def request_rebalance(
         _same_target(key, claimed.microgrid_id, claimed.node_id, microgrid_id, node_id)
         if claimed.event_id == message.event_id:
             await uow.publish(message)
-    return key, await wait_for_cycle(ctx.pool, key, settings.rebalance_wait_s)
+    return key, await wait_for_cycle(ctx, key, settings.rebalance_wait_s)
 
 
 def _same_target(key: str, had_mg: UUID, had_node: UUID | None, mg: UUID, node: UUID | None) -> None:
@@ -168,16 +168,14 @@ def _same_target(key: str, had_mg: UUID, had_node: UUID | None, mg: UUID, node: 
         raise ApiError.conflict(f"request key {key!r} was already used for another rebalance target")
 
 
-async def wait_for_cycle(pool: asyncpg.Pool, request_key: str, timeout_s: float) -> StoredCycle | None:
-    """Poll the cycles table (one indexed lookup) for the key's cycle until the deadline."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.005
-    while True:
-        found = await cycles.cycle_by_request_key(pool, request_key)
-        if found is not None or time.monotonic() >= deadline:
-            return found
-        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, 0.02)
+async def wait_for_cycle(ctx: ServiceContext, request_key: str, timeout_s: float) -> StoredCycle | None:
+    """The key's stored cycle, waiting up to `timeout_s`; woken by the consumer's commit signal."""
+    return await wait_for_result(
+        client=ctx.redis,
+        channel=result_channel(ctx.settings, CYCLE_RESULT, request_key),
+        fetch=lambda: cycles.cycle_by_request_key(ctx.pool, request_key),
+        timeout_s=timeout_s,
+    )
 
 
 def error_for(cycle: StoredCycle) -> ApiError | None:

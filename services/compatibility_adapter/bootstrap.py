@@ -28,5 +28,4 @@ DEFINITION = ServiceDefinition(
     routers=lambda: [router],
     on_start=_on_start,
     settings_factory=CompatibilityAdapterSettings,
-    default_port=8104,
 )

@@ -9,8 +9,6 @@ source of truth (D-011, NFR-006).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,6 +38,7 @@ from contracts.events import (
 from contracts.records import CycleResultRecord
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.observability import get_metrics
+from libs.platform.result_waiter import result_channel, wait_for_result
 from libs.platform.runtime import ServiceContext
 from services.compatibility_adapter.adapters import (
     alias_read_model,
@@ -243,6 +242,10 @@ async def resolve(
     return resolve_circuit_alias(circuit_id, await alias_read_model.rows_for_circuit(uow.conn, circuit_id), scope)
 
 
+# Result channel the HTTP alias waits on (libs.platform.result_waiter), keyed by request key.
+CYCLE_RESULT = "compatibility_adapter.cycle_result"
+
+
 # ---- load_balancer.rebalance_requested --------------------------------------------------------
 
 
@@ -429,14 +432,15 @@ async def _earlier_http_request(uow: UnitOfWork, request_key: str) -> AliasedReq
 
 
 async def await_cycle_result(*, ctx: ServiceContext, request_key: str) -> CycleResultRecord | None:
-    """Poll the cycle read model until the requested cycle completed or the wait bound passed."""
+    """The requested cycle's result from the read model, waiting up to the bound; woken by its commit."""
     settings: CompatibilityAdapterSettings = ctx.extras["settings"]
-    deadline = time.monotonic() + settings.compat_rebalance_wait_s
-    while True:
-        cycle = await cycle_results.by_request_key(ctx.pool, request_key)
-        if cycle is not None or time.monotonic() >= deadline:
-            return cycle
-        await asyncio.sleep(settings.compat_rebalance_poll_interval_s)
+    return await wait_for_result(
+        client=ctx.redis,
+        channel=result_channel(ctx.settings, CYCLE_RESULT, request_key),
+        fetch=lambda: cycle_results.by_request_key(ctx.pool, request_key),
+        timeout_s=settings.compat_rebalance_wait_s,
+        fallback_poll_s=settings.compat_rebalance_poll_interval_s,
+    )
 
 
 def circuit_rebalance_response(
@@ -461,6 +465,7 @@ async def record_cycle_result(*, uow: UnitOfWork, cycle: CycleResultRecord) -> N
     key = cycle.audit.request_key
     if key and await translation_audit.requested(uow.conn, key):
         await cycle_results.save(uow.conn, key, cycle)
+        uow.signal_after_commit(result_channel(uow.settings, CYCLE_RESULT, key))
 
 
 # ---- effective circuit capacity ---------------------------------------------------------------

@@ -8,7 +8,8 @@ from libs.platform.settings import PlatformSettings
 class CompatibilityAdapterSettings(PlatformSettings):
     # How long POST /api/circuit/{id}/rebalance_load waits for its cycle before answering 202 PENDING.
     compat_rebalance_wait_s: float = 10.0
-    compat_rebalance_poll_interval_s: float = 0.1
+    # The result's commit wakes the wait (Redis signal); this is the re-read interval if a signal is lost.
+    compat_rebalance_poll_interval_s: float = 0.5
 
 
 def adapter_settings(settings: PlatformSettings) -> CompatibilityAdapterSettings:

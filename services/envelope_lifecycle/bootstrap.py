@@ -34,7 +34,6 @@ def build_definition(clock: Clock | None = None) -> ServiceDefinition:
         background=scheduler_loop,
         on_start=on_start,
         settings_factory=EnvelopeLifecycleSettings,
-        default_port=8102,
     )
 
 

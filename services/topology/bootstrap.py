@@ -33,5 +33,4 @@ DEFINITION = ServiceDefinition(
     routers=routers,
     on_start=on_start,
     settings_factory=TopologySettings,
-    default_port=8101,
 )

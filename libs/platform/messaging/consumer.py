@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from contracts.base import Message
 from contracts.topics import BY_NAME
 from libs.platform.messaging.dead_letter import DeadLetter, DeadLetterPublisher
-from libs.platform.messaging.unit_of_work import UnitOfWork, unit_of_work
+from libs.platform.messaging.unit_of_work import Signaller, UnitOfWork, unit_of_work
 from libs.platform.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,7 @@ class EventConsumer:
         settings: PlatformSettings,
         dead_letters: DeadLetterPublisher,
         on_dead_letter: Callable[[str, str], None] | None = None,
+        signaller: Signaller | None = None,
     ) -> None:
         unknown = [t for t in handlers if t not in BY_NAME]
         if unknown:
@@ -86,6 +87,7 @@ class EventConsumer:
         self._settings = settings
         self._dead_letters = dead_letters
         self._on_dead_letter = on_dead_letter
+        self._signaller = signaller
         self.stats = ConsumerStats()
         self._subscriber: Any = None
         self._next_offsets: dict[tuple[str, int], int] = {}
@@ -182,7 +184,7 @@ class EventConsumer:
         delay = self._settings.consumer_backoff_initial_s
         for attempt in range(1, self._settings.consumer_max_attempts + 1):
             try:
-                async with unit_of_work(self._pool, self._settings) as uow:
+                async with unit_of_work(self._pool, self._settings, self._signaller) as uow:
                     if not await uow.claim_inbox(self.group, str(message.event_id), topic):
                         self.stats.duplicates += 1
                         span.set_attribute("mgrid.duplicate", True)

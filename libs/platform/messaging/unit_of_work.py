@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -16,12 +16,19 @@ from libs.platform.settings import PlatformSettings
 
 OUTBOX_CHANNEL = "mgrid_outbox"
 
+Signaller = Callable[[str], Awaitable[None]]
+
 
 @dataclass
 class UnitOfWork:
     conn: asyncpg.Connection
     settings: PlatformSettings
     published: list[Message] = field(default_factory=list)
+    signals: list[str] = field(default_factory=list)
+
+    def signal_after_commit(self, channel: str) -> None:
+        """Wake whoever waits on `channel` (libs.platform.result_waiter) once this transaction commits."""
+        self.signals.append(channel)
 
     async def publish(self, message: Message) -> None:
         """Record `message` in the outbox; it is sent only if this transaction commits."""
@@ -70,8 +77,11 @@ class UnitOfWork:
 
 
 @asynccontextmanager
-async def unit_of_work(pool: asyncpg.Pool, settings: PlatformSettings) -> AsyncIterator[UnitOfWork]:
-    """Commit on success, roll back on error; wake the outbox relay when events were recorded."""
+async def unit_of_work(
+    pool: asyncpg.Pool, settings: PlatformSettings, signaller: Signaller | None = None
+) -> AsyncIterator[UnitOfWork]:
+    """Commit on success, roll back on error; wake the outbox relay when events were recorded, and
+    send the unit's signals after the commit (never before: a woken waiter must find the committed row)."""
     async with pool.acquire() as conn:
         async with conn.transaction():
             uow = UnitOfWork(conn=conn, settings=settings)
@@ -79,3 +89,6 @@ async def unit_of_work(pool: asyncpg.Pool, settings: PlatformSettings) -> AsyncI
             if uow.published:
                 # Delivered at commit only, so the relay never wakes for a rolled-back event.
                 await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+    if signaller is not None:
+        for channel in uow.signals:
+            await signaller(channel)
