@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,23 +58,35 @@ _FALLBACK = SourceMode.FALLBACK_DERIVED
 _SAFE_ACTION = "scopes without usable telemetry or a fallback rule were assumed to draw their tightest cap"
 
 
-def run_balancing_cycle(inputs: CycleInputs, *, digest: str | None = None) -> CycleResult:
+StepObserver = Callable[[str], AbstractContextManager[object]]
+
+
+def _no_observer(_: str) -> AbstractContextManager[object]:
+    return nullcontext()
+
+
+def run_balancing_cycle(
+    inputs: CycleInputs, *, digest: str | None = None, step: StepObserver = _no_observer
+) -> CycleResult:
     """Run one cycle. ``digest``: the inputs digest when the caller already has it (it serialises the
-    inputs for its audit anyway: ``sha256(canonical_inputs_json(inputs))``); computed here otherwise."""
+    inputs for its audit anyway: ``sha256(canonical_inputs_json(inputs))``); computed here otherwise.
+    ``step``: wraps each step (topology_check, demand_resolution, constraint_evaluation, allocation) so
+    a service can trace them; it sees no data and cannot change the result."""
     _require_aware(inputs.now, "now")
-    index = TopologyIndex(inputs.microgrid, inputs.nodes)
-    violations = list(index.violations)
-    scope = inputs.scope_node_id
-    if scope is not None and index.valid and scope not in index.position:
-        violations.append(
-            TopologyViolation(TopologyRule.UNKNOWN_NODE, (scope,), "the cycle's scope node is not in the topology")
-        )
-    codes: list[ReasonCode] = []
-    if violations:
-        codes.append(ReasonCode.TOPOLOGY_INVALID)
-    expected = inputs.expected_topology_version
-    if expected is not None and expected != inputs.microgrid.version:
-        codes.append(ReasonCode.TOPOLOGY_VERSION_CONFLICT)
+    with step("topology_check"):
+        index = TopologyIndex(inputs.microgrid, inputs.nodes)
+        violations = list(index.violations)
+        scope = inputs.scope_node_id
+        if scope is not None and index.valid and scope not in index.position:
+            violations.append(
+                TopologyViolation(TopologyRule.UNKNOWN_NODE, (scope,), "the cycle's scope node is not in the topology")
+            )
+        codes: list[ReasonCode] = []
+        if violations:
+            codes.append(ReasonCode.TOPOLOGY_INVALID)
+        expected = inputs.expected_topology_version
+        if expected is not None and expected != inputs.microgrid.version:
+            codes.append(ReasonCode.TOPOLOGY_VERSION_CONFLICT)
     if codes:
         return _result(
             inputs, CycleOutcome.REJECTED, codes, AllocationSummary(0, 0, ()), digest, violations=tuple(violations)
@@ -90,9 +103,10 @@ def run_balancing_cycle(inputs: CycleInputs, *, digest: str | None = None) -> Cy
         above = [index.position[a] for a in reversed(index.ancestors(scope))]
         checked = above + list(range(lo, hi))  # type: ignore[assignment]
         controllable_ids = set(index.order[lo:hi])
-    view = PhysicalView(inputs, index, controllable_ids)
-
-    breaches = _breaches(inputs, view, checked)
+    with step("demand_resolution"):  # effective demand per scope and the effective constraints
+        view = PhysicalView(inputs, index, controllable_ids)
+    with step("constraint_evaluation"):
+        breaches = _breaches(inputs, view, checked)
     codes = [b.reason_code for b in breaches]
     if any(r.source_mode is _FALLBACK for r in view.resolutions):
         codes.append(ReasonCode.TELEMETRY_STALE_FALLBACK_USED)
@@ -101,7 +115,8 @@ def run_balancing_cycle(inputs: CycleInputs, *, digest: str | None = None) -> Cy
     if inputs.legacy_alias_applied:
         codes.append(ReasonCode.LEGACY_ALIAS_TRANSLATION_APPLIED)
 
-    summary, curtailed = _allocate(inputs, view, checked, lo, hi)
+    with step("allocation"):
+        summary, curtailed = _allocate(inputs, view, checked, lo, hi)
     outcome = CycleOutcome.CURTAILED if curtailed else CycleOutcome.APPLIED
     constraints = [view.constraints.aggregate[t] for t in sorted(view.constraints.aggregate)]
     order = index.order

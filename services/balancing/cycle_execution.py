@@ -26,6 +26,8 @@ from contracts.records import CycleResultRecord
 from libs.domain import run_balancing_cycle, to_canonical_json
 from libs.domain.codec import canonical_inputs_json
 from libs.platform.messaging.unit_of_work import UnitOfWork
+from libs.platform.observability import get_metrics, span
+from libs.platform.observability.tracing import span_attributes
 from libs.platform.result_waiter import result_channel
 from services.balancing.adapters import cycles, read_models
 from services.balancing.cycle_inputs import CycleSettings, assemble_cycle_inputs
@@ -73,7 +75,14 @@ async def execute_cycle(
 
     # One canonical serialisation serves the stored inputs and the digest (the cycle's hot path).
     inputs_json = canonical_inputs_json(inputs)
-    result = run_balancing_cycle(inputs, digest=hashlib.sha256(inputs_json).hexdigest())
+    ids = span_attributes(
+        microgrid_id=request.microgrid_id, cycle_id=inputs.cycle_id, correlation_id=request.correlation_id
+    )
+    with span("balancing_cycle", ids) as cycle_span:
+        result = run_balancing_cycle(
+            inputs, digest=hashlib.sha256(inputs_json).hexdigest(), step=lambda name: span(name, ids)
+        )
+        cycle_span.set_attributes(span_attributes(outcome=result.outcome, reason_codes=list(result.reason_codes)))
     output = to_canonical_json(result)
     record = cycle_result_record(result, inputs=inputs, request=request, started_at=started_at, ended_at=now())
     await cycles.insert_cycle(
@@ -101,4 +110,13 @@ async def execute_cycle(
     outgoing.append(CycleCompleted.create(record, producer=PRODUCER, occurred_at=at, causation=message))
     await uow.publish_all(outgoing)
     uow.signal_after_commit(result_channel(uow.settings, CYCLE_RESULT, request.request_key))
+    uow.on_commit(lambda: _count(record))
     return record
+
+
+def _count(record: CycleResultRecord) -> None:
+    metrics = get_metrics()
+    seconds = (record.ended_at - record.started_at).total_seconds()
+    metrics.record_cycle(outcome=record.outcome, duration_seconds=seconds)
+    for breach in record.breaches:
+        metrics.count_breach(reason_code=breach.reason_code)

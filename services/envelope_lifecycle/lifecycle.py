@@ -16,6 +16,7 @@ from contracts.base import Message
 from contracts.enums import EnvelopeStatus, ForecastSourceHealth
 from contracts.events import OperatingEnvelopeLifecycleEvaluated, OperatingEnvelopeLifecycleEvaluatedPayload
 from libs.platform.messaging.unit_of_work import UnitOfWork
+from libs.platform.observability import get_metrics
 from services.envelope_lifecycle.adapters import envelopes
 from services.envelope_lifecycle.adapters.envelopes import StoredEnvelope
 
@@ -31,6 +32,31 @@ class Transition(StrEnum):
     EXPIRY = "EXPIRY"
     WITHDRAWAL = "WITHDRAWAL"
     HEALTH_CHANGE = "HEALTH_CHANGE"
+
+
+async def append_transition(
+    uow: UnitOfWork,
+    env: StoredEnvelope,
+    *,
+    transition: str,
+    previous_status: EnvelopeStatus | None,
+    status: EnvelopeStatus,
+    at: datetime,
+    timer_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """The lifecycle history row (D-025), and the transitions metric once the transaction commits."""
+    await envelopes.append_history(
+        uow.conn,
+        env,
+        transition=transition,
+        previous_status=previous_status,
+        status=status,
+        evaluated_at=at,
+        timer_id=timer_id,
+        detail=detail,
+    )
+    uow.on_commit(lambda: get_metrics().count_envelope_transition(from_status=previous_status, to_status=status))
 
 
 async def record_transition(
@@ -49,13 +75,13 @@ async def record_transition(
     if status is not env.status:
         await envelopes.set_status(uow.conn, env.envelope_id, status)
     after = replace(env, status=status)
-    await envelopes.append_history(
-        uow.conn,
+    await append_transition(
+        uow,
         after,
         transition=transition.value,
         previous_status=env.status,
         status=status,
-        evaluated_at=at,
+        at=at,
         timer_id=timer_id,
         detail={
             **(detail or {}),

@@ -28,7 +28,7 @@ from services.envelope_lifecycle.adapters import envelopes, timers, topology
 from services.envelope_lifecycle.adapters.envelopes import TERMINAL, StoredEnvelope
 from services.envelope_lifecycle.adapters.locks import lock_microgrid
 from services.envelope_lifecycle.adapters.timers import TimerKind
-from services.envelope_lifecycle.lifecycle import PRODUCER, Transition, record_transition
+from services.envelope_lifecycle.lifecycle import PRODUCER, Transition, append_transition, record_transition
 from services.envelope_lifecycle.projection import project_nodes
 from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
 from services.envelope_lifecycle.source_health import announce_health_change, record_forecast_receipt
@@ -180,13 +180,13 @@ async def submit_envelope(
         await envelopes.insert_envelope(conn, env)
     else:
         await envelopes.accept_rejected(conn, env)
-    await envelopes.append_history(
-        conn,
+    await append_transition(
+        uow,
         env,
         transition=Transition.RECEIVED.value,
         previous_status=existing.status if existing else None,
         status=status,
-        evaluated_at=now,
+        at=now,
     )
     await timers.schedule_envelope_timers(conn, env.microgrid_id, env.envelope_id, _timers_after(env, now))
     await uow.publish(OperatingEnvelopeReceived.create(record, producer=PRODUCER, occurred_at=now, causation=causation))
@@ -256,13 +256,13 @@ async def _reject(
 ) -> StoredEnvelope:
     env = _stored(submission, EnvelopeStatus.REJECTED, now, violation)
     await envelopes.insert_envelope(uow.conn, env)
-    await envelopes.append_history(
-        uow.conn,
+    await append_transition(
+        uow,
         env,
         transition=Transition.REJECTED.value,
         previous_status=None,
         status=EnvelopeStatus.REJECTED,
-        evaluated_at=now,
+        at=now,
         detail={"violated_rule": violation.rule, **violation.details},
     )
     await uow.publish(

@@ -104,6 +104,20 @@ async def test_one_legacy_event_is_one_trace_through_adapter_and_balancing(
     assert balancing_consume in ancestors(completed_publish)
     assert {x.service for x in spans} >= {"compatibility_adapter", "balancing"}
 
+    # The cycle's domain steps are child spans carrying the ids, outcome and reason codes.
+    [cycle_span] = [x for x in spans if x.service == "balancing" and x.name == "balancing_cycle"]
+    assert balancing_consume in ancestors(cycle_span)
+    assert cycle_span.attributes["correlation.id"] == correlation_id
+    assert cycle_span.attributes["outcome"] in ("APPLIED", "CURTAILED", "REJECTED")
+    assert "reason_codes" in cycle_span.attributes
+    steps = [x.name for x in sorted(spans, key=lambda x: x.start_ns) if x.parent_span_id == cycle_span.span_id]
+    assert steps == ["topology_check", "demand_resolution", "constraint_evaluation", "allocation"]
+
+    # Balancing counted the cycle (Prometheus text on its /metrics).
+    async with httpx.AsyncClient(timeout=30) as http:
+        metrics = (await http.get(f"{s.balancing_url}/metrics")).text
+    assert "mgrid_cycles_total{" in metrics
+
     # The operator's view: `mgrid trace <correlation id>` prints the tree across both services.
     result = CliRunner().invoke(mgrid_cli, ["trace", correlation_id])
     assert result.exit_code == 0, result.output

@@ -34,6 +34,7 @@ from contracts.base import Message
 from contracts.topics import BY_NAME
 from libs.platform.messaging.dead_letter import DeadLetter, DeadLetterPublisher
 from libs.platform.messaging.unit_of_work import Signaller, UnitOfWork, unit_of_work
+from libs.platform.observability.logs import bind_context
 from libs.platform.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,9 @@ class EventConsumer:
                 "correlation.id": message.correlation_id,
                 "microgrid.id": str(getattr(message.payload, "microgrid_id", "") or ""),
             },
-        ) as span:
+        ) as span, bind_context(
+            correlation_id=message.correlation_id, microgrid_id=getattr(message.payload, "microgrid_id", None)
+        ):
             await self._handle_with_retries(record, headers, topic, message, span)
         self._mark_done(record)
 

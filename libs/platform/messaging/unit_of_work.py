@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from contracts.topics import topic_for
 from libs.platform.settings import PlatformSettings
 
 OUTBOX_CHANNEL = "mgrid_outbox"
+log = logging.getLogger(__name__)
 
 Signaller = Callable[[str], Awaitable[None]]
 
@@ -25,6 +27,11 @@ class UnitOfWork:
     settings: PlatformSettings
     published: list[Message] = field(default_factory=list)
     signals: list[str] = field(default_factory=list)
+    committed_callbacks: list[Callable[[], None]] = field(default_factory=list)
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction committed (metrics: a retried handler must not count twice)."""
+        self.committed_callbacks.append(callback)
 
     def signal_after_commit(self, channel: str) -> None:
         """Wake whoever waits on `channel` (libs.platform.result_waiter) once this transaction commits."""
@@ -89,6 +96,11 @@ async def unit_of_work(
             if uow.published:
                 # Delivered at commit only, so the relay never wakes for a rolled-back event.
                 await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
+    for callback in uow.committed_callbacks:
+        try:
+            callback()
+        except Exception:  # the commit stands; an observer's failure must not turn it into an error
+            log.exception("after-commit callback failed")
     if signaller is not None:
         for channel in uow.signals:
             await signaller(channel)
