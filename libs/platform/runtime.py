@@ -24,7 +24,7 @@ from libs.platform.db import create_pool, migrate
 from libs.platform.http import create_app
 from libs.platform.messaging.consumer import EventConsumer, Handler
 from libs.platform.messaging.dead_letter import DeadLetterPublisher
-from libs.platform.messaging.kafka import create_broker, create_producer
+from libs.platform.messaging.kafka import create_producer
 from libs.platform.messaging.relay import OutboxRelay
 from libs.platform.messaging.topics_admin import ensure_topics
 from libs.platform.messaging.unit_of_work import UnitOfWork, unit_of_work
@@ -78,7 +78,6 @@ class ServiceRuntime:
         self.ctx: ServiceContext | None = None
         self.consumer: EventConsumer | None = None
         self.relay: OutboxRelay | None = None
-        self._broker: Any = None
         self._producer: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -105,7 +104,6 @@ class ServiceRuntime:
         metrics.observe_outbox_pending(lambda: relay.pending_rows)
         handlers = d.handlers(ctx)
         if handlers:
-            self._broker = create_broker(s, client_id=d.name)
             self.consumer = EventConsumer(
                 group=d.name,
                 handlers=handlers,
@@ -115,8 +113,7 @@ class ServiceRuntime:
                 on_dead_letter=lambda topic, reason: metrics.count_dead_letter(topic=topic, reason=reason),
                 signaller=redis_signaller(cache),
             )
-            self.consumer.subscribe(self._broker)
-            await self._broker.start()
+            await self.consumer.start()
             metrics.observe_consumer_lag(self.consumer.lag)
         for loop in d.background(ctx):
             self._tasks.append(asyncio.create_task(_forever(loop), name=f"{d.name}-background"))
@@ -129,8 +126,8 @@ class ServiceRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        if self._broker is not None:
-            await self._broker.stop()
+        if self.consumer is not None:
+            await self.consumer.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self._producer is not None:
@@ -158,7 +155,7 @@ class ServiceRuntime:
         """
         if self.consumer is None:
             return True
-        if self._broker is None or not self._broker.running:
+        if not self.consumer.running:
             return False
         waiting = await self.consumer.pending_records()
         quiet_for = time.monotonic() - self.consumer.stats.last_progress_monotonic

@@ -23,6 +23,12 @@ class PlatformSettings(BaseSettings):
     consumer_max_attempts: int = 5
     consumer_backoff_initial_s: float = 0.2
     consumer_backoff_max_s: float = 5.0
+    # Records handled per unit of work (one transaction, one offset commit). Bounds the latency a
+    # batch adds to its first record; under load batches fill up and amortise commits.
+    consumer_max_batch: int = 100
+    # A dead letter above this size carries an excerpt of the payload instead (broker limit is 1 MiB).
+    dead_letter_max_bytes: int = 900_000
+    dead_letter_excerpt_bytes: int = 4096
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 200
     http_host: str = "127.0.0.1"

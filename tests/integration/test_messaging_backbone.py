@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from faststream.kafka import KafkaBroker
+from aiokafka.errors import KafkaConnectionError
 
 from contracts.base import Message
 from contracts.events import TopologyUpdated, TopologyUpdatedPayload
 from contracts.records import MicrogridNodeRecord
 from libs.platform.db import create_pool, migrate
-from libs.platform.messaging.consumer import EventConsumer
+from libs.platform.messaging.consumer import EventConsumer, PermanentHandlerError
 from libs.platform.messaging.dead_letter import DeadLetterPublisher
-from libs.platform.messaging.kafka import create_broker, create_producer
+from libs.platform.messaging.kafka import create_producer
 from libs.platform.messaging.relay import OutboxRelay
 from libs.platform.messaging.topics_admin import ensure_topics
 from libs.platform.messaging.unit_of_work import UnitOfWork, unit_of_work
@@ -69,11 +69,9 @@ def consumer_for(s: PlatformSettings, pool, producer: AIOKafkaProducer) -> Event
     )
 
 
-async def start_consuming(s: PlatformSettings, consumer: EventConsumer) -> KafkaBroker:
-    broker = create_broker(s, "backbone-test")
-    consumer.subscribe(broker)
-    await broker.start()
-    return broker
+async def start_consuming(s: PlatformSettings, consumer: EventConsumer) -> EventConsumer:
+    await consumer.start()
+    return consumer
 
 
 async def test_event_written_through_outbox_arrives_once_with_trace_context(env) -> None:
@@ -165,32 +163,203 @@ async def test_malformed_message_is_dead_lettered_and_the_next_one_is_processed(
         await broker.stop()
 
 
-async def test_handler_failing_transiently_retries_then_dead_letters_without_stalling(env) -> None:
+async def test_handler_failing_with_an_unknown_error_retries_then_dead_letters_without_stalling(env) -> None:
     s, pool, producer = env
     s = s.model_copy(update={"consumer_max_attempts": 3, "consumer_backoff_initial_s": 0.01})
     poison, good = topology_event(), topology_event()
     calls: list[uuid.UUID] = []
 
-    async def flaky(message: Message, uow: UnitOfWork) -> None:
+    async def buggy(message: Message, uow: UnitOfWork) -> None:
         calls.append(message.event_id)
         if message.event_id == poison.event_id:
-            raise ConnectionError("downstream unavailable")
+            raise RuntimeError("a bug in the handler")
         await record_effect(message, uow)
 
     consumer = EventConsumer(
-        group="backbone", handlers={TOPIC: flaky}, pool=pool, settings=s, dead_letters=DeadLetterPublisher(producer, s)
+        group="backbone", handlers={TOPIC: buggy}, pool=pool, settings=s, dead_letters=DeadLetterPublisher(producer, s)
     )
     for e in (poison, good):
         await producer.send_and_wait(s.topic(TOPIC), e.to_bytes(), key=b"k")
     broker = await start_consuming(s, consumer)
     try:
-        await eventually(lambda: _async(consumer.stats.processed == 1))
-        assert calls.count(poison.event_id) == 3
-        assert consumer.stats.dead_lettered == 1
+        await eventually(lambda: _async(consumer.stats.processed == 1 and consumer.stats.dead_lettered == 1))
+        # one try inside the batch, then three alone
+        assert calls.count(poison.event_id) in (3, 4)
         # the failed attempts left nothing behind: no inbox row, so a replay from the DLQ can still apply
         assert await pool.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1", str(poison.event_id)) == 0
+        async with TopicReader(s, "dlq.backbone") as dlq:
+            [letter] = await dlq.wait_for(lambda rs: len(rs) >= 1)
+        assert dict(letter.headers)["dlq.reason"] == b"HANDLER_FAILED"
     finally:
         await broker.stop()
+
+
+async def test_dependency_outage_longer_than_the_retry_budget_dead_letters_nothing(env) -> None:
+    """Issue 15 defect 3: an outage is not the message's fault; wait it out however long, then apply."""
+    s, pool, producer = env
+    s = s.model_copy(update={"consumer_max_attempts": 3, "consumer_backoff_initial_s": 0.05,
+                             "consumer_backoff_max_s": 0.2})
+    event = topology_event()
+    outage_until = asyncio.get_running_loop().time() + 3.0  # far past 3 attempts at 0.05-0.2 s
+
+    async def database_away(message: Message, uow: UnitOfWork) -> None:
+        if asyncio.get_running_loop().time() < outage_until:
+            raise ConnectionRefusedError("connection refused")
+        await record_effect(message, uow)
+
+    consumer = EventConsumer(group="backbone", handlers={TOPIC: database_away}, pool=pool, settings=s,
+                             dead_letters=DeadLetterPublisher(producer, s))
+    await producer.send_and_wait(s.topic(TOPIC), event.to_bytes(), key=b"k")
+    broker = await start_consuming(s, consumer)
+    try:
+        await eventually(lambda: _async(consumer.stats.waiting_for_dependency is not None))
+        await eventually(lambda: _async(consumer.stats.processed == 1), timeout=15)
+        assert consumer.stats.dead_lettered == 0
+        assert consumer.stats.waiting_for_dependency is None
+        assert await pool.fetchval("SELECT count(*) FROM effects") == 1
+    finally:
+        await broker.stop()
+
+
+async def test_data_error_is_dead_lettered_at_once(env) -> None:
+    """A value Postgres refuses (NUL in text) fails the same way every time: no retries, no stall."""
+    s, pool, producer = env
+    calls: list[uuid.UUID] = []
+
+    async def stores_text(message: Message, uow: UnitOfWork) -> None:
+        calls.append(message.event_id)
+        await uow.conn.execute("CREATE TEMP TABLE IF NOT EXISTS names (name text)")
+        await uow.conn.execute("INSERT INTO names VALUES ($1)", "bad\x00name")
+
+    consumer = EventConsumer(group="backbone", handlers={TOPIC: stores_text}, pool=pool, settings=s,
+                             dead_letters=DeadLetterPublisher(producer, s))
+    event = topology_event()
+    await producer.send_and_wait(s.topic(TOPIC), event.to_bytes(), key=b"k")
+    broker = await start_consuming(s, consumer)
+    try:
+        await eventually(lambda: _async(consumer.stats.dead_lettered == 1))
+        assert calls == [event.event_id]
+        async with TopicReader(s, "dlq.backbone") as dlq:
+            [letter] = await dlq.wait_for(lambda rs: len(rs) >= 1)
+        assert dict(letter.headers)["dlq.reason"] == b"DATA_REJECTED"
+    finally:
+        await broker.stop()
+
+
+async def test_a_batch_with_one_bad_record_applies_the_rest_and_dead_letters_only_it(env) -> None:
+    s, pool, producer = env
+    events = [topology_event() for _ in range(5)]
+    bad = events[2]
+
+    async def refuses_one(message: Message, uow: UnitOfWork) -> None:
+        if message.event_id == bad.event_id:
+            raise PermanentHandlerError("UNKNOWN_MICROGRID", "never seen")
+        await record_effect(message, uow)
+
+    for e in [*events, events[0]]:  # and one redelivered id in the same batch
+        await producer.send_and_wait(s.topic(TOPIC), e.to_bytes(), key=b"k")
+    consumer = EventConsumer(group="backbone", handlers={TOPIC: refuses_one}, pool=pool, settings=s,
+                             dead_letters=DeadLetterPublisher(producer, s))
+    broker = await start_consuming(s, consumer)
+    try:
+        await eventually(lambda: _async(consumer.stats.processed == 4 and consumer.stats.dead_lettered == 1))
+        assert await pool.fetchval("SELECT count(*) FROM effects") == 4
+        assert consumer.stats.duplicates == 1
+        await eventually(lambda: _async_pending(consumer, lambda n: n == 0), timeout=10)
+    finally:
+        await broker.stop()
+
+
+async def test_a_batch_commits_in_one_transaction_and_one_offset_commit(env) -> None:
+    s, pool, producer = env
+    for _ in range(20):
+        await producer.send_and_wait(s.topic(TOPIC), topology_event().to_bytes(), key=b"k")
+    consumer = consumer_for(s, pool, producer)
+    broker = await start_consuming(s, consumer)
+    try:
+        await eventually(lambda: _async(consumer.stats.processed == 20))
+        assert consumer.stats.batches < 20, "records that arrived together were handled together"
+        await eventually(lambda: _async_pending(consumer, lambda n: n == 0), timeout=10)
+    finally:
+        await broker.stop()
+
+
+async def test_dead_letter_too_big_for_the_broker_is_written_with_an_excerpt(env) -> None:
+    """Issue 15 defect 2: the record is neither skipped nor stuck; its dead letter keeps the payload out."""
+    s, pool, _ = env
+    # Try the whole letter first (as a letter just under the limit would be), so the broker's refusal is met.
+    s = s.model_copy(update={"dead_letter_max_bytes": 10_000_000})
+    big = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, max_request_size=1_048_576, acks="all")
+    await big.start()
+    try:
+        # Just fits the broker's 1 MiB as a record; with the dead-letter headers added it no longer does.
+        await big.send_and_wait(s.topic(TOPIC), b"{" + b"x" * 1_046_000, key=b"k",
+                                headers=[("padding", b"p" * 2_200)])
+        good = topology_event()
+        await big.send_and_wait(s.topic(TOPIC), good.to_bytes(), key=b"k")
+    finally:
+        await big.stop()
+    producer = create_producer(s, "backbone-dlq")
+    await producer.start()
+    consumer = consumer_for(s, pool, producer)
+    broker = await start_consuming(s, consumer)
+    try:
+        await eventually(lambda: _async(consumer.stats.processed == 1 and consumer.stats.dead_lettered == 1))
+        async with TopicReader(s, "dlq.backbone") as dlq:
+            [letter] = await dlq.wait_for(lambda rs: len(rs) >= 1)
+        headers = dict(letter.headers)
+        assert headers["dlq.reason"] == b"INVALID_MESSAGE"
+        assert headers["dlq.excerpt"] == b"true"
+        assert headers["dlq.original_offset"] == b"0"
+        assert int(headers["dlq.original_size"]) == 1_046_001
+        assert len(letter.value) <= s.dead_letter_excerpt_bytes
+        await eventually(lambda: _async_pending(consumer, lambda n: n == 0), timeout=10)
+    finally:
+        await broker.stop()
+        await producer.stop()
+
+
+class _BrokerAwayFor:
+    """The real dead-letter publisher behind a fault: the broker refuses the first `failures` writes."""
+
+    def __init__(self, inner: DeadLetterPublisher, failures: int) -> None:
+        self._inner = inner
+        self.failures_left = failures
+
+    async def publish(self, letter) -> None:
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            raise KafkaConnectionError("broker down")
+        await self._inner.publish(letter)
+
+
+async def test_consumer_never_commits_past_a_record_whose_dead_letter_cannot_be_written(env) -> None:
+    """Issue 15 defect 2, broker down during a dead letter: hold the offset, retry, then move on."""
+    s, pool, producer = env
+    s = s.model_copy(update={"consumer_backoff_initial_s": 0.2, "consumer_backoff_max_s": 0.4})
+    publisher = _BrokerAwayFor(DeadLetterPublisher(producer, s), failures=8)
+    await producer.send_and_wait(s.topic(TOPIC), b"{not json", key=b"k")
+    consumer = EventConsumer(group="backbone", handlers={TOPIC: record_effect}, pool=pool, settings=s,
+                             dead_letters=publisher)  # type: ignore[arg-type]
+    broker = await start_consuming(s, consumer)
+    try:
+        await eventually(lambda: _async(publisher.failures_left < 6))
+        assert await _committed(s, consumer) is None, "nothing committed while the dead letter is unwritten"
+        assert consumer.stats.waiting_for_dependency is not None
+        await eventually(lambda: _async(consumer.stats.dead_lettered == 1), timeout=15)
+        await eventually(lambda: _async_pending(consumer, lambda n: n == 0), timeout=10)
+    finally:
+        await broker.stop()
+
+
+async def _committed(s: PlatformSettings, consumer: EventConsumer) -> int | None:
+    from aiokafka import TopicPartition
+
+    inner = consumer._consumer  # noqa: SLF001 - what the group has committed, asked of the broker
+    assert inner is not None
+    offsets = [await inner.committed(TopicPartition(s.topic(TOPIC), p)) for p in range(3)]
+    done = [o for o in offsets if o]
+    return max(done) if done else None
 
 
 async def _async(value):

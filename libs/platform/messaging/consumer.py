@@ -1,31 +1,43 @@
-"""Event consumption with exactly-once effects over at-least-once delivery.
+"""Event consumption with exactly-once effects over at-least-once delivery, in batches.
 
-For every record, in partition order:
-1. decode and validate against the topic's one contract model; failure -> dead letter at once;
-2. open a unit of work, claim the inbox row (consumer group + event id): a duplicate does nothing;
-3. run the handler inside that transaction, so state, outgoing events and inbox row commit together;
-4. a transient failure retries with backoff a bounded number of times, then dead-letters;
-   a `PermanentHandlerError` dead-letters at once;
-5. only then commit the offset. A crash before 5 redelivers; the inbox makes the redelivery a no-op.
+One consumer per service (its consumer group, all its topics). Each poll returns a batch of records,
+in partition order, and the batch is handled to completion before its offsets are committed:
+1. decode and validate each record against its topic's one contract model; an invalid one is
+   dead-lettered (the dead letter is written before the offset moves past it);
+2. the valid ones run together in one unit of work: one inbox claim for the batch (a redelivered
+   event id does nothing), every handler in order, the outgoing events in one outbox write, one
+   commit. If any handler fails for a reason of its own, the batch is rolled back and its records
+   run again one by one, each in its own unit of work, so only the guilty record is dead-lettered;
+3. failures are told apart by whose fault they are (`failures.classify`): a dependency that is down
+   pauses the partitions and retries, with capped backoff, for as long as it takes; a failure the
+   message causes (bad data for a column, a `PermanentHandlerError`) is dead-lettered at once; an
+   unknown error is retried a bounded number of times, then dead-lettered;
+4. only then are the batch's offsets committed, once per batch. A crash before that redelivers the
+   batch; the inbox makes the redelivery a no-op.
+The consumer never commits past a record that was neither handled nor dead-lettered: a dead letter
+too big for the broker is replaced by one carrying a size-capped excerpt, and when even that cannot
+be written (the broker is down) the consumer pauses and retries.
 
-faststream subscribes (one consumer in the service's group for all its topics) with the manual
-ack policy, because its Kafka default commits before the handler runs (at-most-once). We do not use
-faststream's telemetry middleware because trace context must survive the outbox hop: the relay
-re-injects the stored context, and here we extract it from the Kafka headers.
+Why our own loop on aiokafka rather than a faststream subscriber: we need one transaction and one
+offset commit per batch across topics, partition pause/resume during an outage, and commits of the
+exact offsets handled. faststream's manual-ack path commits the consumer's position and swallows a
+handler's exception, which skipped records silently when a dead letter could not be written.
+Trace context is extracted from the Kafka headers, so a trace survives the outbox hop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import errors as kafka_errors
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
@@ -33,6 +45,8 @@ from pydantic import ValidationError
 from contracts.base import Message
 from contracts.topics import BY_NAME
 from libs.platform.messaging.dead_letter import DeadLetter, DeadLetterPublisher
+from libs.platform.messaging.failures import FailureKind, classify
+from libs.platform.messaging.kafka import create_consumer
 from libs.platform.messaging.unit_of_work import Signaller, UnitOfWork, unit_of_work
 from libs.platform.observability.logs import bind_context
 from libs.platform.settings import PlatformSettings
@@ -42,10 +56,10 @@ tracer = trace.get_tracer("mgrid.consumer")
 
 Handler = Callable[[Message, UnitOfWork], Awaitable[None]]
 
-
-async def _raw_body(msg: Any) -> Any:
-    # We validate against the topic's contract ourselves; faststream must not guess by content-type.
-    return msg.body
+# How long a poll waits for records before looping (the broker answers at once when records come).
+_POLL_TIMEOUT_MS = 500
+# How long a revocation waits for the batch in flight, so a partition is handed over committed.
+_HANDOVER_WAIT_S = 10.0
 
 
 class PermanentHandlerError(Exception):
@@ -61,12 +75,36 @@ class ConsumerStats:
     processed: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
+    batches: int = 0
+    batch_fallbacks: int = 0
     last_progress_monotonic: float = field(default_factory=time.monotonic)
     last_error: str | None = None
+    # Set while the consumer is paused, waiting for a dependency to come back (readiness shows it).
+    waiting_for_dependency: str | None = None
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One record as received: where it came from, and its message if it decoded."""
+
+    record: Any
+    topic: str  # without the run's topic prefix
+    headers: tuple[tuple[str, bytes], ...]
+    message: Message | None
+    invalid_reason: str = ""
+
+    @property
+    def event_id(self) -> str:
+        assert self.message is not None
+        return str(self.message.event_id)
+
+
+class _BatchFallback(Exception):
+    """A handler in a batch failed for a reason of the message: run the batch's records one by one."""
 
 
 class EventConsumer:
-    """Routes each subscribed topic of one consumer group to its handler."""
+    """Routes each subscribed topic of one consumer group to its handler, a batch at a time."""
 
     def __init__(
         self,
@@ -90,31 +128,299 @@ class EventConsumer:
         self._on_dead_letter = on_dead_letter
         self._signaller = signaller
         self.stats = ConsumerStats()
-        self._subscriber: Any = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._batch_done = asyncio.Event()
+        self._batch_done.set()
         self._next_offsets: dict[tuple[str, int], int] = {}
 
-    def subscribe(self, broker: KafkaBroker) -> None:
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
         topics = [self._settings.topic(t) for t in sorted(self._handlers)]
+        self._consumer = create_consumer(self._settings, client_id=self.group, group_id=self.group)
+        self._consumer.subscribe(topics, listener=_HandOver(self))
+        await self._consumer.start()
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group}")
 
-        self._subscriber = broker.subscriber(
-            *topics,
-            group_id=self.group,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.MANUAL,
-            max_poll_records=100,
-            # Pick a record up within ~50 ms instead of the 500 ms default fetch wait: cycles are latency-bound.
-            fetch_max_wait_ms=50,
-            decoder=_raw_body,
+    async def stop(self, graceful_s: float = 10.0) -> None:
+        """Finish the batch in flight (bounded), commit it, leave the group."""
+        self._stopping = True
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._batch_done.wait(), graceful_s)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+            self._consumer = None
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while not self._stopping:
+            try:
+                polled = await self._consumer.getmany(
+                    timeout_ms=_POLL_TIMEOUT_MS, max_records=self._settings.consumer_max_batch
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # aiokafka recovers from broker loss itself; don't spin meanwhile
+                self.stats.last_error = repr(exc)
+                log.warning("poll failed: %r", exc)
+                await asyncio.sleep(self._settings.consumer_backoff_initial_s)
+                continue
+            if not polled:
+                continue
+            self._batch_done.clear()
+            try:
+                records = [r for tp in sorted(polled, key=lambda t: (t.topic, t.partition)) for r in polled[tp]]
+                await self.process_batch(records)
+                await self._commit(polled)
+            finally:
+                self._batch_done.set()
+
+    async def _commit(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        assert self._consumer is not None
+        owned = self._consumer.assignment()
+        offsets = {tp: records[-1].offset + 1 for tp, records in polled.items() if records and tp in owned}
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(offsets)
+        except (kafka_errors.CommitFailedError, kafka_errors.IllegalStateError) as exc:
+            # The partitions moved to another member: it redelivers from the last commit, and the
+            # inbox turns what we already applied into no-ops.
+            log.warning("offset commit refused after a rebalance: %r", exc)
+        except Exception as exc:  # broker away: the next batch's commit covers these offsets too
+            self.stats.last_error = repr(exc)
+            log.warning("offset commit failed: %r", exc)
+
+    # -- handling ---------------------------------------------------------------------------------
+
+    async def process(self, record: Any) -> None:
+        """Handle one ConsumerRecord to completion: effect committed, duplicate skipped, or dead-lettered."""
+        await self.process_batch([record])
+
+    async def process_batch(self, records: Sequence[Any]) -> None:
+        """Handle every record to completion; returns only when each is applied, a duplicate, or dead-lettered."""
+        deliveries = [self._decode(record) for record in records]
+        for delivery in deliveries:
+            if delivery.message is None:
+                await self._dead_letter(delivery, "INVALID_MESSAGE", delivery.invalid_reason, attempts=0)
+        valid = [d for d in deliveries if d.message is not None]
+        if len(valid) > 1:
+            try:
+                await self._until_available(lambda: self._apply_together(valid))
+                self.stats.batches += 1
+            except _BatchFallback:
+                self.stats.batch_fallbacks += 1
+                for delivery in valid:
+                    await self._apply_alone(delivery)
+        elif valid:
+            await self._apply_alone(valid[0])
+        for delivery in deliveries:
+            self._mark_done(delivery.record)
+
+    def _decode(self, record: Any) -> Delivery:
+        topic = self._settings.unprefixed(record.topic)
+        headers = tuple((k, bytes(v)) for k, v in (record.headers or ()))
+        try:
+            message = BY_NAME[topic].message.model_validate_json(record.value)
+        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+            return Delivery(record, topic, headers, None, str(exc))
+        return Delivery(record, topic, headers, message)
+
+    async def _apply_together(self, batch: list[Delivery]) -> None:
+        """Every record of the batch in one unit of work; `_BatchFallback` if one fails by its own fault."""
+        try:
+            async with unit_of_work(self._pool, self._settings, self._signaller) as uow:
+                claimed = await uow.claim_inbox_many(self.group, [(d.event_id, d.topic) for d in batch])
+                applied = duplicates = 0
+                for delivery in batch:
+                    if delivery.event_id not in claimed:
+                        duplicates += 1
+                        continue
+                    claimed.discard(delivery.event_id)  # the same id twice in one batch: the second is a duplicate
+                    with self._span(delivery):
+                        await self._handlers[delivery.topic](delivery.message, uow)  # type: ignore[arg-type]
+                    applied += 1
+        except Exception as exc:
+            if classify(exc) is FailureKind.DEPENDENCY_UNAVAILABLE:
+                raise
+            log.info("batch of %d failed (%r); running its records one by one", len(batch), exc)
+            raise _BatchFallback from exc
+        self.stats.processed += applied
+        self.stats.duplicates += duplicates
+
+    async def _apply_alone(self, delivery: Delivery) -> None:
+        """One record in its own unit of work, with the retry policy of its failure's kind."""
+        attempts = 0
+        delay = self._settings.consumer_backoff_initial_s
+        while True:
+            try:
+                async with unit_of_work(self._pool, self._settings, self._signaller) as uow:
+                    if not await uow.claim_inbox(self.group, delivery.event_id, delivery.topic):
+                        self.stats.duplicates += 1
+                        return
+                    with self._span(delivery):
+                        await self._handlers[delivery.topic](delivery.message, uow)  # type: ignore[arg-type]
+                self.stats.processed += 1
+                self._recovered()
+                return
+            except PermanentHandlerError as exc:
+                await self._dead_letter(delivery, exc.reason, str(exc), attempts=attempts + 1)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                kind = classify(exc)
+                self.stats.last_error = repr(exc)
+                if kind is FailureKind.DEPENDENCY_UNAVAILABLE:
+                    await self._wait_out_outage(exc, delay)
+                elif kind is FailureKind.MESSAGE_DATA:
+                    await self._dead_letter(delivery, "DATA_REJECTED", repr(exc), attempts=attempts + 1)
+                    return
+                else:
+                    attempts += 1
+                    log.warning("handler failed (attempt %d) on %s: %r", attempts, delivery.topic, exc)
+                    if attempts >= self._settings.consumer_max_attempts:
+                        await self._dead_letter(delivery, "HANDLER_FAILED", repr(exc), attempts=attempts)
+                        return
+                    await self._keep_alive_sleep(delay)
+                delay = min(delay * 2, self._settings.consumer_backoff_max_s)
+
+    @contextlib.contextmanager
+    def _span(self, delivery: Delivery) -> Any:
+        message = delivery.message
+        assert message is not None
+        record = delivery.record
+        carrier = {k: v.decode(errors="replace") for k, v in delivery.headers}
+        microgrid_id = getattr(message.payload, "microgrid_id", None)
+        with tracer.start_as_current_span(
+            f"{record.topic} process",
+            context=propagate.extract(carrier),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.consumer.group.name": self.group,
+                "messaging.message.id": str(message.event_id),
+                "messaging.kafka.offset": record.offset,
+                "correlation.id": message.correlation_id,
+                "microgrid.id": str(microgrid_id or ""),
+            },
+        ) as span, bind_context(correlation_id=message.correlation_id, microgrid_id=microgrid_id):
+            try:
+                yield span
+            except Exception as exc:
+                span.set_status(Status(StatusCode.ERROR, repr(exc)))
+                raise
+
+    # -- outages ----------------------------------------------------------------------------------
+
+    async def _until_available(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` until it gets past a dependency outage (retried with capped backoff, unbounded)."""
+        delay = self._settings.consumer_backoff_initial_s
+        while True:
+            try:
+                await work()
+                self._recovered()
+                return
+            except Exception as exc:
+                if classify(exc) is not FailureKind.DEPENDENCY_UNAVAILABLE:
+                    raise
+                await self._wait_out_outage(exc, delay)
+                delay = min(delay * 2, self._settings.consumer_backoff_max_s)
+
+    async def _wait_out_outage(self, exc: BaseException, delay: float) -> None:
+        if self.stats.waiting_for_dependency is None:
+            log.warning("dependency unavailable, pausing consumption until it is back: %r", exc)
+        self.stats.waiting_for_dependency = repr(exc)
+        self.stats.last_error = repr(exc)
+        if self._consumer is not None:
+            self._consumer.pause(*self._consumer.assignment())
+        await self._keep_alive_sleep(delay)
+
+    def _recovered(self) -> None:
+        if self.stats.waiting_for_dependency is not None:
+            log.warning("dependency back, resuming consumption")
+            self.stats.waiting_for_dependency = None
+            if self._consumer is not None:
+                self._consumer.resume(*self._consumer.paused())
+
+    async def _keep_alive_sleep(self, delay: float) -> None:
+        """Sleep, but keep polling (paused) so the group does not evict us during a long outage."""
+        deadline = time.monotonic() + delay
+        consumer = self._consumer
+        while consumer is not None and not self._stopping and time.monotonic() < deadline:
+            consumer.pause(*consumer.assignment())
+            polled = await consumer.getmany(timeout_ms=int(min(0.2, max(0.0, deadline - time.monotonic())) * 1000))
+            # A partition assigned meanwhile may have delivered: put it back to be read after the outage.
+            for tp, records in polled.items():
+                if records:
+                    consumer.seek(tp, records[0].offset)
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    # -- dead letters -----------------------------------------------------------------------------
+
+    async def _dead_letter(self, delivery: Delivery, reason: str, error: str, attempts: int) -> None:
+        """Write the dead letter before the offset may move past the record; never give up on it."""
+        record = delivery.record
+        log.error("dead-lettering %s[%d]@%d: %s %s", record.topic, record.partition, record.offset, reason, error)
+        letter = DeadLetter(
+            consumer_group=self.group,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value if record.value is not None else b"",
+            headers=delivery.headers,
+            reason=reason,
+            error=error,
+            attempts=attempts,
         )
+        if letter.size() > self._settings.dead_letter_max_bytes:
+            letter = letter.excerpt(self._settings.dead_letter_excerpt_bytes)
+        delay = self._settings.consumer_backoff_initial_s
+        while True:
+            try:
+                await self._dead_letters.publish(letter)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not letter.excerpted and classify(exc) is not FailureKind.DEPENDENCY_UNAVAILABLE:
+                    # The broker refuses this letter as it is (too large, say): keep the payload out of it.
+                    log.warning("dead letter refused (%r); writing it with an excerpt of the payload", exc)
+                    letter = letter.excerpt(self._settings.dead_letter_excerpt_bytes)
+                    continue
+                await self._wait_out_outage(exc, delay)
+                delay = min(delay * 2, self._settings.consumer_backoff_max_s)
+        self._recovered()
+        self.stats.dead_lettered += 1
+        if self._on_dead_letter:
+            self._on_dead_letter(record.topic, reason)
 
-        @self._subscriber
-        async def on_record(body: Any, msg: KafkaMessage) -> None:  # noqa: ARG001 - body decoded by us
-            await self.process(msg.raw_message)
-            await msg.ack()
+    # -- progress and lag -------------------------------------------------------------------------
+
+    def _mark_done(self, record: Any) -> None:
+        self._next_offsets[(record.topic, record.partition)] = record.offset + 1
+        self.stats.last_progress_monotonic = time.monotonic()
 
     def lag(self) -> list[tuple[int, dict[str, str]]]:
         """Records not yet handled per assigned partition (high watermark - next offset), for the gauge."""
-        consumer = getattr(self._subscriber, "consumer", None)
+        consumer = self._consumer
         if consumer is None:
             return []
         readings = []
@@ -133,7 +439,7 @@ class EventConsumer:
 
         Fresh requests (not the cached watermark), so a consumer stuck without fetching still shows.
         """
-        consumer = getattr(self._subscriber, "consumer", None)
+        consumer = self._consumer
         if consumer is None:
             return 0
         partitions = list(consumer.assignment())
@@ -146,87 +452,19 @@ class EventConsumer:
             pending += max(0, ends[tp] - (committed or 0))
         return pending
 
-    async def process(self, record: Any) -> None:
-        """Handle one ConsumerRecord to completion: effect committed, duplicate skipped, or dead-lettered."""
-        topic = self._settings.unprefixed(record.topic)
-        headers = tuple((k, bytes(v)) for k, v in (record.headers or ()))
-        carrier = {k: v.decode(errors="replace") for k, v in headers}
-        try:
-            message = BY_NAME[topic].message.model_validate_json(record.value)
-        except (ValidationError, ValueError, KeyError) as exc:
-            await self._dead_letter(record, headers, "INVALID_MESSAGE", str(exc), attempts=0)
-            self._mark_done(record)
-            return
-        with tracer.start_as_current_span(
-            f"{record.topic} process",
-            context=propagate.extract(carrier),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.destination.name": record.topic,
-                "messaging.consumer.group.name": self.group,
-                "messaging.message.id": str(message.event_id),
-                "messaging.kafka.offset": record.offset,
-                "correlation.id": message.correlation_id,
-                "microgrid.id": str(getattr(message.payload, "microgrid_id", "") or ""),
-            },
-        ) as span, bind_context(
-            correlation_id=message.correlation_id, microgrid_id=getattr(message.payload, "microgrid_id", None)
-        ):
-            await self._handle_with_retries(record, headers, topic, message, span)
-        self._mark_done(record)
 
-    def _mark_done(self, record: Any) -> None:
-        self._next_offsets[(record.topic, record.partition)] = record.offset + 1
-        self.stats.last_progress_monotonic = time.monotonic()
+class _HandOver(ConsumerRebalanceListener):
+    """Before partitions move to another member, let the batch in flight finish and commit (bounded)."""
 
-    async def _handle_with_retries(
-        self, record: Any, headers: tuple[tuple[str, bytes], ...], topic: str, message: Message, span: Any
-    ) -> None:
-        handler = self._handlers[topic]
-        delay = self._settings.consumer_backoff_initial_s
-        for attempt in range(1, self._settings.consumer_max_attempts + 1):
-            try:
-                async with unit_of_work(self._pool, self._settings, self._signaller) as uow:
-                    if not await uow.claim_inbox(self.group, str(message.event_id), topic):
-                        self.stats.duplicates += 1
-                        span.set_attribute("mgrid.duplicate", True)
-                        return
-                    await handler(message, uow)
-                self.stats.processed += 1
-                return
-            except PermanentHandlerError as exc:
-                span.set_status(Status(StatusCode.ERROR, str(exc)))
-                await self._dead_letter(record, headers, exc.reason, str(exc), attempts=attempt)
-                return
-            except Exception as exc:  # transient until proven otherwise: retry with backoff
-                self.stats.last_error = repr(exc)
-                log.warning("handler failed (attempt %d) on %s: %r", attempt, topic, exc)
-                if attempt == self._settings.consumer_max_attempts:
-                    span.set_status(Status(StatusCode.ERROR, repr(exc)))
-                    await self._dead_letter(record, headers, "HANDLER_FAILED", repr(exc), attempts=attempt)
-                    return
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._settings.consumer_backoff_max_s)
+    def __init__(self, consumer: EventConsumer) -> None:
+        self._owner = consumer
 
-    async def _dead_letter(
-        self, record: Any, headers: tuple[tuple[str, bytes], ...], reason: str, error: str, attempts: int
-    ) -> None:
-        log.error("dead-lettering %s[%d]@%d: %s %s", record.topic, record.partition, record.offset, reason, error)
-        await self._dead_letters.publish(
-            DeadLetter(
-                consumer_group=self.group,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key,
-                value=record.value if record.value is not None else b"",
-                headers=headers,
-                reason=reason,
-                error=error,
-                attempts=attempts,
-            )
-        )
-        self.stats.dead_lettered += 1
-        if self._on_dead_letter:
-            self._on_dead_letter(record.topic, reason)
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        owner = self._owner
+        if owner.stats.waiting_for_dependency is not None:
+            return  # the batch is waiting out an outage; it may not finish soon, and the inbox covers it
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(owner._batch_done.wait(), _HANDOVER_WAIT_S)  # noqa: SLF001
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aiokafka import AIOKafkaProducer
 
@@ -22,6 +22,27 @@ class DeadLetter:
     reason: str
     error: str
     attempts: int
+    excerpted: bool = False
+    original_size: int | None = None
+
+    def size(self) -> int:
+        """Bytes on the wire, near enough: payload, key and headers."""
+        return len(self.value) + len(self.key or b"") + sum(len(k) + len(v) for k, v in self.headers) + len(self.error)
+
+    def excerpt(self, max_bytes: int) -> DeadLetter:
+        """The same letter with only the first `max_bytes` of the payload (and of each header value).
+
+        Used when the whole letter can't be written (too big for the broker): the reason and the
+        original position are what an operator needs to find the record, which stays on its topic.
+        """
+        return replace(
+            self,
+            value=self.value[:max_bytes],
+            headers=tuple((k, v[:max_bytes]) for k, v in self.headers),
+            error=self.error[:max_bytes],
+            excerpted=True,
+            original_size=len(self.value),
+        )
 
 
 class DeadLetterPublisher:
@@ -42,6 +63,11 @@ class DeadLetterPublisher:
             ("dlq.consumer_group", letter.consumer_group.encode()),
             ("dlq.attempts", str(letter.attempts).encode()),
         ]
+        if letter.excerpted:
+            headers += [
+                ("dlq.excerpt", b"true"),
+                ("dlq.original_size", str(letter.original_size).encode()),
+            ]
         await self._producer.send_and_wait(
             self.topic_for(letter.consumer_group), value=letter.value, key=letter.key, headers=headers
         )

@@ -26,6 +26,8 @@ class UnitOfWork:
     conn: asyncpg.Connection
     settings: PlatformSettings
     published: list[Message] = field(default_factory=list)
+    # Outbox rows recorded by publish(), written in one COPY just before the commit.
+    _outbox_rows: list[tuple[object, ...]] = field(default_factory=list)
     signals: list[str] = field(default_factory=list)
     committed_callbacks: list[Callable[[], None]] = field(default_factory=list)
 
@@ -42,7 +44,7 @@ class UnitOfWork:
         await self.publish_all([message])
 
     async def publish_all(self, messages: Sequence[Message]) -> None:
-        """Record several messages in one round trip (a cycle with many breaches), in the given order."""
+        """Record several messages, in the given order; all of a unit's messages are written in one COPY."""
         if not messages:
             return
         # Keep the trace context of the request that caused these events (ARCHITECTURE.md section 3).
@@ -66,10 +68,29 @@ class UnitOfWork:
                     json.dumps(headers),
                 )
             )
-        await self.conn.executemany(
-            "INSERT INTO outbox (event_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5::jsonb)", rows
-        )
+        self._outbox_rows.extend(rows)
         self.published.extend(messages)
+
+    async def flush_outbox(self) -> None:
+        """Write the recorded messages to the outbox (in the unit's transaction, before it commits)."""
+        if not self._outbox_rows:
+            return
+        rows, self._outbox_rows = self._outbox_rows, []
+        await self.conn.copy_records_to_table(
+            "outbox", records=rows, columns=("event_id", "topic", "key", "value", "headers")
+        )
+
+    async def claim_inbox_many(self, consumer_group: str, events: Sequence[tuple[str, str]]) -> set[str]:
+        """Claim a batch's (event_id, topic) pairs in one statement; returns the ids seen for the first time."""
+        rows = await self.conn.fetch(
+            "INSERT INTO inbox (consumer_group, event_id, topic)"
+            " SELECT $1, e, t FROM unnest($2::text[], $3::text[]) AS u(e, t)"
+            " ON CONFLICT DO NOTHING RETURNING event_id",
+            consumer_group,
+            [e for e, _ in events],
+            [t for _, t in events],
+        )
+        return {r["event_id"] for r in rows}
 
     async def claim_inbox(self, consumer_group: str, event_id: str, topic: str) -> bool:
         """True the first time this consumer group sees `event_id`; False for a redelivery."""
@@ -93,6 +114,7 @@ async def unit_of_work(
         async with conn.transaction():
             uow = UnitOfWork(conn=conn, settings=settings)
             yield uow
+            await uow.flush_outbox()
             if uow.published:
                 # Delivered at commit only, so the relay never wakes for a rolled-back event.
                 await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
