@@ -30,7 +30,8 @@ from libs.platform.observability import get_metrics, span
 from libs.platform.observability.tracing import span_attributes
 from libs.platform.result_waiter import result_channel
 from services.balancing.adapters import cycles, read_models
-from services.balancing.cycle_inputs import CycleSettings, assemble_cycle_inputs
+from services.balancing.adapters.state_cache import CyclePreflight, MicrogridStateCache, preflight
+from services.balancing.cycle_inputs import CycleSettings, cycle_inputs_from
 from services.balancing.cycle_records import cycle_result_record, demand_resolved_payload
 from services.balancing.rebalance_guard import reconcile_circuit_capacities
 
@@ -49,17 +50,28 @@ async def execute_cycle(
     *,
     now: Callable[[], datetime],
     settings: CycleSettings,
+    cache: MicrogridStateCache | None = None,
+    stamps: CyclePreflight | None = None,
 ) -> CycleResultRecord:
+    """Run and record one cycle; the caller holds the microgrid's lock and has checked the request key.
+
+    `stamps` (read under that lock) lets `cache` serve the read models from memory when unchanged.
+    """
     request = message.payload
     conn = uow.conn
     started_at = now()
-    state = await read_models.load_microgrid_state(conn, request.microgrid_id)
-    inputs = assemble_cycle_inputs(
-        state=state,
+    if stamps is None:
+        stamps = await preflight(conn, request.microgrid_id, request.request_key)
+    cached = await (cache or MicrogridStateCache(max_microgrids=1)).state(conn, request.microgrid_id, stamps)
+    state = cached.records
+    rotation = 0 if stamps.last_rotation is None else stamps.last_rotation + 1
+    inputs = cycle_inputs_from(
+        cached.static.inputs,
+        cached.telemetry.inputs,
         request=request,
         cycle_id=uuid4(),
         now=started_at,
-        rotation=await cycles.next_rotation(conn, request.microgrid_id),
+        rotation=rotation,
         settings=settings,
     )
 
@@ -95,6 +107,7 @@ async def execute_cycle(
         output_digest=output_digest(output),
         missing_inputs=list(result.missing_inputs),
         safe_action_taken=result.safe_action_taken,
+        rotation=inputs.rotation,
     )
 
     at = record.ended_at

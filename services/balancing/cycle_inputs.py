@@ -35,12 +35,14 @@ from libs.domain import (
     GapPolicy,
     Microgrid,
     MicrogridNode,
+    NodeLimit,
+    OperatingEnvelope,
     TelemetryReading,
     aggregate_caps_from_local_config,
     managed_circuit_id,
 )
 from libs.domain.from_records import domain_envelope, domain_node, domain_node_limit
-from services.balancing.adapters.read_models import MicrogridState
+from services.balancing.adapters.read_models import MicrogridState, StaticPart, TelemetryPart
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,50 @@ class CycleSettings:
     gap_policy: GapPolicy = GapPolicy.DEFAULT_CAPACITY
 
 
+@dataclass(frozen=True)
+class StaticCycleInputs:
+    """The domain values a microgrid's static read models give; computed once per state stamp."""
+
+    microgrid: Microgrid | None
+    nodes: tuple[MicrogridNode, ...]
+    node_limits: tuple[NodeLimit, ...]
+    envelopes: tuple[OperatingEnvelope, ...]
+    forecast_sources: tuple[ForecastSource, ...]
+    circuit_capacities: tuple[CircuitCapacity, ...]
+    aggregate_caps: tuple[AggregateCap, ...]
+    fallback_rules: tuple[FallbackRule, ...]
+
+
+@dataclass(frozen=True)
+class TelemetryCycleInputs:
+    telemetry: tuple[TelemetryReading, ...]
+    connector_demands: tuple[ConnectorDemand, ...]
+
+
+def static_cycle_inputs(state: StaticPart | MicrogridState) -> StaticCycleInputs:
+    topology = state.topology
+    nodes = tuple(domain_node(n) for n in topology.nodes) if topology else ()
+    return StaticCycleInputs(
+        microgrid=Microgrid(str(topology.microgrid_id), str(topology.depot_id), topology.version) if topology else None,
+        nodes=nodes,
+        node_limits=tuple(domain_node_limit(x) for x in state.node_limits),
+        envelopes=tuple(domain_envelope(e) for e in state.envelopes if e.status.value in ("PENDING", "ACTIVE")),
+        forecast_sources=forecast_sources(state),
+        circuit_capacities=circuit_capacities(nodes, state.circuits),
+        aggregate_caps=aggregate_caps(state.control_points),
+        fallback_rules=tuple(
+            r for r in (domain_fallback_rule(x) for x in (topology.fallback_rules if topology else ())) if r
+        ),
+    )
+
+
+def telemetry_cycle_inputs(state: TelemetryPart | MicrogridState) -> TelemetryCycleInputs:
+    return TelemetryCycleInputs(
+        telemetry=tuple(domain_reading(r) for r in state.readings),
+        connector_demands=tuple(domain_demand(d) for d in state.demands),
+    )
+
+
 def assemble_cycle_inputs(
     *,
     state: MicrogridState,
@@ -63,26 +109,43 @@ def assemble_cycle_inputs(
     settings: CycleSettings,
 ) -> CycleInputs:
     """Everything the cycle decides from. Without a known topology the tree is empty (TOPOLOGY_INVALID)."""
-    mid = str(request.microgrid_id)
-    topology = state.topology
-    nodes = tuple(domain_node(n) for n in topology.nodes) if topology else ()
+    return cycle_inputs_from(
+        static_cycle_inputs(state),
+        telemetry_cycle_inputs(state),
+        request=request,
+        cycle_id=cycle_id,
+        now=now,
+        rotation=rotation,
+        settings=settings,
+    )
+
+
+def cycle_inputs_from(
+    static: StaticCycleInputs,
+    telemetry: TelemetryCycleInputs,
+    *,
+    request: RebalanceRequestedPayload,
+    cycle_id: UUID,
+    now: datetime,
+    rotation: int,
+    settings: CycleSettings,
+) -> CycleInputs:
+    """The cycle's inputs from domain values already derived (and cached) from the read models."""
     return CycleInputs(
         cycle_id=str(cycle_id),
-        microgrid=Microgrid(mid, str(topology.depot_id) if topology else _NIL, topology.version if topology else 0),
-        nodes=nodes,
+        microgrid=static.microgrid or Microgrid(str(request.microgrid_id), _NIL, 0),
+        nodes=static.nodes,
         now=now,
         expected_topology_version=request.expected_topology_version,
         scope_node_id=str(request.node_id) if request.node_id else None,
-        node_limits=tuple(domain_node_limit(x) for x in state.node_limits),
-        envelopes=tuple(domain_envelope(e) for e in state.envelopes if e.status.value in ("PENDING", "ACTIVE")),
-        forecast_sources=forecast_sources(state),
-        circuit_capacities=circuit_capacities(nodes, state.circuits),
-        aggregate_caps=aggregate_caps(state.control_points),
-        telemetry=tuple(domain_reading(r) for r in state.readings),
-        connector_demands=tuple(domain_demand(d) for d in state.demands),
-        fallback_rules=tuple(
-            r for r in (domain_fallback_rule(x) for x in (topology.fallback_rules if topology else ())) if r
-        ),
+        node_limits=static.node_limits,
+        envelopes=static.envelopes,
+        forecast_sources=static.forecast_sources,
+        circuit_capacities=static.circuit_capacities,
+        aggregate_caps=static.aggregate_caps,
+        telemetry=telemetry.telemetry,
+        connector_demands=telemetry.connector_demands,
+        fallback_rules=static.fallback_rules,
         freshness_threshold_seconds=settings.freshness_threshold_seconds,
         gap_policy=settings.gap_policy,
         rotation=rotation,
@@ -120,7 +183,7 @@ def domain_fallback_rule(r: FallbackRuleRecord) -> FallbackRule | None:
     return FallbackRule(str(r.node_id), r.fallback_demand_watts)
 
 
-def forecast_sources(state: MicrogridState) -> tuple[ForecastSource, ...]:
+def forecast_sources(state: StaticPart | MicrogridState) -> tuple[ForecastSource, ...]:
     """Known forecast sources with their health, bound to the node their control point targets."""
     target: dict[UUID, UUID | None] = {cp.control_point_id: cp.node_id for cp in state.control_points}
     return tuple(

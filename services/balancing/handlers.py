@@ -22,10 +22,13 @@ from services.balancing.settings import balancing_settings
 
 def handlers(ctx: ServiceContext) -> Mapping[str, Handler]:
     settings = balancing_settings(ctx.settings)
+    cache = service.state_cache_of(ctx)
 
     async def on_rebalance_requested(message: Message, uow: UnitOfWork) -> None:
         assert isinstance(message, ev.RebalanceRequested)
-        await service.handle_rebalance_requested(uow, message, clock=service.clock_of(ctx), settings=settings)
+        await service.handle_rebalance_requested(
+            uow, message, clock=service.clock_of(ctx), settings=settings, cache=cache
+        )
 
     async def on_topology_updated(message: Message, uow: UnitOfWork) -> None:
         assert isinstance(message, ev.TopologyUpdated)
@@ -33,7 +36,8 @@ def handlers(ctx: ServiceContext) -> Mapping[str, Handler]:
         if await read_models.save_topology(uow.conn, topology):
             # Requests that were waiting for this version run now, in this transaction.
             await service.run_ready_requests(
-                uow, topology.microgrid_id, topology.version, clock=service.clock_of(ctx), settings=settings
+                uow, topology.microgrid_id, topology.version, clock=service.clock_of(ctx), settings=settings,
+                cache=cache,
             )
 
     async def on_node_limit_updated(message: Message, uow: UnitOfWork) -> None:

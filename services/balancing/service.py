@@ -26,6 +26,7 @@ from libs.platform.result_waiter import result_channel, wait_for_result
 from libs.platform.runtime import ServiceContext
 from services.balancing.adapters import cycles, read_models, rebalance_requests
 from services.balancing.adapters.cycles import StoredCycle
+from services.balancing.adapters.state_cache import MicrogridStateCache, preflight
 from services.balancing.cycle_execution import CYCLE_RESULT, PRODUCER, execute_cycle
 from services.balancing.cycle_inputs import CycleSettings
 from services.balancing.settings import BalancingSettings, balancing_settings
@@ -35,6 +36,12 @@ def clock_of(ctx: ServiceContext) -> Clock:
     """The service's clock (tests may put a ManualClock in ctx.extras["clock"])."""
     clock: Clock = ctx.extras.setdefault("clock", SystemClock())
     return clock
+
+
+def state_cache_of(ctx: ServiceContext) -> MicrogridStateCache:
+    """This replica's in-memory read models (adapters/state_cache.py), shared by its consumer and sweeper."""
+    cache: MicrogridStateCache = ctx.extras.setdefault("state_cache", MicrogridStateCache())
+    return cache
 
 
 def cycle_settings(settings: BalancingSettings) -> CycleSettings:
@@ -51,34 +58,51 @@ async def lock_microgrid(conn: asyncpg.Connection, microgrid_id: UUID) -> None:
 
 
 async def handle_rebalance_requested(
-    uow: UnitOfWork, message: RebalanceRequested, *, clock: Clock, settings: BalancingSettings
+    uow: UnitOfWork,
+    message: RebalanceRequested,
+    *,
+    clock: Clock,
+    settings: BalancingSettings,
+    cache: MicrogridStateCache | None = None,
 ) -> CycleResultRecord | None:
     """Run the request's one cycle, or park it until its topology version arrives. None when parked."""
     request = message.payload
     conn = uow.conn
     await lock_microgrid(conn, request.microgrid_id)
-    done = await cycles.cycle_by_request_key(conn, request.request_key)
-    if done is not None:
+    stamps = await preflight(conn, request.microgrid_id, request.request_key)
+    if stamps.cycle_done:
+        done = await cycles.cycle_by_request_key(conn, request.request_key)
+        assert done is not None
         return done.result  # one cycle per request key, whichever door repeated it
-    known = await read_models.known_topology_version(conn, request.microgrid_id)
+    known = stamps.topology_version
     wanted = request.expected_topology_version or 1
     if known is None or wanted > known:
         # Never balance on a stale tree: wait (off the consumer loop) for the version, or reject later.
         deadline = clock.now() + timedelta(seconds=settings.topology_wait_s)
         await rebalance_requests.defer(conn, message, wanted, deadline)
         return None
-    return await execute_cycle(uow, message, now=clock.now, settings=cycle_settings(settings))
+    return await execute_cycle(
+        uow, message, now=clock.now, settings=cycle_settings(settings), cache=cache, stamps=stamps
+    )
 
 
 async def run_ready_requests(
-    uow: UnitOfWork, microgrid_id: UUID, known_version: int, *, clock: Clock, settings: BalancingSettings
+    uow: UnitOfWork,
+    microgrid_id: UUID,
+    known_version: int,
+    *,
+    clock: Clock,
+    settings: BalancingSettings,
+    cache: MicrogridStateCache | None = None,
 ) -> list[CycleResultRecord]:
     """After a topology update: run the parked requests that version satisfies."""
     await lock_microgrid(uow.conn, microgrid_id)
     out = []
     for message in await rebalance_requests.take_ready(uow.conn, microgrid_id, known_version):
         if await cycles.cycle_by_request_key(uow.conn, message.payload.request_key) is None:
-            out.append(await execute_cycle(uow, message, now=clock.now, settings=cycle_settings(settings)))
+            out.append(
+                await execute_cycle(uow, message, now=clock.now, settings=cycle_settings(settings), cache=cache)
+            )
     return out
 
 
@@ -95,7 +119,9 @@ async def expire_waiting_requests(ctx: ServiceContext) -> int:
             message = expired[0]
             await lock_microgrid(uow.conn, message.payload.microgrid_id)
             if await cycles.cycle_by_request_key(uow.conn, message.payload.request_key) is None:
-                await execute_cycle(uow, message, now=clock.now, settings=cycle_settings(settings))
+                await execute_cycle(
+                    uow, message, now=clock.now, settings=cycle_settings(settings), cache=state_cache_of(ctx)
+                )
         handled += 1
 
 

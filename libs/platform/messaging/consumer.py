@@ -446,10 +446,12 @@ class EventConsumer:
         if not partitions:
             return 0
         ends = await consumer.end_offsets(partitions)
+        # One request for every partition (aiokafka's public `committed` asks one partition at a time).
+        committed = await consumer._coordinator.fetch_committed_offsets(partitions)  # noqa: SLF001
         pending = 0
         for tp in partitions:
-            committed = await consumer.committed(tp)
-            pending += max(0, ends[tp] - (committed or 0))
+            done = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0
+            pending += max(0, ends[tp] - done)
         return pending
 
 

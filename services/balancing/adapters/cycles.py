@@ -35,12 +35,19 @@ async def insert_cycle(
     output_digest: str,
     missing_inputs: list[str],
     safe_action_taken: str | None,
+    rotation: int,
 ) -> None:
+    """The cycle and its breaches in one statement (one round trip; the breaches' key check runs at its end)."""
+    breaches = result.breaches
     await conn.execute(
-        "INSERT INTO cycles (cycle_id, microgrid_id, node_id, request_key, request_event_id, topology_version,"
+        "WITH cycle AS ("
+        " INSERT INTO cycles (cycle_id, microgrid_id, node_id, request_key, request_event_id, topology_version,"
         " outcome, started_at, ended_at, result, inputs, output, inputs_digest, output_digest, missing_inputs,"
-        " safe_action_taken)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15::jsonb, $16)",
+        " safe_action_taken, rotation)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15::jsonb, $16, $17))"
+        " INSERT INTO breaches (breach_id, cycle_id, microgrid_id, record, detected_at)"
+        " SELECT b.id, $1, $2, b.record::jsonb, b.at"
+        " FROM unnest($18::uuid[], $19::text[], $20::timestamptz[]) AS b(id, record, at)",
         result.cycle_id,
         result.microgrid_id,
         result.node_id,
@@ -57,13 +64,11 @@ async def insert_cycle(
         output_digest,
         json.dumps(missing_inputs),
         safe_action_taken,
+        rotation,
+        [b.breach_id for b in breaches],
+        [b.model_dump_json() for b in breaches],
+        [b.detected_at for b in breaches],
     )
-    if result.breaches:
-        await conn.executemany(
-            "INSERT INTO breaches (breach_id, cycle_id, microgrid_id, record, detected_at)"
-            " VALUES ($1, $2, $3, $4::jsonb, $5)",
-            [(b.breach_id, b.cycle_id, b.microgrid_id, b.model_dump_json(), b.detected_at) for b in result.breaches],
-        )
 
 
 def _stored(row: asyncpg.Record | None) -> StoredCycle | None:
@@ -106,7 +111,6 @@ async def breaches_of(conn: asyncpg.Connection | asyncpg.Pool, cycle_id: UUID) -
 async def next_rotation(conn: asyncpg.Connection, microgrid_id: UUID) -> int:
     """The allocation tie-break rotation for the next cycle: one more than the last cycle's."""
     last = await conn.fetchval(
-        "SELECT (inputs->>'rotation')::int FROM cycles WHERE microgrid_id = $1 ORDER BY seq DESC LIMIT 1",
-        microgrid_id,
+        "SELECT rotation FROM cycles WHERE microgrid_id = $1 ORDER BY seq DESC LIMIT 1", microgrid_id
     )
     return 0 if last is None else int(last) + 1

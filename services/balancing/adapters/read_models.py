@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from contracts.enums import ForecastSourceHealth, ProjectionTrigger
 from contracts.events import EffectiveCircuitCapacityPayload, TopologyUpdatedPayload
@@ -72,6 +72,21 @@ def _json(model: object) -> str:
 
 
 # ---- writes (one per consumed event) -------------------------------------------------------------
+# Every write also stamps the microgrid's part it changed (microgrid_stamps), which is how an
+# in-memory copy of the read models knows it is out of date (adapters/state_cache.py).
+
+STATIC, TELEMETRY = "static_stamp", "telemetry_stamp"
+
+
+async def stamp(conn: asyncpg.Connection, microgrid_id: UUID, part: str = STATIC) -> None:
+    """Mark `part` of the microgrid's read models as changed, in the writer's transaction."""
+    assert part in (STATIC, TELEMETRY)
+    await conn.execute(
+        f"INSERT INTO microgrid_stamps (microgrid_id, {part}) VALUES ($1, nextval('state_stamps'))"
+        f" ON CONFLICT (microgrid_id) DO UPDATE SET {part} = EXCLUDED.{part}",
+        microgrid_id,
+    )
+
 
 
 async def save_topology(conn: asyncpg.Connection, topology: TopologyUpdatedPayload) -> bool:
@@ -88,6 +103,8 @@ async def save_topology(conn: asyncpg.Connection, topology: TopologyUpdatedPaylo
         json.dumps([n.model_dump(mode="json") for n in topology.nodes]),
         json.dumps([r.model_dump(mode="json") for r in topology.fallback_rules]),
     )
+    if stored is not None:
+        await stamp(conn, topology.microgrid_id)
     return stored is not None
 
 
@@ -102,6 +119,7 @@ async def save_node_limit(conn: asyncpg.Connection, limit: NodeLimitRecord) -> N
         _json(record),
         record.updated_at,
     )
+    await stamp(conn, record.microgrid_id)
 
 
 async def save_control_point(conn: asyncpg.Connection, point: CapabilityControlPointRecord) -> None:
@@ -116,6 +134,7 @@ async def save_control_point(conn: asyncpg.Connection, point: CapabilityControlP
         record.microgrid_id,
         _json(record),
     )
+    await stamp(conn, record.microgrid_id)
 
 
 async def save_capability_status(conn: asyncpg.Connection, status: CapabilityStatusEventRecord) -> None:
@@ -129,6 +148,7 @@ async def save_capability_status(conn: asyncpg.Connection, status: CapabilitySta
         _json(status),
         status.observed_at,
     )
+    await stamp(conn, status.microgrid_id)
 
 
 async def save_envelope(conn: asyncpg.Connection, envelope: OperatingEnvelopeRecord) -> None:
@@ -141,6 +161,7 @@ async def save_envelope(conn: asyncpg.Connection, envelope: OperatingEnvelopeRec
         envelope.status.value,
         _json(envelope),
     )
+    await stamp(conn, envelope.microgrid_id)
 
 
 async def save_forecast_health(
@@ -163,6 +184,7 @@ async def save_forecast_health(
         health.value,
         evaluated_at,
     )
+    await stamp(conn, microgrid_id)
 
 
 async def save_legacy_circuit(conn: asyncpg.Connection, circuit: LegacyCircuitRecord) -> None:
@@ -172,6 +194,12 @@ async def save_legacy_circuit(conn: asyncpg.Connection, circuit: LegacyCircuitRe
         circuit.circuit_id,
         circuit.depot_id,
         _json(circuit),
+    )
+    # Circuits are the depot's: every microgrid of the depot reads them (one, by ARCHITECTURE.md 9).
+    await conn.execute(
+        "UPDATE microgrid_stamps SET static_stamp = nextval('state_stamps')"
+        " WHERE microgrid_id IN (SELECT microgrid_id FROM microgrids WHERE depot_id = $1)",
+        circuit.depot_id,
     )
 
 
@@ -190,6 +218,7 @@ async def save_circuit_capacity(conn: asyncpg.Connection, capacity: EffectiveCir
         capacity.projection_trigger.value,
         capacity.evaluated_at,
     )
+    await stamp(conn, capacity.microgrid_id)
 
 
 async def save_telemetry(
@@ -209,6 +238,8 @@ async def save_telemetry(
             f" WHERE {table}.observed_at <= EXCLUDED.observed_at",
             [(r.node_id, microgrid_id, _json(r), r.observed_at) for r in records],
         )
+    if readings or demands:
+        await stamp(conn, microgrid_id, TELEMETRY)
 
 
 # ---- reads ---------------------------------------------------------------------------------------
@@ -219,62 +250,130 @@ async def known_topology_version(conn: asyncpg.Connection, microgrid_id: UUID) -
     return None if version is None else int(version)
 
 
-async def load_microgrid_state(conn: asyncpg.Connection, microgrid_id: UUID) -> MicrogridState:
-    row = await conn.fetchrow("SELECT * FROM microgrids WHERE microgrid_id = $1", microgrid_id)
+@dataclass(frozen=True)
+class StaticPart:
+    """Everything but telemetry, as of `stamp` (None: never stamped, so never trusted from a cache)."""
+
+    stamp: int | None
+    topology: TopologySnapshot | None
+    node_limits: list[NodeLimitRecord]
+    control_points: list[CapabilityControlPointRecord]
+    capability_status: list[CapabilityStatusEventRecord]
+    envelopes: list[OperatingEnvelopeRecord]
+    circuits: dict[UUID, LegacyCircuitRecord]
+    circuit_capacities: dict[UUID, CircuitCapacity]
+    forecast_health: dict[UUID, ForecastSourceHealth]
+
+
+@dataclass(frozen=True)
+class TelemetryPart:
+    stamp: int | None
+    readings: list[TelemetryReadingRecord]
+    demands: list[ConnectorDemandRecord]
+
+
+def combine(static: StaticPart, telemetry: TelemetryPart) -> MicrogridState:
+    return MicrogridState(
+        topology=static.topology,
+        node_limits=static.node_limits,
+        control_points=static.control_points,
+        capability_status=static.capability_status,
+        envelopes=static.envelopes,
+        circuits=static.circuits,
+        circuit_capacities=static.circuit_capacities,
+        forecast_health=static.forecast_health,
+        readings=telemetry.readings,
+        demands=telemetry.demands,
+    )
+
+
+def _list_of(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
+
+
+_NODES = _list_of(MicrogridNodeRecord)
+_FALLBACK_RULES = _list_of(FallbackRuleRecord)
+_NODE_LIMITS = _list_of(NodeLimitRecord)
+_CONTROL_POINTS = _list_of(CapabilityControlPointRecord)
+_STATUSES = _list_of(CapabilityStatusEventRecord)
+_ENVELOPES = _list_of(OperatingEnvelopeRecord)
+_CIRCUITS = _list_of(LegacyCircuitRecord)
+_READINGS = _list_of(TelemetryReadingRecord)
+_DEMANDS = _list_of(ConnectorDemandRecord)
+
+
+def _agg(table: str, order: str, where: str = "microgrid_id = $1") -> str:
+    return f"(SELECT coalesce(json_agg(record ORDER BY {order}), '[]') FROM {table} WHERE {where})::text"
+
+
+# One round trip for the whole static part: each read model as one JSON array, parsed by pydantic's core.
+_STATIC_SQL = (
+    "SELECT m.microgrid_id, m.depot_id, m.version, m.nodes::text AS nodes, m.fallback_rules::text AS fallback_rules,"
+    f" {_agg('node_limits', 'node_limit_id')} AS node_limits,"
+    f" {_agg('control_points', 'control_point_id')} AS control_points,"
+    f" {_agg('capability_status', 'control_point_id')} AS capability_status,"
+    f" {_agg('envelopes', 'envelope_id')} AS envelopes,"
+    f" {_agg('legacy_circuits', 'circuit_id', 'depot_id = m.depot_id')} AS circuits,"
+    " (SELECT coalesce(json_agg(json_build_object('node_id', node_id, 'circuit_id', circuit_id,"
+    "   'capacity_watts', capacity_watts, 'trigger', trigger, 'evaluated_at', evaluated_at)), '[]')"
+    "  FROM circuit_capacities WHERE microgrid_id = $1)::text AS capacities,"
+    " (SELECT coalesce(json_agg(json_build_object('control_point_id', control_point_id, 'health', health)), '[]')"
+    "  FROM forecast_sources WHERE microgrid_id = $1)::text AS health,"
+    " (SELECT static_stamp FROM microgrid_stamps WHERE microgrid_id = $1) AS stamp"
+    " FROM microgrids m WHERE m.microgrid_id = $1"
+)
+_TELEMETRY_SQL = (
+    f"SELECT {_agg('telemetry_readings', 'node_id')} AS readings, {_agg('connector_demands', 'node_id')} AS demands,"
+    " (SELECT telemetry_stamp FROM microgrid_stamps WHERE microgrid_id = $1) AS stamp"
+)
+
+
+async def load_static_part(conn: asyncpg.Connection, microgrid_id: UUID) -> StaticPart:
+    row = await conn.fetchrow(_STATIC_SQL, microgrid_id)
     if row is None:
-        return MicrogridState(topology=None)
+        return StaticPart(None, None, [], [], [], [], {}, {}, {})
     topology = TopologySnapshot(
         microgrid_id=row["microgrid_id"],
         depot_id=row["depot_id"],
         version=row["version"],
-        nodes=[MicrogridNodeRecord.model_validate(n) for n in json.loads(row["nodes"])],
-        fallback_rules=[FallbackRuleRecord.model_validate(r) for r in json.loads(row["fallback_rules"])],
+        nodes=_NODES.validate_json(row["nodes"]),
+        fallback_rules=_FALLBACK_RULES.validate_json(row["fallback_rules"]),
     )
-
-    async def records(sql: str, model: type[BaseModel]) -> list[Any]:
-        return [model.model_validate_json(r["record"]) for r in await conn.fetch(sql, microgrid_id)]
-
-    circuits = [
-        LegacyCircuitRecord.model_validate_json(r["record"])
-        for r in await conn.fetch("SELECT record FROM legacy_circuits WHERE depot_id = $1", topology.depot_id)
-    ]
-    capacities = {
-        r["node_id"]: CircuitCapacity(
-            node_id=r["node_id"],
-            circuit_id=r["circuit_id"],
-            capacity_watts=int(r["capacity_watts"]),
-            trigger=ProjectionTrigger(r["trigger"]),
-            evaluated_at=r["evaluated_at"],
+    capacities = {}
+    for c in json.loads(row["capacities"]):
+        node_id = UUID(c["node_id"])
+        capacities[node_id] = CircuitCapacity(
+            node_id=node_id,
+            circuit_id=UUID(c["circuit_id"]),
+            capacity_watts=int(c["capacity_watts"]),
+            trigger=ProjectionTrigger(c["trigger"]),
+            evaluated_at=datetime.fromisoformat(c["evaluated_at"]).astimezone(UTC),
         )
-        for r in await conn.fetch("SELECT * FROM circuit_capacities WHERE microgrid_id = $1", microgrid_id)
-    }
-    health = {
-        r["control_point_id"]: ForecastSourceHealth(r["health"])
-        for r in await conn.fetch("SELECT * FROM forecast_sources WHERE microgrid_id = $1", microgrid_id)
-    }
-    return MicrogridState(
+    return StaticPart(
+        stamp=row["stamp"],
         topology=topology,
-        node_limits=await records(
-            "SELECT record FROM node_limits WHERE microgrid_id = $1 ORDER BY node_limit_id", NodeLimitRecord
-        ),
-        control_points=await records(
-            "SELECT record FROM control_points WHERE microgrid_id = $1 ORDER BY control_point_id",
-            CapabilityControlPointRecord,
-        ),
-        capability_status=await records(
-            "SELECT record FROM capability_status WHERE microgrid_id = $1 ORDER BY control_point_id",
-            CapabilityStatusEventRecord,
-        ),
-        envelopes=await records(
-            "SELECT record FROM envelopes WHERE microgrid_id = $1 ORDER BY envelope_id", OperatingEnvelopeRecord
-        ),
-        circuits={c.circuit_id: c for c in circuits},
+        node_limits=_NODE_LIMITS.validate_json(row["node_limits"]),
+        control_points=_CONTROL_POINTS.validate_json(row["control_points"]),
+        capability_status=_STATUSES.validate_json(row["capability_status"]),
+        envelopes=_ENVELOPES.validate_json(row["envelopes"]),
+        circuits={c.circuit_id: c for c in _CIRCUITS.validate_json(row["circuits"])},
         circuit_capacities=capacities,
-        forecast_health=health,
-        readings=await records(
-            "SELECT record FROM telemetry_readings WHERE microgrid_id = $1 ORDER BY node_id", TelemetryReadingRecord
-        ),
-        demands=await records(
-            "SELECT record FROM connector_demands WHERE microgrid_id = $1 ORDER BY node_id", ConnectorDemandRecord
-        ),
+        forecast_health={
+            UUID(h["control_point_id"]): ForecastSourceHealth(h["health"]) for h in json.loads(row["health"])
+        },
     )
+
+
+async def load_telemetry_part(conn: asyncpg.Connection, microgrid_id: UUID) -> TelemetryPart:
+    row = await conn.fetchrow(_TELEMETRY_SQL, microgrid_id)
+    assert row is not None
+    return TelemetryPart(
+        stamp=row["stamp"],
+        readings=_READINGS.validate_json(row["readings"]),
+        demands=_DEMANDS.validate_json(row["demands"]),
+    )
+
+
+async def load_microgrid_state(conn: asyncpg.Connection, microgrid_id: UUID) -> MicrogridState:
+    """Everything balancing knows about one microgrid, read now (two round trips)."""
+    return combine(await load_static_part(conn, microgrid_id), await load_telemetry_part(conn, microgrid_id))
