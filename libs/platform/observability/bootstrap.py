@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 
@@ -47,8 +48,8 @@ def setup_observability(service_name: str) -> Observability:
     """Install the process-wide tracer provider, propagator, meter provider and JSON logging.
 
     Idempotent: OTel allows one global provider per process, so a second call returns the first
-    result (with a warning if it names another service). Also instruments asyncpg and httpx,
-    which every service uses; FastAPI apps are instrumented one by one with `instrument_app`.
+    result (with a warning if it names another service). Also instruments httpx (and asyncpg with
+    MGRID_TRACE_SQL=1), which every service uses; FastAPI apps are instrumented one by one with `instrument_app`.
     """
     global _current
     with _lock:
@@ -67,7 +68,10 @@ def setup_observability(service_name: str) -> Observability:
         propagate.set_global_textmap(PROPAGATOR)
         meter_provider = build_meter_provider(resource)
         metrics_api.set_meter_provider(meter_provider)
-        instrument_asyncpg()
+        if os.environ.get("MGRID_TRACE_SQL", "").lower() in ("1", "true", "yes"):
+            # A span per SQL statement costs more CPU than a balancing cycle's own steps at fleet rates
+            # (about 20 statements a cycle), so it is opt-in, for a profiling session.
+            instrument_asyncpg()
         instrument_httpx()
         _current = Observability(
             service_name=service_name,
