@@ -9,6 +9,7 @@ order of the spec's Event Timeline: demand resolved, breaches, cycle completed.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from uuid import uuid4
@@ -131,5 +132,6 @@ def _count(record: CycleResultRecord) -> None:
     metrics = get_metrics()
     seconds = (record.ended_at - record.started_at).total_seconds()
     metrics.record_cycle(outcome=record.outcome, duration_seconds=seconds)
-    for breach in record.breaches:
-        metrics.count_breach(reason_code=breach.reason_code)
+    # One add per reason code: a curtailed depot has a hundred breaches a cycle, and each add costs.
+    for reason_code, count in Counter(b.reason_code for b in record.breaches).items():
+        metrics.count_breach(reason_code=reason_code, count=count)

@@ -114,8 +114,8 @@ class Metrics:
         self.cycles_total.add(1, attrs)
         self.cycle_duration_seconds.record(duration_seconds, attrs)
 
-    def count_breach(self, *, reason_code: ReasonCode) -> None:
-        self.breaches_total.add(1, {"reason_code": ReasonCode(reason_code).value})
+    def count_breach(self, *, reason_code: ReasonCode, count: int = 1) -> None:
+        self.breaches_total.add(count, {"reason_code": ReasonCode(reason_code).value})
 
     def count_alias_translation(self, *, path: AliasPath) -> None:
         self.alias_translations_total.add(1, {"path": AliasPath(path).value})
