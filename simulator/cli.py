@@ -153,7 +153,7 @@ def _show_services(title: str, statuses: list[ServiceStatus]) -> None:
 def _explore_hint(processes: ServiceProcesses, result: RunResult | None, report_path: Path) -> str:
     lines = ["", "The system is still running. Explore it:"]
     token = ("TOKEN=$(mgrid token issue --subject demo-operator --scope operator:read --scope operator:write"
-             " --scope integration:write)")
+             " --scope integration:write --all-microgrids)")
     lines.append(f"  {token}")
     if result is not None:
         from simulator.identity import Identities, run_namespace

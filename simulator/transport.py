@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.base import Message
 from contracts.topics import BY_NAME, TOPICS, dead_letter_topic, decode
-from libs.platform.auth import Scope, issue_token
+from libs.platform.auth import ALL, Scope, issue_token
 from libs.platform.settings import PlatformSettings
 from simulator.wire import SERVICES, HttpAnswer, HttpCall, Publication, Published
 
@@ -90,7 +90,7 @@ class LiveTransport:
                                           group_id=None, client_id="simulator-observer")
         self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="simulator-admin")
         self._http: dict[str, httpx.AsyncClient] = {}
-        self._token = issue_token(SIMULATOR_SUBJECT, [s.value for s in Scope])
+        self._token = issue_token(SIMULATOR_SUBJECT, [s.value for s in Scope], ALL)
 
     async def __aenter__(self) -> LiveTransport:
         await self._producer.start()

@@ -26,6 +26,16 @@ def pytest_configure(config: pytest.Config) -> None:
         trace.set_tracer_provider(TracerProvider())
 
 
+@pytest.fixture(scope="session", autouse=True)
+def signing_key() -> None:
+    """The local token issuer's key, made once per installation as `./mgrid stack up` does, unless one is
+    configured (MGRID_AUTH_SECRET / MGRID_AUTH_SECRET_FILE): tests given stack endpoints need it too."""
+    from libs.platform.signing_keys import configured_secret, ensure_local_key
+
+    if configured_secret() is None:
+        ensure_local_key()
+
+
 @pytest.fixture(scope="session")
 def stack_endpoints() -> PlatformSettings:
     """Endpoints from the environment, or the project's own local stack, started if needed."""

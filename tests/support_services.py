@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from libs.platform.auth import issue_token
+from libs.platform.auth import ALL, Grant, issue_token
 from libs.platform.runtime import ServiceContext, ServiceDefinition, ServiceRuntime, build_app
 from libs.platform.settings import PlatformSettings
 
@@ -22,8 +22,9 @@ class RunningService:
     client: httpx.AsyncClient
 
 
-def auth_headers(*scopes: str, subject: str = "test-operator") -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(subject, scopes or ALL_SCOPES)}"}
+def auth_headers(*scopes: str, subject: str = "test-operator", grant: Grant = ALL) -> dict[str, str]:
+    """A local token; by default for every microgrid, as the local tools hold (docs/security.md)."""
+    return {"Authorization": f"Bearer {issue_token(subject, scopes or ALL_SCOPES, grant)}"}
 
 
 @asynccontextmanager

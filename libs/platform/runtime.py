@@ -20,6 +20,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI, Request
 
+from libs.platform.auth import require_verifier
 from libs.platform.db import create_pool, migrate
 from libs.platform.http import create_app
 from libs.platform.messaging.consumer import EventConsumer, Handler
@@ -83,6 +84,7 @@ class ServiceRuntime:
 
     async def start(self) -> ServiceContext:
         d, s = self.definition, self.settings
+        require_verifier()  # no signing key and no identity provider: refuse to start
         setup_observability(d.name)
         metrics = get_metrics()
         await ensure_topics(s)

@@ -32,6 +32,7 @@ from typing import Any
 
 from libs.platform.processes import log_tail, port_open, process_matches, read_pid, terminate
 from libs.platform.settings import REPO_ROOT, PlatformSettings
+from libs.platform.signing_keys import ensure_local_key
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
 HOST = "127.0.0.1"
@@ -429,6 +430,7 @@ def components(root: Path | None = None) -> list[Component]:
 def up(*, timeout_s: float = READY_TIMEOUT_S) -> list[ComponentStatus]:
     """Install what is missing, start what is stopped, wait until all answer. Idempotent."""
     with _stack_lock():
+        ensure_local_key()  # the local token issuer's key, random per installation (docs/security.md)
         stack = components()
         actions: dict[str, Action] = {}
         # Start all before waiting for any: Kafka's JVM warms up while Postgres and Redis start.

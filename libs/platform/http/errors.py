@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from contracts.enums import ReasonCode
 from contracts.http_errors import ErrorResponse
@@ -134,12 +135,31 @@ async def _on_request_validation(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_http_exception(_: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path: Starlette names only the first matching route's.
+
+    Asked per method through `matches`, which also works for included routers that group routes."""
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     fallback = ReasonCode.VALIDATION_FAILED if exc.status_code < 500 else ReasonCode.INTERNAL_ERROR
     reason = _REASON_BY_STATUS.get(exc.status_code, fallback)
     message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-    return error_response(ApiError(exc.status_code, reason, message, headers=exc.headers))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return error_response(ApiError(exc.status_code, reason, message, headers=headers))
 
 
 async def _on_unhandled(_: Request, __: Exception) -> JSONResponse:

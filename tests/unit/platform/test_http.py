@@ -190,3 +190,24 @@ def test_lifespan_runs_around_the_app() -> None:
     with TestClient(create_app(service_name="test", routers=[], lifespan=lifespan)):
         assert events == ["start"]
     assert events == ["start", "stop"]
+
+
+def test_405_allow_header_lists_every_method_served_at_the_path() -> None:
+    # Two routes on one path: Starlette's own 405 names only the first route's method.
+    shared = APIRouter()
+
+    @shared.get("/api/microgrid/{microgrid_id}/topology")
+    def read_topology(microgrid_id: str) -> dict[str, str]:
+        return {}
+
+    @shared.post("/api/microgrid/{microgrid_id}/topology")
+    def write_topology(microgrid_id: str) -> dict[str, str]:
+        return {}
+
+    client = TestClient(create_app(service_name="test", routers=[shared]))
+
+    response = client.delete("/api/microgrid/m-1/topology")
+
+    assert response.status_code == 405
+    assert response.json()["reason_code"] == ReasonCode.METHOD_NOT_ALLOWED
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "POST"}
