@@ -33,7 +33,12 @@ class OperatingEnvelopeSubmission(Contract):
     effective_to: UtcDateTime
     source_ref: str = Field(min_length=1, max_length=300, description="Opaque upstream ref; idempotency key")
     blocks: list[EnvelopeBlockRecord] = Field(min_length=1, max_length=2000)
-    submitted_by: str | None = Field(default=None, max_length=200, description="Defaults to the token subject")
+    submitted_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Who the caller says submitted it: stored as `claimed_by`, a label only."
+        " The actor (`submitted_by` of the stored envelope) is always the token subject",
+    )
 
 
 class EnvelopeReceipt(Contract):
@@ -51,7 +56,10 @@ class OperatingEnvelopeView(OperatingEnvelopeRecord):
     constraint_type: str  # type: ignore[assignment]
     violated_rule: str | None = None
     rejection_details: dict[str, Any] | None = None
-    submitted_by: str
+    submitted_by: str = Field(description="The actor: the token subject, or the service that sent the command")
+    claimed_by: str | None = Field(
+        default=None, description="What the submission body said it was submitted by: a claim, not verified"
+    )
 
 
 class EnvelopeLifecycleEntry(Contract):

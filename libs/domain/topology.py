@@ -211,7 +211,7 @@ def _node_sort_key(node: MicrogridNode) -> tuple[str, str, str]:
 
 
 def _other_microgrid(node_id: str, other: str) -> TopologyViolation:
-    return TopologyViolation(TopologyRule.NODE_IN_OTHER_MICROGRID, (node_id,), f"node belongs to microgrid {other}")
+    return TopologyViolation(TopologyRule.NODE_IN_OTHER_MICROGRID, (node_id,), "node belongs to another microgrid")
 
 
 def _cycles(by_id: dict[str, MicrogridNode], reached: dict[str, int]) -> list[TopologyViolation]:

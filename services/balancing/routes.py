@@ -14,7 +14,7 @@ from contracts.api.balancing import (
     RebalanceAcceptedResponse,
     RebalanceRequest,
 )
-from libs.platform.auth import Principal, Scope, require_scopes
+from libs.platform.auth import Principal, Scope, microgrid_guard, require_any_scope, require_scopes
 from libs.platform.http import ApiError
 from libs.platform.runtime import ServiceContext, service_context
 from services.balancing import service, views
@@ -22,15 +22,12 @@ from services.balancing import service, views
 router = APIRouter(prefix="/api/microgrid", tags=["balancing"])
 
 Ctx = Annotated[ServiceContext, Depends(service_context)]
-Reader = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_READ))]
-_WRITE_SCOPES = (str(Scope.OPERATOR_WRITE), str(Scope.INTEGRATION_WRITE))
-
-
-def _rebalancer(principal: Annotated[Principal, Depends(require_scopes())]) -> Principal:
-    """Operators and integrations may rebalance: either write scope will do."""
-    if not any(s in principal.scopes for s in _WRITE_SCOPES):
-        raise ApiError.forbidden(f"Token lacks required scope: one of {' '.join(_WRITE_SCOPES)}")
-    return principal
+# Every route is under `{microgrid_id}`: scope first, then the microgrid against the token's grant (404).
+Reader = Annotated[Principal, Depends(microgrid_guard(require_scopes(Scope.OPERATOR_READ)))]
+# Operators and integrations may rebalance: either write scope will do.
+Rebalancer = Annotated[
+    Principal, Depends(microgrid_guard(require_any_scope(Scope.OPERATOR_WRITE, Scope.INTEGRATION_WRITE)))
+]
 
 
 @router.post(
@@ -46,7 +43,7 @@ def _rebalancer(principal: Annotated[Principal, Depends(require_scopes())]) -> P
 async def rebalance(
     microgrid_id: UUID,
     ctx: Ctx,
-    principal: Annotated[Principal, Depends(_rebalancer)],
+    principal: Rebalancer,
     body: Annotated[RebalanceRequest | None, Body()] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
     correlation_id: Annotated[str | None, Header(alias="X-Correlation-ID", max_length=200)] = None,

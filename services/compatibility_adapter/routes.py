@@ -1,10 +1,15 @@
 """The circuit-facing routes: compatibility aliases only (Compatibility Matrix). Every answer says so with
 `Deprecation: true` and a `Link` to the microgrid successor route, and names the mapped microgrid_id +
 node_id. Thin: validate, call the use case, answer.
+
+A circuit route acts for the circuit's depot and the microgrids its nodes belong to: the caller's grant
+must cover one of them, else 404 as for an unknown circuit (docs/security.md). A refusal lists only the
+candidate microgrids the caller may see.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -19,7 +24,7 @@ from contracts.api.compatibility_adapter import (
     TouLimitsView,
     TranslationSummary,
 )
-from libs.platform.auth import Principal, Scope, require_scopes
+from libs.platform.auth import Principal, Scope, not_found, require_platform_grant, require_scopes
 from libs.platform.clock import Clock
 from libs.platform.http import ApiError
 from libs.platform.runtime import ServiceContext, service_context
@@ -33,8 +38,8 @@ _UNPROCESSABLE = 422
 router = APIRouter(tags=["circuit compatibility aliases"])
 
 Context = Annotated[ServiceContext, Depends(service_context)]
-Writer = Annotated[Principal, Depends(require_scopes(Scope.INTEGRATION_WRITE))]
-Reader = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_READ))]
+_write = require_scopes(Scope.INTEGRATION_WRITE)
+_read = require_scopes(Scope.OPERATOR_READ)
 IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)]
 CorrelationId = Annotated[str | None, Header(min_length=1, max_length=200)]
 
@@ -55,7 +60,31 @@ def _now(ctx: ServiceContext) -> datetime:
     return clock.now()
 
 
-def _refusal(failure: AliasFailure, status_code: int) -> ApiError:
+async def _authorize_circuit(ctx: ServiceContext, principal: Principal, circuit_id: UUID) -> Principal:
+    """A dependency, so it runs before the body is judged, as the microgrid guard does elsewhere."""
+    if not principal.grant.everything:
+        depot_id, microgrid_ids = await service.circuit_owners(ctx.pool, circuit_id)
+        if not principal.grant.covers_depot(depot_id, microgrid_ids):
+            raise not_found("circuit", circuit_id)
+    return principal
+
+
+async def _circuit_writer(circuit_id: UUID, ctx: Context, who: Annotated[Principal, Depends(_write)]) -> Principal:
+    return await _authorize_circuit(ctx, who, circuit_id)
+
+
+async def _circuit_reader(circuit_id: UUID, ctx: Context, who: Annotated[Principal, Depends(_read)]) -> Principal:
+    return await _authorize_circuit(ctx, who, circuit_id)
+
+
+Writer = Annotated[Principal, Depends(_circuit_writer)]
+Reader = Annotated[Principal, Depends(_circuit_reader)]
+
+
+def _refusal(failure: AliasFailure, status_code: int, principal: Principal) -> ApiError:
+    # Never name a microgrid outside the caller's grant (issue 14), not even as an ambiguity candidate.
+    visible = tuple(c for c in failure.candidates if principal.grant.covers_microgrid(c[0]))
+    failure = replace(failure, candidates=visible)
     message = f"circuit {failure.circuit_id}: {failure.detail}"
     fields: dict[str, Any] = {"details": service.failure_details(failure)}
     if status_code == _UNPROCESSABLE:
@@ -92,7 +121,7 @@ async def rebalance_load(
         now=_now(ctx),
     )
     if isinstance(requested, AliasFailure):
-        raise _refusal(requested, status.HTTP_409_CONFLICT)
+        raise _refusal(requested, status.HTTP_409_CONFLICT, principal)
     cycle = await service.await_cycle_result(ctx=ctx, request_key=requested.request_key)
     _announce(response, f"/api/microgrid/{requested.microgrid_id}/rebalance")
     if cycle is None:
@@ -122,7 +151,7 @@ async def submit_tou_limits(
     )
     submitted = await tou_limits.submit_tou_schedule(ctx=ctx, request=request, now=_now(ctx))
     if isinstance(submitted, AliasFailure):
-        raise _refusal(submitted, _UNPROCESSABLE)
+        raise _refusal(submitted, _UNPROCESSABLE, principal)
     _announce(response, f"/api/microgrid/{submitted.microgrid_id}/status")
     return submitted
 
@@ -132,10 +161,10 @@ async def submit_tou_limits(
     response_model=TouLimitsView,
     summary="Legacy TOU limits, read back from the TOU_LIMIT envelopes on the circuit's node",
 )
-async def read_tou_limits(circuit_id: UUID, response: Response, ctx: Context, _: Reader) -> TouLimitsView:
+async def read_tou_limits(circuit_id: UUID, response: Response, ctx: Context, who: Reader) -> TouLimitsView:
     view = await tou_limits.read_tou_limits(ctx=ctx, circuit_id=circuit_id, now=_now(ctx))
     if isinstance(view, AliasFailure):
-        raise _refusal(view, _UNPROCESSABLE)
+        raise _refusal(view, _UNPROCESSABLE, who)
     _announce(response, f"/api/microgrid/{view.microgrid_id}/status")
     return view
 
@@ -146,7 +175,7 @@ async def read_tou_limits(circuit_id: UUID, response: Response, ctx: Context, _:
     summary="Circuit-facing effective capacity (derived from the microgrid's envelope state)",
 )
 async def effective_capacity(
-    circuit_id: UUID, response: Response, ctx: Context, _: Reader
+    circuit_id: UUID, response: Response, ctx: Context, who: Reader
 ) -> CircuitEffectiveCapacityView:
     view = await service.read_effective_capacity(ctx=ctx, circuit_id=circuit_id, now=_now(ctx))
     if view is None:
@@ -160,5 +189,6 @@ async def effective_capacity(
     response_model=TranslationSummary,
     summary="Counts of circuit alias translations by path, result and reason code",
 )
-async def translations(ctx: Context, _: Reader) -> TranslationSummary:
+async def translations(ctx: Context, who: Annotated[Principal, Depends(_read)]) -> TranslationSummary:
+    require_platform_grant(who)  # counts across every microgrid
     return await service.translation_summary(ctx=ctx, now=_now(ctx))

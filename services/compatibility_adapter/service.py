@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
+
 from contracts.api.compatibility_adapter import (
     CircuitEffectiveCapacityView,
     CircuitRebalanceResponse,
@@ -234,6 +236,14 @@ async def refuse_translation(
             causation=causation,
         )
     )
+
+
+async def circuit_owners(conn: asyncpg.Connection | asyncpg.Pool, circuit_id: UUID) -> tuple[UUID | None, list[UUID]]:
+    """(depot_id from the legacy circuit record, microgrid_ids of every node carrying the circuit): whom a
+    circuit route acts for, so the route can check the caller's grant before anything else."""
+    legacy = await alias_read_model.legacy_circuit(conn, circuit_id)
+    rows = await alias_read_model.rows_for_circuit(conn, circuit_id)
+    return (legacy.depot_id if legacy else None), sorted({r.microgrid_id for r in rows}, key=str)
 
 
 async def resolve(

@@ -37,6 +37,7 @@ def envelope_view(env: StoredEnvelope) -> OperatingEnvelopeView:
         violated_rule=env.violated_rule,
         rejection_details=env.rejection_details or None,
         submitted_by=env.submitted_by,
+        claimed_by=env.claimed_by,
     )
 
 

@@ -22,7 +22,7 @@ from contracts.api.envelope_lifecycle import (
 )
 from contracts.api.topology import MicrogridResponse
 from contracts.enums import EnvelopeStatus, ReasonCode
-from libs.platform.auth import Principal, Scope, require_scopes
+from libs.platform.auth import Principal, Scope, microgrid_guard, require_scopes
 from libs.platform.http import ApiError
 from libs.platform.runtime import ServiceContext, service_context
 from services.envelope_lifecycle import queries
@@ -39,8 +39,9 @@ from services.envelope_lifecycle.write_port import (
 router = APIRouter(prefix="/internal/microgrid/{microgrid_id}", tags=["operating envelopes (internal)"])
 
 Ctx = Annotated[ServiceContext, Depends(service_context)]
-Writer = Annotated[Principal, Depends(require_scopes(Scope.INTEGRATION_WRITE))]
-Reader = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_READ))]
+# Every route is under `{microgrid_id}`: scope first, then the microgrid against the token's grant (404).
+Writer = Annotated[Principal, Depends(microgrid_guard(require_scopes(Scope.INTEGRATION_WRITE)))]
+Reader = Annotated[Principal, Depends(microgrid_guard(require_scopes(Scope.OPERATOR_READ)))]
 
 
 @router.post(
@@ -62,7 +63,9 @@ async def submit(
         effective_to=body.effective_to,
         source_ref=body.source_ref,
         blocks=tuple(body.blocks),
-        submitted_by=body.submitted_by or principal.subject,
+        # The actor is the token's subject; a body's submitted_by is kept only as a labelled claim.
+        submitted_by=principal.subject,
+        claimed_by=body.submitted_by,
     )
     now = clock_of(ctx).now()
     async with ctx.unit_of_work() as uow:

@@ -29,7 +29,8 @@ class EnvelopeSubmission:
     effective_to: datetime
     source_ref: str
     blocks: tuple[EnvelopeBlockRecord, ...]
-    submitted_by: str
+    submitted_by: str  # the actor: the token's subject (HTTP) or the sending service (command topic)
+    claimed_by: str | None = None  # what the HTTP body said it was: a label only, never the actor
 
     @property
     def envelope_id(self) -> UUID:

@@ -135,6 +135,7 @@ def _stored(
         received_at=received_at,
         submission_digest=submission.digest(),
         submitted_by=submission.submitted_by,
+        claimed_by=submission.claimed_by,
         blocks=submission.blocks,
         rejection_reason=violation.message if violation else None,
         violated_rule=violation.rule if violation else None,

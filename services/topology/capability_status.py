@@ -7,7 +7,7 @@ operational status ON / OFF, and the raw value is kept in `status_detail` (spec:
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 RAW_STATUS_DETAIL_KEY = "raw_operational_status"
@@ -20,6 +20,11 @@ def normalise_operational_status(
     if isinstance(raw, bool):
         return ("ON" if raw else "OFF"), {**(status_detail or {}), RAW_STATUS_DETAIL_KEY: raw}
     return raw, status_detail
+
+
+def observed_in_the_future(observed_at: datetime, now: datetime, max_clock_skew: timedelta) -> bool:
+    """An observation dated beyond the allowed clock skew cannot have happened yet: it is refused."""
+    return observed_at - now > max_clock_skew
 
 
 def freshness_seconds(last_observed_at: datetime, now: datetime) -> int:

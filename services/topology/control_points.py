@@ -73,7 +73,7 @@ async def _violations(
             Violation(
                 "CONTROL_POINT_IN_OTHER_MICROGRID",
                 node_ref,
-                f"control point belongs to microgrid {before.microgrid_id}",
+                "control point belongs to another microgrid",
             )
         )
     elif before is not None and (before.node_id, before.capability_type) != (request.node_id, request.capability_type):

@@ -2,11 +2,13 @@
 authorise, open a transaction, call the use case, answer `{microgrid_id, timestamp, result}`.
 
 Reads need `operator:read`, writes `operator:write`; capability-status ingest also accepts
-`integration:write` (external controllers report status without operator rights).
+`integration:write` (external controllers report status without operator rights). Every route acts
+only inside the token's grant: another microgrid's or depot's route answers 404 (docs/security.md).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -34,35 +36,61 @@ from contracts.api.topology import (
     TopologyWriteResult,
 )
 from contracts.enums import AssetType, CapabilityType, NodeStatus, NodeType
-from libs.platform.auth import Principal, Scope, require_scopes
+from libs.platform.auth import Principal, Scope, microgrid_guard, not_found, require_any_scope, require_scopes
 from libs.platform.clock import Clock
-from libs.platform.http import ApiError
 from libs.platform.runtime import ServiceContext, service_context
 from services.topology import control_points, node_limits, service, status_ingest, views
+from services.topology.adapters import microgrid_store
 from services.topology.authoring import Authoring
 from services.topology.settings import TopologySettings
 
 router = APIRouter(tags=["topology"])
 
 Ctx = Annotated[ServiceContext, Depends(service_context)]
-Reader = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_READ))]
-Writer = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_WRITE))]
+_read = require_scopes(Scope.OPERATOR_READ)
+_write = require_scopes(Scope.OPERATOR_WRITE)
+_report = require_any_scope(Scope.OPERATOR_WRITE, Scope.INTEGRATION_WRITE)
+# Microgrid routes: scope, then the `{microgrid_id}` against the grant. Depot routes: see _authorize_depot.
+Reader = Annotated[Principal, Depends(microgrid_guard(_read))]
+Writer = Annotated[Principal, Depends(microgrid_guard(_write))]
+Reporter = Annotated[Principal, Depends(microgrid_guard(_report))]
 CorrelationId = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=200)]
-_INGEST_SCOPES = frozenset({Scope.OPERATOR_WRITE.value, Scope.INTEGRATION_WRITE.value})
 
 
-def _status_reporter(principal: Annotated[Principal, Depends(require_scopes())]) -> Principal:
-    if not principal.scopes & _INGEST_SCOPES:
-        raise ApiError.forbidden(f"Token lacks required scope: one of {' '.join(sorted(_INGEST_SCOPES))}")
+async def _authorize_depot(ctx: ServiceContext, principal: Principal, depot_id: UUID) -> Principal:
+    """A depot route needs the depot's grant or its microgrid's; else 404, as for an unknown depot.
+    A dependency, so it runs before the body is judged, as the microgrid guard does."""
+    microgrid = await microgrid_store.get_microgrid_of_depot(ctx.pool, depot_id)
+    if not principal.grant.covers_depot(depot_id, [microgrid.microgrid_id] if microgrid else []):
+        raise not_found("depot", depot_id)
     return principal
 
 
-Reporter = Annotated[Principal, Depends(_status_reporter)]
+async def _depot_reader(depot_id: UUID, ctx: Ctx, who: Annotated[Principal, Depends(_read)]) -> Principal:
+    return await _authorize_depot(ctx, who, depot_id)
+
+
+async def _depot_writer(depot_id: UUID, ctx: Ctx, who: Annotated[Principal, Depends(_write)]) -> Principal:
+    return await _authorize_depot(ctx, who, depot_id)
+
+
+async def _depot_reporter(depot_id: UUID, ctx: Ctx, who: Annotated[Principal, Depends(_report)]) -> Principal:
+    return await _authorize_depot(ctx, who, depot_id)
+
+
+DepotReader = Annotated[Principal, Depends(_depot_reader)]
+DepotWriter = Annotated[Principal, Depends(_depot_writer)]
+DepotReporter = Annotated[Principal, Depends(_depot_reporter)]
 
 
 def _clock(ctx: ServiceContext) -> Clock:
     clock: Clock = ctx.extras["clock"]
     return clock
+
+
+def _max_clock_skew(ctx: ServiceContext) -> timedelta:
+    settings: TopologySettings = ctx.extras["topology_settings"]
+    return timedelta(seconds=settings.status_max_clock_skew_s)
 
 
 def _authoring(ctx: ServiceContext, principal: Principal, correlation_id: str | None) -> Authoring:
@@ -121,7 +149,7 @@ async def post_topology(
 
 
 @router.get("/api/depot/{depot_id}/microgrid")
-async def get_depot_microgrid(depot_id: UUID, ctx: Ctx, _: Reader) -> MicrogridResponse[DepotMicrogridView]:
+async def get_depot_microgrid(depot_id: UUID, ctx: Ctx, _: DepotReader) -> MicrogridResponse[DepotMicrogridView]:
     async with ctx.pool.acquire() as conn:
         result = await views.depot_view(conn=conn, depot_id=depot_id)
     return MicrogridResponse(microgrid_id=result.microgrid.microgrid_id, timestamp=_clock(ctx).now(), result=result)
@@ -129,7 +157,7 @@ async def get_depot_microgrid(depot_id: UUID, ctx: Ctx, _: Reader) -> MicrogridR
 
 @router.post("/api/depot/{depot_id}/microgrid/resync")
 async def post_resync(
-    depot_id: UUID, ctx: Ctx, who: Writer, correlation_id: CorrelationId = None
+    depot_id: UUID, ctx: Ctx, who: DepotWriter, correlation_id: CorrelationId = None
 ) -> MicrogridResponse[ResyncResult]:
     by = _authoring(ctx, who, correlation_id)
     async with ctx.unit_of_work() as uow:
@@ -139,12 +167,12 @@ async def post_resync(
 
 @router.post("/api/depot/{depot_id}/microgrid/capability-status-events")
 async def post_depot_status_event(
-    depot_id: UUID, body: DepotStatusEventInput, ctx: Ctx, who: Reporter, correlation_id: CorrelationId = None
+    depot_id: UUID, body: DepotStatusEventInput, ctx: Ctx, who: DepotReporter, correlation_id: CorrelationId = None
 ) -> MicrogridResponse[StatusEventRecorded]:
     by = _authoring(ctx, who, correlation_id)
     async with ctx.unit_of_work() as uow:
         microgrid_id, result = await status_ingest.record_depot_status_event(
-            uow=uow, depot_id=depot_id, request=body, by=by
+            uow=uow, depot_id=depot_id, request=body, by=by, max_clock_skew=_max_clock_skew(ctx)
         )
     return MicrogridResponse(microgrid_id=microgrid_id, timestamp=by.now, result=result)
 
@@ -205,7 +233,12 @@ async def post_status_event(
     by = _authoring(ctx, who, correlation_id)
     async with ctx.unit_of_work() as uow:
         result = await status_ingest.record_status_event(
-            uow=uow, microgrid_id=microgrid_id, control_point_id=control_point_id, request=body, by=by
+            uow=uow,
+            microgrid_id=microgrid_id,
+            control_point_id=control_point_id,
+            request=body,
+            by=by,
+            max_clock_skew=_max_clock_skew(ctx),
         )
     return MicrogridResponse(microgrid_id=microgrid_id, timestamp=by.now, result=result)
 

@@ -96,17 +96,14 @@ async def _lock_for_topology_write(
         await microgrid_store.create_microgrid_if_absent(conn, microgrid_id, depot_id)
         microgrid = await microgrid_store.lock_microgrid(conn, microgrid_id)
         if microgrid is None:
-            other = await microgrid_store.get_microgrid_of_depot(conn, depot_id)
-            raise ApiError.conflict(
-                f"Depot {depot_id} already has microgrid {other.microgrid_id if other else '?'}"
-                " (one depot, one microgrid)"
-            )
+            # Not naming it: the caller may hold no grant on that microgrid (issue 14).
+            raise ApiError.conflict(f"Depot {depot_id} already has a microgrid (one depot, one microgrid)")
     if microgrid is None:
         raise ApiError.not_found(f"Microgrid {microgrid_id} not found")
     if depot_id is not None and depot_id != microgrid.depot_id:
         raise invalid(
             "Microgrid belongs to another depot",
-            [Violation("DEPOT_MISMATCH", (), f"microgrid {microgrid_id} belongs to depot {microgrid.depot_id}")],
+            [Violation("DEPOT_MISMATCH", (), f"microgrid {microgrid_id} belongs to another depot")],
             ReasonCode.VALIDATION_FAILED,
         )
     return microgrid
@@ -196,6 +193,9 @@ async def resync_depot(*, uow: UnitOfWork, depot_id: UUID, by: Authoring) -> Res
     microgrid = await microgrid_store.lock_microgrid_of_depot(conn, depot_id)
     created = False
     if microgrid is None:
+        # Only a depot the circuit records know gets a microgrid: a typo must not create one (issue 14).
+        if not await read_models.depot_has_circuits(conn, depot_id):
+            raise ApiError.not_found(f"depot {depot_id} not found")
         created = await microgrid_store.create_microgrid_if_absent(conn, uuid.uuid4(), depot_id)
         microgrid = await microgrid_store.lock_microgrid_of_depot(conn, depot_id)
         assert microgrid is not None  # inserted above or by a concurrent resync that committed first

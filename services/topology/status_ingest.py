@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -25,14 +25,32 @@ from libs.platform.http import ApiError
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.topology.adapters import control_point_store, microgrid_store, status_store
 from services.topology.authoring import Authoring
-from services.topology.capability_status import freshness_seconds, normalise_operational_status
+from services.topology.capability_status import (
+    freshness_seconds,
+    normalise_operational_status,
+    observed_in_the_future,
+)
 from services.topology.service import Violation, invalid
+
+DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 async def record_status_event(
-    *, uow: UnitOfWork, microgrid_id: UUID, control_point_id: UUID, request: StatusEventInput, by: Authoring
+    *,
+    uow: UnitOfWork,
+    microgrid_id: UUID,
+    control_point_id: UUID,
+    request: StatusEventInput,
+    by: Authoring,
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
 ) -> StatusEventRecorded:
     conn = uow.conn
+    if observed_in_the_future(request.observed_at, by.now, max_clock_skew):
+        raise _rejected(
+            "STATUS_EVENT_OBSERVED_IN_FUTURE",
+            ("observed_at",),
+            f"observed_at is more than {max_clock_skew.total_seconds():g} s ahead of the service clock",
+        )
     if await microgrid_store.get_microgrid(conn, microgrid_id) is None:
         raise ApiError.not_found(f"Microgrid {microgrid_id} not found")
     original = await status_store.event_by_source_ref(conn, microgrid_id, request.source_event_ref)
@@ -73,7 +91,12 @@ async def record_status_event(
 
 
 async def record_depot_status_event(
-    *, uow: UnitOfWork, depot_id: UUID, request: DepotStatusEventInput, by: Authoring
+    *,
+    uow: UnitOfWork,
+    depot_id: UUID,
+    request: DepotStatusEventInput,
+    by: Authoring,
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
 ) -> tuple[UUID, StatusEventRecorded]:
     """Whole-microgrid status for the depot's microgrid: by control_point_id or by capability_type."""
     microgrid = await microgrid_store.get_microgrid_of_depot(uow.conn, depot_id)
@@ -103,7 +126,12 @@ async def record_depot_status_event(
             )
     body = StatusEventInput(**request.model_dump(exclude={"control_point_id", "capability_type"}))
     recorded = await record_status_event(
-        uow=uow, microgrid_id=microgrid.microgrid_id, control_point_id=control_point_id, request=body, by=by
+        uow=uow,
+        microgrid_id=microgrid.microgrid_id,
+        control_point_id=control_point_id,
+        request=body,
+        by=by,
+        max_clock_skew=max_clock_skew,
     )
     return microgrid.microgrid_id, recorded
 

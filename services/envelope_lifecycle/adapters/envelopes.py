@@ -36,6 +36,7 @@ class StoredEnvelope:
     submission_digest: str
     submitted_by: str
     blocks: tuple[EnvelopeBlockRecord, ...] = ()
+    claimed_by: str | None = None
     rejection_reason: str | None = None
     violated_rule: str | None = None
     rejection_details: dict[str, Any] = field(default_factory=dict)
@@ -79,8 +80,8 @@ async def insert_envelope(conn: asyncpg.Connection, env: StoredEnvelope) -> None
     await conn.execute(
         "INSERT INTO operating_envelope (envelope_id, microgrid_id, node_id, origin_control_point_id,"
         " envelope_type, constraint_type, effective_from, effective_to, source_ref, status, received_at,"
-        " rejection_reason, violated_rule, rejection_details, submission_digest, submitted_by)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16)",
+        " rejection_reason, violated_rule, rejection_details, submission_digest, submitted_by, claimed_by)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17)",
         env.envelope_id,
         env.microgrid_id,
         env.node_id,
@@ -97,6 +98,7 @@ async def insert_envelope(conn: asyncpg.Connection, env: StoredEnvelope) -> None
         json.dumps(env.rejection_details) if env.violated_rule else None,
         env.submission_digest,
         env.submitted_by,
+        env.claimed_by,
     )
     await conn.executemany(
         "INSERT INTO operating_envelope_block (envelope_id, seq, block_from, block_to, min_limit_watts,"
@@ -211,6 +213,7 @@ async def _with_blocks(conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> 
             received_at=r["received_at"],
             submission_digest=r["submission_digest"],
             submitted_by=r["submitted_by"],
+            claimed_by=r["claimed_by"],
             blocks=tuple(blocks.get(r["envelope_id"], ())),
             rejection_reason=r["rejection_reason"],
             violated_rule=r["violated_rule"],

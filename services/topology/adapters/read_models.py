@@ -49,6 +49,11 @@ async def top_level_feeder_circuits(conn: asyncpg.Connection, depot_id: UUID) ->
     return [LegacyCircuitRecord(**dict(r)) for r in rows]
 
 
+async def depot_has_circuits(conn: asyncpg.Connection, depot_id: UUID) -> bool:
+    """Whether any legacy circuit record (removed or not) names this depot."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM legacy_circuit WHERE depot_id = $1)", depot_id))
+
+
 # ---- operating envelopes -----------------------------------------------------------------------
 
 

@@ -376,3 +376,24 @@ async def test_command_topic_submits_and_withdraws_by_source_ref(
     # A branch node is not a projection scope: applies in balancing, never projected, never a failure.
     r = await service.client.get(f"/internal/microgrid/{depot.microgrid_id}/effective-circuit-capacity", headers=READ)
     assert r.json()["result"] == {"circuits": [], "failures": []}
+
+
+async def test_the_actor_is_the_token_subject_and_a_body_submitted_by_is_only_a_claim(
+    service: RunningService, clock: ManualClock, settings: PlatformSettings, kafka: Any
+) -> None:
+    # Issue 14 (mass assignment): `submitted_by` in the body was stored as the actor.
+    depot = await make_depot(service, settings, kafka)
+    body = envelope_body(depot.grid_connection_id, start=-H, end=H, blocks=[block(-H, H, 50_000)])
+    headers = auth_headers("integration:write", subject="forecast-integration")
+
+    r = await service.client.post(depot.path(), json={**body, "submitted_by": "grid-operator-admin"}, headers=headers)
+
+    assert r.status_code == 201, r.text
+    [stored] = await envelopes(service, depot)
+    assert stored["submitted_by"] == "forecast-integration"
+    assert stored["claimed_by"] == "grid-operator-admin"
+    row = await service.ctx.pool.fetchrow(
+        "SELECT submitted_by, claimed_by FROM operating_envelope WHERE envelope_id = $1",
+        uuid.UUID(stored["envelope_id"]),
+    )
+    assert (row["submitted_by"], row["claimed_by"]) == ("forecast-integration", "grid-operator-admin")

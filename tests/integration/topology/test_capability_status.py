@@ -250,3 +250,25 @@ async def test_depot_route_records_whole_microgrid_status(topology, settings, ka
         json=status("ON", 0) | {"capability_type": "LOAD_BALANCING"},
     )
     assert r.status_code == 404
+
+
+async def test_a_status_observed_beyond_the_clock_skew_is_refused_and_does_not_pin_the_status(
+    topology, settings, kafka, clock
+) -> None:
+    # Issue 14: a status dated 2099 pinned the latest status; a real OFFLINE now changed nothing.
+    t = await microgrid_with_control_points(topology, settings, kafka)
+    far_future = {**status("ONLINE", 0), "observed_at": "2099-01-01T00:00:00+00:00"}
+    just_beyond = status("ONLINE", 5 * 60 + 1)
+    within = status("ONLINE", 5 * 60)
+
+    for body in (far_future, just_beyond):
+        r = await post_status(topology, t, t["peak"], body)
+        assert r.status_code == 422, r.text
+        assert r.json()["violated_rule"] == "STATUS_EVENT_OBSERVED_IN_FUTURE"
+    r = await post_status(topology, t, t["peak"], within)
+    assert r.status_code == 200, r.text
+
+    clock.set(START + timedelta(minutes=10))
+    r = await post_status(topology, t, t["peak"], status("OFFLINE", 6 * 60))
+    assert r.status_code == 200, r.text
+    assert (await projections(topology, t["mg"]))[t["peak"]]["latest_operational_status"] == "OFFLINE"

@@ -92,15 +92,29 @@ async def test_resync_builds_managed_grid_connections_from_top_level_feeders(top
 
 
 @pytest.mark.req("FR-009")
-async def test_first_resync_of_a_depot_creates_its_microgrid_even_before_any_feeder(topology) -> None:
+async def test_first_resync_of_a_depot_creates_its_microgrid_even_before_any_feeder(topology, settings, kafka) -> None:
     depot_id = uuid.uuid4()
-    first = await topology.client.post(f"/api/depot/{depot_id}/microgrid/resync", headers=WRITE)
-    assert first.status_code == 200
-    result = first.json()["result"]
+    # The depot is known from its circuit records, but none is a live feeder yet.
+    await publish_as_owner(kafka, settings, circuit(depot_id, "Planned feeder", removed=True))
+    first = await resync_until(topology, depot_id, feeders=0, records=1)
+    assert first["result"]["created"] is True
+    result = first["result"]
     assert result["created"] is True and result["changed"] is False
     assert result["microgrid"]["depot_id"] == str(depot_id) and result["microgrid"]["version"] == 0
     second = (await topology.client.post(f"/api/depot/{depot_id}/microgrid/resync", headers=WRITE)).json()
-    assert second["result"]["created"] is False and second["microgrid_id"] == first.json()["microgrid_id"]
+    assert second["result"]["created"] is False and second["microgrid_id"] == first["microgrid_id"]
+
+
+async def test_resync_of_a_depot_no_circuit_record_names_answers_404_and_creates_nothing(topology) -> None:
+    # Issue 14: a typo in a depot id created an empty microgrid.
+    depot_id = uuid.uuid4()
+
+    response = await topology.client.post(f"/api/depot/{depot_id}/microgrid/resync", headers=WRITE)
+
+    assert response.status_code == 404, response.text
+    assert response.json()["reason_code"] == "NOT_FOUND"
+    count = await topology.ctx.pool.fetchval("SELECT count(*) FROM microgrid WHERE depot_id = $1", depot_id)
+    assert count == 0
 
 
 @pytest.mark.req("FR-002", "FR-007", "FR-010")
