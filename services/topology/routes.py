@@ -139,6 +139,8 @@ async def get_topology(
 async def post_topology(
     microgrid_id: UUID, body: TopologyReplaceRequest, ctx: Ctx, who: Writer, correlation_id: CorrelationId = None
 ) -> MicrogridResponse[TopologyWriteResult]:
+    if body.depot_id is not None:  # a body id is checked like a path id: binding a depot needs its grant
+        await _authorize_depot(ctx, who, body.depot_id)
     by = _authoring(ctx, who, correlation_id)
     async with ctx.unit_of_work() as uow:
         result = await service.replace_topology(uow=uow, microgrid_id=microgrid_id, request=body, by=by)

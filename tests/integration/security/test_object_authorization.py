@@ -243,3 +243,23 @@ async def test_refusals_never_name_another_microgrids_id(
         assert refusal.status_code == 422, refusal.text
         assert str(victim.microgrid_id) not in refusal.text
         assert str(victim.depot_id) not in refusal.text
+
+
+async def test_a_body_depot_id_is_checked_like_a_path_id(
+    services: dict[str, RunningService], settings: PlatformSettings, kafka: Any
+) -> None:
+    # A token for a fresh microgrid M must not bind someone else's depot to it on M's first write.
+    topology = services["topology"]
+    their_depot, mine = uuid.uuid4(), uuid.uuid4()
+    await publish_as_owner(kafka, settings, circuit(their_depot, "Their feeder"))
+    token = auth_headers(*SCOPES, grant=Grant(microgrids=frozenset({mine})))
+    first_write = {"version": 0, "nodes": [node(uuid.uuid4(), "GC", "GRID_CONNECTION")], "depot_id": str(their_depot)}
+
+    r = await topology.client.post(f"/api/microgrid/{mine}/topology", json=first_write, headers=token)
+
+    assert r.status_code == 404, r.text
+    created = await topology.ctx.pool.fetchval("SELECT count(*) FROM microgrid WHERE depot_id = $1", their_depot)
+    assert created == 0
+    allowed = auth_headers(*SCOPES, grant=Grant(microgrids=frozenset({mine}), depots=frozenset({their_depot})))
+    r = await topology.client.post(f"/api/microgrid/{mine}/topology", json=first_write, headers=allowed)
+    assert r.status_code == 200, r.text
