@@ -11,6 +11,7 @@ from contracts.commands import SubmitOperatingEnvelope, WithdrawOperatingEnvelop
 from contracts.enums import AssetType, ConstraintType, EnvelopeStatus, EnvelopeType, NodeType
 from contracts.events import OperatingEnvelopeReceived
 from contracts.records import MicrogridNodeRecord, OperatingEnvelopeRecord
+from libs.platform.auth import Grant
 from tests.integration.compatibility_adapter.conftest import Adapter, known_site, new_site
 from tests.support import eventually
 from tests.support_services import auth_headers
@@ -155,3 +156,32 @@ async def test_overlapping_periods_are_refused(adapter: Adapter) -> None:
     )
     assert response.status_code == 422
     assert response.json()["reason_code"] == "VALIDATION_FAILED"
+
+
+async def test_an_ambiguity_refusal_names_only_the_callers_microgrids(adapter: Adapter) -> None:
+    # Issue 14: the 422 listed every candidate microgrid, including ones the caller has no grant on.
+    site, other = await known_site(adapter), new_site()
+    stray = MicrogridNodeRecord(
+        node_id=uuid.uuid4(),
+        microgrid_id=other.microgrid_id,
+        name="Sub-circuit",
+        node_type=NodeType.CIRCUIT,
+        attached_asset_type=AssetType.CIRCUIT,
+        attached_asset_id=site.circuit_id,
+    )
+    await adapter.send(other.topology(extra=[stray]))
+    await eventually(
+        lambda: adapter.service.ctx.pool.fetchval(
+            "SELECT count(*) = 2 FROM circuit_alias WHERE circuit_id = $1", site.circuit_id
+        )
+    )
+    mine = auth_headers("integration:write", grant=Grant(microgrids=frozenset({site.microgrid_id})))
+
+    url = f"/api/circuit/{site.circuit_id}/tou_limits"
+
+    answer = await adapter.service.client.post(url, json=SCHEDULE, headers=mine)
+
+    assert answer.status_code == 422
+    assert answer.json()["reason_code"] == "LEGACY_POLICY_SCOPE_AMBIGUOUS"
+    assert [c["microgrid_id"] for c in answer.json()["details"]["candidates"]] == [str(site.microgrid_id)]
+    assert str(other.microgrid_id) not in answer.text
