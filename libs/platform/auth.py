@@ -14,6 +14,7 @@ local tools) and `depots` (a list of depot ids). A route outside the grant answe
 from __future__ import annotations
 
 import inspect
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -92,7 +93,15 @@ class Principal:
 
 
 def auth_settings() -> AuthSettings:
-    # Read on every call so a changed environment (tests, rotation on restart) is honoured.
+    # Follows the environment (tests change it) without building settings per request (milliseconds).
+    return _auth_settings(tuple(os.environ.get(name) for name in _AUTH_ENV))
+
+
+_AUTH_ENV = tuple(f"MGRID_AUTH_{field.upper()}" for field in AuthSettings.model_fields)
+
+
+@lru_cache(maxsize=8)
+def _auth_settings(_env: tuple[str | None, ...]) -> AuthSettings:
     return AuthSettings()
 
 

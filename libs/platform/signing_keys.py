@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from functools import lru_cache
 from pathlib import Path
 
 from libs.platform.settings import PlatformSettings
@@ -25,7 +26,23 @@ class SigningKeyError(RuntimeError):
 
 
 def local_key_file() -> Path:
-    return PlatformSettings().stack_dir.resolve() / "auth" / "signing.key"
+    return _stack_dir(os.environ.get("MGRID_STACK_DIR")) / "auth" / "signing.key"
+
+
+@lru_cache(maxsize=8)
+def _stack_dir(_env_value: str | None) -> Path:
+    # Keyed on the variable: building settings costs milliseconds, and this runs on every request.
+    return PlatformSettings().stack_dir.resolve()
+
+
+@lru_cache(maxsize=8)
+def _read_key(path: Path, _mtime_ns: int) -> str:
+    return path.read_text().strip()
+
+
+def _key_from(path: Path) -> str:
+    """The file's key; re-read only when the file changed (rotation), not on every request."""
+    return _read_key(path, path.stat().st_mtime_ns)
 
 
 def configured_secret() -> str | None:
@@ -38,12 +55,12 @@ def configured_secret() -> str | None:
             path = Path(path_text)
             if not path.is_file():
                 raise SigningKeyError(f"{SECRET_FILE_ENV}={path_text} is not a readable file")
-            value, source = path.read_text().strip(), str(path)
+            value, source = _key_from(path), str(path)
         else:
             path = local_key_file()
             if not path.is_file():
                 return None
-            value, source = path.read_text().strip(), str(path)
+            value, source = _key_from(path), str(path)
     if len(value.encode()) < MIN_SECRET_BYTES:
         raise SigningKeyError(f"the signing key from {source} is shorter than {MIN_SECRET_BYTES} bytes")
     return value
@@ -54,7 +71,7 @@ def ensure_local_key() -> Path:
     path = local_key_file()
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Written to a private temp file, then linked into place: a reader never sees a half-written key,
     # and of two processes racing, the first link wins and both use that key.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
