@@ -10,6 +10,8 @@ from pathlib import Path
 
 from libs.platform.clock import Clock, SystemClock
 from libs.platform.runtime import ServiceContext, ServiceDefinition
+from services.balancing.console import handlers as console_handlers
+from services.balancing.console import routes as console_routes
 from services.balancing.handlers import handlers
 from services.balancing.routes import routers
 from services.balancing.service import sweep_waiting_requests_forever
@@ -25,8 +27,9 @@ def build_definition(clock: Clock | None = None) -> ServiceDefinition:
     return ServiceDefinition(
         name=NAME,
         migrations=Path(__file__).parent / "migrations",
-        handlers=handlers,
-        routers=routers,
+        # The operator console is a role balancing takes on (docs/console.md).
+        handlers=lambda ctx: console_handlers.with_console(handlers(ctx), ctx),
+        routers=lambda: [*routers(), *console_routes.routers()],
         background=lambda ctx: [lambda: sweep_waiting_requests_forever(ctx)],
         on_start=on_start,
         settings_factory=BalancingSettings,
