@@ -559,6 +559,15 @@ def _apt_install(component: str, packages: list[str], root: Path) -> None:
     _apt_updated = True
 
 
+def ensure_debian_command(command: str, package: str, root: Path) -> str:
+    """The path of `command`, installing its Debian package with apt-get when missing (e.g. chromium for tests)."""
+    _ensure_commands(package, {command: package}, root)
+    found = shutil.which(command)
+    if found is None:
+        raise StackError(package, f"`{command}` is still missing after installing {package}", None)
+    return found
+
+
 def _ensure_commands(component: str, packages_by_command: dict[str, str], root: Path) -> None:
     missing = [package for command, package in packages_by_command.items() if shutil.which(command) is None]
     if missing:

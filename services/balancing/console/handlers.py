@@ -54,7 +54,8 @@ async def _drawn(uow: UnitOfWork, cycle: CycleResultRecord) -> dict[UUID, int]:
 async def on_event(topic: str, message: Message, uow: UnitOfWork) -> None:
     """The console's bookkeeping for one event (after balancing's own handler, same transaction)."""
     if isinstance(message, ev.CycleCompleted):
-        await store.save_cycle(uow.conn, message.payload, await _drawn(uow, message.payload))
+        if not await store.save_cycle(uow.conn, message.payload, await _drawn(uow, message.payload)):
+            return  # recorded already, when the cycle itself committed: the page knows
     elif isinstance(message, ev.OperatingEnvelopeReceived):
         e = message.payload
         await store.save_transition(
@@ -75,6 +76,18 @@ async def on_event(topic: str, message: Message, uow: UnitOfWork) -> None:
             uow.signal_after_commit(console_channel(uow.settings, microgrid_id))
 
 
+async def on_cycles_published(uow: UnitOfWork) -> None:
+    """A cycle this transaction completes is recorded now, from its own cycle_completed event in the outbox.
+
+    The page then sees it as soon as the cycle commits, without waiting for the event's round trip
+    through Kafka; the same event consumed from the topic later changes nothing (the row is there).
+    Cycles run outside a handler (the waiting-request sweeper) arrive by the topic alone.
+    """
+    for published in uow.published:
+        if isinstance(published, ev.CycleCompleted):
+            await on_event("microgrid.cycle_completed", published, uow)
+
+
 async def _nothing(message: Message, uow: UnitOfWork) -> None:
     return None
 
@@ -89,6 +102,7 @@ def with_console(handlers: Mapping[str, Handler], ctx: ServiceContext) -> dict[s
         async def handle(message: Message, uow: UnitOfWork) -> None:
             await first(message, uow)
             await on_event(topic, message, uow)
+            await on_cycles_published(uow)
 
         return handle
 

@@ -29,7 +29,7 @@ from contracts.api.console import (
 from contracts.enums import AssetType, ConstraintType, LimitStatus, NodeType
 from contracts.records import CycleResultRecord
 from libs.domain import CycleResult, EffectiveConstraint, from_jsonable
-from libs.domain.demand import telemetry_state
+from libs.domain.demand import TelemetryReading, telemetry_state
 from libs.domain.from_records import domain_envelope
 from libs.platform.http import ApiError
 from services.balancing.adapters import cycles, read_models
@@ -158,6 +158,7 @@ async def operator_picture(
     fallbacks = _fallbacks(decided)
     sources = ref_sources(state)
     readings = {r.node_id: r for r in state.readings}
+    demands = {d.node_id: d for d in state.demands}
     depths = _depths(state)
 
     nodes: list[ConsoleNode] = []
@@ -169,6 +170,11 @@ async def operator_picture(
         binding = bindings.get(key)
         metered = reading is not None or n.node_type is NodeType.CONNECTOR
         state_now = telemetry_state(domain_reading(reading) if reading else None, now, freshness_seconds)
+        demand = demands.get(n.node_id)
+        if reading is None and demand is not None:
+            # A connector reports its request, not a meter reading: its freshness is the request's.
+            state_now = telemetry_state(TelemetryReading(key, demand.observed_at, demand.requested_watts), now,
+                                        freshness_seconds)
         nodes.append(
             ConsoleNode(
                 node_id=n.node_id,

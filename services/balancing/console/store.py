@@ -16,16 +16,18 @@ from contracts.records import CycleResultRecord
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
-async def save_cycle(conn: asyncpg.Connection, cycle: CycleResultRecord, drawn: dict[UUID, int]) -> None:
-    """The cycle for the list, and one timeline point per node it checked."""
-    await conn.execute(
+async def save_cycle(conn: asyncpg.Connection, cycle: CycleResultRecord, drawn: dict[UUID, int]) -> bool:
+    """The cycle for the list, and one timeline point per node it checked; False when already recorded."""
+    inserted = await conn.fetchval(
         "INSERT INTO console_cycles (cycle_id, microgrid_id, ended_at, record) VALUES ($1, $2, $3, $4::jsonb)"
-        " ON CONFLICT (cycle_id) DO NOTHING",
+        " ON CONFLICT (cycle_id) DO NOTHING RETURNING 1",
         cycle.cycle_id,
         cycle.microgrid_id,
         cycle.ended_at,
         cycle.model_dump_json(),
     )
+    if inserted is None:
+        return False
     await conn.executemany(
         "INSERT INTO console_timeline (microgrid_id, node_id, cycle_id, at, requested_watts, drawn_watts,"
         " allocated_watts, effective_limit_watts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -35,6 +37,7 @@ async def save_cycle(conn: asyncpg.Connection, cycle: CycleResultRecord, drawn: 
             for n in cycle.allocation_summary.by_node
         ],
     )
+    return True
 
 
 async def save_transition(

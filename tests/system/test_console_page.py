@@ -1,0 +1,143 @@
+"""The operator console page in a real browser: Debian's chromium driven by Playwright, against the four
+services running as processes (tests/system/conftest.py) and a depot published as its owners would.
+
+Chromium comes from Debian (installed with apt-get when missing, as the stack installs Postgres);
+Playwright is pointed at it, so nothing is downloaded. A screenshot of the depot page is saved under
+test-results/ (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from libs.platform import stack
+from libs.platform.auth import issue_token
+from simulator.transport import SimulatorSettings
+from tests.integration.balancing.depot import Depot
+from tests.support import eventually, publish_as_owner
+
+pytestmark = [pytest.mark.system]
+playwright_api = pytest.importorskip("playwright.sync_api")
+RESULTS = Path("test-results")
+WRITE = issue_token("console-operator", ["operator:read", "operator:write"])
+READ = issue_token("console-viewer", ["operator:read"])
+
+
+@dataclass
+class ConsoleDepot:
+    depot: Depot
+    base_url: str
+    gc2: uuid.UUID
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+async def console_depot(system_settings: SimulatorSettings, kafka) -> ConsoleDepot:
+    s = system_settings
+    now = datetime.now(UTC)
+    depot = Depot(aggregate_cap_watts=150_000)
+    gc1 = depot.grid_connection("Feeder A", cap_watts=90_000, circuit=(90_000, 30_000))
+    gc2 = depot.grid_connection("Grid connection B", cap_watts=60_000)
+    k1 = [depot.connector(f"Bay A{i}", gc1) for i in range(1, 4)]
+    k2 = [depot.connector(f"Bay B{i}", gc2) for i in range(1, 3)]
+    depot.fallback(gc2, 8_000)
+    await publish_as_owner(kafka, s, *depot.setup_events(now))
+    # Feeder A's meter reports now; grid connection B's meter last reported ten minutes ago (stale).
+    await publish_as_owner(kafka, s, depot.telemetry(now - timedelta(minutes=10), meters={gc2: 4_000}),
+                           depot.telemetry(now, meters={gc1: 6_000}, demands=dict.fromkeys(k1 + k2, 22_000)))
+    async with httpx.AsyncClient(base_url=s.balancing_url, timeout=30, headers=_auth(WRITE)) as http:
+        async def known() -> bool:
+            r = await http.get(f"/api/operator/depots/{depot.depot_id}")
+            return r.status_code == 200 and len(r.json()["nodes"]) == len(depot.nodes)
+
+        await eventually(known, timeout=60, interval=0.2)
+        r = await http.post(f"/api/microgrid/{depot.microgrid_id}/rebalance", headers={"Idempotency-Key": "first"})
+        assert r.status_code == 200, r.text
+    return ConsoleDepot(depot, s.balancing_url, gc2)
+
+
+@pytest.fixture(scope="module")
+def chromium(console_depot: ConsoleDepot, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    # After the depot: Playwright's sync API holds an event loop, so async fixtures must be done first.
+    executable = stack.ensure_debian_command("chromium", "chromium", tmp_path_factory.mktemp("chromium-install"))
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable)
+        yield browser
+        browser.close()
+
+
+def _open(chromium, cd: ConsoleDepot, token: str):
+    page = chromium.new_page(viewport={"width": 1400, "height": 1500})
+    page.goto(f"{cd.base_url}/console/depots/{cd.depot.depot_id}#token={token}")
+    playwright_api.expect(page.locator("#tree tbody tr")).to_have_count(len(cd.depot.nodes))
+    return page
+
+
+def test_depot_page_shows_the_api_picture_updates_live_explains_and_previews(chromium, console_depot) -> None:
+    cd = console_depot
+    expect = playwright_api.expect
+    page = _open(chromium, cd, WRITE)
+    picture = httpx.get(f"{cd.base_url}/api/operator/depots/{cd.depot.depot_id}", headers=_auth(WRITE)).json()
+
+    # The tree, number for number as the API gives it; the stale meter is marked with its state.
+    for node in picture["nodes"]:
+        row = page.locator(f'#tree tr[data-node-id="{node["node_id"]}"]')
+        expect(row).to_have_attribute("data-allocated", str(node["allocated_watts"] or ""))
+        expect(row).to_have_attribute("data-effective", str(node["effective_limit_watts"] or ""))
+    expect(page.locator(f'#tree tr[data-node-id="{cd.gc2}"]')).to_have_class(re.compile("stale"))
+    expect(page.locator(".timeline")).to_have_count(2)
+    expect(page.locator("#what-if")).to_be_visible()
+
+    # A rebalance elsewhere: the page shows the new cycle without a reload, within a second of completion.
+    page.evaluate("window.__noReload = 1")
+    r = httpx.post(f"{cd.base_url}/api/microgrid/{cd.depot.microgrid_id}/rebalance",
+                   headers={**_auth(WRITE), "Idempotency-Key": f"live-{uuid.uuid4()}"}, timeout=30)
+    assert r.status_code == 200, r.text
+    cycle_id = r.json()["result"]["cycle_id"]
+    expect(page.locator("#cycles")).to_have_attribute("data-latest", cycle_id, timeout=10_000)
+    assert page.evaluate("window.__noReload") == 1
+    latency_ms = int(page.locator("body").get_attribute("data-last-latency-ms"))
+    print(f"\ncycle_completed -> page: {latency_ms} ms")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "console-latency.txt").write_text(f"{latency_ms}\n")
+    assert latency_ms < 1000
+
+    # A cycle's explanation, as `mgrid cycle explain` prints it.
+    page.locator(f'#cycles li[data-cycle-id="{cycle_id}"]').click()
+    expect(page.locator("#explanation")).to_contain_text(f"Cycle {cycle_id}")
+    expect(page.locator("#explanation-connectors tbody tr")).to_have_count(5)
+
+    # What-if: grid connection B down to 25 kW; the page shows what the what-if route computes.
+    page.select_option("#wi-kind", "node_limit")
+    page.select_option("#wi-node", str(cd.gc2))
+    page.fill("#wi-watts", "25000")
+    page.click("#wi-preview")
+    expect(page.locator("#wi-result tbody tr")).to_have_count(5)
+    api = httpx.post(f"{cd.base_url}/api/operator/microgrids/{cd.depot.microgrid_id}/what-if", headers=_auth(WRITE),
+                     json={"node_limit": {"node_id": str(cd.gc2), "limit_watts": 25_000}}).json()
+    for c in api["connectors"]:
+        expect(page.locator(f'#wi-result tr[data-node-id="{c["node_id"]}"]')).to_have_attribute(
+            "data-after", str(c["after_watts"]))
+    assert {c["change"] for c in api["connectors"] if c["before_watts"] > c["after_watts"]} == {"LOSES"}
+
+    page.screenshot(path=str(RESULTS / "console-depot.png"), full_page=True)
+    page.close()
+
+
+def test_a_read_only_token_sees_no_write_controls(chromium, console_depot) -> None:
+    page = _open(chromium, console_depot, READ)
+    playwright_api.expect(page.locator("#viewer")).to_contain_text("read only")
+    playwright_api.expect(page.locator("#what-if")).to_be_hidden()
+    playwright_api.expect(page.locator("#rebalance")).to_be_hidden()
+    page.close()
