@@ -29,6 +29,7 @@ from libs.platform.clock import Clock
 from libs.platform.http import ApiError
 from libs.platform.runtime import ServiceContext, service_context
 from services.compatibility_adapter import service, tou_limits
+from services.compatibility_adapter.adapters import alias_read_model
 from services.compatibility_adapter.alias_resolution import AliasFailure
 from services.compatibility_adapter.translation_keys import MAX_IDEMPOTENCY_KEY_LENGTH
 
@@ -81,7 +82,9 @@ Writer = Annotated[Principal, Depends(_circuit_writer)]
 Reader = Annotated[Principal, Depends(_circuit_reader)]
 
 
-def _refusal(failure: AliasFailure, status_code: int, principal: Principal) -> ApiError:
+def _refusal(
+    failure: AliasFailure, status_code: int, principal: Principal, topology_version: int | None = None
+) -> ApiError:
     # Never name a microgrid outside the caller's grant (issue 14), not even as an ambiguity candidate.
     visible = tuple(c for c in failure.candidates if principal.grant.covers_microgrid(c[0]))
     failure = replace(failure, candidates=visible)
@@ -89,6 +92,12 @@ def _refusal(failure: AliasFailure, status_code: int, principal: Principal) -> A
     fields: dict[str, Any] = {"details": service.failure_details(failure)}
     if status_code == _UNPROCESSABLE:
         fields["violated_rule"] = "circuit_alias_limit_scope"
+    if topology_version is not None:
+        # The 409 versions of an alias failure: it failed on `actual_version` of the circuit's topology; the
+        # next version is the first that could resolve it (the same shape as a topology version conflict).
+        fields["actual_version"] = topology_version
+        fields["expected_version"] = topology_version + 1
+        message += f" (alias map at topology v{topology_version})"
     return ApiError(status_code, failure.reason_code, message, headers=alias_headers(), **fields)
 
 
@@ -121,7 +130,8 @@ async def rebalance_load(
         now=_now(ctx),
     )
     if isinstance(requested, AliasFailure):
-        raise _refusal(requested, status.HTTP_409_CONFLICT, principal)
+        version = await alias_read_model.topology_version_for_circuit(ctx.pool, circuit_id)
+        raise _refusal(requested, status.HTTP_409_CONFLICT, principal, version)
     cycle = await service.await_cycle_result(ctx=ctx, request_key=requested.request_key)
     _announce(response, f"/api/microgrid/{requested.microgrid_id}/rebalance")
     if cycle is None:

@@ -86,3 +86,15 @@ async def legacy_circuit(conn: asyncpg.Connection | asyncpg.Pool, circuit_id: UU
         circuit_id,
     )
     return LegacyCircuitRecord(**dict(r)) if r else None
+
+
+async def topology_version_for_circuit(conn: asyncpg.Connection | asyncpg.Pool, circuit_id: UUID) -> int:
+    """The topology version an alias of `circuit_id` was resolved against: the newest version of a microgrid
+    carrying the circuit, else of the microgrid of the circuit's depot; 0 when no such topology is known."""
+    version = await conn.fetchval(
+        "SELECT max(t.version) FROM microgrid_topology t WHERE t.microgrid_id IN"
+        " (SELECT microgrid_id FROM circuit_alias WHERE circuit_id = $1)"
+        " OR t.depot_id IN (SELECT depot_id FROM legacy_circuit WHERE circuit_id = $1)",
+        circuit_id,
+    )
+    return int(version or 0)

@@ -24,10 +24,14 @@ async def of_microgrid(conn: asyncpg.Connection, microgrid_id: UUID) -> list[Eff
 
 
 async def save(conn: asyncpg.Connection, p: EffectiveCircuitCapacityPayload) -> None:
+    """The latest projection; `previous_capacity_watts` stays the value before the last actual change."""
     await conn.execute(
         "INSERT INTO effective_circuit_capacity (circuit_id, microgrid_id, node_id, effective_capacity_watts, basis,"
-        " binding_envelope_id, forecast_source_health, projection_trigger, evaluated_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (circuit_id) DO UPDATE SET"
+        " binding_envelope_id, forecast_source_health, projection_trigger, evaluated_at, previous_capacity_watts)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (circuit_id) DO UPDATE SET"
+        " previous_capacity_watts = CASE WHEN effective_circuit_capacity.effective_capacity_watts"
+        "  <> EXCLUDED.effective_capacity_watts THEN effective_circuit_capacity.effective_capacity_watts"
+        "  ELSE effective_circuit_capacity.previous_capacity_watts END,"
         " microgrid_id = EXCLUDED.microgrid_id, node_id = EXCLUDED.node_id,"
         " effective_capacity_watts = EXCLUDED.effective_capacity_watts, basis = EXCLUDED.basis,"
         " binding_envelope_id = EXCLUDED.binding_envelope_id,"
@@ -42,6 +46,7 @@ async def save(conn: asyncpg.Connection, p: EffectiveCircuitCapacityPayload) -> 
         p.forecast_source_health.value if p.forecast_source_health else None,
         p.projection_trigger.value,
         p.evaluated_at,
+        p.previous_capacity_watts,
     )
 
 
@@ -79,6 +84,7 @@ def _payload(row: asyncpg.Record) -> EffectiveCircuitCapacityPayload:
         circuit_id=row["circuit_id"],
         effective_capacity_watts=row["effective_capacity_watts"],
         projection_trigger=row["projection_trigger"],
+        previous_capacity_watts=row["previous_capacity_watts"],
         basis=row["basis"],
         binding_envelope_id=row["binding_envelope_id"],
         forecast_source_health=row["forecast_source_health"],

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from contracts.enums import AliasPath, CycleOutcome, ReasonCode, RebalanceSource
+from contracts.enums import AliasPath, AssetType, CycleOutcome, NodeType, ReasonCode, RebalanceSource
 from contracts.events import CycleCompleted, RebalanceRequested
-from contracts.records import AllocationSummaryRecord, CycleAuditRecord, CycleResultRecord
+from contracts.records import AllocationSummaryRecord, CycleAuditRecord, CycleResultRecord, MicrogridNodeRecord
 from tests.integration.compatibility_adapter.conftest import Adapter, known_site
-from tests.support import TopicReader
+from tests.support import TopicReader, eventually
 from tests.support_services import auth_headers
 
 pytestmark = pytest.mark.integration
@@ -109,7 +109,8 @@ async def test_unresolvable_circuit_is_a_409_with_the_reason_code_and_an_audit_r
     assert response.headers["Deprecation"] == "true"
     body = response.json()
     assert body["reason_code"] == "CIRCUIT_ALIAS_NOT_RESOLVABLE"
-    assert {"expected_version", "actual_version"} <= body.keys()
+    # No topology carries this circuit: it failed on "no topology" (0); the first topology could resolve it.
+    assert (body["expected_version"], body["actual_version"]) == (1, 0)
     assert not [m for m in await adapter.outbox("microgrid.rebalance_requested") if m.payload.circuit_id == unknown]
     failures = [
         m for m in await adapter.outbox("compatibility.circuit_alias_failed") if m.payload.circuit_id == unknown
@@ -121,6 +122,26 @@ async def test_unresolvable_circuit_is_a_409_with_the_reason_code_and_an_audit_r
         "SELECT count(*) FROM translation_audit WHERE circuit_id = $1 AND result = 'FAILED'", unknown
     )
     assert audit == 1
+
+
+async def test_an_ambiguous_alias_409_names_the_topology_version_it_failed_on(adapter: Adapter) -> None:
+    site = await known_site(adapter)
+    twin = MicrogridNodeRecord(node_id=uuid.uuid4(), microgrid_id=site.microgrid_id, name="Feeder 1 twin",
+                               node_type=NodeType.GRID_CONNECTION, attached_asset_type=AssetType.CIRCUIT,
+                               attached_asset_id=site.circuit_id)
+    await adapter.send(site.topology(version=2, extra=[twin]))
+    await eventually(lambda: adapter.service.ctx.pool.fetchval(
+        "SELECT count(*) = 2 FROM circuit_alias WHERE circuit_id = $1", site.circuit_id))
+
+    response = await adapter.service.client.post(
+        f"/api/circuit/{site.circuit_id}/rebalance_load", headers=auth_headers("integration:write")
+    )
+
+    assert response.status_code == 409
+    body = response.json()
+    assert body["reason_code"] == "CIRCUIT_ALIAS_NOT_RESOLVABLE"
+    assert (body["expected_version"], body["actual_version"]) == (3, 2)
+    assert "topology v2" in body["message"]
 
 
 async def test_circuit_routes_need_their_scopes(adapter: Adapter) -> None:

@@ -95,6 +95,9 @@ async def test_stale_forecast_source_switches_to_fallback_then_fail_safe(
     # Thirty minutes: offline; the fallback still applies, the value does not change (no event).
     await evaluate_due_timers(service.ctx, T0 + 30 * M)
     assert await current(service, depot) == (60_000, "FALLBACK_FORECAST", "OFFLINE")
+    # The value before the last change is kept, not overwritten by an unchanged re-evaluation.
+    [view] = (await capacity(service, depot))["circuits"]
+    assert view["previous_capacity_watts"] == 80_000
     # The fallback forecast ends: no valid fallback, so the circuit's fail-safe capacity.
     await evaluate_due_timers(service.ctx, T0 + H)
     assert await current(service, depot) == (FAIL_SAFE_W, "FAIL_SAFE", "OFFLINE")
