@@ -23,6 +23,8 @@ from simulator.service_processes import ServiceProcesses, ServiceStartError, Ser
 from simulator.transport import DryRunTransport, LiveTransport, SimulatorSettings
 
 console = Console()
+# How a user runs the CLI from a checkout (it is not on the PATH): every command we print says it this way.
+CLI = "./mgrid"
 DEMO_SCENARIO = "depot-tour"
 # The demo's services answer quickly: a short outbox poll keeps each hop of a cycle well under a second.
 DEMO_SERVICE_ENV = {"MGRID_OUTBOX_POLL_INTERVAL_S": "0.1"}
@@ -59,6 +61,40 @@ def run_with_progress(scenarios: list[Scenario], settings: SimulatorSettings, se
     return results
 
 
+def services_not_answering(settings: SimulatorSettings, timeout_s: float = 2.0) -> list[tuple[str, str, str]]:
+    """(service, url, why) for each service whose /health does not answer: a live run needs all of them."""
+    import httpx
+
+    from simulator.wire import SERVICES
+
+    down = []
+    for service in SERVICES:
+        url = settings.service_url(service)
+        try:
+            r = httpx.get(f"{url}/health", timeout=timeout_s)
+            if r.status_code != 200:
+                down.append((service, url, f"/health answered {r.status_code}"))
+        except httpx.HTTPError as exc:
+            down.append((service, url, type(exc).__name__))
+    return down
+
+
+def refuse_without_services(settings: SimulatorSettings) -> None:
+    """Say plainly that the services are not running and how to start them, and exit 2."""
+    down = services_not_answering(settings)
+    if not down:
+        return
+    console.print("The services are not running, so there is nothing to play the scenarios against:",
+                  style="red", highlight=False)
+    for service, url, why in down:
+        console.print(f"  {service} at {url}: {why}", highlight=False, markup=False)
+    console.print(f"Start them with `{CLI} demo` (the stack, the four services and a scenario; they keep running),\n"
+                  f"or `{CLI} stack up` and then `{CLI} run <service>` for each of: topology, envelope_lifecycle,"
+                  f" balancing, compatibility_adapter.\n`{CLI} simulate <scenario> --dry-run` shows a scenario without"
+                  " services.", highlight=False, markup=False)
+    raise typer.Exit(2)
+
+
 def report(results: list[RunResult], report_dir: Path, title: str) -> Path:
     console.print(summary_table(results, title))
     print_failures(console, results)
@@ -93,7 +129,9 @@ def simulate(
             for line in lines:
                 typer.echo(line)
         return
-    results = run_with_progress(scenarios, SimulatorSettings(), seed)
+    settings = SimulatorSettings()
+    refuse_without_services(settings)
+    results = run_with_progress(scenarios, settings, seed)
     report(results, report_dir, "mgrid simulate" + (" --all" if all_ else f" {scenarios[0].name}"))
     if not all(r.passed for r in results):
         raise typer.Exit(1)
@@ -120,13 +158,14 @@ def demo(
         raise typer.Exit(1) from exc
     console.print(", ".join(f"{s.name} {s.state.value} ({s.action.value if s.action else ''})" for s in statuses))
     os.environ.update(stack.endpoints())
-    console.print("[bold]2/4[/] the four services, each its own process (`mgrid run <service>`)")
+    console.print(f"[bold]2/4[/] the four services, each its own process (`{CLI} run <service>`)")
     try:
         _show_services("services", processes.start())
     except ServiceStartError as exc:
         console.print(str(exc), style="red", markup=False, highlight=False)
         raise typer.Exit(1) from exc
     os.environ.update(processes.urls_env())
+    console.print(f"operator console: {console_url(processes, None)}", highlight=False)
     console.print(f"[bold]3/4[/] playing scenario [bold]{scenario}[/]")
     results = run_with_progress([load_scenario(scenario)], SimulatorSettings(), None)
     console.print("[bold]4/4[/] result")
@@ -150,20 +189,31 @@ def _show_services(title: str, statuses: list[ServiceStatus]) -> None:
     console.print(table)
 
 
+def console_url(processes: ServiceProcesses, result: RunResult | None) -> str:
+    """The operator console (served by balancing), opened on the scenario's depot when there is one."""
+    base = f"{processes.url('balancing')}/console"
+    if result is None:
+        return base
+    from simulator.identity import Identities, run_namespace
+
+    depot = Identities(run_namespace(result.scenario.name, result.seed, result.anchor)).of(
+        "depot", result.scenario.layout().name)
+    return f"{base}/depots/{depot}"
+
+
 def _explore_hint(processes: ServiceProcesses, result: RunResult | None, report_path: Path) -> str:
     lines = ["", "The system is still running. Explore it:"]
-    token = ("TOKEN=$(mgrid token issue --subject demo-operator --scope operator:read --scope operator:write"
+    token = (f"TOKEN=$({CLI} token issue --subject demo-operator --scope operator:read --scope operator:write"
              " --scope integration:write --all-microgrids)")
     lines.append(f"  {token}")
-    if result is not None:
-        from simulator.identity import Identities, run_namespace
-
-        depot = Identities(run_namespace(result.scenario.name, result.seed, result.anchor)).of(
-            "depot", result.scenario.layout().name)
+    url = console_url(processes, result)
+    lines.append(f'  echo "{url}#token=$TOKEN"   # the operator console, live; open that URL in a browser')
+    if "/depots/" in url:
+        depot = url.rsplit("/", 1)[1]
         lines.append(f'  curl -s -H "Authorization: Bearer $TOKEN" {processes.url("topology")}'
                      f"/api/depot/{depot}/microgrid | python -m json.tool")
-    lines += [f"  open {report_path}", "  mgrid simulate --list        # the scenario library",
-              "  mgrid demo --no-run --stop   # stop the four services; `mgrid stack down` stops the stack"]
+    lines += [f"  open {report_path}", f"  {CLI} simulate --list        # the scenario library",
+              f"  {CLI} demo --no-run --stop   # stop the four services; `{CLI} stack down` stops the stack"]
     return "\n".join(lines)
 
 
