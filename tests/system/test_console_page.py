@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import playwright.sync_api as playwright_api
 import pytest
 
 from libs.platform import stack
@@ -25,9 +26,9 @@ from tests.integration.balancing.depot import Depot
 from tests.support import eventually, publish_as_owner
 
 pytestmark = [pytest.mark.system]
-playwright_api = pytest.importorskip("playwright.sync_api")
 RESULTS = Path("test-results")
 WRITE = issue_token("console-operator", ["operator:read", "operator:write"])
+INTEGRATION = issue_token("grid-operator-adapter", ["integration:write", "operator:read"])
 READ = issue_token("console-viewer", ["operator:read"])
 
 
@@ -56,10 +57,27 @@ async def console_depot(system_settings: SimulatorSettings, kafka) -> ConsoleDep
     # Feeder A's meter reports now; grid connection B's meter last reported ten minutes ago (stale).
     await publish_as_owner(kafka, s, depot.telemetry(now - timedelta(minutes=10), meters={gc2: 4_000}),
                            depot.telemetry(now, meters={gc1: 6_000}, demands=dict.fromkeys(k1 + k2, 22_000)))
+    # A grid operator's override on Feeder A, through the real envelope write port: two blocks.
+    at = lambda minutes: (now + timedelta(minutes=minutes)).isoformat()  # noqa: E731
+    override = {"node_id": str(gc1), "envelope_type": "OVERRIDE", "constraint_type": "CONSUMPTION_CAP",
+                "effective_from": at(-5), "effective_to": at(120), "source_ref": f"dso-override-{uuid.uuid4()}",
+                "blocks": [{"block_from": at(-5), "block_to": at(60), "max_limit_watts": 70_000},
+                           {"block_from": at(60), "block_to": at(120), "max_limit_watts": 50_000}]}
+    async with httpx.AsyncClient(base_url=s.envelope_lifecycle_url, timeout=30, headers=_auth(INTEGRATION)) as port:
+        async def accepted() -> bool:  # once the envelope service has the topology
+            r = await port.post(f"/internal/microgrid/{depot.microgrid_id}/operating-envelopes", json=override)
+            return r.status_code in (200, 201)
+
+        await eventually(accepted, timeout=60, interval=0.3)
     async with httpx.AsyncClient(base_url=s.balancing_url, timeout=30, headers=_auth(WRITE)) as http:
         async def known() -> bool:
             r = await http.get(f"/api/operator/depots/{depot.depot_id}")
-            return r.status_code == 200 and len(r.json()["nodes"]) == len(depot.nodes)
+            if r.status_code != 200:
+                return False
+            p = r.json()
+            # The override's capacity change has gone round: the adapter's ENVELOPE_CHANGE cycle is in.
+            return (len(p["nodes"]) == len(depot.nodes) and bool(p["envelopes"]) and bool(p["circuit_capacities"])
+                    and any(c["source"] == "ENVELOPE_CHANGE" for c in p["cycles"]))
 
         await eventually(known, timeout=60, interval=0.2)
         r = await http.post(f"/api/microgrid/{depot.microgrid_id}/rebalance", headers={"Idempotency-Key": "first"})
@@ -98,6 +116,9 @@ def test_depot_page_shows_the_api_picture_updates_live_explains_and_previews(chr
     expect(page.locator(f'#tree tr[data-node-id="{cd.gc2}"]')).to_have_class(re.compile("stale"))
     expect(page.locator(".timeline")).to_have_count(2)
     expect(page.locator("#what-if")).to_be_visible()
+    expect(page.locator("#envelopes tbody tr")).to_have_count(1)
+    expect(page.locator("#envelopes tbody tr")).to_contain_text("RECEIVED")
+    expect(page.locator("#capacities tbody tr")).to_contain_text("ENVELOPE_CHANGE")
 
     # A rebalance elsewhere: the page shows the new cycle without a reload, within a second of completion.
     page.evaluate("window.__noReload = 1")
