@@ -36,6 +36,7 @@ from services.balancing.adapters import cycles, read_models
 from services.balancing.adapters.read_models import MicrogridState
 from services.balancing.console import store
 from services.balancing.cycle_inputs import domain_reading
+from services.balancing.views import _projection  # the status route's card, so both show the same freshness
 
 CYCLES_SHOWN = 20
 TIMELINE_HOURS = 6
@@ -234,8 +235,6 @@ async def operator_picture(
         )
         for n in timeline_nodes
     ]
-    from services.balancing.views import _projection  # one freshness rule for the status cards
-
     return OperatorPicture(
         microgrid_id=microgrid_id,
         depot_id=state.topology.depot_id,

@@ -32,6 +32,7 @@ from libs.platform.auth import Principal, Scope, require_scopes
 from libs.platform.http import ApiError
 from libs.platform.runtime import ServiceContext, service_context
 from services.balancing import service
+from services.balancing.adapters import read_models
 from services.balancing.console import picture
 from services.balancing.console.handlers import console_channel
 from services.balancing.console.what_if import what_if
@@ -96,8 +97,6 @@ async def explain(microgrid_id: UUID, cycle_id: UUID, ctx: Ctx, _: Reader) -> Cy
     """What `mgrid cycle explain` prints, with each connector's binding constraint and its source."""
     stored = await cycle_of_microgrid(ctx.pool, microgrid_id, cycle_id)
     async with ctx.pool.acquire() as conn:
-        from services.balancing.adapters import read_models
-
         sources = picture.ref_sources(await read_models.load_microgrid_state(conn, microgrid_id))
     return CycleExplanation(cycle_id=cycle_id, microgrid_id=microgrid_id, explanation=explain_stored_cycle(stored),
                             connectors=picture.console_cycle(stored.result, sources).connectors)
