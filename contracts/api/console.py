@@ -75,7 +75,9 @@ class CircuitCapacityView(Contract):
     circuit_id: UUID
     effective_capacity_watts: int
     previous_capacity_watts: int | None
-    reason: ProjectionTrigger
+    reason: ProjectionTrigger = Field(description="What changed it: ENVELOPE_CHANGE, ENVELOPE_LIFECYCLE, ...")
+    basis: str = Field(description="Where the value comes from: PRIMARY_FORECAST, FALLBACK_FORECAST, GAP_POLICY, "
+                       "FAIL_SAFE, TOU_LIMIT, ...")
     evaluated_at: UtcDateTime
 
 

@@ -68,11 +68,12 @@ async def save_circuit_capacity(conn: asyncpg.Connection, capacity: EffectiveCir
     """Newest wins; the previous value is the event's, else the value this row held."""
     await conn.execute(
         "INSERT INTO console_circuit_capacity (microgrid_id, node_id, circuit_id, capacity_watts,"
-        " previous_capacity_watts, trigger, evaluated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        " previous_capacity_watts, trigger, basis, evaluated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         " ON CONFLICT (microgrid_id, node_id) DO UPDATE SET circuit_id = EXCLUDED.circuit_id,"
         "  previous_capacity_watts ="
         "   COALESCE(EXCLUDED.previous_capacity_watts, console_circuit_capacity.capacity_watts),"
-        "  capacity_watts = EXCLUDED.capacity_watts, trigger = EXCLUDED.trigger, evaluated_at = EXCLUDED.evaluated_at"
+        "  capacity_watts = EXCLUDED.capacity_watts, trigger = EXCLUDED.trigger, basis = EXCLUDED.basis,"
+        "  evaluated_at = EXCLUDED.evaluated_at"
         " WHERE console_circuit_capacity.evaluated_at <= EXCLUDED.evaluated_at",
         capacity.microgrid_id,
         capacity.node_id,
@@ -80,6 +81,7 @@ async def save_circuit_capacity(conn: asyncpg.Connection, capacity: EffectiveCir
         capacity.effective_capacity_watts,
         capacity.previous_capacity_watts,
         capacity.projection_trigger.value,
+        capacity.basis,
         capacity.evaluated_at,
     )
 
@@ -156,6 +158,7 @@ async def circuit_capacities(conn: Conn, microgrid_id: UUID) -> list[CircuitCapa
             effective_capacity_watts=r["capacity_watts"],
             previous_capacity_watts=r["previous_capacity_watts"],
             reason=ProjectionTrigger(r["trigger"]),
+            basis=r["basis"],
             evaluated_at=r["evaluated_at"],
         )
         for r in rows

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS console_circuit_capacity (
     capacity_watts          bigint      NOT NULL,
     previous_capacity_watts bigint,
     trigger                 text        NOT NULL,
+    basis                   text        NOT NULL,
     evaluated_at            timestamptz NOT NULL,
     PRIMARY KEY (microgrid_id, node_id)
 );

@@ -12,7 +12,7 @@ from uuid import UUID
 import pytest
 
 from contracts import events as ev
-from contracts.enums import ConstraintType, LimitSourceType, LimitStatus
+from contracts.enums import ConstraintType, LimitSourceType, LimitStatus, ProjectionTrigger
 from libs.platform.clock import ManualClock
 from tests.integration.balancing.conftest import T0, Feed
 from tests.integration.balancing.depot import PRODUCER, Depot
@@ -158,3 +158,30 @@ async def test_what_if_envelope_and_legacy_tou_limit(service: RunningService, fe
 
 def proposal_node(node_id: UUID) -> dict:
     return {"node_limit": {"node_id": str(node_id), "limit_watts": 1}}
+
+
+async def test_circuit_capacity_shows_its_reason_basis_and_the_value_it_replaced(
+    service: RunningService, feed: Feed, clock: ManualClock
+) -> None:
+    depot, gc1, gc2, connectors = await _depot(feed)
+    circuit = depot.circuit_of(gc1)
+
+    def changed(watts: int, previous: int | None, minute: int, basis: str) -> ev.EffectiveCircuitCapacityChanged:
+        payload = ev.EffectiveCircuitCapacityPayload(
+            microgrid_id=depot.microgrid_id, node_id=gc1, circuit_id=circuit, effective_capacity_watts=watts,
+            projection_trigger=ProjectionTrigger.ENVELOPE_LIFECYCLE if previous is None
+            else ProjectionTrigger.ENVELOPE_CHANGE,
+            previous_capacity_watts=previous, basis=basis, evaluated_at=T0 + timedelta(minutes=minute))
+        return ev.EffectiveCircuitCapacityChanged.create(payload, producer="envelope_lifecycle", occurred_at=T0)
+
+    await feed.send(changed(40_000, 60_000, 1, "PRIMARY_FORECAST"), changed(20_000, None, 2, "FAIL_SAFE"))
+
+    async def shown() -> list | None:
+        r = await service.client.get(f"/api/operator/microgrids/{depot.microgrid_id}", headers=READER)
+        found = r.json()["circuit_capacities"]
+        return found if found and found[0]["effective_capacity_watts"] == 20_000 else None
+
+    [capacity] = await eventually(shown, timeout=30)
+    assert (capacity["previous_capacity_watts"], capacity["reason"], capacity["basis"]) == (
+        40_000, "ENVELOPE_LIFECYCLE", "FAIL_SAFE")
+    assert capacity["circuit_id"] == str(circuit)

@@ -78,7 +78,7 @@ async function explain(cycleId) {
 
 function renderSide(p) {
   $("#capacities tbody").innerHTML = p.circuit_capacities.map((c) => `<tr><td>${c.circuit_id.slice(0, 8)}</td>
-    <td>${kw(c.effective_capacity_watts)}</td><td>${kw(c.previous_capacity_watts)}</td><td>${c.reason}</td>
+    <td>${kw(c.effective_capacity_watts)}</td><td>${kw(c.previous_capacity_watts)}</td><td>${c.reason}<br><span class="muted">${esc(c.basis)}</span></td>
     <td>${new Date(c.evaluated_at).toLocaleTimeString()}</td></tr>`).join("");
   $("#status-cards").innerHTML = p.capability_status.map((s) => `<span class="card">${s.capability_type}
     ${s.latest_operational_status} · ${s.freshness_seconds} s ago</span>`).join("") || '<span class="muted">none reported</span>';
@@ -101,14 +101,19 @@ function renderTimelines(p) {
     el.dataset.points = t.points.length;
     el.innerHTML = `<div>${esc(t.name)} ${t.circuit_id ? `<span class="muted">circuit ${t.circuit_id.slice(0, 8)}</span>` : ""}</div>`;
     box.appendChild(el);
-    const xs = t.points.map((q) => Date.parse(q.at) / 1000);
+    // One x per cycle, plus each envelope block's edges so a block shows over its whole extent.
+    const at = new Map(t.points.map((q) => [Date.parse(q.at) / 1000, q]));
+    const edges = t.bands.flatMap((b) => [Date.parse(b.start) / 1000, Date.parse(b.end) / 1000 - 1]);
+    const xs = [...new Set([...at.keys(), ...edges])].sort((a, b) => a - b);
     const band = (x) => { const b = t.bands.find((b) => Date.parse(b.start) / 1000 <= x && x < Date.parse(b.end) / 1000); return b ? b.limit_watts : null; };
-    const data = [xs, t.points.map((q) => q.requested_watts), t.points.map((q) => q.drawn_watts),
-      t.points.map((q) => q.allocated_watts), t.points.map((q) => q.effective_limit_watts), xs.map(band)];
+    const col = (f) => xs.map((x) => (at.has(x) ? f(at.get(x)) : null));
+    const data = [xs, col((q) => q.requested_watts), col((q) => q.drawn_watts), col((q) => q.allocated_watts),
+      col((q) => q.effective_limit_watts), xs.map(band)];
     const opts = { width: Math.max(400, box.clientWidth - 20), height: 180, scales: { x: { time: true } },
       axes: [{}, { size: 70, values: (u, vals) => vals.map((v) => (v / 1000).toFixed(0) + " kW") }],
-      series: [{}, { label: "requested", stroke: "#7a5cc7" }, { label: "drawn", stroke: "#1f77b4" },
-        { label: "allocated", stroke: "#2e9d57", width: 2 }, { label: "effective limit", stroke: "#c9352b", dash: [6, 4] },
+      series: [{}, { label: "requested", stroke: "#7a5cc7", spanGaps: true }, { label: "drawn", stroke: "#1f77b4", spanGaps: true },
+        { label: "allocated", stroke: "#2e9d57", width: 2, spanGaps: true },
+        { label: "effective limit", stroke: "#c9352b", dash: [6, 4], spanGaps: true },
         { label: "envelope block", stroke: "#e0a10088", fill: "#e0a10022", paths: uPlot.paths.stepped({ align: 1 }) }] };
     state.plots.push(new uPlot(opts, data, el));
   }
