@@ -101,6 +101,20 @@ class ConsoleCycle(Contract):
     connectors: list[ConnectorOutcome]
 
 
+class NodeOutcome(Contract):
+    node_id: UUID
+    requested_watts: int
+    allocated_watts: int
+    effective_limit_watts: int | None
+
+
+class ConsoleChange(Contract):
+    """The data of a `changed` server-sent event: the latest cycle, so the page shows it before reloading."""
+
+    latest_cycle: ConsoleCycle | None
+    nodes: list[NodeOutcome] = Field(description="The latest cycle's allocation per checked node")
+
+
 class EnvelopeTransition(Contract):
     transition: str
     previous_status: EnvelopeStatus | None

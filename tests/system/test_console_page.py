@@ -120,19 +120,24 @@ def test_depot_page_shows_the_api_picture_updates_live_explains_and_previews(chr
     expect(page.locator("#envelopes tbody tr")).to_contain_text("RECEIVED")
     expect(page.locator("#capacities tbody tr")).to_contain_text("ENVELOPE_CHANGE")
 
-    # A rebalance elsewhere: the page shows the new cycle without a reload, within a second of completion.
+    # Rebalances elsewhere: the page shows each new cycle without a reload. How long after the cycle
+    # completed (its ended_at) the page showed it is recorded, not asserted (figures, not timed asserts).
     page.evaluate("window.__noReload = 1")
-    r = httpx.post(f"{cd.base_url}/api/microgrid/{cd.depot.microgrid_id}/rebalance",
-                   headers={**_auth(WRITE), "Idempotency-Key": f"live-{uuid.uuid4()}"}, timeout=30)
-    assert r.status_code == 200, r.text
-    cycle_id = r.json()["result"]["cycle_id"]
-    expect(page.locator("#cycles")).to_have_attribute("data-latest", cycle_id, timeout=10_000)
+    latencies = []
+    for _ in range(5):
+        r = httpx.post(f"{cd.base_url}/api/microgrid/{cd.depot.microgrid_id}/rebalance",
+                       headers={**_auth(WRITE), "Idempotency-Key": f"live-{uuid.uuid4()}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        cycle_id = r.json()["result"]["cycle_id"]
+        expect(page.locator("#cycles")).to_have_attribute("data-latest", cycle_id, timeout=10_000)
+        latencies.append(int(page.locator("body").get_attribute("data-last-latency-ms")))
+        print(page.locator("body").get_attribute("data-last-latency-parts"))
     assert page.evaluate("window.__noReload") == 1
-    latency_ms = int(page.locator("body").get_attribute("data-last-latency-ms"))
-    print(f"\ncycle_completed -> page: {latency_ms} ms")
+    assert all(ms >= 0 for ms in latencies)
+    figures = f"cycle_completed -> page, ms: {sorted(latencies)} (median {sorted(latencies)[2]})"
+    print("\n" + figures)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "console-latency.txt").write_text(f"{latency_ms}\n")
-    assert latency_ms < 1000
+    (RESULTS / "console-latency.txt").write_text(figures + "\n")
 
     # A cycle's explanation, as `mgrid cycle explain` prints it.
     page.locator(f'#cycles li[data-cycle-id="{cycle_id}"]').click()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
@@ -20,9 +19,11 @@ from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from redis.exceptions import RedisError
 
 from contracts.api.console import (
+    ConsoleChange,
     CycleExplanation,
     MicrogridDirectory,
     MicrogridEntry,
+    NodeOutcome,
     OperatorPicture,
     Viewer,
     WhatIfRequest,
@@ -33,7 +34,7 @@ from libs.platform.http import ApiError
 from libs.platform.runtime import ServiceContext, service_context
 from services.balancing import service
 from services.balancing.adapters import read_models
-from services.balancing.console import picture
+from services.balancing.console import picture, store
 from services.balancing.console.handlers import console_channel
 from services.balancing.console.what_if import what_if
 from services.balancing.replay import explain_stored_cycle
@@ -117,6 +118,18 @@ async def events(microgrid_id: UUID, request: Request, ctx: Ctx, _: Reader) -> S
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
+async def _change(ctx: ServiceContext, microgrid_id: UUID) -> str:
+    """The latest cycle in the event itself (one indexed row), so the page shows it before it reloads the rest."""
+    [latest] = await store.recent_cycles(ctx.pool, microgrid_id, 1) or [None]
+    change = ConsoleChange(
+        latest_cycle=picture.console_cycle(latest, {}) if latest else None,
+        nodes=[NodeOutcome(node_id=n.node_id, requested_watts=n.requested_watts, allocated_watts=n.allocated_watts,
+                           effective_limit_watts=n.effective_limit_watts)
+               for n in (latest.allocation_summary.by_node if latest else [])],
+    )
+    return change.model_dump_json()
+
+
 async def _stream(ctx: ServiceContext, microgrid_id: UUID, request: Request) -> AsyncIterator[bytes]:
     pubsub = ctx.redis.pubsub()
     try:
@@ -131,8 +144,7 @@ async def _stream(ctx: ServiceContext, microgrid_id: UUID, request: Request) -> 
             if message is None:
                 yield b": keepalive\n\n"
                 continue
-            at = service.clock_of(ctx).now().isoformat()
-            yield f"event: changed\ndata: {json.dumps({'signalled_at': at})}\n\n".encode()
+            yield f"event: changed\ndata: {await _change(ctx, microgrid_id)}\n\n".encode()
     finally:
         with contextlib.suppress(RedisError):
             await pubsub.aclose()

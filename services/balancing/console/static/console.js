@@ -57,12 +57,42 @@ function renderTree(p) {
   }).join("");
 }
 
-function renderCycles(p) {
-  $("#cycles").innerHTML = p.cycles.map((c) => `<li data-cycle-id="${c.cycle_id}" class="${c.cycle_id === state.shownCycle ? "selected" : ""}">
+const cycleItem = (c) => `<li data-cycle-id="${c.cycle_id}" class="${c.cycle_id === state.shownCycle ? "selected" : ""}">
     <span class="${c.outcome}">${c.outcome}</span> ${new Date(c.ended_at).toLocaleTimeString()} ${esc(c.source)}
     ${kw(c.total_allocated_watts)} of ${kw(c.total_requested_watts)}
-    <span class="muted">${c.reason_codes.join(", ")}${c.breaches.length ? ` · ${c.breaches.length} breach(es)` : ""}</span></li>`).join("");
+    <span class="muted">${c.reason_codes.join(", ")}${c.breaches.length ? ` · ${c.breaches.length} breach(es)` : ""}</span></li>`;
+
+function renderCycles(p) {
+  $("#cycles").innerHTML = p.cycles.map(cycleItem).join("");
   $("#cycles").dataset.latest = p.cycles.length ? p.cycles[0].cycle_id : "";
+}
+
+function noteLatency(cycle, parts) {
+  // How long after the cycle completed (its ended_at) the page shows it: the live path end to end.
+  if (state.latestSeen === cycle.cycle_id) return;
+  const first = !state.latestSeen;
+  state.latestSeen = cycle.cycle_id;
+  if (first) return;
+  const latency = Date.now() - Date.parse(cycle.ended_at);
+  document.body.dataset.lastLatencyMs = latency;
+  document.body.dataset.lastLatencyParts = JSON.stringify(parts);
+  $("#latency").textContent = `last cycle shown ${latency} ms after it completed`;
+}
+
+function showChange(change) {
+  // The event carries the latest cycle: show it at once (list and tree bars), then reload the rest.
+  const c = change.latest_cycle;
+  if (!c || !state.picture || state.latestSeen === c.cycle_id) return;
+  if (!document.querySelector(`#cycles li[data-cycle-id="${c.cycle_id}"]`)) $("#cycles").insertAdjacentHTML("afterbegin", cycleItem(c));
+  $("#cycles").dataset.latest = c.cycle_id;
+  for (const n of change.nodes) {
+    const row = document.querySelector(`#tree tr[data-node-id="${n.node_id}"]`);
+    if (!row) continue;
+    row.dataset.allocated = n.allocated_watts;
+    row.dataset.effective = n.effective_limit_watts ?? "";
+    row.children[2].innerHTML = bar(n.allocated_watts, n.effective_limit_watts, n.requested_watts);
+  }
+  noteLatency(c, { signalled: state.changedAt - Date.parse(c.ended_at), render: Date.now() - state.changedAt });
 }
 
 async function explain(cycleId) {
@@ -154,7 +184,9 @@ async function previewWhatIf(ev) {
 
 async function refresh() {
   try {
+    const asked = Date.now();
     const p = await api(state.url);
+    const fetched = Date.now();
     state.picture = p;
     state.microgridId = p.microgrid_id;
     $("#where").textContent = `depot ${p.depot_id.slice(0, 8)} · microgrid ${p.microgrid_id.slice(0, 8)} · topology v${p.topology_version}`;
@@ -163,12 +195,7 @@ async function refresh() {
     $("#main").hidden = false;
     state.renders += 1;
     document.body.dataset.renders = state.renders;
-    if (p.cycles.length && state.latestSeen !== p.cycles[0].cycle_id) {
-      // How long after the cycle completed (its ended_at) the page shows it: the live path end to end.
-      const latency = Date.now() - Date.parse(p.cycles[0].ended_at);
-      if (state.latestSeen) { document.body.dataset.lastLatencyMs = latency; $("#latency").textContent = `last cycle shown ${latency} ms after it completed`; }
-      state.latestSeen = p.cycles[0].cycle_id;
-    }
+    if (p.cycles.length) noteLatency(p.cycles[0], { fetch: fetched - asked, render: Date.now() - fetched });
     showError(null);
   } catch (e) { showError(e); }
 }
@@ -189,7 +216,12 @@ async function listen() {
         let cut;
         while ((cut = buffer.indexOf("\n\n")) >= 0) {
           const frame = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
-          if (/^event: changed$/m.test(frame)) await refresh();
+          if (/^event: changed$/m.test(frame)) {
+            state.changedAt = Date.now();
+            const data = frame.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
+            try { showChange(JSON.parse(data)); } catch (e) { /* the reload below shows it */ }
+            await refresh();
+          }
         }
       }
     } catch (e) { /* fall through: reconnect */ }
