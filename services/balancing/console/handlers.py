@@ -41,12 +41,12 @@ def console_channel(settings: PlatformSettings, microgrid_id: UUID | str) -> str
 
 
 async def _drawn(uow: UnitOfWork, cycle: CycleResultRecord) -> dict[UUID, int]:
-    """What each checked node measured when the cycle was recorded (balancing's telemetry read model)."""
+    """What each timeline node measured when the cycle was recorded (balancing's telemetry read model)."""
     rows = await uow.conn.fetch(
         "SELECT node_id, (record->>'measured_demand_watts')::bigint AS watts FROM telemetry_readings"
         " WHERE microgrid_id = $1 AND node_id = ANY($2::uuid[])",
         cycle.microgrid_id,
-        [n.node_id for n in cycle.allocation_summary.by_node],
+        [n.node_id for n in store.timeline_nodes(cycle)],
     )
     return {r["node_id"]: int(r["watts"]) for r in rows if r["watts"] is not None}
 

@@ -9,7 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts.api.console import CircuitCapacityView, EnvelopeTransition, TimelinePoint
-from contracts.enums import EnvelopeStatus, ProjectionTrigger
+from contracts.enums import EnvelopeStatus, NodeType, ProjectionTrigger
 from contracts.events import EffectiveCircuitCapacityPayload
 from contracts.records import CycleResultRecord
 
@@ -17,7 +17,7 @@ Conn = asyncpg.Connection | asyncpg.Pool
 
 
 async def save_cycle(conn: asyncpg.Connection, cycle: CycleResultRecord, drawn: dict[UUID, int]) -> bool:
-    """The cycle for the list, and one timeline point per node it checked; False when already recorded."""
+    """The cycle for the list, and a timeline point per grid connection and circuit; False when already recorded."""
     inserted = await conn.fetchval(
         "INSERT INTO console_cycles (cycle_id, microgrid_id, ended_at, record) VALUES ($1, $2, $3, $4::jsonb)"
         " ON CONFLICT (cycle_id) DO NOTHING RETURNING 1",
@@ -34,10 +34,15 @@ async def save_cycle(conn: asyncpg.Connection, cycle: CycleResultRecord, drawn: 
         [
             (cycle.microgrid_id, n.node_id, cycle.cycle_id, cycle.ended_at, n.requested_watts, drawn.get(n.node_id),
              n.allocated_watts, n.effective_limit_watts)
-            for n in cycle.allocation_summary.by_node
+            for n in timeline_nodes(cycle)
         ],
     )
     return True
+
+
+def timeline_nodes(cycle: CycleResultRecord) -> list:
+    """The nodes the timeline draws: grid connections and feeder circuits (a few rows per cycle, not the tree)."""
+    return [n for n in cycle.allocation_summary.by_node if n.node_type in (NodeType.GRID_CONNECTION, NodeType.CIRCUIT)]
 
 
 async def save_transition(

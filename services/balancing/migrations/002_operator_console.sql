@@ -1,6 +1,6 @@
 -- The operator console's read model (services/balancing/console), kept from published events only.
 
--- One point per completed cycle and checked node: what was asked, drawn, given, and the limit.
+-- One point per completed cycle and checked grid connection or circuit: asked, drawn, given, and the limit.
 CREATE TABLE IF NOT EXISTS console_timeline (
     microgrid_id          uuid        NOT NULL,
     node_id               uuid        NOT NULL,
