@@ -24,12 +24,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         trace.set_tracer_provider(TracerProvider())
-
-
-@pytest.fixture(scope="session", autouse=True)
-def signing_key() -> None:
-    """The local token issuer's key, made once per installation as `./mgrid stack up` does, unless one is
-    configured (MGRID_AUTH_SECRET / MGRID_AUTH_SECRET_FILE): tests given stack endpoints need it too."""
+    # The local token issuer's key, made once per installation as `./mgrid stack up` does, unless one is
+    # configured (MGRID_AUTH_SECRET / MGRID_AUTH_SECRET_FILE). Here, before collection: test modules
+    # issue tokens at import, and tests given stack endpoints never run `stack up`.
     from libs.platform.signing_keys import configured_secret, ensure_local_key
 
     if configured_secret() is None:

@@ -29,7 +29,7 @@ from contracts.api.console import (
     WhatIfRequest,
     WhatIfResponse,
 )
-from libs.platform.auth import Principal, Scope, require_scopes
+from libs.platform.auth import Principal, Scope, microgrid_guard, not_found, require_scopes
 from libs.platform.http import ApiError
 from libs.platform.runtime import ServiceContext, service_context
 from services.balancing import service
@@ -55,8 +55,10 @@ api = APIRouter(prefix="/api/operator", tags=["operator console"])
 page = APIRouter(tags=["operator console page"])
 
 Ctx = Annotated[ServiceContext, Depends(service_context)]
-Reader = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_READ))]
-Writer = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_READ, Scope.OPERATOR_WRITE))]
+# The same scopes and microgrid grants as the API: outside the grant a microgrid does not exist (404).
+AnyReader = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_READ))]
+Reader = Annotated[Principal, Depends(microgrid_guard(require_scopes(Scope.OPERATOR_READ)))]
+Writer = Annotated[Principal, Depends(microgrid_guard(require_scopes(Scope.OPERATOR_READ, Scope.OPERATOR_WRITE)))]
 
 
 def _viewer(principal: Principal) -> Viewer:
@@ -72,8 +74,8 @@ async def _picture(ctx: ServiceContext, microgrid_id: UUID, principal: Principal
 
 
 @api.get("/microgrids", response_model=MicrogridDirectory)
-async def list_microgrids(ctx: Ctx, _: Reader) -> MicrogridDirectory:
-    rows = await picture.known_microgrids(ctx.pool)
+async def list_microgrids(ctx: Ctx, principal: AnyReader) -> MicrogridDirectory:
+    rows = [r for r in await picture.known_microgrids(ctx.pool) if principal.grant.covers_microgrid(r["microgrid_id"])]
     return MicrogridDirectory(
         timestamp=service.clock_of(ctx).now(),
         microgrids=[MicrogridEntry(microgrid_id=r["microgrid_id"], depot_id=r["depot_id"],
@@ -88,9 +90,12 @@ async def microgrid_picture(microgrid_id: UUID, ctx: Ctx, principal: Reader) -> 
 
 
 @api.get("/depots/{depot_id}", response_model=OperatorPicture)
-async def depot_picture(depot_id: UUID, ctx: Ctx, principal: Reader) -> OperatorPicture:
+async def depot_picture(depot_id: UUID, ctx: Ctx, principal: AnyReader) -> OperatorPicture:
     """The same picture, found by the depot (one depot, one microgrid)."""
-    return await _picture(ctx, await picture.microgrid_of_depot(ctx.pool, depot_id), principal)
+    microgrid_id = await picture.microgrid_of_depot(ctx.pool, depot_id)
+    if not principal.grant.covers_depot(depot_id, [microgrid_id]):
+        raise not_found("depot", depot_id)
+    return await _picture(ctx, microgrid_id, principal)
 
 
 @api.get("/microgrids/{microgrid_id}/cycles/{cycle_id}/explanation", response_model=CycleExplanation)

@@ -42,6 +42,7 @@ NO_OBJECT_ROUTES = {
     ("GET", "/health"): 200,
     ("GET", "/ready"): None,  # readiness of the process, whatever it answers: no tenant data
     ("GET", "/api/compatibility/translations"): 403,  # counts over every microgrid: platform grant only
+    ("GET", "/api/operator/microgrids"): 200,  # the console's directory: only the microgrids granted
 }
 
 
