@@ -1,12 +1,29 @@
 """The benchmark scripts are not run by the suite (they print figures), but they must keep importing:
-a refactor that breaks them should fail here, not the next time someone measures."""
+a refactor that breaks them should fail here, not the next time someone measures. The fleet benchmark's
+accounting (what counts as lost, duplicated, its summary line) and its seeding are checked without a stack."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import json
+import os
+import re
+import socket
+import sys
 from pathlib import Path
 
 import pytest
+
+from benchmarks import fleet
+from benchmarks.fleet_support import probes
+from benchmarks.fleet_support.depots import FLEET_LAYOUT, FleetDepot, setup_scenario
+from contracts.enums import NodeType
+from contracts.events import TelemetryReported
+from simulator.actors import telemetry
+from simulator.runner import ScenarioRun
+from simulator.scenario import TelemetryAction
+from simulator.transport import DryRunTransport
 
 BENCHMARKS = sorted((Path(__file__).resolve().parents[2] / "benchmarks").glob("*.py"))
 
@@ -16,5 +33,108 @@ def test_benchmark_script_imports(script: Path) -> None:
     spec = importlib.util.spec_from_file_location(f"benchmark_{script.stem}", script)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve a module's annotations through sys.modules
     spec.loader.exec_module(module)
     assert callable(getattr(module, "main", None))
+
+
+# ---- benchmarks/fleet.py: the parts that decide its figures, without a stack ----------------------------
+
+SUMMARY = re.compile(
+    r"^fleet: depots=\d+ period_s=\S+ cycles_per_s=\d+\.\d p50_ms=\d+ p99_ms=\d+ lost=\d+ duplicated=\d+ "
+    r"bare_hop_msgs_per_s=\d+$"
+)
+
+
+def test_fleet_depot_is_the_size_the_issue_names() -> None:
+    nodes = FLEET_LAYOUT.nodes()
+    assert len(nodes) == 311
+    assert len(FLEET_LAYOUT.connectors()) == 200
+    # One feeder circuit: a circuit-keyed trigger rebalances the whole depot.
+    assert [n.name for n in FLEET_LAYOUT.managed_grid_connections()] == ["Feeder"]
+    assert {p.node.type for p in nodes} == {NodeType.GRID_CONNECTION, NodeType.CIRCUIT, NodeType.CHARGE_POINT,
+                                            NodeType.CONNECTOR}
+
+
+def _dry_depot() -> FleetDepot:
+    """The depot seeded through the simulator's runner on its dry-run transport (nothing is sent)."""
+    run = ScenarioRun(setup_scenario(), DryRunTransport(), seed=3)
+    result = asyncio.run(run.play())
+    assert result.error is None, result.error
+    template = telemetry.tick(run.state, run.chargers, run.clock, run.rng, TelemetryAction(),
+                              correlation_id="t").message
+    assert isinstance(template, TelemetryReported)
+    return FleetDepot(0, run, template)
+
+
+@pytest.mark.parametrize(("via", "topic"), [
+    ("legacy_event", "load_balancer.rebalance_requested"),
+    ("scheduler_circuit", "scheduler.rebalance_periodic"),
+    ("scheduler_microgrid", "scheduler.rebalance_periodic"),
+])
+def test_each_trigger_carries_its_own_correlation_id(via: str, topic: str) -> None:
+    depot = _dry_depot()
+    first, second = depot.trigger(via, "c-1", "job"), depot.trigger(via, "c-2", "job")
+    assert first.topic == second.topic == topic
+    assert (first.message.correlation_id, second.message.correlation_id) == ("c-1", "c-2")
+    assert first.message.event_id != second.message.event_id
+
+
+def test_telemetry_is_restamped_not_rebuilt() -> None:
+    depot = _dry_depot()
+    again = depot.telemetry("tm-1").message
+    assert isinstance(again, TelemetryReported)
+    assert len(again.payload.demands) == 200
+    assert {d.node_id for d in again.payload.demands} == {d.node_id for d in depot.telemetry_template.payload.demands}
+    assert all(r.observed_at == again.occurred_at for r in again.payload.readings)
+
+
+def _completed(correlation: str, cycle_id: str, request_key: str | None = None) -> bytes:
+    return json.dumps({"correlation_id": correlation, "payload": {
+        "cycle_id": cycle_id, "outcome": "COMPLETED",
+        "audit": {"correlation_id": correlation, "request_key": request_key}}}).encode()
+
+
+def test_ledger_counts_lost_duplicated_and_redelivered_apart() -> None:
+    ledger = fleet.CycleLedger()
+    triggers = [fleet.Trigger(f"t{i}", 0, planned=float(i), measured=True) for i in range(4)]
+    triggers[3].request_key = "legacy-event:abc"
+    for t in triggers:
+        ledger.expect(t)
+    ledger.note(_completed("t0", "c0"), 0.1)
+    ledger.note(_completed("t0", "c0"), 0.2)  # the same cycle read twice
+    ledger.note(_completed("t1", "c1"), 1.3)
+    ledger.note(_completed("t1", "c1b"), 1.4)  # a second cycle for one trigger
+    ledger.note(_completed("someone-else", "c3", "legacy-event:abc"), 3.05)  # matched by request key
+    ledger.note(_completed("not-ours", "cx"), 9.0)
+    result = fleet.FleetResult(fleet.FleetOptions(depots=1), triggers, ledger.arrivals, window_s=2.0,
+                               completed_in_window=3, max_send_delay_ms=0, max_lag={}, seeding_s=0,
+                               redelivered=ledger.redelivered)
+    assert (result.lost, result.duplicated, result.redelivered) == (1, 1, 1)
+    assert result.latencies_s == pytest.approx([0.1, 0.3, 0.05])
+    assert result.cycles_per_s == 1.5
+
+
+def test_summary_line_has_the_issue_format() -> None:
+    line = fleet.summary_line(20, 1.0, 14.25, 80.4, 612.0, 0, 0, 19000.4)
+    assert SUMMARY.match(line), line
+    assert line == ("fleet: depots=20 period_s=1 cycles_per_s=14.2 p50_ms=80 p99_ms=612 lost=0 duplicated=0 "
+                    "bare_hop_msgs_per_s=19000")
+
+
+def test_brokers_and_replicas_above_one_are_refused_until_supported() -> None:
+    assert fleet.unsupported(fleet.parse_args([])) is None
+    assert "not supported yet" in (fleet.unsupported(fleet.parse_args(["--brokers", "3"])) or "")
+    assert "not supported yet" in (fleet.unsupported(fleet.parse_args(["--replicas", "2"])) or "")
+    assert fleet.main(["--replicas", "2"]) == 2
+
+
+def test_cpu_and_listener_probes_read_proc() -> None:
+    assert (probes.cpu_seconds(os.getpid()) or 0) >= 0
+    assert os.getpid() in probes.descendants(os.getpid())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert probes.listening_pid(s.getsockname()[1]) == os.getpid()
+    assert probes.percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    assert probes.percentile([], 0.99) == 0.0
