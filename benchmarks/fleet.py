@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
+import signal
 import socket
 import statistics
 import sys
@@ -82,7 +84,7 @@ class FleetOptions:
     warmup_s: float = 5.0
     trigger: str = "legacy_event"
     telemetry_every_s: float = 10.0
-    drain_s: float = 60.0
+    drain_s: float = 300.0
     seed: int = 1
     seed_workers: int = 4
 
@@ -109,6 +111,7 @@ class FleetResult:
     seeding_s: float
     cpu: dict[str, float] = field(default_factory=dict)  # group name -> CPU seconds in the window
     cpu_shared: dict[str, bool] = field(default_factory=dict)
+    cpu_wait: dict[str, float] = field(default_factory=dict)  # group name -> s runnable but waiting for a CPU
     redelivered: int = 0
     stored: tuple[Storage, Storage] | None = None
 
@@ -344,10 +347,21 @@ async def cpu_groups(settings: SimulatorSettings) -> list[CpuGroup]:
 # ---- the run ----------------------------------------------------------------------------------------
 
 
-async def run_fleet(settings: SimulatorSettings, options: FleetOptions, *, log=print) -> FleetResult:  # noqa: ANN001
-    """Seed the fleet on running services, drive it open-loop, collect what came back."""
+async def run_fleet(settings: SimulatorSettings, options: FleetOptions, *, log=print,  # noqa: ANN001
+                    depots: list[FleetDepot] | None = None) -> FleetResult:
+    """Seed the fleet on running services (unless given seeded depots), drive it open-loop, collect what came
+    back."""
     if options.trigger not in TRIGGERS:
         raise ValueError(f"--trigger is one of {', '.join(TRIGGERS)}")
+    if depots is None:
+        depots = await seed(settings, options, log)
+        seeding_s = depots[0].seeded_in_s if depots else 0.0
+    else:
+        depots, seeding_s = depots[:options.depots], 0.0
+    return await drive(settings, options, depots, seeding_s, log)
+
+
+async def seed(settings: SimulatorSettings, options: FleetOptions, log) -> list[FleetDepot]:  # noqa: ANN001
     t_seed = time.perf_counter()
     seeded = 0
 
@@ -361,8 +375,13 @@ async def run_fleet(settings: SimulatorSettings, options: FleetOptions, *, log=p
 
     depots = await seed_fleet(settings, options.depots, seed=options.seed, workers=options.seed_workers,
                               on_done=progress)
-    seeding_s = time.perf_counter() - t_seed
+    for depot in depots:
+        depot.seeded_in_s = time.perf_counter() - t_seed
+    return depots
 
+
+async def drive(settings: SimulatorSettings, options: FleetOptions, depots: list[FleetDepot], seeding_s: float,
+                log) -> FleetResult:  # noqa: ANN001
     run_id = uuid.uuid4().hex[:8]
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
                                 linger_ms=1, client_id="fleet-bench-scheduler")
@@ -376,6 +395,7 @@ async def run_fleet(settings: SimulatorSettings, options: FleetOptions, *, log=p
     await watcher.start()
     async with LagSampler(settings.kafka_bootstrap, groups) as lag:
         try:
+            await _settle(lag, log)  # seeding leaves the services a backlog: start from an idle system
             for depot in depots:  # fresh readings for everyone before the clock starts
                 await _publish(producer, settings, depot.telemetry(f"fleet-{run_id}-tm-{depot.index}-0"))
             lag.start()
@@ -438,6 +458,7 @@ async def run_fleet(settings: SimulatorSettings, options: FleetOptions, *, log=p
         stored=(stored_before, stored_after),
     )
     result.cpu = {g.name: meter.seconds(g) for g in meter.groups}
+    result.cpu_wait = {g.name: meter.waited(g) for g in meter.groups}
     result.cpu_shared = {g.name: g.shared for g in meter.groups}
     return result
 
@@ -462,6 +483,20 @@ async def _telemetry_loop(producer: AIOKafkaProducer, settings: SimulatorSetting
         k += 1
 
 
+async def _settle(lag: LagSampler, log, timeout_s: float = 300.0) -> None:  # noqa: ANN001
+    """Wait until the trigger path's groups have no lag (two samples in a row)."""
+    t, quiet = time.perf_counter(), 0
+    while time.perf_counter() - t < timeout_s and quiet < 2:
+        await lag.sample()
+        quiet = quiet + 1 if not any(lag.last_lag.values()) else 0
+        await asyncio.sleep(0.5)
+    if quiet < 2:
+        log(f"  settle: consumer lag still {lag.last_lag} after {timeout_s:.0f} s; driving anyway")
+    elif time.perf_counter() - t > 2:
+        log(f"  settled: the services digested the seeding backlog in {time.perf_counter() - t:.0f} s")
+    lag.reset()
+
+
 async def _drain(watcher: CycleWatcher, lag: LagSampler, triggers: list[Trigger], timeout_s: float, log) -> None:  # noqa: ANN001
     """Wait for every trigger's cycle, or until the system is quiet (no lag, nothing new for 5 s)."""
     deadline = time.perf_counter() + timeout_s
@@ -474,7 +509,8 @@ async def _drain(watcher: CycleWatcher, lag: LagSampler, triggers: list[Trigger]
             return
         await asyncio.sleep(0.2)
     missing = sum(1 for t in triggers if not watcher.ledger.arrivals.get(t.correlation_id))
-    log(f"  drain: {missing} triggers still without a cycle after {timeout_s:.0f} s")
+    log(f"  drain: {missing} triggers still without a cycle after {timeout_s:.0f} s, consumer lag "
+        f"{lag.last_lag} (counted as lost: raise --drain to tell late from lost)")
 
 
 # ---- single-request latency at low load ---------------------------------------------------------------
@@ -487,9 +523,11 @@ class LatencyResult:
     http_statuses: dict[int, int]
 
 
-async def run_latency(settings: SimulatorSettings, samples: int, *, seed: int, trigger: str) -> LatencyResult:
+async def run_latency(settings: SimulatorSettings, samples: int, *, seed: int, trigger: str,
+                      log=print) -> LatencyResult:  # noqa: ANN001
     """One depot, one request a second: legacy event -> cycle_completed, then POST /rebalance -> 200."""
     (depot,) = await seed_fleet(settings, 1, seed=seed, workers=1)
+    log(f"  seeded one depot: {depot.setup_notes}")
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
                                 linger_ms=0, client_id="fleet-bench-latency")
     watcher = CycleWatcher(settings)
@@ -501,6 +539,9 @@ async def run_latency(settings: SimulatorSettings, samples: int, *, seed: int, t
     statuses: dict[int, int] = {}
     try:
         await _publish(producer, settings, depot.telemetry(f"lat-{run_id}-tm"))
+        async with LagSampler(settings.kafka_bootstrap, [settings.topic(ADAPTER), settings.topic(BALANCING)]) as lag:
+            await _settle(lag, log)
+        log(f"  {trigger}: one a second, {samples} samples after 2 for warm-up")
         for i in range(samples + 2):  # the first two warm up (connections, caches)
             due = time.perf_counter()
             correlation = f"lat-{run_id}-{i}"
@@ -514,6 +555,7 @@ async def run_latency(settings: SimulatorSettings, samples: int, *, seed: int, t
             if watcher.ledger.arrivals[correlation] and i >= 2:
                 event_s.append(watcher.ledger.arrivals[correlation][0][0] - due)
             await asyncio.sleep(max(0.0, due + 1.0 - time.perf_counter()))
+        log(f"  POST /rebalance: one a second, {samples} samples after 2 for warm-up")
         token = issue_token("fleet-bench", [Scope.OPERATOR_WRITE.value, Scope.OPERATOR_READ.value])
         async with httpx.AsyncClient(base_url=settings.service_url(BALANCING), timeout=30,
                                      headers={"Authorization": f"Bearer {token}"}) as client:
@@ -544,11 +586,12 @@ def ms(values: list[float]) -> str:
             f"p99 {percentile(values, 0.99) * 1000:7.1f} ms  max {max(values) * 1000:7.1f} ms  (n={len(values)})")
 
 
-def print_fleet(result: FleetResult, hop: bare_hop.BareHop) -> None:
+def print_fleet(result: FleetResult, hop: bare_hop.BareHop, *, seeding_s: float | None = None) -> None:
     o = result.options
     lat = result.latencies_s
     sent_measured = sum(1 for t in result.triggers if t.measured)
-    print(f"seeding: {o.depots} depots in {result.seeding_s:.0f} s")
+    seeded = seeding_s if seeding_s is not None else result.seeding_s
+    print(f"seeding: the fleet's depots in {seeded:.0f} s (before the run)")
     print(f"offered: {o.depots / o.period_s:.1f} triggers/s ({o.trigger}), {len(result.triggers)} sent "
           f"({sent_measured} in the measured window), max send delay {result.max_send_delay_ms:.0f} ms")
     print(f"sustained: {result.cycles_per_s:7.1f} cycles/s  (first cycles completed in the {o.duration_s:g} s window)")
@@ -562,7 +605,9 @@ def print_fleet(result: FleetResult, hop: bare_hop.BareHop) -> None:
     print(f"CPU in the window ({o.duration_s:g} s), per cycle over {result.completed_in_window} cycles:")
     for name, seconds in result.cpu.items():
         flag = "  (shared with other work on this machine)" if result.cpu_shared.get(name) else ""
-        print(f"  {name:42s} {seconds:7.2f} s  {seconds / cycles * 1000:7.1f} ms/cycle{flag}")
+        wait = result.cpu_wait.get(name, 0.0)
+        print(f"  {name:42s} {seconds:7.2f} s  {seconds / cycles * 1000:7.1f} ms/cycle  "
+              f"waited for a CPU {wait:6.2f} s{flag}")
     capacity = (os.cpu_count() or 1) * o.duration_s
     print(f"  {'all processes but the driver':42s} {total:7.2f} s  {total / cycles * 1000:7.1f} ms/cycle "
           f"(the machine has {os.cpu_count()} cores x {o.duration_s:g} s = {capacity:.0f} s)")
@@ -600,12 +645,14 @@ def print_latency(result: LatencyResult, hop: bare_hop.BareHop) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--depots", type=int, default=10)
+    parser.add_argument("--sizes", default="", help="comma list of fleet sizes driven in turn on one seeded fleet "
+                        "(the curve), e.g. 3,10,20; overrides --depots")
     parser.add_argument("--period", type=float, default=1.0, help="control period per depot, seconds")
     parser.add_argument("--duration", type=float, default=30.0, help="measured window, seconds")
     parser.add_argument("--warmup", type=float, default=5.0, help="triggers before the window, not measured")
     parser.add_argument("--trigger", choices=TRIGGERS, default="legacy_event")
     parser.add_argument("--telemetry-every", type=float, default=10.0, help="seconds per depot; 0: none")
-    parser.add_argument("--drain", type=float, default=60.0, help="max seconds to wait for the last cycles")
+    parser.add_argument("--drain", type=float, default=300.0, help="max seconds to wait for the last cycles")
     parser.add_argument("--brokers", type=int, default=1, help="Kafka brokers of the stack (1 today)")
     parser.add_argument("--replicas", type=int, default=1, help="processes of balancing and the adapter (1 today)")
     parser.add_argument("--running", action="store_true",
@@ -631,6 +678,10 @@ def unsupported(args: argparse.Namespace) -> str | None:
 
 async def amain(args: argparse.Namespace) -> int:
     logging.disable(logging.INFO)
+    # Ctrl-C or a TERM cancels the run, so the services it started are stopped and its schemas dropped.
+    main_task, loop = asyncio.current_task(), asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, main_task.cancel)
     base = SimulatorSettings()
     service_env = dict(kv.split("=", 1) for kv in args.service_env)
     started = None if args.running else StartedServices(base, service_env)
@@ -650,12 +701,16 @@ async def amain(args: argparse.Namespace) -> int:
         if args.latency:
             print_latency(await run_latency(settings, args.latency_samples, seed=args.seed, trigger=args.trigger), hop)
             return 0
-        options = FleetOptions(depots=args.depots, period_s=args.period, duration_s=args.duration,
+        sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else [args.depots]
+        options = FleetOptions(depots=max(sizes), period_s=args.period, duration_s=args.duration,
                                warmup_s=args.warmup, trigger=args.trigger, telemetry_every_s=args.telemetry_every,
                                drain_s=args.drain, seed=args.seed, seed_workers=args.seed_workers)
-        print(f"fleet: {args.depots} depots x (311 nodes, 200 connectors), one trigger per depot every "
-              f"{args.period:g} s, {args.warmup:g} s warm-up + {args.duration:g} s measured")
-        print_fleet(await run_fleet(settings, options), hop)
+        depots = await seed(settings, options, print)
+        for n in sizes:  # one seeded fleet, driven at each size in turn: the curve
+            print(f"--- fleet: {n} depots x (311 nodes, 200 connectors), one trigger per depot every "
+                  f"{args.period:g} s, {args.warmup:g} s warm-up + {args.duration:g} s measured")
+            sized = dataclasses.replace(options, depots=n)
+            print_fleet(await run_fleet(settings, sized, depots=depots[:n]), hop, seeding_s=depots[0].seeded_in_s)
         return 0
     finally:
         if started is not None:

@@ -80,6 +80,7 @@ class FleetDepot:
     run: ScenarioRun
     telemetry_template: TelemetryReported
     setup_notes: str = ""
+    seeded_in_s: float = 0.0  # the whole fleet's seeding time, when this depot was seeded with it
 
     @property
     def state(self) -> DepotState:

@@ -55,6 +55,18 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
 
 
+def runqueue_wait_seconds(pid: int) -> float:
+    """Time the process's threads spent runnable but waiting for a CPU (schedstat field 2, all threads):
+    on a shared machine, the part of a latency that is other processes' work."""
+    total = 0
+    for task in (PROC / str(pid) / "task").glob("*"):
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 def children(pid: int) -> list[int]:
     found = []
     for task in (PROC / str(pid) / "task").glob("*"):
@@ -122,6 +134,8 @@ class CpuMeter:
         self.groups = list(groups)
         self._first: dict[int, float] = {}
         self._last: dict[int, float] = {}
+        self._wait_first: dict[int, float] = {}
+        self._wait_last: dict[int, float] = {}
         self.started = self.stopped = 0.0
 
     def _read(self) -> dict[int, float]:
@@ -129,13 +143,16 @@ class CpuMeter:
 
     def start(self) -> None:
         self._first = self._read()
+        self._wait_first = {pid: runqueue_wait_seconds(pid) for pid in self._first}
         self.started = time.monotonic()
 
     def sample(self) -> None:
         """Pick up processes born since start (counted from their birth: their whole CPU time)."""
         for pid, s in self._read().items():
             self._first.setdefault(pid, 0.0)
+            self._wait_first.setdefault(pid, 0.0)
             self._last[pid] = s
+            self._wait_last[pid] = runqueue_wait_seconds(pid)
 
     def stop(self) -> None:
         self.sample()
@@ -143,6 +160,11 @@ class CpuMeter:
 
     def seconds(self, group: CpuGroup) -> float:
         return sum(self._last.get(p, self._first[p]) - self._first[p] for p in group.pids if p in self._first)
+
+    def waited(self, group: CpuGroup) -> float:
+        """Seconds the group's processes were runnable but waited for a CPU."""
+        return sum(self._wait_last.get(p, self._wait_first[p]) - self._wait_first[p]
+                   for p in group.pids if p in self._wait_first)
 
 
 # ---- consumer lag -----------------------------------------------------------------------------------
