@@ -28,6 +28,8 @@ from simulator.wire import Publication
 FEEDER = "Feeder"
 TRIGGERS = ("legacy_event", "scheduler_circuit", "scheduler_microgrid")
 TELEMETRY_PRODUCER = telemetry.PRODUCER
+# A loaded machine can outlast the simulator's 30 s barrier while seeding: one more try, then give up.
+SEED_ATTEMPTS = 2
 
 
 def fleet_layout(bays: int = 10, charge_points_per_bay: int = 10, connectors_per_charge_point: int = 2
@@ -125,7 +127,7 @@ async def seed_depot(index: int, transport: LiveTransport, anchor: datetime, see
     run = ScenarioRun(setup_scenario(), transport, seed=seed + index, anchor=anchor)
     result: RunResult = await run.play()
     if not result.passed:
-        problems = result.error or "; ".join(f"{title}: {f.detail}" for title, f in result.failures)
+        problems = result.error or "; ".join(f"{title}: {f.check}: {f.observed}" for title, f in result.failures)
         raise SeedingFailed(f"depot {index}: setup failed: {problems}")
     assert run.state.microgrid_id is not None
     template = telemetry.tick(run.state, run.chargers, run.clock, random.Random(seed + index), TelemetryAction(),
@@ -148,7 +150,14 @@ async def seed_fleet(settings: SimulatorSettings, count: int, *, seed: int, work
         async with LiveTransport(settings) as transport:
             while not queue.empty():
                 i = queue.get_nowait()
-                depots[i] = await seed_depot(i, transport, anchor, seed)
+                for attempt in range(SEED_ATTEMPTS):
+                    try:  # another seed: a fresh depot, the half-seeded one is left alone (never triggered)
+                        depots[i] = await seed_depot(i, transport, anchor, seed + 100_000 * attempt)
+                        break
+                    except SeedingFailed as exc:
+                        if attempt + 1 == SEED_ATTEMPTS:
+                            raise
+                        print(f"  {exc}; seeding it again")
                 if on_done is not None:
                     on_done(depots[i])
 
