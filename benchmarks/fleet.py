@@ -259,9 +259,9 @@ class StartedServices:
             })
             for s in SERVICES
         }
-        self.settings = SimulatorSettings(
-            kafka_bootstrap=base.kafka_bootstrap, postgres_dsn=base.postgres_dsn, redis_url=base.redis_url,
-            topic_prefix=self.prefix, **{f"{s}_url": self.processes[s].url(s) for s in SERVICES})
+        self.settings = SimulatorSettings.model_validate({
+            "kafka_bootstrap": base.kafka_bootstrap, "postgres_dsn": base.postgres_dsn, "redis_url": base.redis_url,
+            "topic_prefix": self.prefix, **{f"{s}_url": self.processes[s].url(s) for s in SERVICES}})
 
     async def start(self) -> None:
         await ensure_topics(self.settings)  # once, before four services race to create them
@@ -680,6 +680,7 @@ async def amain(args: argparse.Namespace) -> int:
     logging.disable(logging.INFO)
     # Ctrl-C or a TERM cancels the run, so the services it started are stopped and its schemas dropped.
     main_task, loop = asyncio.current_task(), asyncio.get_running_loop()
+    assert main_task is not None
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, main_task.cancel)
     base = SimulatorSettings()
