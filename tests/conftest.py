@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
@@ -45,8 +46,16 @@ def stack_endpoints() -> PlatformSettings:
 
 
 @pytest.fixture(scope="session")
-def session_prefix() -> str:
-    return f"t{uuid.uuid4().hex[:8]}."
+def session_prefix(stack_endpoints: PlatformSettings) -> Iterator[str]:
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    yield prefix
+    # Every test topic lives under this prefix: delete them, or a broker shared by many runs ends up
+    # holding tens of thousands of partitions (and as many open files).
+    import asyncio
+
+    from tests.support import delete_topics_with_prefix
+
+    asyncio.run(delete_topics_with_prefix(stack_endpoints, prefix))
 
 
 @pytest.fixture(scope="session")

@@ -73,3 +73,20 @@ async def publish_as_owner(
         await producer.send_and_wait(
             settings.topic(spec.name), message.to_bytes(), key=spec.key_for(message), headers=kafka_headers
         )
+
+
+async def delete_topics_with_prefix(settings: PlatformSettings, prefix: str) -> int:
+    """Delete a test run's topics (best effort: a broker already gone is not a test failure)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="mgrid-test-cleanup")
+    try:
+        await admin.start()
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        for start in range(0, len(doomed), 100):
+            await admin.delete_topics(doomed[start:start + 100])
+        return len(doomed)
+    except Exception:  # noqa: BLE001 - cleanup must never fail the run
+        return 0
+    finally:
+        await admin.close()

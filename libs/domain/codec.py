@@ -219,6 +219,41 @@ def canonical_inputs_json(inputs: Any) -> bytes:
     return canonical_json_of(inputs, as_set=True)
 
 
+def canonical_inputs_fields(inputs: Any, known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each field of the cycle inputs as its canonical JSON text; a field in `known` is taken as given.
+
+    ``join_canonical_fields`` of the result is exactly ``canonical_inputs_json(inputs)``: a caller that
+    keeps the text of fields which did not change (the tree, the limits) encodes only what did.
+    """
+    hints = _field_hints(type(inputs))
+    known = known or {}
+    return {
+        name: known[name] if name in known else _encoder(hint, True)(getattr(inputs, name))
+        for name, hint in hints.items()
+    }
+
+
+def encode_inputs_field(inputs_type: Any, name: str, value: Any) -> str:
+    """One field's canonical JSON text, as ``canonical_inputs_fields`` would give it."""
+    return _encoder(_field_hints(inputs_type)[name], True)(value)
+
+
+def join_canonical_fields(fields: Mapping[str, str]) -> bytes:
+    """The canonical JSON object of fields already encoded: keys sorted, no spaces (as the encoders write)."""
+    return ("{" + ",".join(f"{_encode_str(name)}:{fields[name]}" for name in sorted(fields)) + "}").encode()
+
+
+_HINTS: dict[Any, dict[str, Any]] = {}
+
+
+def _field_hints(cls: Any) -> dict[str, Any]:
+    found = _HINTS.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _HINTS[cls] = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return found
+
+
 def inputs_digest(inputs: Any) -> str:
     """sha256 (hex) of the canonical JSON of the cycle inputs."""
     return hashlib.sha256(canonical_inputs_json(inputs)).hexdigest()

@@ -25,12 +25,13 @@ from contracts.events import (
 )
 from contracts.records import CycleResultRecord
 from libs.domain import run_balancing_cycle, to_canonical_json
-from libs.domain.codec import canonical_inputs_json
+from libs.domain.codec import canonical_inputs_fields, join_canonical_fields
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.observability import get_metrics, span
 from libs.platform.observability.tracing import span_attributes
 from libs.platform.result_waiter import result_channel
 from services.balancing.adapters import cycles, read_models
+from services.balancing.adapters.cycles import StoredInputs
 from services.balancing.adapters.state_cache import CyclePreflight, MicrogridStateCache, preflight
 from services.balancing.cycle_inputs import CycleSettings, cycle_inputs_from
 from services.balancing.cycle_records import cycle_result_record, demand_resolved_payload
@@ -63,7 +64,8 @@ async def execute_cycle(
     started_at = now()
     if stamps is None:
         stamps = await preflight(conn, request.microgrid_id, request.request_key)
-    cached = await (cache or MicrogridStateCache(max_microgrids=1)).state(conn, request.microgrid_id, stamps)
+    cache = cache or MicrogridStateCache(max_microgrids=1)
+    cached = cache_entry = await cache.state(conn, request.microgrid_id, stamps)
     state = cached.records
     rotation = 0 if stamps.last_rotation is None else stamps.last_rotation + 1
     inputs = cycle_inputs_from(
@@ -86,8 +88,11 @@ async def execute_cycle(
                 )
             )
 
-    # One canonical serialisation serves the stored inputs and the digest (the cycle's hot path).
-    inputs_json = canonical_inputs_json(inputs)
+    # One canonical serialisation serves the stored inputs and the digest (the cycle's hot path); the text
+    # of fields unchanged since the last load (the tree, limits, telemetry) is reused, not re-encoded.
+    encoded = cache_entry.encoded
+    fields = canonical_inputs_fields(inputs, known={name: e.text for name, e in encoded.items()})
+    inputs_json = join_canonical_fields(fields)
     ids = span_attributes(
         microgrid_id=request.microgrid_id, cycle_id=inputs.cycle_id, correlation_id=request.correlation_id
     )
@@ -97,13 +102,18 @@ async def execute_cycle(
         )
         cycle_span.set_attributes(span_attributes(outcome=result.outcome, reason_codes=list(result.reason_codes)))
     output = to_canonical_json(result)
+    # Large fields are stored as content-addressed parts: an unchanged tree is written once, not per cycle.
+    part_digests = {name: e.digest for name, e in encoded.items()}
+    unstored = cache.parts_to_store(set(part_digests.values()))
+    stored_inputs = StoredInputs.of(fields, part_digests, unstored)
+    uow.on_commit(lambda: cache.mark_stored(unstored))
     record = cycle_result_record(result, inputs=inputs, request=request, started_at=started_at, ended_at=now())
     await cycles.insert_cycle(
         conn,
         result=record,
         request_key=request.request_key,
         request_event_id=message.event_id,
-        inputs_json=inputs_json,
+        inputs=stored_inputs,
         output=output,
         output_digest=output_digest(output),
         missing_inputs=list(result.missing_inputs),

@@ -60,6 +60,9 @@ def system_settings(stack_endpoints: PlatformSettings, tmp_path_factory: pytest.
         yield settings
     finally:
         processes.stop()
+        from tests.support import delete_topics_with_prefix
+
+        asyncio.run(delete_topics_with_prefix(stack_endpoints, prefix))
 
 
 @pytest.fixture(scope="session")

@@ -30,17 +30,21 @@ async def insert_cycle(
     result: CycleResultRecord,
     request_key: str,
     request_event_id: UUID,
-    inputs_json: bytes,
+    inputs: StoredInputs,
     output: bytes,
     output_digest: str,
     missing_inputs: list[str],
     safe_action_taken: str | None,
     rotation: int,
 ) -> None:
-    """The cycle and its breaches in one statement (one round trip; the breaches' key check runs at its end)."""
+    """The cycle, its breaches and its new input parts in one statement (one round trip; the breaches'
+    key check runs at its end)."""
     breaches = result.breaches
     await conn.execute(
-        "WITH cycle AS ("
+        "WITH parts AS ("
+        " INSERT INTO cycle_input_parts (digest, body)"
+        " SELECT * FROM unnest($21::text[], $22::text[]) ON CONFLICT (digest) DO NOTHING),"
+        " cycle AS ("
         " INSERT INTO cycles (cycle_id, microgrid_id, node_id, request_key, request_event_id, topology_version,"
         " outcome, started_at, ended_at, result, inputs, output, inputs_digest, output_digest, missing_inputs,"
         " safe_action_taken, rotation)"
@@ -58,7 +62,7 @@ async def insert_cycle(
         result.started_at,
         result.ended_at,
         result.model_dump_json(),
-        inputs_json.decode(),
+        inputs.document,
         output,
         result.audit.inputs_digest,
         output_digest,
@@ -68,16 +72,53 @@ async def insert_cycle(
         [b.breach_id for b in breaches],
         [b.model_dump_json() for b in breaches],
         [b.detected_at for b in breaches],
+        [digest for digest, _ in inputs.new_parts],
+        [body for _, body in inputs.new_parts],
     )
 
 
-def _stored(row: asyncpg.Record | None) -> StoredCycle | None:
+# ---- stored inputs: the small fields inline, the large ones as content-addressed parts -------------------
+
+PARTS_KEY = "$parts"
+
+
+@dataclass(frozen=True)
+class StoredInputs:
+    """A cycle's inputs as stored: `document` (jsonb) names its large fields by digest; `new_parts` are the
+    (digest, canonical text) pairs not yet in cycle_input_parts. An unchanged tree is stored once, not per cycle."""
+
+    document: str
+    new_parts: list[tuple[str, str]]
+
+    @staticmethod
+    def of(fields: dict[str, str], parts: dict[str, str], unstored: set[str]) -> StoredInputs:
+        """`fields`: every field's canonical text; `parts`: field -> digest for the fields stored as parts."""
+        document: dict[str, Any] = {name: json.loads(text) for name, text in fields.items() if name not in parts}
+        document[PARTS_KEY] = parts
+        new = sorted({(digest, fields[name]) for name, digest in parts.items() if digest in unstored})
+        return StoredInputs(json.dumps(document), new)
+
+
+async def _expanded_inputs(conn: asyncpg.Connection | asyncpg.Pool, document: dict[str, Any]) -> dict[str, Any]:
+    """The inputs as `cycle_inputs_to_dict` gives them (a cycle stored before parts existed is whole already)."""
+    parts: dict[str, str] = document.pop(PARTS_KEY, None) or {}
+    if parts:
+        rows = await conn.fetch(
+            "SELECT digest, body FROM cycle_input_parts WHERE digest = ANY($1::text[])", list(set(parts.values()))
+        )
+        bodies = {r["digest"]: r["body"] for r in rows}
+        for name, digest in parts.items():
+            document[name] = json.loads(bodies[digest])
+    return document
+
+
+async def _stored(conn: asyncpg.Connection | asyncpg.Pool, row: asyncpg.Record | None) -> StoredCycle | None:
     if row is None:
         return None
     return StoredCycle(
         result=CycleResultRecord.model_validate_json(row["result"]),
         request_key=row["request_key"],
-        inputs=json.loads(row["inputs"]),
+        inputs=await _expanded_inputs(conn, json.loads(row["inputs"])),
         output=bytes(row["output"]),
         inputs_digest=row["inputs_digest"],
         output_digest=row["output_digest"],
@@ -87,15 +128,16 @@ def _stored(row: asyncpg.Record | None) -> StoredCycle | None:
 
 
 async def cycle_by_id(conn: asyncpg.Connection | asyncpg.Pool, cycle_id: UUID) -> StoredCycle | None:
-    return _stored(await conn.fetchrow("SELECT * FROM cycles WHERE cycle_id = $1", cycle_id))
+    return await _stored(conn, await conn.fetchrow("SELECT * FROM cycles WHERE cycle_id = $1", cycle_id))
 
 
 async def cycle_by_request_key(conn: asyncpg.Connection | asyncpg.Pool, request_key: str) -> StoredCycle | None:
-    return _stored(await conn.fetchrow("SELECT * FROM cycles WHERE request_key = $1", request_key))
+    return await _stored(conn, await conn.fetchrow("SELECT * FROM cycles WHERE request_key = $1", request_key))
 
 
 async def latest_cycle(conn: asyncpg.Connection | asyncpg.Pool, microgrid_id: UUID) -> StoredCycle | None:
-    return _stored(
+    return await _stored(
+        conn,
         await conn.fetchrow(
             "SELECT * FROM cycles WHERE microgrid_id = $1 ORDER BY seq DESC LIMIT 1",
             microgrid_id,

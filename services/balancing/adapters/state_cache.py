@@ -10,12 +10,15 @@ never make stale data look current, so the cache needs no invalidation messages.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
 
+from libs.domain import CycleInputs
+from libs.domain.codec import encode_inputs_field
 from services.balancing.adapters import read_models
 from services.balancing.adapters.read_models import MicrogridState, StaticPart, TelemetryPart
 from services.balancing.cycle_inputs import (
@@ -58,15 +61,44 @@ async def preflight(conn: asyncpg.Connection, microgrid_id: UUID, request_key: s
 
 
 @dataclass(frozen=True)
+class EncodedField:
+    """One cycle-inputs field as canonical JSON text, and the digest it is stored under (cycle_input_parts)."""
+
+    text: str
+    digest: str
+
+
+def _encoded(values: object, names: tuple[str, ...]) -> dict[str, EncodedField]:
+    out = {}
+    for name in names:
+        value = getattr(values, name)
+        if value is None:
+            continue
+        text = encode_inputs_field(CycleInputs, name, value)
+        out[name] = EncodedField(text, hashlib.sha256(text.encode()).hexdigest())
+    return out
+
+
+_STATIC_FIELDS = (
+    "microgrid", "nodes", "node_limits", "envelopes", "forecast_sources", "circuit_capacities", "aggregate_caps",
+    "fallback_rules",
+)
+_TELEMETRY_FIELDS = ("telemetry", "connector_demands")
+
+
+@dataclass(frozen=True)
 class CachedStatic:
     part: StaticPart
     inputs: StaticCycleInputs
+    # The inputs' text of these fields: encoded once per stamp, not once per cycle.
+    encoded: dict[str, EncodedField]
 
 
 @dataclass(frozen=True)
 class CachedTelemetry:
     part: TelemetryPart
     inputs: TelemetryCycleInputs
+    encoded: dict[str, EncodedField]
 
 
 @dataclass(frozen=True)
@@ -75,6 +107,10 @@ class CycleState:
 
     static: CachedStatic
     telemetry: CachedTelemetry
+
+    @property
+    def encoded(self) -> dict[str, EncodedField]:
+        return {**self.static.encoded, **self.telemetry.encoded}
 
     @property
     def records(self) -> MicrogridState:
@@ -90,19 +126,34 @@ class MicrogridStateCache:
         self._telemetry: OrderedDict[UUID, CachedTelemetry] = OrderedDict()
         self.hits = 0
         self.loads = 0
+        # Digests of input parts known to be committed in cycle_input_parts (content-addressed, never
+        # rewritten): a cycle inserts only the parts not in here. Bounded; forgetting only costs a no-op insert.
+        self.stored_parts: OrderedDict[str, None] = OrderedDict()
+
+    def parts_to_store(self, digests: set[str]) -> set[str]:
+        return {d for d in digests if d not in self.stored_parts}
+
+    def mark_stored(self, digests: set[str]) -> None:
+        for digest in digests:
+            self.stored_parts[digest] = None
+            self.stored_parts.move_to_end(digest)
+        while len(self.stored_parts) > 8 * self._max:
+            self.stored_parts.popitem(last=False)
 
     async def state(self, conn: asyncpg.Connection, microgrid_id: UUID, stamps: CyclePreflight) -> CycleState:
         static = self._static.get(microgrid_id)
         if static is None or stamps.static_stamp is None or static.part.stamp != stamps.static_stamp:
             part = await read_models.load_static_part(conn, microgrid_id)
-            static = CachedStatic(part, static_cycle_inputs(part))
+            static_inputs = static_cycle_inputs(part)
+            static = CachedStatic(part, static_inputs, _encoded(static_inputs, _STATIC_FIELDS))
             self.loads += 1
         else:
             self.hits += 1
         telemetry = self._telemetry.get(microgrid_id)
         if telemetry is None or stamps.telemetry_stamp is None or telemetry.part.stamp != stamps.telemetry_stamp:
             tpart = await read_models.load_telemetry_part(conn, microgrid_id)
-            telemetry = CachedTelemetry(tpart, telemetry_cycle_inputs(tpart))
+            telemetry_inputs = telemetry_cycle_inputs(tpart)
+            telemetry = CachedTelemetry(tpart, telemetry_inputs, _encoded(telemetry_inputs, _TELEMETRY_FIELDS))
             self.loads += 1
         else:
             self.hits += 1

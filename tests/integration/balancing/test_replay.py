@@ -51,6 +51,33 @@ async def test_every_stored_cycle_replays_byte_for_byte(service: RunningService,
         assert report.identical, (cycle_id, report)
 
 
+async def test_an_unchanged_tree_is_stored_once_and_every_cycle_still_replays(
+    service: RunningService, feed: Feed
+) -> None:
+    """Inputs are stored as content-addressed parts: a second cycle on the same tree adds no tree part."""
+    depot = Depot()
+    gc = depot.grid_connection("GC", cap_watts=20_000)
+    for name in ("K1", "K2", "K3"):
+        depot.connector(name, gc)
+    await feed.setup(depot)
+    first = depot.rebalance(T0)
+    await feed.send(first)
+    await feed.cycle(first.payload.request_key)
+    parts_after_first = await service.ctx.pool.fetchval("SELECT count(*) FROM cycle_input_parts")
+    second = depot.rebalance(T0)
+    await feed.send(second)
+    await feed.cycle(second.payload.request_key)
+    assert await service.ctx.pool.fetchval("SELECT count(*) FROM cycle_input_parts") == parts_after_first
+    rows = await service.ctx.pool.fetch(
+        "SELECT cycle_id, inputs->'$parts' AS parts FROM cycles WHERE request_key = ANY($1::text[])",
+        [first.payload.request_key, second.payload.request_key],
+    )
+    assert len(rows) == 2 and rows[0]["parts"] == rows[1]["parts"], "both cycles name the same stored parts"
+    for row in rows:
+        stored = await cycles.cycle_by_id(service.ctx.pool, row["cycle_id"])
+        assert stored is not None and replay_cycle(stored).identical
+
+
 async def test_mgrid_cycle_explains_and_replays_a_stored_cycle(service: RunningService, feed: Feed) -> None:
     row = await service.ctx.pool.fetchrow("SELECT cycle_id, outcome FROM cycles ORDER BY seq DESC LIMIT 1")
     assert row is not None

@@ -50,3 +50,16 @@ def test_decoder_is_strict():
         cycle_inputs_from_dict({**stored, "rotation": "3"})
     with pytest.raises(ValueError, match="timezone-aware"):
         cycle_inputs_to_dict(replace(INPUTS, now=datetime(2025, 3, 1, 12)))
+
+
+def test_inputs_joined_from_fields_are_the_canonical_bytes_whichever_fields_were_kept():
+    """Balancing keeps the text of unchanged fields between cycles; the join must not drift from the whole."""
+    from libs.domain.codec import canonical_inputs_fields, canonical_inputs_json, join_canonical_fields
+
+    inputs = INPUTS
+    whole = canonical_inputs_json(inputs)
+    fields = canonical_inputs_fields(inputs)
+    assert join_canonical_fields(fields) == whole
+    kept = {name: fields[name] for name in ("nodes", "node_limits", "telemetry")}
+    assert join_canonical_fields(canonical_inputs_fields(inputs, known=kept)) == whole
+    assert json.loads(whole) == cycle_inputs_to_dict(inputs)
