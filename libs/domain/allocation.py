@@ -17,10 +17,14 @@ The rule, in order:
    request gets ``min(requested, max(min, weight * lambda))``; a node whose cap is reached freezes
    its subtree. Computed bottom-up: each saturated node's level is found by a sweep over the
    breakpoints of the requests below it (O(k log k)), only for nodes that actually saturate.
-4. Integer watts: levels are integers in units of ``1 / L`` W per unit weight (``L`` = lcm of the
-   class's weights) rounded down, then each allocation is rounded down, so caps always hold; the few
-   watts left by rounding go, one watt each, to level-bound requests in tie-break order while every
-   cap on their path still has room. Each result is within 2 W of the exact fair share.
+4. Integer watts, rounded once at the end. Levels are found in fixed point (units of
+   ``2**-32 / L`` W per unit weight, ``L`` = lcm of the class's weights), never floored to whole
+   watts on the way up, so a saturated subtree hands its parent exactly its cap and nothing leaks
+   to its siblings. The shares are then rounded by largest remainder down the tree: each root's
+   total rounded up, each node's whole watts handed to its requests and child subtrees (floor each,
+   the watts left one each to the largest remainders, ties in tie-break order). Every subtree then
+   sums to the floor or the ceiling of its exact share, so no integer cap is exceeded, and every
+   request is within 1 W of the exact weighted max-min share, at any tree size.
 
 Tie-break order: ascending ``rank`` (the caller passes a stable rank, e.g. by node id), rotated by
 ``rotation`` within each class, so a caller that advances the rotation each cycle moves who is
@@ -162,16 +166,16 @@ def _fill(
     scale = 1
     for r in admitted:
         scale = lcm(scale, max(1, requests[r].weight))
+    unit = scale * _FINE  # shares are exact integers in 1/unit W
     # Requests in preorder of their node: every subtree is one contiguous slice.
     by_node = sorted(admitted, key=lambda r: requests[r].node)
     reqs = [requests[r] for r in by_node]
     k = len(reqs)
     node_of = [q.node for q in reqs]
     wanted = [q.requested_watts for q in reqs]
-    minimum = [q.min_watts for q in reqs]
     weight = [max(1, q.weight) for q in reqs]
-    units = [scale // w for w in weight]
-    low = [m * u for m, u in zip(minimum, units, strict=True)]  # level where a request starts rising
+    units = [unit // w for w in weight]
+    low = [q.min_watts * u for q, u in zip(reqs, units, strict=True)]  # level where a request starts rising
     level = [x * u for x, u in zip(wanted, units, strict=True)]  # capped below by the saturated nodes above it
     bound = [-1] * k
     first = [0] * (n + 1)
@@ -187,7 +191,7 @@ def _fill(
         a = avail[i]
         if a is not None and g > a:
             lo, hi = first[i], first[subtree_end[i]]
-            lam = _level(low, level, weight, lo, hi, a * scale)
+            lam = _level(low, level, weight, lo, hi, a * unit)
             if lam is not None:
                 for j in range(lo, hi):
                     if level[j] > lam:
@@ -196,38 +200,20 @@ def _fill(
             g = a
         if i:
             ginf[parent[i]] += g
-    granted = [
-        m if lv <= lw else min(x, w * lv // scale)
-        for m, lv, lw, x, w in zip(minimum, level, low, wanted, weight, strict=True)
-    ]
-    # Hand the watts lost to rounding back, one each, in tie-break order.
+    # Each share in 1/unit W; round once, keeping every subtree's sum at the floor or ceiling of its share.
+    share = [w * (lv if lv > lw else lw) for w, lv, lw in zip(weight, level, low, strict=True)]
+    rank_in = {r: t for t, r in enumerate(ordered)}
+    granted = _round_shares(parent, first, share, [rank_in[r] for r in by_node], unit, n)
     use = [0] * n
     for j in range(k):
         use[node_of[j]] += granted[j]
     for i in range(n - 1, 0, -1):
-        use[parent[i]] += use[i]
-    slack = [None if cap is None else cap - u for cap, u in zip(avail, use, strict=True)]
-    slot = {r: j for j, r in enumerate(by_node)}
-    for r in ordered:
-        found = slot.get(r)
-        if found is None:
-            continue
-        j = found
-        b = bound[j]
-        # Only a level-bound request whose binding cap kept a spare watt can take one.
-        if b < 0 or slack[b] < 1 or level[j] <= low[j] or granted[j] >= wanted[j]:  # type: ignore[operator]
-            continue
-        path = _capped_path(parent, slack, node_of[j])
-        for i in path:
-            if slack[i] < 1:  # type: ignore[operator]
-                break
-        else:
-            granted[j] += 1
-            for i in path:
-                slack[i] -= 1  # type: ignore[operator]
+        if parent[i] >= 0:
+            use[parent[i]] += use[i]
     for i in range(n):
-        if slack[i] is not None:
-            avail[i] = slack[i]
+        a = avail[i]
+        if a is not None:
+            avail[i] = a - use[i]
     allocated, curtailed = AllocationState.ALLOCATED, AllocationState.CURTAILED
     for j, r in enumerate(by_node):
         watts[r] = granted[j]
@@ -236,6 +222,78 @@ def _fill(
         else:
             states[r] = curtailed
             binding[r] = bound[j]
+
+
+_FINE = 1 << 32  # levels are found to 2**-32 W per unit weight, so what flooring them loses stays far below 1 W
+
+
+def _round_shares(
+    parent: Sequence[int],
+    first: list[int],
+    share: list[int],
+    tie: list[int],
+    unit: int,
+    n: int,
+) -> list[int]:
+    """Whole watts from shares in 1/unit W, rounded once: largest remainder down the tree.
+
+    Each root's total is rounded up, and each node's whole-watt total is handed to its items (its own
+    requests and its child subtrees): every item gets the floor of its share, and the watts left go
+    one each to the items with the largest remainder (ties: tie-break order). Every subtree then sums
+    to the floor or the ceiling of its exact share, which no integer cap at or above it can be below.
+    """
+    k = len(share)
+    granted = [0] * k
+    total = [0] * n
+    best = [k] * n  # smallest tie-break position in the subtree
+    for i in range(n - 1, -1, -1):
+        t = total[i]
+        b = best[i]
+        for j in range(first[i], first[i + 1]):
+            t += share[j]
+            if tie[j] < b:
+                b = tie[j]
+        total[i] = t
+        best[i] = b
+        p = parent[i]
+        if p >= 0:
+            total[p] += t
+            if b < best[p]:
+                best[p] = b
+    target = [0] * n
+    kids: list[list[int]] = [[] for _ in range(n)]
+    for i in range(n):
+        if total[i]:
+            p = parent[i]
+            if p >= 0:
+                kids[p].append(i)
+            else:
+                target[i] = -(-total[i] // unit)
+    for i in range(n):
+        t = target[i]
+        if not total[i]:
+            continue
+        items: list[tuple[int, int, int, int]] = []  # (-remainder, tie, is_node, index)
+        for j in range(first[i], first[i + 1]):
+            whole, rem = divmod(share[j], unit)
+            granted[j] = whole
+            t -= whole
+            if rem:
+                items.append((-rem, tie[j], 0, j))
+        for c in kids[i]:
+            whole, rem = divmod(total[c], unit)
+            target[c] = whole
+            t -= whole
+            if rem:
+                items.append((-rem, best[c], 1, c))
+        if t:
+            items.sort()
+            for _, _, is_node, x in items[:t]:
+                if is_node:
+                    target[x] += 1
+                else:
+                    granted[x] += 1
+    return granted
 
 
 def _level(low: list[int], level: list[int], weight: list[int], lo: int, hi: int, target: int) -> int | None:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import linprog
+from scipy.sparse import csr_matrix
 
 EPS = 1e-6
 
@@ -44,7 +45,7 @@ def lp_max_min(
             row[j] = -1.0
             row[k] = requests[j][3]  # weight * t - a_j <= 0
             level_rows.append(row)
-        a_ub = np.array(rows + level_rows) if rows or level_rows else None
+        a_ub = csr_matrix(np.array(rows + level_rows)) if rows or level_rows else None
         b_ub = np.array(caps + [0.0] * len(level_rows))
         var_bounds = [(v, v) if j in frozen else bounds[j] for j, v in ((j, frozen.get(j)) for j in range(k))]
         top_t = max(hi / w for _, _, hi, w in (requests[j] for j in free)) + 1.0
@@ -60,20 +61,23 @@ def lp_max_min(
             bounds=fixed_t,
             method="highs",
         )
-        newly = []
-        for j in free:
-            floor = max(requests[j][1], requests[j][3] * t)
-            if spread.x[j] > floor + EPS:
-                continue  # it rose in one optimal solution: not frozen
-            alone = linprog(
-                c=[-1.0 if i == j else 0.0 for i in range(k)] + [0.0],
+        # The rest: maximise their summed rise above the level; those that rise are not frozen, and
+        # once none can, each one alone cannot either (every rise is >= 0), so they all freeze.
+        candidates = [j for j in free if spread.x[j] <= max(requests[j][1], requests[j][3] * t) + EPS]
+        while candidates:
+            open_set = set(candidates)
+            rise = linprog(
+                c=[-1.0 if j in open_set else 0.0 for j in range(k)] + [0.0],
                 A_ub=a_ub,
                 b_ub=b_ub,
                 bounds=fixed_t,
                 method="highs",
             )
-            if alone.x[j] <= floor + EPS:
-                newly.append((j, floor))
+            rose = {j for j in candidates if rise.x[j] > max(requests[j][1], requests[j][3] * t) + EPS}
+            if not rose:
+                break
+            candidates = [j for j in candidates if j not in rose]
+        newly = [(j, max(requests[j][1], requests[j][3] * t)) for j in candidates]
         if not newly:  # numerical stall: freeze the tightest
             j = min(free, key=lambda i: solved.x[i] - requests[i][3] * t)
             newly.append((j, max(requests[j][1], requests[j][3] * t)))

@@ -12,29 +12,47 @@ from libs.domain.limits import AggregateCap
 from tests.unit.domain.scenario import MICROGRID, NOW, demand, envelope, grid_connection, limit, node, reading, rule
 
 THRESHOLD = 60
-CHILD_TYPES = [
-    NodeType.CIRCUIT,
-    NodeType.CHARGE_POINT,
-    NodeType.CONNECTOR,
-    NodeType.CONNECTOR,
-    NodeType.CONNECTOR,
-    NodeType.POWER_SOURCE,
-    NodeType.VIRTUAL,
-]
+# What may be drawn under each parent type (the tree rules of `libs.domain.topology`), connectors often.
+CHILD_TYPES = {
+    NodeType.GRID_CONNECTION: [
+        NodeType.CIRCUIT,
+        NodeType.CHARGE_POINT,
+        NodeType.CHARGE_POINT,
+        NodeType.POWER_SOURCE,
+        NodeType.VIRTUAL,
+    ],
+    NodeType.CIRCUIT: [
+        NodeType.CIRCUIT,
+        NodeType.CHARGE_POINT,
+        NodeType.CHARGE_POINT,
+        NodeType.POWER_SOURCE,
+        NodeType.VIRTUAL,
+    ],
+    NodeType.CHARGE_POINT: [
+        NodeType.CONNECTOR,
+        NodeType.CONNECTOR,
+        NodeType.CONNECTOR,
+        NodeType.POWER_SOURCE,
+        NodeType.VIRTUAL,
+    ],
+    NodeType.POWER_SOURCE: [NodeType.POWER_SOURCE, NodeType.VIRTUAL],
+    NodeType.VIRTUAL: [NodeType.POWER_SOURCE, NodeType.VIRTUAL],
+}
 
 
 @st.composite
 def depots(draw, max_nodes: int = 16, minimums: bool = True, priorities: bool = True) -> CycleInputs:  # noqa: ANN001
     gcs = draw(st.integers(1, 2))
     nodes = [grid_connection(f"gc{i}", f"feeder-{i}") for i in range(gcs)]
-    parents = [n.node_id for n in nodes]
+    parents = {n.node_id: n.node_type for n in nodes}
     for i in range(draw(st.integers(1, max_nodes))):
-        node_type = draw(st.sampled_from(CHILD_TYPES))
+        parent = draw(st.sampled_from(list(parents)))
+        node_type = draw(st.sampled_from(CHILD_TYPES[parents[parent]]))
         status = draw(st.sampled_from([NodeStatus.ACTIVE] * 6 + [NodeStatus.MAINTENANCE]))
         node_id = f"n{i:02d}"
-        nodes.append(node(node_id, draw(st.sampled_from(parents)), node_type, status=status))
+        nodes.append(node(node_id, parent, node_type, status=status))
         if node_type is not NodeType.CONNECTOR:
-            parents.append(node_id)
+            parents[node_id] = node_type
     watts = st.integers(0, 60_000)
     limits = []
     envelopes = []
@@ -125,3 +143,48 @@ def allocation_problems(draw, max_nodes: int = 10, max_requests: int = 6, minimu
         for r in range(draw(st.integers(1, max_requests)))
     ]
     return pre_parent, end, headroom, requests
+
+
+def amplifying_problem(
+    charge_points: int,
+    *,
+    point_cap: int = 5,
+    connectors: int = 3,
+    asking: int = 10,
+    big: int = 1_000,
+    spare: int = 100,
+):  # noqa: ANN201
+    """The shape that amplified the old rounding drift: a grid connection capped at ``spare`` W above
+    what its charge points may draw, charge points whose cap does not divide among their connectors,
+    and one big connector beside them that takes whatever the charge points leave."""
+    parent, headroom, requests = [-1], [spare + point_cap * charge_points], []
+    for _ in range(charge_points):
+        cp = len(parent)
+        parent.append(0)
+        headroom.append(point_cap)
+        for _ in range(connectors):
+            requests.append(AllocationRequest(node=len(parent), requested_watts=asking, rank=len(requests)))
+            parent.append(cp)
+            headroom.append(None)
+    requests.append(AllocationRequest(node=len(parent), requested_watts=big, rank=len(requests)))
+    parent.append(0)
+    headroom.append(None)
+    end = list(range(1, len(parent) + 1))
+    for i in range(len(parent) - 1, 0, -1):
+        end[parent[i]] = max(end[parent[i]], end[i])
+    return parent, end, headroom, requests
+
+
+@st.composite
+def amplifying_problems(draw, charge_points: int):  # noqa: ANN001
+    """`amplifying_problem` with drawn caps and requests, at a fixed number of charge points."""
+    connectors = draw(st.integers(2, 4))
+    point_cap = draw(st.integers(connectors + 1, 40_000))
+    return amplifying_problem(
+        charge_points,
+        point_cap=point_cap,
+        connectors=connectors,
+        asking=draw(st.integers(point_cap // connectors + 1, 50_000)),
+        big=draw(st.integers(1, 200_000)),
+        spare=draw(st.integers(0, 100_000)),
+    )

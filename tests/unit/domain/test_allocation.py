@@ -63,3 +63,30 @@ def test_uncapped_tree_grants_every_request_and_negative_headroom_grants_nothing
 def test_minimums_are_held_while_others_rise_above_them():
     got = run([40, None, None, None, None, None], [Req(2, 30, 20), Req(3, 30), Req(5, 30)])
     assert got.watts == (20, 10, 10)
+
+
+def test_four_connector_reproduction_is_exact_within_one_watt():
+    # GRID_CONNECTION (aggregate 159,516 W) -> k020 asking 150,000 W, and cp024 (17,264 W) -> three
+    # connectors asking 50,000, 11,000 and 7,400 W. Exact: 142,252 W and 5,754.667 W each.
+    parent, end = [-1, 0, 0, 2, 2, 2], [6, 2, 6, 4, 5, 6]
+    headroom = [159_516, None, 17_264, None, None, None]
+    got = allocate(
+        parent,
+        end,
+        headroom,
+        [Req(1, 150_000, rank=0), Req(3, 50_000, rank=1), Req(4, 11_000, rank=2), Req(5, 7_400, rank=3)],
+    )
+    assert got.watts[0] == 142_252
+    assert sorted(got.watts[1:]) == [5_754, 5_755, 5_755]
+    assert sum(got.watts[1:]) == 17_264  # cp024 is used to its cap: nothing leaks to k020
+
+
+@pytest.mark.parametrize("charge_points", [2, 50, 300])
+def test_rounding_does_not_drift_with_the_number_of_saturated_charge_points(charge_points):
+    from tests.unit.domain.strategies import amplifying_problem
+
+    parent, end, headroom, requests = amplifying_problem(charge_points)
+    got = allocate(parent, end, headroom, requests)
+    assert got.watts[-1] == 100  # the big connector's exact share, whatever the size
+    for cp in range(charge_points):
+        assert sorted(got.watts[3 * cp : 3 * cp + 3]) == [1, 2, 2]  # 5 W shared as 5/3 each, rounded once
