@@ -35,6 +35,18 @@ class MicrogridNode:
     display_order: int = 0
 
 
+# Which node types each node type may hang under (the spec's model: a grid connection feeds circuits
+# and charge points, a charge point holds connectors). Types not listed may sit under anything but a
+# CONNECTOR, which is a leaf. First-level nodes are GRID_CONNECTIONs (FIRST_LEVEL_NOT_GRID_CONNECTION).
+# A VIRTUAL node only groups: the rule looks through it to the nearest physical node above.
+ALLOWED_PARENT_TYPES: dict[NodeType, frozenset[NodeType]] = {
+    NodeType.GRID_CONNECTION: frozenset(),
+    NodeType.CIRCUIT: frozenset({NodeType.GRID_CONNECTION, NodeType.CIRCUIT}),
+    NodeType.CHARGE_POINT: frozenset({NodeType.CIRCUIT, NodeType.GRID_CONNECTION}),
+    NodeType.CONNECTOR: frozenset({NodeType.CHARGE_POINT}),
+}
+
+
 class TopologyRule(StrEnum):
     """The tree invariant a rejected topology breaks (reported as ``violated_rule``)."""
 
@@ -44,6 +56,7 @@ class TopologyRule(StrEnum):
     FIRST_LEVEL_NOT_GRID_CONNECTION = "FIRST_LEVEL_NOT_GRID_CONNECTION"
     MISSING_GRID_CONNECTION = "MISSING_GRID_CONNECTION"
     ORPHAN_NODE = "ORPHAN_NODE"
+    PARENT_TYPE_NOT_ALLOWED = "PARENT_TYPE_NOT_ALLOWED"
     CYCLE = "CYCLE"
     ASSET_REFERENCED_TWICE = "ASSET_REFERENCED_TWICE"
     ASSET_REFERENCE_INCOMPLETE = "ASSET_REFERENCE_INCOMPLETE"
@@ -109,6 +122,13 @@ class TopologyIndex:
                         f"parent {parent} is not a node of this microgrid",
                     )
                 )
+            elif parent is not None:
+                above = _physical_parent(by_id, by_id[parent])
+                allowed = ALLOWED_PARENT_TYPES.get(node.node_type)
+                if above is not None and (
+                    above.node_type is NodeType.CONNECTOR or (allowed is not None and above.node_type not in allowed)
+                ):
+                    violations.append(_parent_type(node, above))
             children.setdefault(parent, []).append(node_id)
             if (node.attached_asset_type is None) != (node.attached_asset_id is None):
                 violations.append(
@@ -208,6 +228,34 @@ def validate_topology(
 def _node_sort_key(node: MicrogridNode) -> tuple[str, str, str]:
     # A duplicate id keeps the same survivor whatever the input order.
     return (node.node_id, node.microgrid_id, node.parent_node_id or "")
+
+
+def _physical_parent(by_id: dict[str, MicrogridNode], parent: MicrogridNode) -> MicrogridNode | None:
+    """``parent``, or the nearest non-VIRTUAL node above it (None: none, or the chain loops or breaks)."""
+    seen: set[str] = set()
+    node: MicrogridNode | None = parent
+    while node is not None and node.node_type is NodeType.VIRTUAL:
+        if node.node_id in seen or node.parent_node_id is None:
+            return None
+        seen.add(node.node_id)
+        node = by_id.get(node.parent_node_id)
+    return node
+
+
+def _parent_type(node: MicrogridNode, parent: MicrogridNode) -> TopologyViolation:
+    kind, under = node.node_type, parent.node_type
+    if under is NodeType.CONNECTOR:
+        why = "a CONNECTOR is a leaf: nothing may sit under it"
+    elif kind is NodeType.GRID_CONNECTION:
+        why = "a GRID_CONNECTION sits only at the first level"
+    else:
+        names = " or ".join(sorted(t.value for t in ALLOWED_PARENT_TYPES[kind]))
+        why = f"a {kind.value} sits only under a {names}"
+    return TopologyViolation(
+        TopologyRule.PARENT_TYPE_NOT_ALLOWED,
+        (node.node_id, parent.node_id),
+        f"{kind.value} under {under.value}: {why}",
+    )
 
 
 def _other_microgrid(node_id: str, other: str) -> TopologyViolation:

@@ -94,6 +94,10 @@ class Depot:
         return node.attached_asset_id
 
     def connector(self, name: str, parent: UUID) -> UUID:
+        """A connector under ``parent``; under a charge point of its own when ``parent`` is not one
+        (connectors sit only under charge points)."""
+        if next(n for n in self.nodes if n.node_id == parent).node_type is not NodeType.CHARGE_POINT:
+            parent = self.add(f"{name}-CP", NodeType.CHARGE_POINT, parent)
         return self.add(name, NodeType.CONNECTOR, parent, asset=AssetType.CONNECTOR)
 
     def fallback(self, node_id: UUID, watts: int) -> None:

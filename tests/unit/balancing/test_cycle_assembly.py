@@ -80,7 +80,7 @@ def state(**overrides) -> MicrogridState:
             microgrid_id=MG, depot_id=DEPOT, version=3,
             nodes=[
                 node(GC, NodeType.GRID_CONNECTION, asset=(AssetType.CIRCUIT, CIRCUIT)),
-                node(METER, NodeType.CIRCUIT, GC),
+                node(METER, NodeType.CHARGE_POINT, GC),  # connectors sit under a charge point
                 node(K1, NodeType.CONNECTOR, METER),
                 node(K2, NodeType.CONNECTOR, METER),
             ],

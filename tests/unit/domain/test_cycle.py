@@ -59,7 +59,12 @@ def test_uncongested_cycle_applies_every_request():
 @pytest.mark.req("FR-003", "FR-005")
 def test_aggregate_cap_breached_while_every_node_is_below_its_local_cap():
     # Edge case: "Aggregate cap breached while all individual nodes remain below local caps."
-    nodes = [*depot_nodes(), grid_connection("gc2", "feeder-2"), connector("k9", "gc2")]
+    nodes = [
+        *depot_nodes(),
+        grid_connection("gc2", "feeder-2"),
+        node("cp9", "gc2", NodeType.CHARGE_POINT),
+        connector("k9", "cp9"),
+    ]
     inputs = cycle_inputs(
         nodes,
         node_limits=(limit("gc1", 70_000), limit("gc2", 30_000)),

@@ -27,8 +27,78 @@ def test_reference_depot_is_a_valid_tree():
 
 @pytest.mark.req("FR-002")
 def test_one_microgrid_may_hold_several_grid_connections():
-    nodes = [*depot_nodes(), grid_connection("gc2", "feeder-2"), connector("k9", "gc2")]
+    nodes = [
+        *depot_nodes(),
+        grid_connection("gc2", "feeder-2"),
+        node("cp9", "gc2", NodeType.CHARGE_POINT),
+        connector("k9", "cp9"),
+    ]
     assert validate_topology(MICROGRID, nodes) == ()
+
+
+def _valid_path_to(node_id, node_type):
+    """gc1 and a node ``node_id`` of ``node_type`` below it, every link allowed."""
+    if node_type is NodeType.CONNECTOR:
+        return [grid_connection("gc1"), node("cp", "gc1", NodeType.CHARGE_POINT), node(node_id, "cp", node_type)]
+    return [grid_connection("gc1"), node(node_id, "gc1", node_type)]
+
+
+@pytest.mark.req("FR-002")
+@pytest.mark.parametrize(
+    ("child_type", "parent_type"),
+    [
+        (NodeType.CONNECTOR, NodeType.CIRCUIT),
+        (NodeType.CONNECTOR, NodeType.GRID_CONNECTION),
+        (NodeType.CHARGE_POINT, NodeType.CONNECTOR),
+        (NodeType.GRID_CONNECTION, NodeType.CONNECTOR),
+        (NodeType.GRID_CONNECTION, NodeType.CIRCUIT),
+        (NodeType.CIRCUIT, NodeType.CHARGE_POINT),
+        (NodeType.CHARGE_POINT, NodeType.CHARGE_POINT),
+        (NodeType.VIRTUAL, NodeType.CONNECTOR),
+        (NodeType.CIRCUIT, NodeType.POWER_SOURCE),
+    ],
+)
+def test_a_node_type_under_a_parent_type_the_model_does_not_allow_is_refused(child_type, parent_type):
+    nodes = [*_valid_path_to("x", parent_type), node("y", "x", child_type)]
+    if parent_type is NodeType.GRID_CONNECTION:
+        nodes = [grid_connection("gc1"), node("y", "gc1", child_type)]
+    found = [v for v in validate_topology(MICROGRID, nodes) if v.rule is TopologyRule.PARENT_TYPE_NOT_ALLOWED]
+    parent_id = "gc1" if parent_type is NodeType.GRID_CONNECTION else "x"
+    assert [v.node_ids for v in found] == [("y", parent_id)]
+    assert f"{child_type.value} under {parent_type.value}" in found[0].detail
+
+
+@pytest.mark.req("FR-002")
+@pytest.mark.parametrize(
+    ("child_type", "parent_type"),
+    [
+        (NodeType.CIRCUIT, NodeType.GRID_CONNECTION),
+        (NodeType.CIRCUIT, NodeType.CIRCUIT),
+        (NodeType.CHARGE_POINT, NodeType.CIRCUIT),
+        (NodeType.CHARGE_POINT, NodeType.GRID_CONNECTION),
+        (NodeType.CONNECTOR, NodeType.CHARGE_POINT),
+        (NodeType.POWER_SOURCE, NodeType.CIRCUIT),
+        (NodeType.VIRTUAL, NodeType.CHARGE_POINT),
+    ],
+)
+def test_the_parent_types_of_the_model_are_accepted(child_type, parent_type):
+    nodes = [grid_connection("gc1"), node("y", "gc1", child_type)]
+    if parent_type is not NodeType.GRID_CONNECTION:
+        nodes = [*_valid_path_to("x", parent_type), node("y", "x", child_type)]
+    assert validate_topology(MICROGRID, nodes) == ()
+
+
+@pytest.mark.req("FR-002")
+def test_a_cycle_over_a_tree_that_breaks_the_parent_type_rules_is_rejected():
+    from libs.domain.cycle import run_balancing_cycle
+    from tests.unit.domain.scenario import cycle_inputs
+
+    nodes = [grid_connection("gc1"), node("c1", "gc1", NodeType.CIRCUIT), connector("k1", "c1")]
+    result = run_balancing_cycle(cycle_inputs(nodes))
+    assert result.reason_codes == (ReasonCode.TOPOLOGY_INVALID,)
+    assert [(v.rule, v.node_ids) for v in result.topology_violations] == [
+        (TopologyRule.PARENT_TYPE_NOT_ALLOWED, ("k1", "c1"))
+    ]
 
 
 @pytest.mark.req("FR-002")
@@ -138,3 +208,17 @@ def test_one_bad_edit_rejects_the_whole_batch():
 def test_violations_do_not_depend_on_input_order():
     nodes = [*depot_nodes(), node("a", "b", NodeType.VIRTUAL), node("b", "a", NodeType.VIRTUAL)]
     assert validate_topology(MICROGRID, nodes) == validate_topology(MICROGRID, list(reversed(nodes)))
+
+
+@pytest.mark.req("FR-002")
+def test_a_virtual_grouping_node_is_looked_through():
+    grouped = [
+        grid_connection("gc1"),
+        node("v", "gc1", NodeType.VIRTUAL),
+        node("cp", "v", NodeType.CHARGE_POINT),
+        connector("k", "cp"),
+    ]
+    assert validate_topology(MICROGRID, grouped) == ()
+    wrong = [grid_connection("gc1"), node("v", "gc1", NodeType.VIRTUAL), connector("k", "v")]
+    found = validate_topology(MICROGRID, wrong)
+    assert [(v.rule, v.node_ids) for v in found] == [(TopologyRule.PARENT_TYPE_NOT_ALLOWED, ("k", "gc1"))]
