@@ -20,6 +20,7 @@ Module map (read top to bottom to follow one balancing cycle):
 - ``allocation``          max-min fair water-filling under nested caps, minimums, priorities, weights.
 - ``cycle_inputs`` / ``cycle_result``  the cycle's input and output records.
 - ``cycle``               `run_balancing_cycle(inputs) -> CycleResult`.
+- ``engine``              `ENGINE_VERSION`: which rules made a cycle (recorded with every stored one).
 - ``collection_view``     resource sets and `validate_candidate_allocation` (FR-018, FR-019).
 - ``explanation``         `explain_cycle(result)`: a short human account of a result.
 - ``codec``               canonical JSON (`to_canonical_json`), `cycle_inputs_to_dict` /
@@ -58,6 +59,7 @@ from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs
 from libs.domain.cycle_result import AllocationSummary, Binding, Breach, CycleResult, NodeAllocation
 from libs.domain.demand import DemandResolution, FallbackRule, TelemetryReading
 from libs.domain.effective_constraints import EffectiveConstraint, managed_circuit_id
+from libs.domain.engine import ENGINE_VERSION, UNVERSIONED_ENGINE
 from libs.domain.envelope_lifecycle import evaluate_lifecycle, lifecycle_boundaries, next_boundary
 from libs.domain.envelopes import EnvelopeBlock, OperatingEnvelope, envelope_violations
 from libs.domain.explanation import explain_cycle
@@ -91,6 +93,7 @@ __all__ = [
     "CycleInputs",
     "CycleResult",
     "DemandResolution",
+    "ENGINE_VERSION",
     "EffectiveConstraint",
     "EnvelopeBlock",
     "FallbackRule",
@@ -110,6 +113,7 @@ __all__ = [
     "TopologyEditResult",
     "TopologyRule",
     "TopologyViolation",
+    "UNVERSIONED_ENGINE",
     "aggregate_caps_from_local_config",
     "apply_topology_edits",
     "cycle_inputs_from_dict",

@@ -48,14 +48,12 @@ def explain(cycle_id: CycleId) -> None:
 
 @app.command()
 def replay(cycle_id: CycleId) -> None:
-    """Recompute the cycle from its stored inputs and compare the output bytes; exit 1 when they differ."""
-    from services.balancing.replay import replay_cycle
+    """Recompute the cycle from its stored inputs and compare the output bytes; exit 1 when they differ
+    (then it names the engine version that made the cycle and lists the allocations that changed)."""
+    from services.balancing.replay import replay_cycle, replay_lines
 
     report = replay_cycle(_stored(cycle_id))
-    typer.echo(f"stored     sha256 {report.stored_digest}")
-    typer.echo(f"recomputed sha256 {report.recomputed_digest}")
-    if not report.inputs_digest_matches:
-        typer.echo("inputs digest does not match the stored inputs")
-    typer.echo("identical" if report.identical else "DIFFERENT")
+    for line in replay_lines(report):
+        typer.echo(line)
     if not report.identical:
         raise typer.Exit(1)

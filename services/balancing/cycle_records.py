@@ -16,7 +16,7 @@ from contracts.records import (
     DemandResolutionRecord,
     NodeAllocationRecord,
 )
-from libs.domain import CycleInputs, CycleResult, EffectiveConstraint
+from libs.domain import ENGINE_VERSION, CycleInputs, CycleResult, EffectiveConstraint
 from libs.domain.codec import to_jsonable
 
 # Which cap a node's allocation summary reports as its effective limit, first found wins.
@@ -93,8 +93,10 @@ def cycle_result_record(
 
 
 def policy_versions(inputs: CycleInputs) -> dict[str, Any]:
-    """References to the policy state the cycle used (the inputs themselves are stored with the cycle)."""
+    """References to the policy state the cycle used (the inputs themselves are stored with the cycle),
+    and the engine version that decided it (replay compares against it)."""
     return {
+        "engine_version": ENGINE_VERSION,
         "topology_version": inputs.microgrid.version,
         "node_limits": {x.node_limit_id: to_jsonable(x.updated_at) for x in sorted(inputs.node_limits, key=_id)},
         "envelopes": {e.envelope_id: e.status.value for e in sorted(inputs.envelopes, key=lambda e: e.envelope_id)},

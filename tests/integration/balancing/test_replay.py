@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import sys
 import uuid
@@ -104,3 +105,40 @@ async def test_mgrid_cycle_explains_and_replays_a_stored_cycle(service: RunningS
         assert code == 1 and "DIFFERENT" in out, out
     finally:
         await service.ctx.pool.execute("DELETE FROM cycles WHERE cycle_id = $1", tampered)
+
+
+@pytest.mark.req("NFR-001", "NFR-003")
+async def test_replay_of_a_cycle_made_by_an_older_engine_names_it_and_shows_what_changed(
+    service: RunningService, feed: Feed
+) -> None:
+    from libs.domain import ENGINE_VERSION
+    from libs.domain.codec import canonical_bytes
+
+    row = await service.ctx.pool.fetchrow(
+        "SELECT cycle_id, output, engine_version FROM cycles WHERE outcome <> 'REJECTED' ORDER BY seq DESC LIMIT 1"
+    )
+    assert row is not None and row["engine_version"] == ENGINE_VERSION  # every new cycle records its engine
+    # The same cycle as an older engine would have stored it: another version, one connector's watts off.
+    output = json.loads(bytes(row["output"]))
+    connector = next(n for n in output["allocation_summary"]["nodes"] if n["state"] is not None)
+    connector["allocated_watts"] += 2
+    older = uuid.uuid4()
+    await service.ctx.pool.execute(
+        "INSERT INTO cycles (cycle_id, microgrid_id, node_id, request_key, request_event_id, topology_version,"
+        " outcome, started_at, ended_at, result, inputs, output, inputs_digest, output_digest, missing_inputs)"
+        " SELECT $1, microgrid_id, node_id, $2, request_event_id, topology_version, outcome, started_at, ended_at,"
+        " jsonb_set(result, '{audit,policy_versions,engine_version}', '\"1\"'), inputs, $3, inputs_digest,"
+        " output_digest, missing_inputs FROM cycles WHERE cycle_id = $4",
+        older, f"older:{older}", canonical_bytes(output), row["cycle_id"],
+    )
+    try:
+        assert await service.ctx.pool.fetchval("SELECT engine_version FROM cycles WHERE cycle_id = $1", older) == "1"
+        code, out = await mgrid_cycle(feed, "replay", str(older))
+        assert code == 1, out
+        assert f"made by engine 1; replayed with engine {ENGINE_VERSION}" in out, out
+        assert "allocations changed: 1" in out, out
+        watts = connector["allocated_watts"]
+        assert f"{connector['node_id']}: {watts} W {connector['state']} -> {watts - 2} W" in out, out
+        assert out.strip().splitlines()[-1].startswith("DIFFERENT: made by engine 1"), out
+    finally:
+        await service.ctx.pool.execute("DELETE FROM cycles WHERE cycle_id = $1", older)

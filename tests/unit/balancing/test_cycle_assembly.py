@@ -36,7 +36,7 @@ from contracts.records import (
     OperatingEnvelopeRecord,
     TelemetryReadingRecord,
 )
-from libs.domain import run_balancing_cycle
+from libs.domain import ENGINE_VERSION, run_balancing_cycle
 from services.balancing.adapters.read_models import CircuitCapacity, MicrogridState, TopologySnapshot
 from services.balancing.cycle_inputs import CycleSettings, assemble_cycle_inputs
 from services.balancing.cycle_records import cycle_result_record, demand_resolved_payload
@@ -176,5 +176,6 @@ def test_result_records_carry_limits_breaches_audit_and_demand() -> None:
     assert record.reason_codes == [ReasonCode.ANCESTOR_CAP_EXCEEDED]
     assert {b.cycle_id for b in record.breaches} == {record.cycle_id}
     assert record.audit.policy_versions["topology_version"] == 3 and record.audit.inputs_digest == result.inputs_digest
+    assert record.audit.policy_versions["engine_version"] == ENGINE_VERSION
     demand = demand_resolved_payload(result)
     assert demand.source_mode is SourceMode.MEASURED and any(u.node_id == METER for u in demand.inputs_used)
