@@ -215,10 +215,14 @@ async def main(cycles: int, samples: int) -> None:
     finally:
         await conn.close()
 
-    print(f"machine: {platform.machine()} {platform.processor() or platform.platform()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}")
-    print(f"depot: {len(depot.nodes)} nodes, {len(demands)} connectors, 4 levels, 2 managed grid connections; "
-          f"service in-process (1 consumer, 1 relay), Kafka + Postgres local; outcomes seen: {', '.join(outcomes)}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or platform.platform()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}"
+    )
+    print(
+        f"depot: {len(depot.nodes)} nodes, {len(demands)} connectors, 4 levels, 2 managed grid connections; "
+        f"service in-process (1 consumer, 1 relay), Kafka + Postgres local; outcomes seen: {', '.join(outcomes)}"
+    )
     print(f"throughput, one microgrid, {cycles} queued requests: {throughput:7.1f} cycles/s")
     print(f"latency rebalance_requested -> cycle_completed (Kafka, one at a time): {ms(kafka_latency)}")
     print(f"latency POST /rebalance -> 200 with the cycle result:                 {ms(http_latency)}")

@@ -203,7 +203,8 @@ def _fill(
     # Each share in 1/unit W; round once, keeping every subtree's sum at the floor or ceiling of its share.
     share = [w * (lv if lv > lw else lw) for w, lv, lw in zip(weight, level, low, strict=True)]
     rank_in = {r: t for t, r in enumerate(ordered)}
-    granted = _round_shares(parent, first, share, [rank_in[r] for r in by_node], unit, n)
+    capped = [a is not None for a in avail]
+    granted = _round_shares(parent, capped, node_of, share, [rank_in[r] for r in by_node], unit, n)
     use = [0] * n
     for j in range(k):
         use[node_of[j]] += granted[j]
@@ -229,58 +230,78 @@ _FINE = 1 << 32  # levels are found to 2**-32 W per unit weight, so what floorin
 
 def _round_shares(
     parent: Sequence[int],
-    first: list[int],
+    capped: list[bool],
+    node_of: list[int],
     share: list[int],
     tie: list[int],
     unit: int,
     n: int,
 ) -> list[int]:
-    """Whole watts from shares in 1/unit W, rounded once: largest remainder down the tree.
+    """Whole watts from shares in 1/unit W, rounded once: largest remainder down the capped nodes.
 
-    Each root's total is rounded up, and each node's whole-watt total is handed to its items (its own
-    requests and its child subtrees): every item gets the floor of its share, and the watts left go
-    one each to the items with the largest remainder (ties: tie-break order). Every subtree then sums
-    to the floor or the ceiling of its exact share, which no integer cap at or above it can be below.
+    Only capped nodes constrain the rounding, so it runs over them alone: the items of a capped node
+    are the requests whose nearest capped node it is, and the capped nodes right below it. Each
+    topmost capped node's total is rounded up (a request under no cap alone), and each capped node's
+    whole watts are handed to its items: every item gets the floor of its share, and the watts left
+    go one each to the items with the largest remainder (ties: tie-break order). Every capped subtree
+    then sums to the floor or the ceiling of its exact share, which its integer cap cannot be below.
     """
     k = len(share)
     granted = [0] * k
-    total = [0] * n
-    best = [k] * n  # smallest tie-break position in the subtree
-    for i in range(n - 1, -1, -1):
-        t = total[i]
-        b = best[i]
-        for j in range(first[i], first[i + 1]):
-            t += share[j]
-            if tie[j] < b:
-                b = tie[j]
-        total[i] = t
-        best[i] = b
+    near = [-1] * n  # nearest capped node at or above each node
+    up = [-1] * n  # of a capped node: the nearest capped node strictly above it
+    tops: list[int] = []  # capped nodes, in preorder
+    for i in range(n):
         p = parent[i]
-        if p >= 0:
-            total[p] += t
-            if b < best[p]:
-                best[p] = b
-    target = [0] * n
-    kids: list[list[int]] = [[] for _ in range(n)]
-    for i in range(n):
-        if total[i]:
-            p = parent[i]
-            if p >= 0:
-                kids[p].append(i)
-            else:
-                target[i] = -(-total[i] // unit)
-    for i in range(n):
-        t = target[i]
-        if not total[i]:
+        above = near[p] if p >= 0 else -1
+        if capped[i]:
+            near[i] = i
+            up[i] = above
+            tops.append(i)
+        else:
+            near[i] = above
+    total = [0] * n
+    best = [k] * n  # smallest tie-break position in the capped subtree
+    own: dict[int, list[int]] = {}
+    for j in range(k):
+        c = near[node_of[j]]
+        x = share[j]
+        if c < 0:
+            granted[j] = -(-x // unit)
             continue
+        total[c] += x
+        if tie[j] < best[c]:
+            best[c] = tie[j]
+        mine = own.get(c)
+        if mine is None:
+            own[c] = [j]
+        else:
+            mine.append(j)
+    for i in reversed(tops):
+        u = up[i]
+        if u >= 0:
+            total[u] += total[i]
+            if best[i] < best[u]:
+                best[u] = best[i]
+    kids: dict[int, list[int]] = {}
+    for i in tops:
+        u = up[i]
+        if u >= 0 and total[i]:
+            kids.setdefault(u, []).append(i)
+    target = [0] * n
+    for i in tops:
+        whole_total = total[i]
+        if not whole_total:
+            continue
+        t = target[i] if up[i] >= 0 else -(-whole_total // unit)
         items: list[tuple[int, int, int, int]] = []  # (-remainder, tie, is_node, index)
-        for j in range(first[i], first[i + 1]):
+        for j in own.get(i, ()):
             whole, rem = divmod(share[j], unit)
             granted[j] = whole
             t -= whole
             if rem:
                 items.append((-rem, tie[j], 0, j))
-        for c in kids[i]:
+        for c in kids.get(i, ()):
             whole, rem = divmod(total[c], unit)
             target[c] = whole
             t -= whole

@@ -49,7 +49,7 @@ from libs.domain.cycle_result import (
 )
 from libs.domain.effective_constraints import EffectiveConstraint
 from libs.domain.physical_view import Headroom, PhysicalView
-from libs.domain.topology import TopologyIndex, TopologyRule, TopologyViolation
+from libs.domain.topology import TopologyRule, TopologyViolation, compiled_topology
 
 _CONS = ConstraintType.CONSUMPTION_CAP
 _NET = ConstraintType.NET_CAP
@@ -74,7 +74,7 @@ def run_balancing_cycle(
     a service can trace them; it sees no data and cannot change the result."""
     _require_aware(inputs.now, "now")
     with step("topology_check"):
-        index = TopologyIndex(inputs.microgrid, inputs.nodes)
+        index = compiled_topology(inputs.microgrid, tuple(inputs.nodes))
         violations = list(index.violations)
         scope = inputs.scope_node_id
         if scope is not None and index.valid and scope not in index.position:

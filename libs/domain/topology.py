@@ -8,6 +8,7 @@ involved; `TopologyIndex` is the same walk kept for the balancing cycle (preorde
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -210,6 +211,32 @@ class TopologyIndex:
         root = self.position[root_id]
         pos = self.position.get(node_id, -1)
         return root <= pos < self.subtree_end[root]
+
+
+_COMPILED: OrderedDict[tuple[str, int], tuple[tuple[MicrogridNode, ...], Microgrid, TopologyIndex]] = OrderedDict()
+_COMPILED_KEEP = 32  # microgrids (at one version each) kept compiled
+
+
+def compiled_topology(microgrid: Microgrid, nodes: tuple[MicrogridNode, ...]) -> TopologyIndex:
+    """The `TopologyIndex` of ``nodes``, compiled once per microgrid and topology version.
+
+    A memo, not state: the index is a pure function of its arguments and is never changed after it
+    is built. It is reused while the same microgrid arrives at the same version with the same nodes
+    (the same tuple, or an equal one: a version names one tree, but callers such as tests may reuse
+    a version number for another tree, so equality is checked rather than assumed).
+    """
+    key = (microgrid.microgrid_id, microgrid.version)
+    hit = _COMPILED.get(key)
+    if hit is not None and hit[1] == microgrid and (hit[0] is nodes or hit[0] == nodes):
+        _COMPILED.move_to_end(key)
+        if hit[0] is not nodes:
+            _COMPILED[key] = (nodes, microgrid, hit[2])  # next time the identity check suffices
+        return hit[2]
+    index = TopologyIndex(microgrid, nodes)
+    _COMPILED[key] = (nodes, microgrid, index)
+    if len(_COMPILED) > _COMPILED_KEEP:
+        _COMPILED.popitem(last=False)
+    return index
 
 
 def validate_topology(

@@ -222,3 +222,16 @@ def test_a_virtual_grouping_node_is_looked_through():
     wrong = [grid_connection("gc1"), node("v", "gc1", NodeType.VIRTUAL), connector("k", "v")]
     found = validate_topology(MICROGRID, wrong)
     assert [(v.rule, v.node_ids) for v in found] == [(TopologyRule.PARENT_TYPE_NOT_ALLOWED, ("k", "gc1"))]
+
+
+def test_the_compiled_topology_is_reused_per_version_but_never_for_another_tree():
+    from libs.domain.topology import compiled_topology
+
+    nodes = tuple(depot_nodes())
+    first = compiled_topology(MICROGRID, nodes)
+    assert compiled_topology(MICROGRID, nodes) is first
+    assert compiled_topology(MICROGRID, tuple(depot_nodes())) is first  # an equal tree at that version
+    other = (*nodes, node("cp9", "gc1", NodeType.CHARGE_POINT))
+    again = compiled_topology(MICROGRID, other)  # same version number, another tree: compiled afresh
+    assert again is not first and "cp9" in again.position
+    assert compiled_topology(replace(MICROGRID, version=8), nodes) is not again
