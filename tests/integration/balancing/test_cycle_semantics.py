@@ -147,7 +147,8 @@ async def test_a_cycle_on_a_subtree_respects_its_ancestors_caps(
     gc = depot.grid_connection("GC", cap_watts=30_000)
     branch_a = depot.add("A", NodeType.CIRCUIT, gc, cap_watts=50_000)
     branch_b = depot.add("B", NodeType.CIRCUIT, gc)
-    a1, a2 = depot.connector("A1", branch_a), depot.connector("A2", branch_a)
+    point_a = depot.add("A-CP", NodeType.CHARGE_POINT, branch_a)
+    a1, a2 = depot.connector("A1", point_a), depot.connector("A2", point_a)
     b1 = depot.connector("B1", branch_b)
     await feed.setup(depot)
     await feed.telemetry(depot, depot.telemetry(T0, demands={a1: 20_000, a2: 20_000, b1: 20_000}))
@@ -160,7 +161,7 @@ async def test_a_cycle_on_a_subtree_respects_its_ancestors_caps(
     result = response.json()["result"]
     assert result["node_id"] == str(branch_a)
     by_node = {UUID(n["node_id"]): n for n in result["allocation_summary"]["by_node"]}
-    assert set(by_node) == {gc, branch_a, a1, a2}  # the scope and its ancestors, not the sibling branch
+    assert set(by_node) == {gc, branch_a, point_a, a1, a2}  # the scope and its ancestors, not the sibling branch
     # B1 is outside the scope: its 20 kW counts as load, leaving 10 kW of the grid connection's 30 kW.
     assert by_node[a1]["allocated_watts"] + by_node[a2]["allocated_watts"] == 10_000
     assert by_node[a1]["binding_constraint_ref"] == str(depot.limit_ids[gc])
