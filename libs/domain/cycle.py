@@ -217,31 +217,28 @@ class AllocationProblem:
 def allocation_problem(view: PhysicalView, lo: int, hi: int) -> AllocationProblem:
     """Requests of the controllable connectors at preorder positions lo..hi-1, under every cap of the tree."""
     index = view.index
-    order = index.order
-    n = len(order)
-    # Allocation tree: position 0 is the microgrid (aggregate caps), node at preorder p is p + 1.
-    parent = [-1]
-    parent.extend(p + 1 for p in index.parent_pos)
-    subtree_end = [n + 1]
-    subtree_end.extend(e + 1 for e in index.subtree_end)
-    rooms = [view.headroom(-1)]
-    rooms.extend(view.headroom(pos) if view.cons[pos] or view.net[pos] else None for pos in range(n))
-    positions = [pos for pos in range(lo, hi) if view.controllable[pos] and view.demand[pos] is not None]
-    rank = {pos: i for i, pos in enumerate(sorted(positions, key=order.__getitem__))}
+    n = len(index.order)
+    cons, net, headroom = view.cons, view.net, view.headroom
+    rooms = [headroom(-1)]
+    rooms.extend(headroom(pos) if cons[pos] or net[pos] else None for pos in range(n))
+    controllable, demand, id_rank = view.controllable, view.demand, index.id_rank
+    positions = [pos for pos in range(lo, hi) if controllable[pos] and demand[pos] is not None]
+    # Ranks follow node_id order (the documented tie-break); any strictly increasing numbering will do.
     requests = []
+    append = requests.append
     for pos in positions:
-        d = view.demand[pos]
-        requests.append(
+        d = demand[pos]
+        append(
             AllocationRequest(
-                node=pos + 1,
-                requested_watts=max(0, d.requested_watts),  # type: ignore[union-attr]
-                min_watts=max(0, d.min_watts),  # type: ignore[union-attr]
-                weight=max(1, d.weight),  # type: ignore[union-attr]
-                priority=d.priority,  # type: ignore[union-attr]
-                rank=rank[pos],
+                pos + 1,
+                max(0, d.requested_watts),  # type: ignore[union-attr]
+                max(0, d.min_watts),  # type: ignore[union-attr]
+                max(1, d.weight),  # type: ignore[union-attr]
+                d.priority,  # type: ignore[union-attr]
+                id_rank[pos],
             )
         )
-    return AllocationProblem(parent, subtree_end, rooms, positions, requests)
+    return AllocationProblem(index.alloc_parent, index.alloc_end, rooms, positions, requests)
 
 
 def breach_id(name: str) -> str:
@@ -279,17 +276,23 @@ def _allocate(
         if p >= 0:
             subtotal[p] += subtotal[pos]
     nodes_out = []
+    append = nodes_out.append
     bindings: dict[int, Binding] = {}  # one record per binding cap, shared by the connectors it bound
+    connector, unavailable, idle = NodeType.CONNECTOR, AllocationState.UNAVAILABLE, AllocationState.IDLE
+    nodes_at, demand, controllable = index.nodes_at, view.demand, view.controllable
+    requested, base = view.requested, view.base
     for pos in checked:
-        node = index.nodes[order[pos]]
+        node = nodes_at[pos]
+        node_type = node.node_type
         state: AllocationState | None = None
         binding = None
         minimum = 0
-        if node.node_type is NodeType.CONNECTOR:
-            d = view.demand[pos]
+        if node_type is connector:
+            d = demand[pos]
             minimum = max(0, d.min_watts) if d is not None else 0
-            if pos in state_at:
-                state, bound = state_at[pos]
+            at = state_at.get(pos)
+            if at is not None:
+                state, bound = at
                 if bound >= 0:
                     binding = bindings.get(bound)
                     room = rooms[bound]
@@ -299,21 +302,12 @@ def _allocate(
                         binding = bindings[bound] = Binding(
                             where, c.constraint_type, c.binding.ref, c.binding.source, c.limit_watts, room.watts
                         )
-            elif not view.controllable[pos]:
-                state = AllocationState.UNAVAILABLE
+            elif not controllable[pos]:
+                state = unavailable
             else:
-                state = AllocationState.IDLE
-        nodes_out.append(
-            NodeAllocation(
-                node_id=node.node_id,
-                node_type=node.node_type,
-                requested_watts=view.requested[pos],
-                allocated_watts=subtotal[pos],
-                uncontrolled_watts=view.base[pos],
-                state=state,
-                min_watts=minimum,
-                binding=binding,
-            )
+                state = idle
+        append(
+            NodeAllocation(node.node_id, node_type, requested[pos], subtotal[pos], base[pos], state, minimum, binding)
         )
     total = sum(outcome.watts)
     requested_total = sum(r.requested_watts for r in requests)

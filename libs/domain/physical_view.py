@@ -95,7 +95,7 @@ class PhysicalView:
         order = index.order
         parent = index.parent_pos
         n = len(order)
-        nodes_at = [index.nodes[node_id] for node_id in order]
+        nodes_at = index.nodes_at
         by_node = constraints.by_node
         cons = [by_node.get((node_id, _CONS)) for node_id in order]
         net = [by_node.get((node_id, _NET)) for node_id in order]

@@ -78,7 +78,18 @@ class TopologyIndex:
     left out of the walk and reported as violations.
     """
 
-    __slots__ = ("nodes", "violations", "order", "position", "parent_pos", "subtree_end")
+    __slots__ = (
+        "nodes",
+        "violations",
+        "order",
+        "position",
+        "parent_pos",
+        "subtree_end",
+        "nodes_at",
+        "alloc_parent",
+        "alloc_end",
+        "id_rank",
+    )
 
     def __init__(
         self,
@@ -188,6 +199,16 @@ class TopologyIndex:
         self.position = position
         self.parent_pos = parent_pos
         self.subtree_end = subtree_end
+        # Compiled once with the index (see `compiled_topology`), for the cycle's per-position work:
+        self.nodes_at = [by_id[node_id] for node_id in order]  # the node at each preorder position
+        # The allocation tree: position 0 is the microgrid (aggregate caps), the node at p is p + 1.
+        self.alloc_parent = [-1, *(p + 1 for p in parent_pos)]
+        self.alloc_end = [len(order) + 1, *(e + 1 for e in subtree_end)]
+        self.id_rank = [0] * len(order)  # each position's rank in node_id order (the tie-break order)
+        for rank, node_id in enumerate(by_id):  # by_id was filled in node_id order
+            at = position.get(node_id)
+            if at is not None:
+                self.id_rank[at] = rank
 
     @property
     def valid(self) -> bool:
