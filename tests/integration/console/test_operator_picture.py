@@ -58,7 +58,8 @@ async def test_the_picture_agrees_with_the_cycle_and_is_kept_from_events(
 
     assert picture["depot_id"] == str(depot.depot_id) and picture["viewer"]["can_write"] is True
     nodes = {n["node_id"]: n for n in picture["nodes"]}
-    assert [n["name"] for n in picture["nodes"]][:3] == ["GC1", "K10", "K11"]  # tree preorder
+    # tree preorder (a connector hangs under its own charge point: the parent-type rules)
+    assert [n["name"] for n in picture["nodes"]][:4] == ["GC1", "K10-CP", "K10", "K11-CP"]
     for allocation in cycle["allocation_summary"]["by_node"]:
         node = nodes[allocation["node_id"]]
         assert node["allocated_watts"] == allocation["allocated_watts"]
