@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -56,3 +57,39 @@ def test_ready_is_503_naming_each_failing_check() -> None:
     assert body["checks"]["broker"].startswith("error: ConnectionRefusedError")
     # liveness does not depend on the checks
     assert client.get("/health").status_code == 200
+
+
+def test_ready_answers_within_its_timeout_when_a_check_cannot_be_cancelled_promptly() -> None:
+    """Defect 4: asyncpg's unwinding waits on a SIGSTOPped server; the probe must not wait with it."""
+    started: list[int] = []
+
+    async def hung_database() -> bool:
+        started.append(1)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(3.0)  # like pool release waiting on the stopped server
+            raise
+        return True
+
+    with _client({"database": hung_database, "broker": _ok}, timeout_seconds=0.3) as client:  # one event loop
+        for _ in range(2):
+            began = time.monotonic()
+            response = client.get("/ready")
+            assert time.monotonic() - began < 1.5
+            assert response.status_code == 503
+            assert response.json()["checks"] == {"database": "timeout", "broker": "ok"}
+    # the second probe found the first check still unwinding and did not start another copy
+    assert len(started) == 1
+
+
+def test_ready_is_200_and_degraded_when_a_check_names_something_to_see_to() -> None:
+    async def parked() -> str:
+        return "1 outbox row parked (id 7): MessageSizeTooLargeError"
+
+    response = _client({"database": _ok, "outbox": parked}).get("/ready")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["degraded"] == ["outbox"]
+    assert body["checks"]["outbox"] == "degraded: 1 outbox row parked (id 7): MessageSizeTooLargeError"
