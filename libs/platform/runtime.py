@@ -26,7 +26,7 @@ from libs.platform.http import create_app
 from libs.platform.messaging.consumer import EventConsumer, Handler
 from libs.platform.messaging.dead_letter import DeadLetterPublisher
 from libs.platform.messaging.kafka import create_producer
-from libs.platform.messaging.relay import OutboxRelay
+from libs.platform.messaging.relay import OutboxRelay, relay_metrics
 from libs.platform.messaging.topics_admin import ensure_topics
 from libs.platform.messaging.unit_of_work import UnitOfWork, unit_of_work
 from libs.platform.observability import (
@@ -99,11 +99,15 @@ class ServiceRuntime:
         self._producer = create_producer(s, client_id=f"{d.name}-producer")
         await self._producer.start()
         self.relay = OutboxRelay(
-            pool=pool, producer=self._producer, settings=s, schema=schema, on_published=metrics.record_outbox_lag
+            pool=pool,
+            producer=self._producer,
+            settings=s,
+            schema=schema,
+            on_published=metrics.record_outbox_lag,
+            on_parked=metrics.count_outbox_parked,
         )
         await self.relay.start()
-        relay = self.relay
-        metrics.observe_outbox_pending(lambda: relay.pending_rows)
+        metrics.observe_outbox(**relay_metrics(self.relay))
         handlers = d.handlers(ctx)
         if handlers:
             self.consumer = EventConsumer(
@@ -149,6 +153,10 @@ class ServiceRuntime:
         await self._producer.client.fetch_all_metadata()
         return True
 
+    async def outbox_flowing(self) -> bool | str:
+        """Degraded (a message naming them) while outbox rows are parked; the rest still flows."""
+        return self.relay.readiness() if self.relay is not None else False
+
     async def consumer_progressing(self, stall_after_s: float = 120.0) -> bool:
         """False when records wait on an assigned partition and nothing was handled for `stall_after_s`.
 
@@ -184,10 +192,13 @@ def build_app(definition: ServiceDefinition, lifespan: Any = None) -> FastAPI:
     """The app with all routes; without a lifespan it serves only to generate the OpenAPI document."""
     app: FastAPI | None = None
 
-    def check(name: str) -> Callable[[], Awaitable[bool]]:
-        async def run() -> bool:
+    def check(name: str) -> Callable[[], Awaitable[bool | str]]:
+        async def run() -> bool | str:
             runtime: ServiceRuntime | None = getattr(app.state, "runtime", None) if app else None
-            return runtime is not None and bool(await getattr(runtime, name)())
+            if runtime is None:
+                return False
+            result = await getattr(runtime, name)()
+            return result if isinstance(result, str) else bool(result)
 
         return run
 
@@ -196,6 +207,7 @@ def build_app(definition: ServiceDefinition, lifespan: Any = None) -> FastAPI:
             "database": check("database_ready"),
             "broker": check("broker_ready"),
             "consumer_progress": check("consumer_progressing"),
+            "outbox": check("outbox_flowing"),
         }
     )
     app = create_app(

@@ -31,6 +31,8 @@ class PlatformSettings(BaseSettings):
     dead_letter_excerpt_bytes: int = 4096
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 200
+    # Published outbox rows stay readable this long (audit, tests), then the relay deletes them.
+    outbox_retention_s: float = 3600.0
     http_host: str = "127.0.0.1"
     http_port: int = 0
 

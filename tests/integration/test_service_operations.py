@@ -24,10 +24,11 @@ async def test_health_readiness_and_metrics_answer(service: str, settings: Platf
         assert health.status_code == 200 and health.json()["status"] == "ok"
         ready = await svc.client.get("/ready")
         assert ready.status_code == 200, ready.text
-        assert {"database", "broker", "consumer_progress"} <= set(ready.json()["checks"])
+        assert {"database", "broker", "consumer_progress", "outbox"} <= set(ready.json()["checks"])
         metrics = await svc.client.get("/metrics")
         assert metrics.status_code == 200
         assert "mgrid_outbox_pending" in metrics.text
+        assert "mgrid_outbox_parked" in metrics.text and "mgrid_outbox_oldest_pending_age" in metrics.text
 
         # With the database gone, readiness says so (503) and names the failing check.
         svc.ctx.pool.terminate()

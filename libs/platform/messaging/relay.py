@@ -1,9 +1,23 @@
 """The outbox relay: publishes committed outbox rows, in id order, with an idempotent producer.
 
-Rows are claimed with FOR UPDATE SKIP LOCKED inside a transaction that also holds a transaction-level
-advisory lock, so several replicas can run a relay safely and per-key order is kept (only one
-publishes at a time; the others skip). A row is marked published only after the broker acknowledged
-it (acks=all), so a crash between send and mark re-sends it: consumers deduplicate by event id.
+The relay works on one connection of its own that holds a session advisory lock per schema, so
+several replicas can run a relay safely and per-key order is kept: only the holder publishes, the
+others stand by and take over when its session ends (process killed, database restarted). A row is
+marked published only after the broker acknowledged it (acks=all), so a crash between send and mark
+re-sends it: consumers deduplicate by event id.
+
+How a batch goes (issue 15, defect 1; issue 13, relay):
+- every row is handed to the producer first and the acknowledgements gathered after, so one batch
+  costs about one broker round trip (the producer packs them into 1 MB batches);
+- the rows that were acknowledged are marked sent in one statement, even when others failed, so a
+  retry never re-sends them;
+- a row the broker can never take (too large, invalid topic) is parked with its reason and the rest
+  flows on; it is counted (`mgrid_outbox_parked`) and readiness reports it until an operator acts
+  (`mgrid outbox parked|requeue`, docs/operations.md);
+- a transient failure (broker down) leaves the row to the next pass, with capped backoff.
+
+The relay sleeps until a commit wakes it (Postgres NOTIFY sent by the unit of work at commit, which
+reaches every replica), with a slow poll as a fallback for a lost listener connection.
 """
 
 from __future__ import annotations
@@ -14,11 +28,20 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
@@ -27,6 +50,57 @@ from libs.platform.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("mgrid.outbox")
+
+# Errors that sending the same bytes again can never cure.
+_UNSENDABLE = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    UnsupportedForMessageFormatError,
+    TypeError,
+    ValueError,
+)
+_RETRY_INITIAL_S = 0.2
+_RETRY_MAX_S = 5.0
+_PRUNE_EVERY_S = 60.0
+
+
+def is_unsendable(exc: BaseException) -> bool:
+    return isinstance(exc, _UNSENDABLE)
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+@dataclass
+class BatchResult:
+    """What one pass did: rows acknowledged, parked, and left for a retry (transient failure)."""
+
+    sent: int = 0
+    parked: list[tuple[int, str]] = field(default_factory=list)
+    retry: int = 0
+    retry_error: BaseException | None = None
+
+    @property
+    def claimed(self) -> int:
+        return self.sent + len(self.parked) + self.retry
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    """The outbox as last read: rows waiting, the oldest one's write time, rows parked."""
+
+    pending: int = 0
+    oldest_pending_at: datetime | None = None
+    parked: int = 0
+    oldest_parked: str | None = None  # "id 42 (topic): reason" of the first parked row
+
+    def oldest_pending_age_s(self, now: float | None = None) -> float:
+        if self.oldest_pending_at is None:
+            return 0.0
+        return max(0.0, (now if now is not None else time.time()) - self.oldest_pending_at.timestamp())
 
 
 class OutboxRelay:
@@ -38,6 +112,7 @@ class OutboxRelay:
         settings: PlatformSettings,
         schema: str,
         on_published: Callable[..., None] | None = None,
+        on_parked: Callable[..., None] | None = None,
     ) -> None:
         self._pool = pool
         self._producer = producer
@@ -45,15 +120,28 @@ class OutboxRelay:
         self._lock_key = int.from_bytes(hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big", signed=True)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
+        self._conn: asyncpg.Connection | None = None
+        self._locked = False  # this relay holds the schema's session advisory lock: it alone publishes
+        self._batch_lock = asyncio.Lock()  # one operation at a time on the relay's connection
         self._on_published = on_published
+        self._on_parked = on_parked
         self.last_publish_lag_s: float = 0.0
         self.published_total = 0
-        self.pending_rows = 0  # last known backlog, for the outbox_pending gauge (read during scrapes)
+        self.parked_total = 0
+        # Last read of the outbox, for the gauges (read during scrapes, so never a query there).
+        self.backlog = OutboxBacklog()
+        self._backlog_read_at = 0.0
+        self._pruned_at = time.monotonic()
+        # (monotonic time, highest id published by then): rows up to the id are pruned once old enough
+        self._published_marks: list[tuple[float, int]] = []
+
+    @property
+    def pending_rows(self) -> int:
+        return self.backlog.pending
 
     async def start(self) -> None:
-        self._listener = await self._pool.acquire()
-        await self._listener.add_listener(OUTBOX_CHANNEL, self._on_notify)
+        with contextlib.suppress(Exception):  # no database yet: the loop connects when it can
+            await self._connection()
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
@@ -63,84 +151,253 @@ class OutboxRelay:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        if self._listener is not None:
+        await self._disconnect()
+
+    def wake(self) -> None:
+        """Publish now (an in-process writer that just committed can call this instead of waiting)."""
+        self._wake.set()
+
+    async def _connection(self) -> asyncpg.Connection:
+        """The relay's own connection: it listens for commits, holds the relay lock, claims and marks.
+
+        One connection for all of it keeps a batch at two round trips (claim, mark), instead of a
+        transaction's five (begin, lock, claim, mark, commit) and a pool release.
+        """
+        if self._conn is not None and self._conn.is_closed():
+            await self._disconnect()  # the database restarted: the lock went with the old session
+        if self._conn is None:
+            conn = await self._pool.acquire()
+            try:
+                await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
+                # No wait for the WAL flush when marking rows sent (measured ~10 ms of the relay delay
+                # on a busy box): a mark lost in a crash only re-sends rows, which consumers deduplicate.
+                await conn.execute("SET synchronous_commit = off")
+            except BaseException:
+                await self._pool.release(conn, timeout=1.0)
+                raise
+            self._conn, self._locked = conn, False
+        return self._conn
+
+    async def _disconnect(self) -> None:
+        conn, self._conn, self._locked = self._conn, None, False
+        if conn is not None:
             # Shutting down with the database gone must still finish: the connection dies with the pool.
             with contextlib.suppress(Exception):
-                await self._listener.remove_listener(OUTBOX_CHANNEL, self._on_notify)
-                await self._pool.release(self._listener)
-            self._listener = None
+                await conn.remove_listener(OUTBOX_CHANNEL, self._on_notify)
+            if not conn.is_closed():
+                with contextlib.suppress(Exception):
+                    await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+            with contextlib.suppress(Exception):
+                await self._pool.release(conn, timeout=1.0)
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
 
     async def pending(self) -> int:
-        return int(await self._pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+        return int(
+            await self._pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL AND parked_at IS NULL")
+        )
+
+    async def read_backlog(self) -> OutboxBacklog:
+        """Count what waits and what is parked now (one query over the two small partial indexes)."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) FILTER (WHERE parked_at IS NULL) AS pending,"
+                " min(created_at) FILTER (WHERE parked_at IS NULL) AS oldest,"
+                " count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked"
+                " FROM outbox WHERE published_at IS NULL"
+            )
+            first = None
+            if row["parked"]:
+                first_row = await conn.fetchrow(
+                    "SELECT id, topic, parked_reason FROM outbox WHERE parked_at IS NOT NULL AND published_at IS NULL"
+                    " ORDER BY id LIMIT 1"
+                )
+                if first_row is not None:
+                    first = f"id {first_row['id']} ({first_row['topic']}): {first_row['parked_reason']}"
+        self.backlog = OutboxBacklog(
+            pending=int(row["pending"]), oldest_pending_at=row["oldest"], parked=int(row["parked"]), oldest_parked=first
+        )
+        self._backlog_read_at = time.monotonic()
+        return self.backlog
+
+    def readiness(self) -> bool | str:
+        """For /ready: True, or a message naming the parked rows (the service works on; an operator acts)."""
+        b = self.backlog
+        if b.parked:
+            return f"{b.parked} outbox row(s) parked, cannot be published; first {b.oldest_parked}"
+        return True
 
     async def _run(self) -> None:
+        delay = _RETRY_INITIAL_S
         while True:
+            # Cleared before the pass: a commit landing during it wakes the next wait at once.
+            self._wake.clear()
             try:
-                sent = await self.publish_batch()
+                result = await self.publish_batch()
+                # Read at most once per poll interval under load (a query per batch would slow it), at
+                # once when a row was parked (readiness names it), and on every idle poll.
+                if result.parked or time.monotonic() - self._backlog_read_at >= self._settings.outbox_poll_interval_s:
+                    await self.read_backlog()
+                await self._prune_if_due()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # broker or database hiccup: keep the rows, try again shortly
-                log.exception("outbox relay batch failed; will retry")
-                sent = 0
-                await asyncio.sleep(1.0)
-            if sent == 0:
-                self.pending_rows = 0
-                self._wake.clear()
-                try:
+            except Exception:  # database hiccup: keep the rows (and the last known backlog), try again
+                log.warning("outbox relay pass failed; retrying in %.1f s", delay, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
+                continue
+            if result.retry:
+                log.warning("outbox relay: %d row(s) not acknowledged (%r); retrying in %.1f s",
+                            result.retry, result.retry_error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
+                continue
+            delay = _RETRY_INITIAL_S
+            if result.claimed == 0:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._settings.outbox_poll_interval_s)
-                except TimeoutError:
-                    pass
 
-    async def publish_batch(self) -> int:
-        """Publish up to one batch of unpublished rows; returns how many were sent."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_key):
-                return 0
-            rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers, created_at FROM outbox WHERE published_at IS NULL"
-                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self._settings.outbox_batch_size,
-            )
-            if not rows:
-                return 0
-            futures = []
-            for row in rows:
-                headers: dict[str, str] = json.loads(row["headers"])
-                parent = propagate.extract(headers)
-                with tracer.start_as_current_span(
-                    f"{row['topic']} publish",
-                    context=parent,
-                    kind=SpanKind.PRODUCER,
-                    attributes={
-                        "messaging.system": "kafka",
-                        "messaging.destination.name": row["topic"],
-                        "messaging.message.id": headers.get("event_id", ""),
-                        "correlation.id": headers.get("correlation_id", ""),
-                    },
-                ):
-                    # The consumer's span becomes a child of this publish span.
-                    carrier = {k: v for k, v in headers.items() if k not in ("traceparent", "tracestate")}
-                    propagate.inject(carrier)
-                    kafka_headers = [(k, v.encode()) for k, v in carrier.items()]
-                    futures.append(
-                        await self._producer.send(
-                            row["topic"], value=bytes(row["value"]), key=bytes(row["key"]), headers=kafka_headers
-                        )
-                    )
-            await asyncio.gather(*futures)
+    async def publish_batch(self) -> BatchResult:
+        """Publish up to one batch of waiting rows: sent ones marked, unsendable ones parked."""
+        async with self._batch_lock:
+            try:
+                return await self._publish_batch(await self._connection())
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+                await self._disconnect()
+                raise
+
+    async def _publish_batch(self, conn: asyncpg.Connection) -> BatchResult:
+        result = BatchResult()
+        if not self._locked:
+            # Several replicas may run a relay: the one holding the lock publishes, the others stand by
+            # (and take over when its session ends), so rows go out in id order, each once.
+            self._locked = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key))
+            if not self._locked:
+                return result
+        rows = await conn.fetch(
+            "SELECT id, topic, key, value, headers, created_at FROM outbox"
+            " WHERE published_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT $1",
+            self._settings.outbox_batch_size,
+        )
+        if not rows:
+            return result
+        outcomes = await self._send_all(rows)
+        failed = [(row, exc) for row, exc in zip(rows, outcomes, strict=True) if exc is not None]
+        if any(is_unsendable(exc) for _, exc in failed) and len(failed) > 1:
+            # The broker fails a whole produce batch for one oversized record: find the culprit alone.
+            retried = [await self._send_one(row) for row, _ in failed]
+            failed = [(row, exc) for (row, _), exc in zip(failed, retried, strict=True) if exc is not None]
+        failed_ids = {row["id"] for row, _ in failed}
+        sent = [row for row in rows if row["id"] not in failed_ids]
+        if sent:
             await conn.execute(
                 "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
+                [r["id"] for r in sent],
             )
-            now = time.time()
-            self.last_publish_lag_s = max(0.0, now - rows[0]["created_at"].timestamp())
-            self.published_total += len(rows)
-            self.pending_rows = max(0, self.pending_rows - len(rows)) if len(rows) < self._settings.outbox_batch_size \
-                else await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        for row, exc in failed:
+            if is_unsendable(exc):
+                reason = _reason(exc)
+                await conn.execute(
+                    "UPDATE outbox SET parked_at = clock_timestamp(), parked_reason = $2 WHERE id = $1",
+                    row["id"],
+                    reason,
+                )
+                result.parked.append((row["id"], reason))
+            else:
+                result.retry += 1
+                result.retry_error = exc
+        self._account(sent, result)
+        return result
+
+    def _account(self, sent: Sequence[asyncpg.Record], result: BatchResult) -> None:
+        now = time.time()
+        result.sent = len(sent)
+        self.published_total += len(sent)
+        if sent:
+            self.last_publish_lag_s = max(0.0, now - sent[0]["created_at"].timestamp())
+            top, at = max(r["id"] for r in sent), time.monotonic()
+            if self._published_marks and at - self._published_marks[-1][0] < 10.0:
+                self._published_marks[-1] = (self._published_marks[-1][0], top)  # a few marks a minute suffice
+            else:
+                self._published_marks.append((at, top))
             if self._on_published:
-                for row in rows:
+                for row in sent:
                     self._on_published(seconds=max(0.0, now - row["created_at"].timestamp()), topic=row["topic"])
-            return len(rows)
+        for row_id, reason in result.parked:
+            self.parked_total += 1
+            log.error("outbox row %d parked: it can never be published as it is: %s", row_id, reason)
+            if self._on_parked:
+                self._on_parked(reason=reason.split(":", 1)[0])
+
+    async def _send_all(self, rows: Sequence[asyncpg.Record]) -> list[BaseException | None]:
+        """Hand every row to the producer, then wait for all acknowledgements; None where acknowledged."""
+        pending: list[asyncio.Future[Any] | BaseException] = []
+        for row in rows:
+            try:
+                pending.append(await self._send(row))
+            except Exception as exc:  # refused before sending (e.g. larger than max_request_size)
+                pending.append(exc)
+        futures = [p for p in pending if not isinstance(p, BaseException)]
+        acks = iter(await asyncio.gather(*futures, return_exceptions=True))
+        out: list[BaseException | None] = []
+        for p in pending:
+            if isinstance(p, BaseException):
+                out.append(p)
+            else:
+                ack = next(acks)
+                out.append(ack if isinstance(ack, BaseException) else None)
+        return out
+
+    async def _send_one(self, row: asyncpg.Record) -> BaseException | None:
+        try:
+            await (await self._send(row))
+        except Exception as exc:
+            return exc
+        return None
+
+    async def _send(self, row: asyncpg.Record) -> asyncio.Future[Any]:
+        headers: dict[str, str] = json.loads(row["headers"])
+        parent = propagate.extract(headers)
+        with tracer.start_as_current_span(
+            f"{row['topic']} publish",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": row["topic"],
+                "messaging.message.id": headers.get("event_id", ""),
+                "correlation.id": headers.get("correlation_id", ""),
+            },
+        ):
+            # The consumer's span becomes a child of this publish span.
+            carrier = {k: v for k, v in headers.items() if k not in ("traceparent", "tracestate")}
+            propagate.inject(carrier)
+            kafka_headers = [(k, v.encode()) for k, v in carrier.items()]
+            return await self._producer.send(
+                row["topic"], value=bytes(row["value"]), key=bytes(row["key"]), headers=kafka_headers
+            )
+
+    async def _prune_if_due(self) -> None:
+        """Delete rows published longer ago than the retention (they stay readable for that long)."""
+        now = time.monotonic()
+        if now - self._pruned_at < _PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        cutoff = now - self._settings.outbox_retention_s
+        old = [mark for mark in self._published_marks if mark[0] <= cutoff]
+        if not old:
+            return
+        self._published_marks = [mark for mark in self._published_marks if mark[0] > cutoff]
+        await self._pool.execute(
+            "DELETE FROM outbox WHERE id <= $1 AND published_at IS NOT NULL", max(m[1] for m in old)
+        )
+
+
+def relay_metrics(relay: OutboxRelay) -> dict[str, Callable[[], float]]:
+    """The relay's gauges, read from its last backlog reading (no query during a scrape)."""
+    return {
+        "pending": lambda: relay.backlog.pending,
+        "oldest_pending_age_s": lambda: relay.backlog.oldest_pending_age_s(),
+        "parked": lambda: relay.backlog.parked,
+    }

@@ -96,12 +96,35 @@ class Metrics:
             "mgrid.dead_letters",
             description="Messages sent to the dead-letter topic, by source topic and reason",
         )
+        self.outbox_parked_total = meter.create_counter(
+            "mgrid.outbox.parked_rows",
+            description="Outbox rows parked because the broker can never take them, by reason",
+        )
         self._outbox_pending = _GaugeFeed("mgrid.outbox.pending")
+        self._outbox_oldest_age = _GaugeFeed("mgrid.outbox.oldest_pending_age")
+        self._outbox_parked = _GaugeFeed("mgrid.outbox.parked")
+        self._dead_letter_backlog = _GaugeFeed("mgrid.dead_letter.letters")
         self._consumer_lag = _GaugeFeed("mgrid.consumer.lag")
         meter.create_observable_gauge(
             "mgrid.outbox.pending",
             callbacks=[self._outbox_pending.observe],
-            description="Outbox rows not yet published",
+            description="Outbox rows not yet published (parked rows not included)",
+        )
+        meter.create_observable_gauge(
+            "mgrid.outbox.oldest_pending_age",
+            callbacks=[self._outbox_oldest_age.observe],
+            unit="s",
+            description="Age of the oldest outbox row not yet published",
+        )
+        meter.create_observable_gauge(
+            "mgrid.outbox.parked",
+            callbacks=[self._outbox_parked.observe],
+            description="Outbox rows parked, waiting for an operator (mgrid outbox parked)",
+        )
+        meter.create_observable_gauge(
+            "mgrid.dead_letter.letters",
+            callbacks=[self._dead_letter_backlog.observe],
+            description="Letters on a consumer group's dead-letter topic, and how many were replayed",
         )
         meter.create_observable_gauge(
             "mgrid.consumer.lag",
@@ -141,6 +164,21 @@ class Metrics:
     def observe_outbox_pending(self, callback: GaugeCallback) -> None:
         """Register a cheap callback (it runs during the scrape): e.g. the relay's last count."""
         self._outbox_pending.add(callback)
+
+    def count_outbox_parked(self, *, reason: str) -> None:
+        self.outbox_parked_total.add(1, {"reason": reason})
+
+    def observe_outbox(
+        self, *, pending: GaugeCallback, oldest_pending_age_s: GaugeCallback, parked: GaugeCallback
+    ) -> None:
+        """The relay's last backlog reading: rows waiting, the oldest one's age, rows parked."""
+        self._outbox_pending.add(pending)
+        self._outbox_oldest_age.add(oldest_pending_age_s)
+        self._outbox_parked.add(parked)
+
+    def observe_dead_letters(self, callback: GaugeCallback) -> None:
+        """Register a callback returning (count, {"group", "state": "total"|"replayed"}) readings."""
+        self._dead_letter_backlog.add(callback)
 
     def observe_consumer_lag(self, callback: GaugeCallback) -> None:
         """Register a callback returning (lag, {"group", "topic", "partition"}) readings."""

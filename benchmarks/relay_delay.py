@@ -1,0 +1,141 @@
+"""The outbox relay on this machine: delay from a unit of work's commit to the broker's acknowledgement.
+
+Not a test: prints figures with the machine and settings. Needs the local stack (`mgrid stack up`),
+or endpoints in MGRID_KAFKA_BOOTSTRAP / MGRID_POSTGRES_DSN. Run from the repo root:
+
+    .venv/bin/python benchmarks/relay_delay.py [--samples 200] [--backlog 5000]
+
+Figures (the relay runs in this process on its own topic prefix and schema, dropped afterwards):
+- bare hop, the baseline from the same run: one `send_and_wait` of a 1 kB record at a time;
+- relay delay, one event at a time: the writer's commit returned -> the relay's acknowledgement
+  callback for that row (NOTIFY at commit, claim, send, ack, mark sent);
+- backlog drain: `--backlog` events committed (100 per transaction) while the relay is stopped; events/s
+  from the relay's start to the last acknowledgement (what a relay catches up with after an outage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import platform
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from contracts.events import TopologyUpdated, TopologyUpdatedPayload  # noqa: E402
+from contracts.records import MicrogridNodeRecord  # noqa: E402
+from libs.platform.db import create_pool, migrate  # noqa: E402
+from libs.platform.messaging.kafka import create_producer  # noqa: E402
+from libs.platform.messaging.relay import OutboxRelay  # noqa: E402
+from libs.platform.messaging.topics_admin import ensure_topics  # noqa: E402
+from libs.platform.messaging.unit_of_work import unit_of_work  # noqa: E402
+from libs.platform.settings import PlatformSettings  # noqa: E402
+
+TOPIC = "microgrid.topology_updated"
+
+
+def event(nodes: int = 3) -> TopologyUpdated:
+    """About 1 kB on the wire with the default 3 nodes."""
+    mg = uuid.uuid4()
+    node_list = [
+        MicrogridNodeRecord(node_id=uuid.uuid4(), microgrid_id=mg, name=f"N{i}", node_type="GRID_CONNECTION")
+        for i in range(nodes)
+    ]
+    payload = TopologyUpdatedPayload(microgrid_id=mg, depot_id=uuid.uuid4(), version=1, updated_by="bench",
+                                     nodes=node_list)
+    return TopologyUpdated.create(payload, producer="bench", occurred_at=datetime.now(UTC))
+
+
+def ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(args: argparse.Namespace) -> None:
+    base = PlatformSettings()
+    s = base.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}."})
+    await ensure_topics(s)
+    schema = s.topic_prefix.replace(".", "_") + "relay"
+    pool = await create_pool(s.postgres_dsn, schema)
+    await migrate(pool, schema)
+    producer = create_producer(s, "relay-bench")
+    await producer.start()
+    acked: dict[str, float] = {}
+    row_delays: list[float] = []
+    woken = asyncio.Event()
+
+    def on_published(*, seconds: float, topic: str) -> None:  # noqa: ARG001
+        acked["last"] = time.perf_counter()
+        row_delays.append(seconds)
+        woken.set()
+
+    relay = OutboxRelay(pool=pool, producer=producer, settings=s, schema=schema, on_published=on_published)
+    try:
+        # bare hop baseline
+        value = event().to_bytes()
+        bare = []
+        for _ in range(args.samples):
+            t0 = time.perf_counter()
+            await producer.send_and_wait(s.topic(TOPIC), value, key=b"k")
+            bare.append(time.perf_counter() - t0)
+
+        await relay.start()
+        # one event at a time
+        single = []
+        for _ in range(args.samples):
+            woken.clear()
+            async with unit_of_work(pool, s) as uow:
+                await uow.publish(event())
+            t0 = time.perf_counter()
+            await asyncio.wait_for(woken.wait(), 30)
+            single.append(acked["last"] - t0)
+
+        # a backlog drained: rows committed while the relay is stopped, then the relay started
+        await relay.stop()
+        row_delays.clear()
+        for start in range(0, args.backlog, 100):
+            async with unit_of_work(pool, s) as uow:
+                await uow.publish_all([event() for _ in range(min(100, args.backlog - start))])
+        relay = OutboxRelay(pool=pool, producer=producer, settings=s, schema=schema, on_published=on_published)
+        t0 = time.perf_counter()
+        await relay.start()
+        deadline = time.monotonic() + 120
+        while len(row_delays) < args.backlog and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        drain_s = acked["last"] - t0
+        drained = len(row_delays) / drain_s
+
+        print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, "
+              f"load {os.getloadavg()[0]:.2f}")
+        print(f"settings: outbox_batch_size={s.outbox_batch_size} poll_interval_s={s.outbox_poll_interval_s} "
+              f"linger_ms={producer._message_accumulator._linger_time * 1000:.0f} "
+              f"max_batch_size={producer._message_accumulator._batch_size}")
+        print(f"bare hop (send_and_wait 1 kB, {args.samples}): p50 {ms(bare, .5):.2f} ms, p99 {ms(bare, .99):.2f} ms")
+        print(f"relay delay, one at a time (commit -> ack, {args.samples}): p50 {ms(single, .5):.2f} ms, "
+              f"p95 {ms(single, .95):.2f} ms, p99 {ms(single, .99):.2f} ms, max {1000 * max(single):.1f} ms")
+        print(f"backlog drain: {len(row_delays)}/{args.backlog} events in {drain_s:.2f} s = {drained:.0f} events/s")
+        print(f"relay_delay: p50_ms={ms(single, .5):.2f} p99_ms={ms(single, .99):.2f} "
+              f"drain_events_per_s={drained:.0f} bare_hop_p50_ms={ms(bare, .5):.2f}")
+    finally:
+        await relay.stop()
+        await producer.stop()
+        await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pool.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--backlog", type=int, default=5000)
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
