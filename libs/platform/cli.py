@@ -21,6 +21,8 @@ _GROUPS = [
     ("simulator.cli", "simulate_app", "simulate"),
     ("simulator.cli", "demo_app", "demo"),
     ("contracts.generate", "app", "contracts"),
+    ("libs.platform.dlq_cli", "dlq_app", "dlq"),
+    ("libs.platform.dlq_cli", "outbox_app", "outbox"),
 ]
 
 for module_name, attr, name in _GROUPS:

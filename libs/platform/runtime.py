@@ -25,6 +25,7 @@ from libs.platform.db import create_pool, migrate
 from libs.platform.http import create_app
 from libs.platform.messaging.consumer import EventConsumer, Handler
 from libs.platform.messaging.dead_letter import DeadLetterPublisher
+from libs.platform.messaging.dead_letter_replay import DeadLetterCounts
 from libs.platform.messaging.kafka import create_producer
 from libs.platform.messaging.relay import OutboxRelay, relay_metrics
 from libs.platform.messaging.topics_admin import ensure_topics
@@ -121,6 +122,10 @@ class ServiceRuntime:
             )
             await self.consumer.start()
             metrics.observe_consumer_lag(self.consumer.lag)
+            # dead letters waiting and replayed, on /metrics (refreshed off the scrape: it asks the broker)
+            letters = DeadLetterCounts(s, d.name, pool)
+            metrics.observe_dead_letters(letters.readings)
+            self._tasks.append(asyncio.create_task(letters.run(), name=f"{d.name}-dead-letter-counts"))
         for loop in d.background(ctx):
             self._tasks.append(asyncio.create_task(_forever(loop), name=f"{d.name}-background"))
         return ctx

@@ -29,6 +29,7 @@ async def test_health_readiness_and_metrics_answer(service: str, settings: Platf
         assert metrics.status_code == 200
         assert "mgrid_outbox_pending" in metrics.text
         assert "mgrid_outbox_parked" in metrics.text and "mgrid_outbox_oldest_pending_age" in metrics.text
+        assert 'mgrid_dead_letter_letters{group="' in metrics.text
 
         # With the database gone, readiness says so (503) and names the failing check.
         svc.ctx.pool.terminate()

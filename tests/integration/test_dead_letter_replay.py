@@ -1,0 +1,103 @@
+"""Dead letters brought back (issue 15, defect 5): listed with their reason and original position,
+replayed through the normal idempotent path and audited, counted for /metrics."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from contracts.base import Message
+from libs.platform.db import create_pool, migrate
+from libs.platform.messaging.consumer import EventConsumer, PermanentHandlerError
+from libs.platform.messaging.dead_letter import DeadLetterPublisher
+from libs.platform.messaging.dead_letter_replay import DeadLetterCounts, read_letters, replay, select_letters
+from libs.platform.messaging.kafka import create_producer
+from libs.platform.messaging.topics_admin import ensure_topics
+from libs.platform.messaging.unit_of_work import UnitOfWork
+from libs.platform.settings import PlatformSettings
+from tests.integration.test_messaging_backbone import TOPIC, start_consuming, topology_event
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def env(settings: PlatformSettings):
+    s = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}{uuid.uuid4().hex[:6]}."})
+    await ensure_topics(s, extra={s.topic("dlq.backbone"): 1})
+    schema = "".join(c if c.isalnum() else "_" for c in s.topic_prefix) + "backbone"
+    pool = await create_pool(s.postgres_dsn, schema)
+    await migrate(pool, schema)
+    await pool.execute("CREATE TABLE effects (event_id uuid NOT NULL)")
+    producer = create_producer(s, "dlq-test")
+    await producer.start()
+    yield s, pool, producer
+    await producer.stop()
+    await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    await pool.close()
+
+
+async def _value(v: object) -> object:
+    return v
+
+
+async def test_dead_letters_are_listed_replayed_once_through_the_inbox_audited_and_counted(env) -> None:
+    s, pool, producer = env
+    unknown, valid = topology_event(), topology_event()
+    broken = {unknown.event_id}
+
+    async def handler(message: Message, uow: UnitOfWork) -> None:
+        if message.event_id in broken:
+            raise PermanentHandlerError("MICROGRID_UNKNOWN", "not known here yet")
+        await uow.conn.execute("INSERT INTO effects (event_id) VALUES ($1)", message.event_id)
+
+    consumer = EventConsumer(
+        group="backbone", handlers={TOPIC: handler}, pool=pool, settings=s,
+        dead_letters=DeadLetterPublisher(producer, s),
+    )
+    await producer.send_and_wait(s.topic(TOPIC), b"{not json", key=b"k")
+    await producer.send_and_wait(s.topic(TOPIC), unknown.to_bytes(), key=b"k",
+                                 headers=[("event_id", str(unknown.event_id).encode())])
+    await producer.send_and_wait(s.topic(TOPIC), valid.to_bytes(), key=b"k")
+    broker = await start_consuming(s, consumer)
+    try:
+        await eventually(lambda: _value(consumer.stats.processed == 1 and consumer.stats.dead_lettered == 2))
+        async with pool.acquire() as conn:
+            letters = await read_letters(s, "backbone", conn)
+        assert [x.reason for x in letters] == ["INVALID_MESSAGE", "MICROGRID_UNKNOWN"]
+        invalid, letter = letters
+        assert letter.original_topic == s.topic(TOPIC)
+        assert letter.original_offset == invalid.original_offset + 1  # the same partition, the next record
+        assert letter.event_id == str(unknown.event_id)
+        assert letter.value == unknown.to_bytes()
+
+        # the cause is fixed; replay what is not invalid (an invalid message would only fail again)
+        broken.clear()
+        chosen = select_letters(letters, every=True)
+        assert chosen == [letter]
+        async with pool.acquire() as conn:
+            assert await replay(conn, producer, "backbone", chosen, actor="operator-a") == 1
+        await eventually(lambda: pool.fetchval("SELECT count(*) = 2 FROM effects"))
+
+        # replaying again is harmless: the inbox has it, nothing happens twice; but it is audited
+        async with pool.acquire() as conn:
+            letters = await read_letters(s, "backbone", conn)
+            assert letters[1].replays == 1
+            assert select_letters(letters, every=True) == []  # replayed letters only with again=True
+            await replay(conn, producer, "backbone", select_letters(letters, every=True, again=True), actor="b")
+        await eventually(lambda: _value(consumer.stats.duplicates == 1))
+        assert await pool.fetchval("SELECT count(*) FROM effects WHERE event_id = $1", unknown.event_id) == 1
+        audit = await pool.fetch("SELECT replayed_by, original_offset, reason FROM dead_letter_replays ORDER BY id")
+        assert [(r["replayed_by"], r["reason"]) for r in audit] == [
+            ("operator-a", "MICROGRID_UNKNOWN"), ("b", "MICROGRID_UNKNOWN")
+        ]
+        assert audit[0]["original_offset"] == letter.original_offset
+
+        counts = DeadLetterCounts(s, "backbone", pool)
+        await counts.refresh()
+        assert counts.readings() == [
+            (2, {"group": "backbone", "state": "total"}), (1, {"group": "backbone", "state": "replayed"})
+        ]
+    finally:
+        await broker.stop()
