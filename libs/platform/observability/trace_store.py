@@ -7,6 +7,7 @@ names (hex ids, unix-nano times) so the files stay readable by other tools.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -67,16 +68,48 @@ def span_to_record(span: ReadableSpan) -> dict[str, Any]:
     }
 
 
+# A trace file is rotated past this size, keeping this many older files: a service's traces take at
+# most (backups + 1) x max bytes on disk (default 4 x 64 MiB), however long it runs.
+MAX_BYTES_ENV, BACKUPS_ENV = "MGRID_TRACE_FILE_MAX_BYTES", "MGRID_TRACE_FILE_BACKUPS"
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_BACKUPS = 3
+
+
 class JsonlSpanExporter(SpanExporter):
-    """Appends each exported batch to <folder>/<service_name>.jsonl in one write.
+    """Appends each exported batch to <folder>/<service_name>.jsonl in one write, rotating by size.
 
     One append per batch keeps lines whole when several replicas of a service share the file
-    (O_APPEND writes of one buffer are not interleaved on a local file system).
+    (O_APPEND writes of one buffer are not interleaved on a local file system). When the file would
+    pass `max_bytes` it becomes `<service>.1.jsonl` (older ones shift up to `<service>.<backups>.jsonl`,
+    the oldest is deleted); rotated files keep the .jsonl suffix, so `mgrid trace` still reads them.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_bytes: int | None = None, backups: int | None = None) -> None:
         self.path = path
+        self.max_bytes = max_bytes if max_bytes is not None else int(os.environ.get(MAX_BYTES_ENV, DEFAULT_MAX_BYTES))
+        self.backups = backups if backups is not None else int(os.environ.get(BACKUPS_ENV, DEFAULT_BACKUPS))
         self._closed = False
+
+    def rotated(self, n: int) -> Path:
+        return self.path.with_name(f"{self.path.stem}.{n}{self.path.suffix}")
+
+    def _rotate_if_full(self, adding: int) -> None:
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        if size == 0 or size + adding <= self.max_bytes:
+            return
+        if self.backups <= 0:
+            self.path.unlink(missing_ok=True)
+            return
+        self.rotated(self.backups).unlink(missing_ok=True)
+        for n in range(self.backups - 1, 0, -1):
+            if self.rotated(n).exists():
+                os.replace(self.rotated(n), self.rotated(n + 1))
+        # a replica sharing the file may have rotated it a moment ago: then there is nothing to move
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self.path, self.rotated(1))
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._closed:
@@ -88,8 +121,10 @@ class JsonlSpanExporter(SpanExporter):
         )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(lines)
+            data = lines.encode("utf-8")
+            self._rotate_if_full(len(data))
+            with self.path.open("ab") as f:
+                f.write(data)
         except OSError:
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.util.types import AttributeValue
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.util.types import Attributes, AttributeValue
 
 from libs.platform.observability.trace_store import JsonlSpanExporter, trace_dir
 
@@ -24,6 +34,47 @@ SCHEDULE_DELAY_MILLIS = 200
 # (~20k spans/s); these sizes kept all of 100k. A full queue holds memory only during a burst.
 MAX_QUEUE_SIZE = 32768
 MAX_EXPORT_BATCH_SIZE = 4096
+
+
+# A database query with no request, message or job around it is a background poll (the outbox relay,
+# the pending-request sweeper, the timer scheduler): each was its own root trace, ~0.9 MB of spans
+# per 30 s while idle. They are sampled to this ratio (MGRID_TRACE_IDLE_QUERY_RATIO, default none).
+IDLE_QUERY_RATIO_ENV = "MGRID_TRACE_IDLE_QUERY_RATIO"
+_DB_SYSTEM_ATTRIBUTES = ("db.system", "db.system.name")
+
+
+class IdlePollingSampler(Sampler):
+    """For root spans: a database client span (a query outside any traced work) is sampled to a
+    trickle; every other root (an HTTP request, a consumed message, a publish) is kept."""
+
+    def __init__(self, idle_query_ratio: float = 0.0) -> None:
+        self._ratio = idle_query_ratio
+        self._idle = TraceIdRatioBased(idle_query_ratio)
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if kind is SpanKind.CLIENT and attributes and any(a in attributes for a in _DB_SYSTEM_ATTRIBUTES):
+            if self._ratio <= 0.0:
+                return SamplingResult(Decision.DROP)
+            return self._idle.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return f"IdlePollingSampler{{idle_query_ratio={self._ratio}}}"
+
+
+def sampler() -> Sampler:
+    """Children follow their parent; roots through IdlePollingSampler."""
+    ratio = float(os.environ.get(IDLE_QUERY_RATIO_ENV, "0") or 0)
+    return ParentBased(root=IdlePollingSampler(ratio))
 
 
 def service_resource(service_name: str) -> Resource:
@@ -47,7 +98,7 @@ def span_exporter(service_name: str) -> tuple[SpanExporter, str]:
 def build_tracer_provider(
     service_name: str, exporter: SpanExporter, *, schedule_delay_millis: int = SCHEDULE_DELAY_MILLIS
 ) -> TracerProvider:
-    provider = TracerProvider(resource=service_resource(service_name))
+    provider = TracerProvider(resource=service_resource(service_name), sampler=sampler())
     provider.add_span_processor(
         BatchSpanProcessor(
             exporter,

@@ -1,0 +1,71 @@
+"""Trace files stay bounded (issue 15, defect 6): idle polling makes no spans, and the file exporter
+rotates by size with a cap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from opentelemetry.instrumentation.asyncpg import _hydrate_span_from_args
+from opentelemetry.trace import SpanKind
+
+from libs.platform.observability.trace_store import JsonlSpanExporter, read_spans
+from libs.platform.observability.tracing import IDLE_QUERY_RATIO_ENV, build_tracer_provider
+
+
+class _Connection:
+    """What the asyncpg instrumentation reads off a connection to name the span's attributes."""
+
+    _addr = ("127.0.0.1", 55432)
+
+    class _params:  # noqa: N801 - asyncpg's attribute name
+        database, user = "mgrid", "mgrid"
+
+
+def _poll_query(tracer) -> None:
+    """A span as the asyncpg instrumentation starts it for one query (attributes known at start)."""
+    attributes = _hydrate_span_from_args(_Connection(), "SELECT id FROM outbox", None)
+    with tracer.start_as_current_span("SELECT", kind=SpanKind.CLIENT, attributes=attributes):
+        pass
+
+
+def test_idle_polling_queries_make_no_spans_and_queries_inside_work_are_kept(tmp_path: Path) -> None:
+    provider = build_tracer_provider("balancing", JsonlSpanExporter(tmp_path / "balancing.jsonl"))
+    tracer = provider.get_tracer("opentelemetry.instrumentation.asyncpg")
+    for _ in range(100):  # the relay and the sweeper polling an empty table
+        _poll_query(tracer)
+    with tracer.start_as_current_span("POST /rebalance", kind=SpanKind.SERVER):
+        _poll_query(tracer)
+    with tracer.start_as_current_span("microgrid.rebalance_requested process", kind=SpanKind.CONSUMER):
+        _poll_query(tracer)
+    provider.shutdown()
+    names = sorted(s.name for s in read_spans(tmp_path).spans)
+    assert names == ["POST /rebalance", "SELECT", "SELECT", "microgrid.rebalance_requested process"]
+
+
+def test_idle_queries_can_be_sampled_to_a_trickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(IDLE_QUERY_RATIO_ENV, "0.1")
+    provider = build_tracer_provider("balancing", JsonlSpanExporter(tmp_path / "balancing.jsonl"))
+    tracer = provider.get_tracer("t")
+    for _ in range(1000):
+        _poll_query(tracer)
+    provider.shutdown()
+    assert 40 <= len(read_spans(tmp_path).spans) <= 200
+
+
+def test_the_trace_file_rotates_by_size_and_keeps_a_capped_number_of_files(tmp_path: Path) -> None:
+    exporter = JsonlSpanExporter(tmp_path / "balancing.jsonl", max_bytes=4000, backups=2)
+    provider = build_tracer_provider("balancing", exporter, schedule_delay_millis=1)
+    tracer = provider.get_tracer("t")
+    for i in range(200):
+        with tracer.start_as_current_span(f"cycle {i}"):
+            pass
+        provider.force_flush()
+    provider.shutdown()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["balancing.1.jsonl", "balancing.2.jsonl", "balancing.jsonl"]
+    assert all((tmp_path / f).stat().st_size <= 4000 for f in files)
+    stored = read_spans(tmp_path)  # `mgrid trace` still reads the rotated files
+    assert stored.unreadable_lines == 0
+    names = {s.name for s in stored.spans}
+    assert "cycle 199" in names and "cycle 0" not in names
