@@ -15,6 +15,7 @@ from services.envelope_lifecycle.handlers import build_handlers
 from services.envelope_lifecycle.routes import router
 from services.envelope_lifecycle.scheduler import evaluate_due_timers, scheduler_loop
 from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
+from services.envelope_lifecycle.topology_wait import parked_submission_sweeper
 
 NAME = "envelope_lifecycle"
 
@@ -31,7 +32,7 @@ def build_definition(clock: Clock | None = None) -> ServiceDefinition:
         migrations=Path(__file__).parent / "migrations",
         handlers=build_handlers,
         routers=lambda: [router],
-        background=scheduler_loop,
+        background=lambda ctx: [*scheduler_loop(ctx), *parked_submission_sweeper(ctx)],
         on_start=on_start,
         settings_factory=EnvelopeLifecycleSettings,
     )

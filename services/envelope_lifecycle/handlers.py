@@ -29,13 +29,8 @@ from services.envelope_lifecycle.adapters.locks import lock_microgrid
 from services.envelope_lifecycle.context import clock_of, settings_of
 from services.envelope_lifecycle.projection import project_nodes
 from services.envelope_lifecycle.source_health import announce_health_change, reevaluate_source
-from services.envelope_lifecycle.submission import EnvelopeSubmission
-from services.envelope_lifecycle.write_port import (
-    EnvelopeNotFound,
-    NotWithdrawable,
-    submit_envelope,
-    withdraw_envelope,
-)
+from services.envelope_lifecycle.topology_wait import submit_or_park, submit_parked_now_known
+from services.envelope_lifecycle.write_port import EnvelopeNotFound, NotWithdrawable, withdraw_envelope
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +41,9 @@ def build_handlers(ctx: ServiceContext) -> Mapping[str, Handler]:
 
     async def on_submit_operating_envelope(message: Message, uow: UnitOfWork) -> None:
         assert isinstance(message, SubmitOperatingEnvelope)
-        p = message.payload
-        submission = EnvelopeSubmission(
-            microgrid_id=p.microgrid_id,
-            node_id=p.node_id,
-            origin_control_point_id=p.origin_control_point_id,
-            envelope_type=p.envelope_type.value,
-            constraint_type=p.constraint_type.value,
-            effective_from=p.effective_from,
-            effective_to=p.effective_to,
-            source_ref=p.source_ref,
-            blocks=tuple(p.blocks),
-            submitted_by=p.submitted_by,
-        )
-        # A conflicting resubmission is refused with a rejected event (audited), not dead-lettered.
-        await submit_envelope(uow, settings=settings, submission=submission, now=clock.now(), causation=message)
+        # A conflicting resubmission is refused with a rejected event (audited), not dead-lettered. A node
+        # not known here yet is waited for (parked), not judged at once (read-your-writes).
+        await submit_or_park(uow, message, settings=settings, now=clock.now())
 
     async def on_withdraw_operating_envelope(message: Message, uow: UnitOfWork) -> None:
         assert isinstance(message, WithdrawOperatingEnvelope)
@@ -91,6 +74,8 @@ def build_handlers(ctx: ServiceContext) -> Mapping[str, Handler]:
         if await topology.replace_topology(uow.conn, message.payload):
             managed = {n.node_id for n in await topology.managed_nodes(uow.conn, mg)}
             await _reproject(uow, mg, managed, clock.now(), message)
+            # Envelope commands that were waiting for a node of this version are judged now.
+            await submit_parked_now_known(uow, mg, settings=settings, now=clock.now())
 
     async def on_legacy_circuit_updated(message: Message, uow: UnitOfWork) -> None:
         assert isinstance(message, LegacyCircuitUpdated)

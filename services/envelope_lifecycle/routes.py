@@ -28,6 +28,7 @@ from libs.platform.runtime import ServiceContext, service_context
 from services.envelope_lifecycle import queries
 from services.envelope_lifecycle.context import clock_of, settings_of
 from services.envelope_lifecycle.submission import EnvelopeSubmission
+from services.envelope_lifecycle.topology_wait import wait_for_node
 from services.envelope_lifecycle.write_port import (
     EnvelopeNotFound,
     Ingested,
@@ -67,9 +68,13 @@ async def submit(
         submitted_by=principal.subject,
         claimed_by=body.submitted_by,
     )
+    # Read-your-writes: a node written to the topology a moment ago may not be known here yet.
+    waited = await wait_for_node(ctx, microgrid_id, body.node_id)
     now = clock_of(ctx).now()
     async with ctx.unit_of_work() as uow:
-        outcome = await submit_envelope(uow, settings=settings_of(ctx), submission=submission, now=now)
+        outcome = await submit_envelope(
+            uow, settings=settings_of(ctx), submission=submission, now=now, waited_for_node_s=waited
+        )
     if outcome.conflict:  # answered after the commit, so the refusal's audit event is kept
         raise ApiError.conflict(f"source_ref {submission.source_ref!r} was already ingested with different content")
     if outcome.rejected:

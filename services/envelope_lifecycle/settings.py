@@ -25,6 +25,10 @@ class EnvelopeLifecycleSettings(PlatformSettings):
     # Capability operational statuses (case-insensitive) that make a forecast source OFFLINE or STALE.
     forecast_offline_statuses: frozenset[str] = frozenset({"OFFLINE", "ERROR", "FAULT", "UNAVAILABLE"})
     forecast_stale_statuses: frozenset[str] = frozenset({"STALE", "DEGRADED"})
+    # Read-your-writes: how long a write naming a node not known here yet waits for its topology before
+    # it is judged (0: judge at once), and how often parked commands are checked for their deadline.
+    envelope_topology_wait_s: float = 5.0
+    envelope_topology_sweep_interval_s: float = 0.5
     # FR-031: what fills a gap in a healthy primary forecast (the spec's default: circuit default capacity).
     forecast_gap_policy: GapPolicy = GapPolicy.DEFAULT_CAPACITY
 

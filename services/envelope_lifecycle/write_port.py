@@ -83,7 +83,9 @@ class NotWithdrawable(Exception):
 # ---- validation --------------------------------------------------------------------------------------
 
 
-def judge_submission(submission: EnvelopeSubmission, *, node_known: bool, now: datetime) -> Violation | None:
+def judge_submission(
+    submission: EnvelopeSubmission, *, node_known: bool, now: datetime, waited_for_node_s: float | None = None
+) -> Violation | None:
     """The first rule the submission breaks, or None. Pure; the envelope rules are the domain's."""
     if submission.envelope_type not in EnvelopeType.__members__:
         return Violation(
@@ -98,9 +100,14 @@ def judge_submission(submission: EnvelopeSubmission, *, node_known: bool, now: d
             {"constraint_type": submission.constraint_type, "known": list(ConstraintType.__members__)},
         )
     if not node_known:
+        waited = (
+            f" (not known here after waiting {waited_for_node_s:.0f} s for the microgrid's topology)"
+            if waited_for_node_s
+            else ""
+        )
         return Violation(
             EnvelopeRule.TARGET_NODE_IN_MICROGRID,
-            f"node {submission.node_id} is not a node of microgrid {submission.microgrid_id}",
+            f"node {submission.node_id} is not a node of microgrid {submission.microgrid_id}{waited}",
             {"node_id": str(submission.node_id)},
         )
     record = _stored(submission, EnvelopeStatus.PENDING, now).record()
@@ -153,6 +160,7 @@ async def submit_envelope(
     submission: EnvelopeSubmission,
     now: datetime,
     causation: Message | None = None,
+    waited_for_node_s: float | None = None,
 ) -> Ingested:
     conn = uow.conn
     await lock_microgrid(conn, submission.microgrid_id)
@@ -167,7 +175,7 @@ async def submit_envelope(
         # example its node was not yet known here), and the same content may be valid now.
 
     node = await topology.node(conn, submission.microgrid_id, submission.node_id)
-    violation = judge_submission(submission, node_known=node is not None, now=now)
+    violation = judge_submission(submission, node_known=node is not None, now=now, waited_for_node_s=waited_for_node_s)
     if violation is not None:
         if existing is not None:
             return Ingested(existing, replay=True)  # still rejected: nothing new
