@@ -31,6 +31,7 @@ from libs.platform.runtime import ServiceContext, service_context
 from services.compatibility_adapter import service, tou_limits
 from services.compatibility_adapter.adapters import alias_read_model
 from services.compatibility_adapter.alias_resolution import AliasFailure
+from services.compatibility_adapter.topology_wait import after_waiting, wait_for_circuit
 from services.compatibility_adapter.translation_keys import MAX_IDEMPOTENCY_KEY_LENGTH
 
 # (the literal: Starlette renamed the constant between versions)
@@ -121,6 +122,7 @@ async def rebalance_load(
     idempotency_key: IdempotencyKey = None,
     x_correlation_id: CorrelationId = None,
 ) -> CircuitRebalanceResponse:
+    waited = await wait_for_circuit(ctx, circuit_id)  # a resync a moment ago may not be known here yet
     requested = await service.request_circuit_rebalance(
         ctx=ctx,
         circuit_id=circuit_id,
@@ -131,7 +133,7 @@ async def rebalance_load(
     )
     if isinstance(requested, AliasFailure):
         version = await alias_read_model.topology_version_for_circuit(ctx.pool, circuit_id)
-        raise _refusal(requested, status.HTTP_409_CONFLICT, principal, version)
+        raise _refusal(after_waiting(requested, waited), status.HTTP_409_CONFLICT, principal, version)
     cycle = await service.await_cycle_result(ctx=ctx, request_key=requested.request_key)
     _announce(response, f"/api/microgrid/{requested.microgrid_id}/rebalance")
     if cycle is None:
@@ -159,9 +161,10 @@ async def submit_tou_limits(
         submitted_by=principal.subject,
         correlation_id=x_correlation_id or str(uuid4()),
     )
+    waited = await wait_for_circuit(ctx, circuit_id)  # a resync a moment ago may not be known here yet
     submitted = await tou_limits.submit_tou_schedule(ctx=ctx, request=request, now=_now(ctx))
     if isinstance(submitted, AliasFailure):
-        raise _refusal(submitted, _UNPROCESSABLE, principal)
+        raise _refusal(after_waiting(submitted, waited), _UNPROCESSABLE, principal)
     _announce(response, f"/api/microgrid/{submitted.microgrid_id}/status")
     return submitted
 

@@ -10,6 +10,9 @@ class CompatibilityAdapterSettings(PlatformSettings):
     compat_rebalance_wait_s: float = 10.0
     # The result's commit wakes the wait (Redis signal); this is the re-read interval if a signal is lost.
     compat_rebalance_poll_interval_s: float = 0.5
+    # Read-your-writes: how long a legacy HTTP call naming a circuit not mapped here yet waits for the
+    # topology that maps it before it is refused (0: refuse at once).
+    compat_topology_wait_s: float = 5.0
 
 
 def adapter_settings(settings: PlatformSettings) -> CompatibilityAdapterSettings:
