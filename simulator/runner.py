@@ -103,6 +103,20 @@ class RunResult:
     wall_s: float = 0.0
     sent: int = 0
 
+    def cycle_fingerprint(self) -> list[tuple[str, tuple[str, ...], int, tuple[tuple[str, int], ...]]]:
+        """Every cycle's outcome, reason codes, total and allocations (by node type), in a stable order:
+        what two runs with the same seed must share. Ids and timestamps differ between runs by
+        construction, and the watt or two of a rounding remainder goes to nodes in id order, so the
+        allocations are a sorted multiset per node type, to be compared within a few watts."""
+        out = []
+        for ctx in self.contexts:
+            result = ctx.cycle.result
+            by_node = result.allocation_summary.by_node
+            allocations = tuple(sorted((n.node_type.value, n.allocated_watts) for n in by_node))
+            out.append((result.outcome.value, tuple(str(c.value) for c in result.reason_codes),
+                        result.allocation_summary.total_allocated_watts, allocations))
+        return sorted(out)
+
     @property
     def findings(self) -> list[Finding]:
         return [f for s in self.steps for f in s.findings] + self.invariants

@@ -22,7 +22,7 @@ from contracts.api.compatibility_adapter import (
     TranslationSummary,
 )
 from contracts.base import Message
-from contracts.enums import AliasPath, ReasonCode, RebalanceSource, order_reason_codes
+from contracts.enums import AliasPath, ProjectionTrigger, ReasonCode, RebalanceSource, order_reason_codes
 from contracts.events import (
     CircuitAliasApplied,
     CircuitAliasAppliedPayload,
@@ -482,13 +482,26 @@ async def record_cycle_result(*, uow: UnitOfWork, cycle: CycleResultRecord) -> N
 
 
 async def apply_capacity_changed(*, uow: UnitOfWork, message: EffectiveCircuitCapacityChanged, now: datetime) -> None:
-    """Update the circuit-facing value; request one legacy rebalance when the value actually changed."""
+    """Update the circuit-facing value; request one legacy rebalance per change of the projection.
+
+    A cycle's guard may have reconciled the same new value first (a rebalance right at a block
+    boundary): the projection's change still requests its rebalance, so how many cycles run does not
+    depend on which of the two events arrived first (NFR-007). Only a projection no newer than one
+    already applied (replayed, or late) changes nothing.
+    """
     change = message.payload
     held = await circuit_capacity.current(uow.conn, change.circuit_id, lock=True)
-    if held is not None and held.evaluated_at > change.evaluated_at:
+    if held is not None and held.projected_at is not None and held.projected_at >= change.evaluated_at:
         return  # an older evaluation arriving late changes nothing
-    await circuit_capacity.save(uow.conn, change, message.event_id)
-    reference = held.effective_capacity_watts if held is not None else change.previous_capacity_watts
+    if held is None or held.evaluated_at <= change.evaluated_at:
+        await circuit_capacity.save(uow.conn, change, message.event_id, projected=True)
+    else:  # a reconciliation newer than this projection holds the value already
+        await circuit_capacity.mark_projected(uow.conn, change.circuit_id, change.evaluated_at)
+    reference = (
+        held.effective_capacity_watts
+        if held is not None and held.projection_trigger != ProjectionTrigger.REBALANCE_GUARD.value
+        else change.previous_capacity_watts
+    )
     if reference == change.effective_capacity_watts:
         return
     request = AliasedRequest(
@@ -514,7 +527,7 @@ async def apply_capacity_reconciled(*, uow: UnitOfWork, message: EffectiveCircui
     """The rebalance-time guard corrected the value: update it, never request another rebalance."""
     held = await circuit_capacity.current(uow.conn, message.payload.circuit_id, lock=True)
     if held is None or held.evaluated_at <= message.payload.evaluated_at:
-        await circuit_capacity.save(uow.conn, message.payload, message.event_id)
+        await circuit_capacity.save(uow.conn, message.payload, message.event_id, projected=False)
 
 
 async def read_effective_capacity(

@@ -186,7 +186,7 @@ class OutboxRelay:
                 await conn.remove_listener(OUTBOX_CHANNEL, self._on_notify)
             if not conn.is_closed():
                 with contextlib.suppress(Exception):
-                    await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+                    await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key, timeout=1.0)
             with contextlib.suppress(Exception):
                 await self._pool.release(conn, timeout=1.0)
 

@@ -128,3 +128,36 @@ async def _consumed(adapter: Adapter, message) -> bool:  # noqa: ANN001
     return bool(
         await adapter.service.ctx.pool.fetchval("SELECT 1 FROM inbox WHERE event_id = $1", str(message.event_id))
     )
+
+
+@pytest.mark.req("FR-028", "NFR-007")
+async def test_a_boundary_change_requests_its_rebalance_whether_or_not_a_guard_reconciled_it_first(
+    adapter: Adapter,
+) -> None:
+    """Issue 15, defect 8: a rebalance right at a block boundary reconciles the new value (REBALANCE_GUARD)
+    while the scheduled evaluation projects the same change. Which event reaches the adapter first used
+    to decide whether a second cycle ran; now the projection's change requests its one rebalance in
+    either order, and a reconciliation none."""
+    site = await known_site(adapter)
+    t0 = datetime.now(UTC)
+    boundary = capacity(site, 60_000, ProjectionTrigger.ENVELOPE_LIFECYCLE, t0, previous=100_000)
+    guard = capacity(site, 60_000, ProjectionTrigger.REBALANCE_GUARD, t0 + timedelta(milliseconds=50),
+                     previous=100_000)
+    reconciled = EffectiveCircuitCapacityReconciled.create(guard, producer="balancing", occurred_at=t0)
+    changed = EffectiveCircuitCapacityChanged.create(boundary, producer="envelope_lifecycle", occurred_at=t0)
+    for message in (reconciled, changed):  # the order that used to request nothing
+        await adapter.send(message)
+    await eventually(lambda: _consumed(adapter, changed))
+    requests = [
+        m for m in await adapter.outbox("microgrid.rebalance_requested") if m.payload.circuit_id == site.circuit_id
+    ]
+    assert [r.payload.source for r in requests] == [RebalanceSource.ENVELOPE_CHANGE]
+    # the held value stays the newer reconciliation's; replaying the change requests nothing more
+    view = (await adapter.service.client.get(f"/api/circuit/{site.circuit_id}/effective_capacity",
+                                             headers=READ)).json()
+    assert (view["effective_capacity_watts"], view["projection_trigger"]) == (60_000, "REBALANCE_GUARD")
+    late = EffectiveCircuitCapacityChanged.create(boundary, producer="envelope_lifecycle", occurred_at=t0)
+    await adapter.send(late)
+    await eventually(lambda: _consumed(adapter, late))
+    assert len([m for m in await adapter.outbox("microgrid.rebalance_requested")
+                if m.payload.circuit_id == site.circuit_id]) == 1
