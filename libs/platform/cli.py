@@ -20,6 +20,7 @@ _GROUPS = [
     ("services.balancing.cli", "app", "cycle"),
     ("simulator.cli", "simulate_app", "simulate"),
     ("simulator.cli", "demo_app", "demo"),
+    ("simulator.chaos_cli", "chaos", "chaos"),
     ("contracts.generate", "app", "contracts"),
     ("libs.platform.dlq_cli", "dlq_app", "dlq"),
     ("libs.platform.dlq_cli", "outbox_app", "outbox"),
