@@ -179,12 +179,12 @@ class OutboxRelay:
         return self._conn
 
     async def _disconnect(self) -> None:
-        conn, self._conn, self._locked = self._conn, None, False
+        conn, locked, self._conn, self._locked = self._conn, self._locked, None, False
         if conn is not None:
             # Shutting down with the database gone must still finish: the connection dies with the pool.
             with contextlib.suppress(Exception):
                 await conn.remove_listener(OUTBOX_CHANNEL, self._on_notify)
-            if not conn.is_closed():
+            if locked and not conn.is_closed():
                 with contextlib.suppress(Exception):
                     await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key, timeout=1.0)
             with contextlib.suppress(Exception):
