@@ -63,6 +63,7 @@ class FaultRun:
     p99_ms: float = 0.0
     ready_after_s: float | None = None
     over_limit: list[str] = field(default_factory=list)
+    not_ready: list[str] = field(default_factory=list)  # the last /ready answers that were not 200
 
     @property
     def passed(self) -> bool:
@@ -114,17 +115,20 @@ async def _read_from(settings: SimulatorSettings, starts: dict[TopicPartition, i
     return records
 
 
-async def _all_ready(processes: ServiceProcesses, timeout_s: float) -> float | None:
+async def _all_ready(processes: ServiceProcesses, timeout_s: float, not_ready: list[str]) -> float | None:
+    """Seconds until every service's /ready answers 200; None past the timeout (`not_ready` says why)."""
     started = time.monotonic()
-    async with httpx.AsyncClient(timeout=2.0) as client:
+    async with httpx.AsyncClient(timeout=3.0) as client:
         while time.monotonic() - started < timeout_s:
-            statuses = []
+            not_ready.clear()
             for service in processes.services:
                 try:
-                    statuses.append((await client.get(f"{processes.url(service)}/ready")).status_code)
-                except httpx.HTTPError:
-                    statuses.append(0)
-            if all(s == 200 for s in statuses):
+                    answer = await client.get(f"{processes.url(service)}/ready")
+                    if answer.status_code != 200:
+                        not_ready.append(f"{service}: {answer.text[:300]}")
+                except httpx.HTTPError as exc:
+                    not_ready.append(f"{service}: {exc!r}")
+            if not not_ready:
                 return time.monotonic() - started
             await asyncio.sleep(0.25)
     return None
@@ -176,7 +180,7 @@ async def run_fault(settings: SimulatorSettings, processes: ServiceProcesses, *,
                 if pid is not None:
                     os.kill(pid, signal.SIGKILL)
                 await asyncio.to_thread(_restart_when_dead, processes, victim)
-                result.ready_after_s = await _all_ready(processes, READY_WITHIN_S * 2)
+                result.ready_after_s = await _all_ready(processes, READY_WITHIN_S * 2, result.not_ready)
         result.sent = len(sent_at)
     finally:
         await producer.stop()

@@ -33,4 +33,4 @@ async def test_every_input_gives_exactly_one_cycle_under_the_fault(
     assert run.dead_lettered <= run.poison, run.row()
     assert run.over_limit == []
     if run.ready_after_s is not None or fault == "service-kill":
-        assert run.ready_after_s is not None and run.ready_after_s <= 30, run.row()
+        assert run.ready_after_s is not None and run.ready_after_s <= 30, f"{run.row()} {run.not_ready}"
