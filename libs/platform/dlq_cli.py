@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import asyncpg
 import typer
 
-from libs.platform.messaging.dead_letter_replay import Letter, read_letters, replay, select_letters
+from libs.platform.messaging.dead_letter_replay import Letter, read_letters, replay, select_letters, with_original
 from libs.platform.messaging.kafka import create_producer
 from libs.platform.messaging.unit_of_work import OUTBOX_CHANNEL
 from libs.platform.settings import PlatformSettings
@@ -56,6 +56,7 @@ def _when(ms: int) -> str:
 
 def _line(letter: Letter) -> str:
     replays = f"  replayed x{letter.replays}" if letter.replays else ""
+    replays += "  (excerpt: the original stays on its topic)" if letter.excerpted else ""
     return (
         f"{letter.position:>8}  {_when(letter.timestamp_ms)}  {letter.reason:<22} from {letter.original_position}"
         f"  event {letter.event_id or '-'}{replays}\n          {letter.error[:160]}"
@@ -120,6 +121,8 @@ def replay_letters(
         chosen = select_letters(
             letters, positions=letter, every=every, reason=reason, include_invalid=include_invalid, again=again
         )
+        # a letter too big to dead-letter whole holds an excerpt: send the original record back
+        chosen = [await with_original(settings, x) for x in chosen]
         for x in chosen:
             typer.echo(f"replaying {x.position} ({x.reason}) to {x.original_topic}")
         producer = create_producer(settings, "mgrid-dlq-replay")

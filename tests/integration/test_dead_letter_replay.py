@@ -10,8 +10,14 @@ import pytest
 from contracts.base import Message
 from libs.platform.db import create_pool, migrate
 from libs.platform.messaging.consumer import EventConsumer, PermanentHandlerError
-from libs.platform.messaging.dead_letter import DeadLetterPublisher
-from libs.platform.messaging.dead_letter_replay import DeadLetterCounts, read_letters, replay, select_letters
+from libs.platform.messaging.dead_letter import DeadLetter, DeadLetterPublisher
+from libs.platform.messaging.dead_letter_replay import (
+    DeadLetterCounts,
+    read_letters,
+    replay,
+    select_letters,
+    with_original,
+)
 from libs.platform.messaging.kafka import create_producer
 from libs.platform.messaging.topics_admin import ensure_topics
 from libs.platform.messaging.unit_of_work import UnitOfWork
@@ -101,3 +107,23 @@ async def test_dead_letters_are_listed_replayed_once_through_the_inbox_audited_a
         ]
     finally:
         await broker.stop()
+
+
+async def test_a_letter_holding_an_excerpt_is_replayed_with_the_original_from_its_position(env) -> None:
+    s, pool, producer = env
+    event = topology_event()
+    sent = await producer.send_and_wait(s.topic(TOPIC), event.to_bytes(), key=b"k",
+                                        headers=[("event_id", str(event.event_id).encode())])
+    letter = DeadLetter(
+        consumer_group=s.topic("backbone"), topic=s.topic(TOPIC), partition=sent.partition, offset=sent.offset,
+        key=b"k", value=event.to_bytes(), headers=(("event_id", str(event.event_id).encode()),),
+        reason="HANDLER_FAILED", error="too big to keep whole", attempts=1,
+    )
+    await DeadLetterPublisher(producer, s).publish(letter.excerpt(16))
+    [stored] = await read_letters(s, "backbone")
+    assert stored.excerpted and stored.value == event.to_bytes()[:16]
+    with pytest.raises(ValueError, match="excerpt"):
+        async with pool.acquire() as conn:
+            await replay(conn, producer, "backbone", [stored], actor="t")
+    whole = await with_original(s, stored)
+    assert (whole.value, whole.excerpted, whole.event_id) == (event.to_bytes(), False, str(event.event_id))

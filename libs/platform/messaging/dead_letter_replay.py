@@ -50,6 +50,8 @@ class Letter:
     value: bytes
     headers: tuple[tuple[str, bytes], ...]
     replays: int = 0
+    # Too big to dead-letter whole: the letter holds an excerpt; the record stays at its original position.
+    excerpted: bool = False
 
     @property
     def position(self) -> str:
@@ -92,6 +94,7 @@ class Letter:
             key=getattr(record, "key", None),
             value=value if value is not None else b"",
             headers=headers,
+            excerpted=h.get("dlq.excerpt") == "true",
         )
 
 
@@ -155,6 +158,34 @@ async def replay_counts(conn: asyncpg.Connection | asyncpg.Pool, group: str) -> 
     return {(r["dlq_partition"], r["dlq_offset"]): int(r["n"]) for r in rows}
 
 
+async def with_original(settings: PlatformSettings, letter: Letter, *, timeout_s: float = 10.0) -> Letter:
+    """An excerpted letter completed with the original record, read back from its original position."""
+    if not letter.excerpted:
+        return letter
+    tp = TopicPartition(letter.original_topic, letter.original_partition)
+    consumer = await _letters_consumer(settings)
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, letter.original_offset)
+        batch = await consumer.getmany(tp, timeout_ms=int(timeout_s * 1000), max_records=1)
+        records = [r for r in batch.get(tp, []) if r.offset == letter.original_offset]
+    finally:
+        await consumer.stop()
+    if not records:
+        raise LookupError(f"letter {letter.position}: the original at {letter.original_position} is gone")
+    original = records[0]
+    headers = tuple((k, bytes(v)) for k, v in (original.headers or ()))
+    event_id = dict(headers).get("event_id")
+    return replace(
+        letter,
+        key=original.key,
+        value=original.value if original.value is not None else b"",
+        headers=headers,
+        event_id=event_id.decode(errors="replace") if event_id is not None else letter.event_id,
+        excerpted=False,
+    )
+
+
 def select_letters(
     letters: Sequence[Letter],
     *,
@@ -186,6 +217,8 @@ async def replay(
     for letter in letters:
         if not letter.original_topic:
             raise ValueError(f"letter {letter.position} does not say where it came from")
+        if letter.excerpted:
+            raise ValueError(f"letter {letter.position} holds an excerpt: complete it with with_original first")
         async with conn.transaction():
             await conn.execute(
                 "INSERT INTO dead_letter_replays (consumer_group, dlq_topic, dlq_partition, dlq_offset,"
