@@ -184,9 +184,11 @@ class OutboxRelay:
             # Shutting down with the database gone must still finish: the connection dies with the pool.
             with contextlib.suppress(Exception):
                 await conn.remove_listener(OUTBOX_CHANNEL, self._on_notify)
-            if locked and not conn.is_closed():
+            if locked:
+                # (a terminated pool has taken the connection back already: is_closed() itself raises then)
                 with contextlib.suppress(Exception):
-                    await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key, timeout=1.0)
+                    if not conn.is_closed():
+                        await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key, timeout=1.0)
             with contextlib.suppress(Exception):
                 await self._pool.release(conn, timeout=1.0)
 
