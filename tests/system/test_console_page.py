@@ -20,16 +20,17 @@ import playwright.sync_api as playwright_api
 import pytest
 
 from libs.platform import stack
-from libs.platform.auth import issue_token
+from libs.platform.auth import ALL, issue_token
 from simulator.transport import SimulatorSettings
 from tests.integration.balancing.depot import Depot
 from tests.support import eventually, publish_as_owner
 
 pytestmark = [pytest.mark.system]
 RESULTS = Path("test-results")
-WRITE = issue_token("console-operator", ["operator:read", "operator:write"])
-INTEGRATION = issue_token("grid-operator-adapter", ["integration:write", "operator:read"])
-READ = issue_token("console-viewer", ["operator:read"])
+# Platform operators' tokens (the all-microgrids grant): the simulated depot is made fresh for the test.
+WRITE = issue_token("console-operator", ["operator:read", "operator:write"], ALL)
+INTEGRATION = issue_token("grid-operator-adapter", ["integration:write", "operator:read"], ALL)
+READ = issue_token("console-viewer", ["operator:read"], ALL)
 
 
 @dataclass
