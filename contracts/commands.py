@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from contracts.base import Contract, Message, UtcDateTime
+from contracts.base import MAX_ENVELOPE_BLOCKS, Contract, Message, Name, Ref, UtcDateTime
 from contracts.enums import ConstraintType, EnvelopeType
 from contracts.records import EnvelopeBlockRecord
 
@@ -22,9 +22,15 @@ class SubmitOperatingEnvelopePayload(Contract):
     constraint_type: ConstraintType
     effective_from: UtcDateTime
     effective_to: UtcDateTime
-    source_ref: str = Field(min_length=1, max_length=300, description="Opaque upstream ref; idempotency key")
-    blocks: list[EnvelopeBlockRecord] = Field(min_length=1, max_length=2000)
-    submitted_by: str = "adapter"
+    source_ref: Ref = Field(description="Opaque upstream ref; idempotency key")
+    blocks: list[EnvelopeBlockRecord] = Field(min_length=1, max_length=MAX_ENVELOPE_BLOCKS)
+    submitted_by: Name = "adapter"
+    supersedes_source_refs: list[Ref] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Envelopes (by source_ref) this one replaces: withdrawn in the same transaction, and only "
+        "if this one is accepted, so a rejected replacement leaves them in force",
+    )
 
 
 class SubmitOperatingEnvelope(Message):
@@ -35,8 +41,8 @@ class SubmitOperatingEnvelope(Message):
 class WithdrawOperatingEnvelopePayload(Contract):
     microgrid_id: UUID
     envelope_id: UUID | None = None
-    source_ref: str | None = None
-    withdrawn_by: str = "adapter"
+    source_ref: Ref | None = None
+    withdrawn_by: Name = "adapter"
 
 
 class WithdrawOperatingEnvelope(Message):

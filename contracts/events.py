@@ -11,7 +11,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from contracts.base import Contract, Message, UtcDateTime, Watts
+from contracts.base import INT32_MAX, MAX_NODES, Contract, Flag, Message, Name, UtcDateTime, Version, Watts
 from contracts.enums import (
     AliasPath,
     EnvelopeStatus,
@@ -41,8 +41,8 @@ from contracts.records import (
 class TopologyUpdatedPayload(Contract):
     microgrid_id: UUID
     depot_id: UUID
-    version: int = Field(ge=1)
-    updated_by: str
+    version: int = Field(ge=1, le=INT32_MAX, strict=True)
+    updated_by: Name
     nodes: list[MicrogridNodeRecord] = Field(description="The whole tree at this version")
     fallback_rules: list[FallbackRuleRecord] = Field(default_factory=list)
 
@@ -53,7 +53,7 @@ class TopologyUpdated(Message):
 
 
 class NodeLimitUpdatedPayload(NodeLimitRecord):
-    updated_by: str
+    updated_by: Name
 
 
 class NodeLimitUpdated(Message):
@@ -62,7 +62,7 @@ class NodeLimitUpdated(Message):
 
 
 class CapabilityControlPointUpdatedPayload(CapabilityControlPointRecord):
-    updated_by: str
+    updated_by: Name
 
 
 class CapabilityControlPointUpdated(Message):
@@ -153,10 +153,10 @@ class RebalanceRequestedPayload(Contract):
     microgrid_id: UUID
     node_id: UUID | None = Field(default=None, description="Optional subtree scope (D-001)")
     source: RebalanceSource
-    correlation_id: str
-    request_key: str = Field(min_length=1, max_length=200, description="Idempotency key: one cycle per key")
-    requested_by: str
-    expected_topology_version: int | None = None
+    correlation_id: Name
+    request_key: Name = Field(description="Idempotency key: one cycle per key")
+    requested_by: Name
+    expected_topology_version: Version | None = None
     circuit_id: UUID | None = Field(default=None, description="Legacy alias that led here, if any")
 
 
@@ -192,8 +192,8 @@ class CycleCompleted(Message):
 
 class TelemetryReportedPayload(Contract):
     microgrid_id: UUID
-    readings: list[TelemetryReadingRecord] = Field(default_factory=list)
-    demands: list[ConnectorDemandRecord] = Field(default_factory=list)
+    readings: list[TelemetryReadingRecord] = Field(default_factory=list, max_length=MAX_NODES)
+    demands: list[ConnectorDemandRecord] = Field(default_factory=list, max_length=MAX_NODES)
 
 
 class TelemetryReported(Message):
@@ -254,7 +254,7 @@ class SchedulerDispatchFailed(Message):
 
 class LegacyRebalanceRequestedPayload(Contract):
     circuit_id: UUID
-    requested_by: str = "legacy"
+    requested_by: Name = "legacy"
 
 
 class LegacyRebalanceRequested(Message):
@@ -269,7 +269,7 @@ class ScheduledRebalancePeriodicPayload(Contract):
 
     circuit_id: UUID | None = None
     microgrid_id: UUID | None = None
-    schedule_ref: str
+    schedule_ref: Name
     scheduled_for: UtcDateTime
 
     @model_validator(mode="after")
@@ -288,10 +288,10 @@ class LegacyCircuitUpdatedPayload(Contract):
     circuit_id: UUID
     depot_id: UUID
     parent_circuit_id: UUID | None = None
-    name: str
+    name: Name
     default_capacity_watts: Watts
     fail_safe_capacity_watts: Watts
-    removed: bool = False
+    removed: Flag = False
 
 
 class LegacyCircuitUpdated(Message):

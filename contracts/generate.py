@@ -50,6 +50,8 @@ def asyncapi_document() -> dict[str, Any]:
             "description": spec.description,
             "messages": {msg_name: {"$ref": f"#/components/messages/{msg_name}"}},
             "bindings": {"kafka": {"partitions": spec.partitions, "replicas": 1}},
+            # The size budget a write port holds every message of this topic to (contracts/topics.py).
+            "x-max-message-bytes": spec.max_bytes,
         }
         operations[f"publish_{channel_id}"] = {
             "action": "send",

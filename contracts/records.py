@@ -11,7 +11,22 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from contracts.base import Contract, UtcDateTime, Watts
+from contracts.base import (
+    INT32_MAX,
+    Contract,
+    Flag,
+    Int32,
+    JsonObject,
+    Name,
+    Ref,
+    SignedWatts,
+    Text200,
+    Text500,
+    Text2000,
+    UtcDateTime,
+    Version,
+    Watts,
+)
 from contracts.enums import (
     AssetType,
     CapabilityState,
@@ -34,7 +49,7 @@ from contracts.enums import (
 class MicrogridRecord(Contract):
     microgrid_id: UUID
     depot_id: UUID
-    version: int = Field(ge=0)
+    version: Version
 
 
 class MicrogridNodeFields(Contract):
@@ -42,12 +57,12 @@ class MicrogridNodeFields(Contract):
 
     node_id: UUID
     parent_node_id: UUID | None = None
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     node_type: NodeType
     attached_asset_type: AssetType | None = None
     attached_asset_id: UUID | None = None
     status: NodeStatus = NodeStatus.ACTIVE
-    display_order: int = 0
+    display_order: Int32 = 0
 
     @model_validator(mode="after")
     def _asset_pair(self) -> Self:
@@ -58,7 +73,7 @@ class MicrogridNodeFields(Contract):
 
 class MicrogridNodeRecord(MicrogridNodeFields):
     microgrid_id: UUID
-    managed: bool = Field(
+    managed: Flag = Field(
         default=False,
         description="True for first-level GRID_CONNECTION nodes built by depot resync from a feeder circuit.",
     )
@@ -82,7 +97,7 @@ class FallbackRuleRecord(Contract):
     fallback_demand_watts: Watts | None = Field(
         default=None, description="Assumed demand of the node when measurement is unusable."
     )
-    assume_requested: bool = Field(
+    assume_requested: Flag = Field(
         default=True, description="For connectors: assume they draw what they requested (conservative)."
     )
 
@@ -94,12 +109,12 @@ class CapabilityControlPointRecord(Contract):
     capability_type: CapabilityType
     state: CapabilityState
     control_source: ControlSource
-    description: str = ""
-    local_config: dict[str, Any] | None = None
-    external_config_type: str | None = None
-    external_config_ref: str | None = None
-    schedule_ref: str | None = None
-    active: bool = True
+    description: Text2000 = ""
+    local_config: JsonObject | None = None
+    external_config_type: Text200 | None = None
+    external_config_ref: Text500 | None = None
+    schedule_ref: Text200 | None = None
+    active: Flag = True
 
     @model_validator(mode="after")
     def _schedule_ref_only_local(self) -> CapabilityControlPointRecord:
@@ -115,12 +130,12 @@ class CapabilityStatusEventRecord(Contract):
     control_point_id: UUID
     node_id: UUID | None = None
     capability_type: CapabilityType
-    operational_status: str = Field(min_length=1, max_length=200)
+    operational_status: Name
     reported_by: ControlSource
     observed_at: UtcDateTime
     ingested_at: UtcDateTime
-    source_event_ref: str | None = Field(default=None, max_length=200)
-    status_detail: dict[str, Any] | None = None
+    source_event_ref: Text200 | None = None
+    status_detail: JsonObject | None = None
 
 
 class CapabilityStatusProjectionRecord(Contract):
@@ -153,7 +168,7 @@ class OperatingEnvelopeRecord(Contract):
     constraint_type: ConstraintType
     effective_from: UtcDateTime
     effective_to: UtcDateTime
-    source_ref: str = Field(min_length=1, max_length=300)
+    source_ref: Ref
     status: EnvelopeStatus
     received_at: UtcDateTime
     blocks: list[EnvelopeBlockRecord] = Field(default_factory=list)
@@ -166,27 +181,31 @@ class LegacyCircuitRecord(Contract):
     circuit_id: UUID
     depot_id: UUID
     parent_circuit_id: UUID | None = None
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     default_capacity_watts: Watts
     fail_safe_capacity_watts: Watts
-    removed: bool = False
+    removed: Flag = False
 
 
 class TelemetryReadingRecord(Contract):
     node_id: UUID
-    measured_demand_watts: int | None = Field(default=None, description="Consumption through the node")
-    measured_generation_watts: int | None = Field(default=None, description="Local generation (POWER_SOURCE)")
+    measured_demand_watts: SignedWatts | None = Field(default=None, description="Consumption through the node")
+    measured_generation_watts: SignedWatts | None = Field(
+        default=None, description="Local generation (POWER_SOURCE)"
+    )
     observed_at: UtcDateTime
-    valid: bool = True
+    valid: Flag = True
 
 
 class ConnectorDemandRecord(Contract):
     node_id: UUID
     requested_watts: Watts
     min_watts: Watts = 0
-    priority: int = Field(default=0, description="Higher is served first when minimums do not all fit")
-    weight: int = Field(default=1, ge=1, description="Share weight in max-min fair allocation")
-    session_ref: str | None = None
+    priority: Int32 = Field(default=0, description="Higher is served first when minimums do not all fit")
+    weight: int = Field(
+        default=1, ge=1, le=INT32_MAX, strict=True, description="Share weight in max-min fair allocation"
+    )
+    session_ref: Text200 | None = None
     observed_at: UtcDateTime
 
 

@@ -15,6 +15,15 @@ from contracts.base import Message
 
 DEFAULT_PARTITIONS = 3
 
+# ---- message size budgets (docs/security.md, "Limits") ---------------------------------------------
+# The broker takes records up to message.max.bytes (1,048,588 by default) and the producer sends
+# requests up to max_request_size (1,048,576). A topic's budget is what its serialised message may
+# weigh, leaving room for the key, the trace headers and the batch framing. A write port refuses
+# (413) a write whose message would not fit its budget; contracts/message_sizes.py holds the checks.
+BROKER_MAX_MESSAGE_BYTES = 1_048_576
+LARGE_MESSAGE_BYTES = 786_432  # 768 KiB: 75% of the broker's limit, for messages that carry a whole tree
+SMALL_MESSAGE_BYTES = 65_536  # 64 KiB: every other message (a record or two, bounded free-form JSON)
+
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
@@ -25,6 +34,8 @@ class TopicSpec:
     consumers: tuple[str, ...]
     partitions: int = DEFAULT_PARTITIONS
     description: str = ""
+    max_bytes: int = SMALL_MESSAGE_BYTES
+    """Size budget of one serialised message on this topic (see the budgets above)."""
 
     def key_for(self, message: Message) -> bytes:
         """The first non-null key field of the payload, as bytes."""
@@ -37,10 +48,11 @@ class TopicSpec:
 
 T, E, B, C, SIM = "topology", "envelope_lifecycle", "balancing", "compatibility_adapter", "simulator"
 MG = ("microgrid_id",)
+LARGE = LARGE_MESSAGE_BYTES
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("microgrid.topology_updated", ev.TopologyUpdated, MG, T, (E, B, C),
-              description="Topology mutation accepted; carries the whole tree at that version."),
+              description="Topology mutation accepted; carries the whole tree at that version.", max_bytes=LARGE),
     TopicSpec("microgrid.node_limit_updated", ev.NodeLimitUpdated, MG, T, (B,),
               description="Baseline node-limit record updated (full record)."),
     TopicSpec("microgrid.capability_control_point_updated", ev.CapabilityControlPointUpdated, MG, T, (B, E),
@@ -48,11 +60,11 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("microgrid.capability_status.recorded", ev.CapabilityStatusRecorded, MG, T, (B, E),
               description="Capability status appended as an immutable domain event."),
     TopicSpec("microgrid.operating_envelope_received", ev.OperatingEnvelopeReceived, MG, E, (B, T, C),
-              description="Operating envelope accepted by the write port (with its blocks)."),
+              description="Operating envelope accepted by the write port (with its blocks).", max_bytes=LARGE),
     TopicSpec("microgrid.operating_envelope_rejected", ev.OperatingEnvelopeRejected, MG, E, (),
-              description="Operating envelope failed validation; stored as REJECTED with the reason."),
+              description="Operating envelope failed validation; stored as REJECTED with the reason.", max_bytes=LARGE),
     TopicSpec("microgrid.operating_envelope_lifecycle_evaluated", ev.OperatingEnvelopeLifecycleEvaluated, MG,
-              E, (B, T, C), description="Scheduled boundary, expiry or withdrawal evaluated."),
+              E, (B, T, C), description="Scheduled boundary, expiry or withdrawal evaluated.", max_bytes=LARGE),
     TopicSpec("compatibility.effective_circuit_capacity_changed", ev.EffectiveCircuitCapacityChanged, MG, E,
               (C, B, T), description="Effective feeder-circuit capacity changed (ENVELOPE_CHANGE/LIFECYCLE)."),
     TopicSpec("compatibility.effective_circuit_capacity_reconciled", ev.EffectiveCircuitCapacityReconciled,
@@ -60,18 +72,18 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("microgrid.rebalance_requested", ev.RebalanceRequested, MG, C, (B,),
               description="Rebalance command accepted (HTTP, scheduler, alias, envelope change)."),
     TopicSpec("microgrid.demand_resolved", ev.DemandResolved, MG, B, (),
-              description="Demand resolution step of a cycle completed."),
+              description="Demand resolution step of a cycle completed.", max_bytes=LARGE),
     TopicSpec("microgrid.constraint_breach_detected", ev.ConstraintBreachDetected, MG, B, (SIM,),
               description="One active policy breach detected in a cycle."),
     TopicSpec("microgrid.cycle_completed", ev.CycleCompleted, MG, B, (C, SIM, B),
-              description="Cycle reached its final state; allocations for the chargers."),
+              description="Cycle reached its final state; allocations for the chargers.", max_bytes=LARGE),
     TopicSpec("compatibility.circuit_alias_applied", ev.CircuitAliasApplied, ("circuit_id",), C, (),
               description="Legacy circuit request translated to microgrid_id + node_id."),
     TopicSpec("microgrid.telemetry_reported", ev.TelemetryReported, MG, SIM, (B,),
-              description="Meter and connector telemetry and charging demand."),
+              description="Meter and connector telemetry and charging demand.", max_bytes=LARGE),
     TopicSpec("microgrid.submit_operating_envelope", cmd.SubmitOperatingEnvelope, MG, "external_adapter", (E,),
               description="Envelope write-port command (external protocol adapters; the compatibility "
-              "adapter's TOU translation)."),
+              "adapter's TOU translation).", max_bytes=LARGE),
     TopicSpec("microgrid.withdraw_operating_envelope", cmd.WithdrawOperatingEnvelope, MG, "external_adapter", (E,),
               description="Envelope write-port withdrawal command."),
     TopicSpec("compatibility.circuit_alias_failed", ev.CircuitAliasFailed, ("circuit_id",), C, (),

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from contracts.base import Contract, UtcDateTime
+from contracts.base import INT32_MAX, Contract, Name, UtcDateTime
 from contracts.enums import ConstraintType, EnvelopeStatus, EnvelopeType, ProjectionTrigger, ReasonCode
 from contracts.records import BreachRecord, CapabilityStatusProjectionRecord, CycleResultRecord
 
@@ -14,15 +14,17 @@ from contracts.records import BreachRecord, CapabilityStatusProjectionRecord, Cy
 class RebalanceRequest(Contract):
     """POST /api/microgrid/{microgrid_id}/rebalance body (all optional; an empty body is a whole-microgrid cycle)."""
 
-    request_key: str | None = Field(
+    request_key: Name | None = Field(
         default=None,
-        min_length=1,
-        max_length=200,
         description="Idempotency key (or the Idempotency-Key header): the same key returns the same cycle.",
     )
     node_id: UUID | None = Field(default=None, description="Optional subtree scope (D-001)")
     expected_topology_version: int | None = Field(
-        default=None, ge=1, description="Balance only on this topology version or a newer one"
+        default=None,
+        ge=1,
+        le=INT32_MAX,
+        strict=True,
+        description="Balance only on this topology version or a newer one",
     )
 
 

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from contracts.base import Contract, UtcDateTime, Watts
+from contracts.base import MAX_ENVELOPE_BLOCKS, Contract, UtcDateTime, Watts
 from contracts.enums import AliasPath, EnvelopeStatus, ReasonCode
 from contracts.records import CycleResultRecord
 
@@ -59,7 +59,7 @@ class LegacyTouPeriod(Contract):
 class LegacyTouSchedule(Contract):
     """The legacy TOU limits of one circuit. POST replaces the circuit's schedule; no periods clears it."""
 
-    periods: list[LegacyTouPeriod] = Field(default_factory=list, max_length=2000)
+    periods: list[LegacyTouPeriod] = Field(default_factory=list, max_length=MAX_ENVELOPE_BLOCKS)
 
     @model_validator(mode="after")
     def _periods_do_not_overlap(self) -> LegacyTouSchedule:

@@ -12,10 +12,12 @@ from uuid import UUID
 
 from pydantic import Field
 
-from contracts.base import Contract, UtcDateTime
+from contracts.base import MAX_ENVELOPE_BLOCKS, Contract, Ref, Text, Text200, UtcDateTime
 from contracts.enums import EnvelopeStatus, ForecastSourceHealth, ReasonCode
 from contracts.events import EffectiveCircuitCapacityPayload
 from contracts.records import EnvelopeBlockRecord, OperatingEnvelopeRecord
+
+TypeName = Text(50, min_length=1)
 
 
 class OperatingEnvelopeSubmission(Contract):
@@ -27,15 +29,14 @@ class OperatingEnvelopeSubmission(Contract):
 
     node_id: UUID
     origin_control_point_id: UUID | None = None
-    envelope_type: str = Field(min_length=1, max_length=50, description="TOU_LIMIT, FORECAST, FALLBACK, OVERRIDE")
-    constraint_type: str = Field(min_length=1, max_length=50, description="CONSUMPTION_CAP, GENERATION_CAP, NET_CAP")
+    envelope_type: TypeName = Field(description="TOU_LIMIT, FORECAST, FALLBACK, OVERRIDE")
+    constraint_type: TypeName = Field(description="CONSUMPTION_CAP, GENERATION_CAP, NET_CAP")
     effective_from: UtcDateTime
     effective_to: UtcDateTime
-    source_ref: str = Field(min_length=1, max_length=300, description="Opaque upstream ref; idempotency key")
-    blocks: list[EnvelopeBlockRecord] = Field(min_length=1, max_length=2000)
-    submitted_by: str | None = Field(
+    source_ref: Ref = Field(description="Opaque upstream ref; idempotency key")
+    blocks: list[EnvelopeBlockRecord] = Field(min_length=1, max_length=MAX_ENVELOPE_BLOCKS)
+    submitted_by: Text200 | None = Field(
         default=None,
-        max_length=200,
         description="Who the caller says submitted it: stored as `claimed_by`, a label only."
         " The actor (`submitted_by` of the stored envelope) is always the token subject",
     )

@@ -7,12 +7,24 @@ only adds what the HTTP surface needs around them: write requests, views and the
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from contracts.base import Contract, UtcDateTime, Watts
+from contracts.base import (
+    MAX_NODES,
+    Contract,
+    Flag,
+    JsonObject,
+    Name,
+    Text200,
+    Text500,
+    Text2000,
+    UtcDateTime,
+    Version,
+    Watts,
+)
 from contracts.enums import (
     AssetType,
     CapabilityState,
@@ -60,9 +72,9 @@ class TopologyNodeInput(MicrogridNodeFields):
 class TopologyReplaceRequest(Contract):
     """POST /api/microgrid/{microgrid_id}/topology: the full desired node list (replace)."""
 
-    version: int = Field(ge=0, description="The topology version this edit was authored on")
-    nodes: list[TopologyNodeInput] = Field(max_length=10_000)
-    fallback_rules: list[FallbackRuleRecord] = Field(default_factory=list, max_length=10_000)
+    version: Version = Field(description="The topology version this edit was authored on")
+    nodes: list[TopologyNodeInput] = Field(max_length=MAX_NODES)
+    fallback_rules: list[FallbackRuleRecord] = Field(default_factory=list, max_length=MAX_NODES)
     depot_id: UUID | None = Field(
         default=None,
         description="Only to create the depot's microgrid with this microgrid_id on a first write (version 0)",
@@ -160,12 +172,12 @@ class ControlPointInput(Contract):
     capability_type: CapabilityType
     state: CapabilityState
     control_source: ControlSource
-    description: str = Field(default="", max_length=2_000)
-    local_config: dict[str, Any] | None = None
-    external_config_type: str | None = Field(default=None, max_length=200)
-    external_config_ref: str | None = Field(default=None, max_length=500)
-    schedule_ref: str | None = Field(default=None, max_length=200, description="Only for control_source=LOCAL")
-    active: bool = True
+    description: Text2000 = ""
+    local_config: JsonObject | None = None
+    external_config_type: Text200 | None = None
+    external_config_ref: Text500 | None = None
+    schedule_ref: Text200 | None = Field(default=None, description="Only for control_source=LOCAL")
+    active: Flag = True
 
 
 class ControlPointWriteResult(Contract):
@@ -186,13 +198,11 @@ class ControlPointsView(Contract):
 class StatusEventInput(Contract):
     """One capability status observation. A JSON boolean status is normalised to ON/OFF (raw value kept)."""
 
-    operational_status: StrictBool | str = Field(description="Free-form text, or a raw controller boolean")
+    operational_status: StrictBool | Name = Field(description="Free-form text, or a raw controller boolean")
     reported_by: ControlSource | None = Field(default=None, description="Defaults to the control point's source")
     observed_at: UtcDateTime
-    source_event_ref: str = Field(
-        min_length=1, max_length=200, description="Upstream event identity: the idempotency key within a microgrid"
-    )
-    status_detail: dict[str, Any] | None = None
+    source_event_ref: Name = Field(description="Upstream event identity: the idempotency key within a microgrid")
+    status_detail: JsonObject | None = None
 
 
 class DepotStatusEventInput(StatusEventInput):

@@ -24,6 +24,7 @@ from contracts.api.compatibility_adapter import (
     TouLimitsView,
     TranslationSummary,
 )
+from contracts.enums import ReasonCode
 from libs.platform.auth import Principal, Scope, not_found, require_platform_grant, require_scopes
 from libs.platform.clock import Clock
 from libs.platform.http import ApiError
@@ -165,6 +166,13 @@ async def submit_tou_limits(
     submitted = await tou_limits.submit_tou_schedule(ctx=ctx, request=request, now=_now(ctx))
     if isinstance(submitted, AliasFailure):
         raise _refusal(after_waiting(submitted, waited), _UNPROCESSABLE, principal)
+    if isinstance(submitted, tou_limits.InvalidSchedule):  # judged before anything was withdrawn
+        raise ApiError.invalid(
+            f"circuit {circuit_id}: the schedule is not a valid TOU_LIMIT envelope: {submitted.problems[0]}",
+            violated_rule="ENVELOPE_INVARIANTS",
+            details={"problems": submitted.problems[:20]},
+            reason_code=ReasonCode.ENVELOPE_INVALID,
+        )
     _announce(response, f"/api/microgrid/{submitted.microgrid_id}/status")
     return submitted
 

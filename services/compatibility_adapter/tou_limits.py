@@ -1,8 +1,11 @@
 """GET/POST /api/circuit/{circuit_id}/tou_limits: legacy TOU schedules through the envelope write port.
 
 POST replaces the circuit's schedule: the new one goes out as a SubmitOperatingEnvelope command
-(TOU_LIMIT on the circuit's node, source_ref from circuit + revision + schedule), the one it replaces
-as a WithdrawOperatingEnvelope. GET reads the TOU_LIMIT envelopes the envelope service reports for
+(TOU_LIMIT on the circuit's node, source_ref from circuit + revision + schedule) that names the
+envelopes it supersedes; the write port withdraws those only when it accepts the new one, so a
+replacement that fails leaves the old limit in force. The replacement is judged against the same
+envelope rules before anything is sent (422 otherwise). Clearing (no periods) withdraws.
+GET reads the TOU_LIMIT envelopes the envelope service reports for
 that node, never the adapter's own copy: the microgrid stays the source of truth (D-021).
 """
 
@@ -21,6 +24,7 @@ from contracts.api.compatibility_adapter import (
 )
 from contracts.commands import (
     SubmitOperatingEnvelope,
+    SubmitOperatingEnvelopePayload,
     WithdrawOperatingEnvelope,
     WithdrawOperatingEnvelopePayload,
 )
@@ -49,12 +53,21 @@ from services.compatibility_adapter.tou_translation import (
     envelope_for_schedule,
     ordered_periods,
     periods_of_envelope,
+    replacement_problems,
     schedule_digest,
     tou_source_ref,
+    tou_source_ref_prefix,
 )
 
 # The envelopes a legacy reader sees as the circuit's schedule: in force now or later.
 CURRENT_STATUSES = (EnvelopeStatus.PENDING, EnvelopeStatus.ACTIVE)
+
+
+@dataclass(frozen=True)
+class InvalidSchedule:
+    """The replacement would be rejected by the envelope write port: refused, nothing withdrawn."""
+
+    problems: list[str]
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,7 @@ class TouRequest:
 
 async def submit_tou_schedule(
     *, ctx: ServiceContext, request: TouRequest, now: datetime
-) -> TouLimitsSubmitted | AliasFailure:
+) -> TouLimitsSubmitted | AliasFailure | InvalidSchedule:
     periods = ordered_periods(request.schedule.periods)
     async with ctx.unit_of_work() as uow:
         target = await resolve(uow, request.circuit_id, AliasScope.LIMIT)
@@ -94,11 +107,28 @@ async def submit_tou_schedule(
             return TouLimitsSubmitted(
                 status="UNCHANGED", source_ref=previous.source_ref if previous else None, **answer
             )
-        withdrawn = await _withdraw_previous(uow, previous, request, now)
         revision = previous.revision + 1 if previous else 1
         source_ref = tou_source_ref(request.circuit_id, revision, periods) if periods else None
-        if source_ref is not None:
-            await _submit(uow, target, request, source_ref, now)
+        in_force = await _in_force(uow, previous, request.circuit_id)
+        withdrawn = previous.source_ref if previous and previous.source_ref else None
+        if source_ref is None:
+            await _withdraw(uow, previous, in_force, request, now)
+        else:
+            same_microgrid = previous is None or previous.microgrid_id == target.microgrid_id
+            envelope = envelope_for_schedule(
+                microgrid_id=target.microgrid_id,
+                node_id=target.node_id,
+                periods=periods,
+                source_ref=source_ref,
+                submitted_by=request.submitted_by,
+                supersedes=in_force if same_microgrid else (),
+            )
+            problems = replacement_problems(envelope, now=now)
+            if problems:
+                return InvalidSchedule(problems)
+            if not same_microgrid:  # moved to another microgrid: the old envelope is not this one's to replace
+                await _withdraw(uow, previous, in_force, request, now)
+            await _submit(uow, target, request, envelope, now)
         await tou_envelopes.save_submission(
             uow.conn,
             TouSubmission(request.circuit_id, target.microgrid_id, target.node_id, revision, source_ref, periods),
@@ -119,25 +149,41 @@ def _unchanged(previous: TouSubmission | None, target: AliasTarget, periods: lis
     return same_node and schedule_digest(previous.periods) == schedule_digest(periods)
 
 
-async def _withdraw_previous(
-    uow: UnitOfWork, previous: TouSubmission | None, request: TouRequest, now: datetime
-) -> str | None:
-    if previous is None or previous.source_ref is None:
-        return None
-    await uow.publish(
-        WithdrawOperatingEnvelope.create(
-            WithdrawOperatingEnvelopePayload(
-                microgrid_id=previous.microgrid_id, source_ref=previous.source_ref, withdrawn_by=request.submitted_by
-            ),
-            producer=PRODUCER,
-            occurred_at=now,
-            correlation_id=request.correlation_id,
+async def _in_force(uow: UnitOfWork, previous: TouSubmission | None, circuit_id: UUID) -> list[str]:
+    """The circuit's TOU envelopes a new schedule replaces: the last one submitted, and any earlier one
+    still PENDING or ACTIVE (a replacement the write port rejected left its predecessor in force)."""
+    if previous is None:
+        return []
+    refs = [previous.source_ref] if previous.source_ref else []
+    own = tou_source_ref_prefix(circuit_id)
+    for e in await tou_envelopes.envelopes_on_node(uow.conn, previous.microgrid_id, previous.node_id, CURRENT_STATUSES):
+        if e.source_ref.startswith(own) and e.source_ref not in refs:
+            refs.append(e.source_ref)
+    return refs
+
+
+async def _withdraw(
+    uow: UnitOfWork, previous: TouSubmission | None, source_refs: list[str], request: TouRequest, now: datetime
+) -> None:
+    if previous is None:
+        return
+    for source_ref in source_refs:
+        await uow.publish(
+            WithdrawOperatingEnvelope.create(
+                WithdrawOperatingEnvelopePayload(
+                    microgrid_id=previous.microgrid_id, source_ref=source_ref, withdrawn_by=request.submitted_by
+                ),
+                producer=PRODUCER,
+                occurred_at=now,
+                correlation_id=request.correlation_id,
+            )
         )
-    )
-    return previous.source_ref
 
 
-async def _submit(uow: UnitOfWork, target: AliasTarget, request: TouRequest, source_ref: str, now: datetime) -> None:
+async def _submit(
+    uow: UnitOfWork, target: AliasTarget, request: TouRequest, envelope: SubmitOperatingEnvelopePayload, now: datetime
+) -> None:
+    source_ref = envelope.source_ref
     await translation_audit.record(
         uow.conn,
         Translation(
@@ -150,13 +196,6 @@ async def _submit(uow: UnitOfWork, target: AliasTarget, request: TouRequest, sou
             microgrid_id=target.microgrid_id,
             node_id=target.node_id,
         ),
-    )
-    envelope = envelope_for_schedule(
-        microgrid_id=target.microgrid_id,
-        node_id=target.node_id,
-        periods=request.schedule.periods,
-        source_ref=source_ref,
-        submitted_by=request.submitted_by,
     )
     common: dict[str, Any] = {"producer": PRODUCER, "occurred_at": now, "correlation_id": request.correlation_id}
     await uow.publish(SubmitOperatingEnvelope.create(envelope, **common))

@@ -12,12 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from uuid import UUID
+from datetime import datetime
+from uuid import UUID, uuid5
 
 from contracts.api.compatibility_adapter import LegacyTouPeriod
 from contracts.commands import SubmitOperatingEnvelopePayload
-from contracts.enums import ConstraintType, EnvelopeType
+from contracts.enums import ConstraintType, EnvelopeStatus, EnvelopeType
 from contracts.records import EnvelopeBlockRecord, OperatingEnvelopeRecord
+from libs.domain.envelopes import envelope_violations
+from libs.domain.from_records import domain_envelope
+
+_CANDIDATE = UUID("00000000-0000-0000-0000-000000000000")
 
 
 def ordered_periods(periods: Iterable[LegacyTouPeriod]) -> list[LegacyTouPeriod]:
@@ -35,7 +40,12 @@ def tou_source_ref(circuit_id: UUID, revision: int, periods: Iterable[LegacyTouP
     The revision keeps a schedule that comes back after a replacement from colliding with the
     withdrawn envelope of the same content.
     """
-    return f"legacy-tou:{circuit_id}:r{revision}:{schedule_digest(periods)}"
+    return f"{tou_source_ref_prefix(circuit_id)}{revision}:{schedule_digest(periods)}"
+
+
+def tou_source_ref_prefix(circuit_id: UUID) -> str:
+    """What every TOU envelope source_ref of this circuit starts with."""
+    return f"legacy-tou:{circuit_id}:r"
 
 
 def envelope_for_schedule(
@@ -45,6 +55,7 @@ def envelope_for_schedule(
     periods: Iterable[LegacyTouPeriod],
     source_ref: str,
     submitted_by: str,
+    supersedes: Iterable[str] = (),
 ) -> SubmitOperatingEnvelopePayload:
     ordered = ordered_periods(periods)
     if not ordered:
@@ -61,7 +72,30 @@ def envelope_for_schedule(
             EnvelopeBlockRecord(block_from=p.start, block_to=p.end, max_limit_watts=p.limit_watts) for p in ordered
         ],
         submitted_by=submitted_by,
+        supersedes_source_refs=list(supersedes),
     )
+
+
+def replacement_problems(envelope: SubmitOperatingEnvelopePayload, *, now: datetime) -> list[str]:
+    """Why the envelope write port would reject this replacement, judged before anything is withdrawn:
+    the domain's envelope invariants and a window that has not already elapsed."""
+    record = OperatingEnvelopeRecord(
+        envelope_id=uuid5(_CANDIDATE, envelope.source_ref),
+        microgrid_id=envelope.microgrid_id,
+        node_id=envelope.node_id,
+        envelope_type=envelope.envelope_type,
+        constraint_type=envelope.constraint_type,
+        effective_from=envelope.effective_from,
+        effective_to=envelope.effective_to,
+        source_ref=envelope.source_ref,
+        status=EnvelopeStatus.PENDING,
+        received_at=now,
+        blocks=envelope.blocks,
+    )
+    problems = list(envelope_violations(domain_envelope(record), str(envelope.microgrid_id), [str(envelope.node_id)]))
+    if envelope.effective_to <= now:
+        problems.append(f"the schedule ends {envelope.effective_to.isoformat()}, before now ({now.isoformat()})")
+    return problems
 
 
 def periods_of_envelope(envelope: OperatingEnvelopeRecord) -> list[LegacyTouPeriod]:

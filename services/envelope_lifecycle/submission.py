@@ -31,6 +31,8 @@ class EnvelopeSubmission:
     blocks: tuple[EnvelopeBlockRecord, ...]
     submitted_by: str  # the actor: the token's subject (HTTP) or the sending service (command topic)
     claimed_by: str | None = None  # what the HTTP body said it was: a label only, never the actor
+    # Withdrawn when (and only when) this envelope is accepted; not content, so not in the digest.
+    supersedes_source_refs: tuple[str, ...] = ()
 
     @property
     def envelope_id(self) -> UUID:

@@ -54,6 +54,7 @@ def submission_of(message: SubmitOperatingEnvelope) -> EnvelopeSubmission:
         source_ref=p.source_ref,
         blocks=tuple(p.blocks),
         submitted_by=p.submitted_by,
+        supersedes_source_refs=tuple(p.supersedes_source_refs),
     )
 
 

@@ -3,7 +3,8 @@
 Submit: idempotent by source_ref (NFR-010), validated against the target node and the domain's envelope
 rules; an invalid envelope is stored REJECTED with its reason and reported, never dropped. An accepted
 one is stored PENDING or ACTIVE (by its window at receipt), its boundaries and expiry become durable
-timers, and the node's feeder-circuit projection is recomputed (trigger ENVELOPE_CHANGE).
+timers, the envelopes it supersedes are withdrawn in the same transaction (a rejected replacement
+leaves them in force), and the node's feeder-circuit projection is recomputed (trigger ENVELOPE_CHANGE).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from services.envelope_lifecycle.projection import project_nodes
 from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
 from services.envelope_lifecycle.source_health import announce_health_change, record_forecast_receipt
 from services.envelope_lifecycle.submission import EnvelopeSubmission
+
+_REPORTED_PROBLEMS = 20
 
 
 class EnvelopeRule:
@@ -115,7 +118,12 @@ def judge_submission(
     candidate = domain_envelope(record)
     problems = envelope_violations(candidate, str(submission.microgrid_id), [str(submission.node_id)])
     if problems:
-        return Violation(EnvelopeRule.ENVELOPE_INVARIANTS, problems[0], {"problems": list(problems)})
+        # The first few name the fault; all of them could outgrow the rejection event's size budget.
+        return Violation(
+            EnvelopeRule.ENVELOPE_INVARIANTS,
+            problems[0],
+            {"problems": list(problems[:_REPORTED_PROBLEMS]), "problem_count": len(problems)},
+        )
     if submission.effective_to <= now:
         return Violation(
             EnvelopeRule.EFFECTIVE_WINDOW_NOT_ELAPSED,
@@ -199,6 +207,21 @@ async def submit_envelope(
     )
     await timers.schedule_envelope_timers(conn, env.microgrid_id, env.envelope_id, _timers_after(env, now))
     await uow.publish(OperatingEnvelopeReceived.create(record, producer=PRODUCER, occurred_at=now, causation=causation))
+    for superseded in submission.supersedes_source_refs:
+        if superseded == submission.source_ref:
+            continue
+        try:
+            await withdraw_envelope(
+                uow,
+                settings=settings,
+                microgrid_id=submission.microgrid_id,
+                source_ref=superseded,
+                withdrawn_by=submission.submitted_by,
+                now=now,
+                causation=causation,
+            )
+        except (EnvelopeNotFound, NotWithdrawable):
+            pass  # already gone, expired or never accepted: nothing in force to replace
 
     affected = {env.node_id}
     if record.envelope_type is EnvelopeType.FORECAST and env.origin_control_point_id is not None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from contracts.base import Message
+from contracts.message_sizes import check_fits
 
 PRODUCER = "topology"
 
@@ -20,4 +21,9 @@ class Authoring:
     correlation_id: str | None = None
 
     def event(self, message_type: type[M], payload: Any) -> M:
-        return message_type.create(payload, producer=PRODUCER, occurred_at=self.now, correlation_id=self.correlation_id)
+        """The event, refused (MessageTooLarge, HTTP 413) when it would not fit its topic's size budget."""
+        message = message_type.create(
+            payload, producer=PRODUCER, occurred_at=self.now, correlation_id=self.correlation_id
+        )
+        check_fits(message)
+        return message

@@ -13,7 +13,6 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query
-from pydantic import AwareDatetime
 
 from contracts.api.topology import (
     CollectionView,
@@ -35,6 +34,7 @@ from contracts.api.topology import (
     TopologyView,
     TopologyWriteResult,
 )
+from contracts.base import UtcDateTime
 from contracts.enums import AssetType, CapabilityType, NodeStatus, NodeType
 from libs.platform.auth import Principal, Scope, microgrid_guard, not_found, require_any_scope, require_scopes
 from libs.platform.clock import Clock
@@ -251,8 +251,8 @@ async def get_status_events(
     control_point_id: UUID,
     ctx: Ctx,
     _: Reader,
-    observed_from: Annotated[AwareDatetime | None, Query(alias="from", description="observed_at >= from")] = None,
-    observed_to: Annotated[AwareDatetime | None, Query(alias="to", description="observed_at < to")] = None,
+    observed_from: Annotated[UtcDateTime | None, Query(alias="from", description="observed_at >= from")] = None,
+    observed_to: Annotated[UtcDateTime | None, Query(alias="to", description="observed_at < to")] = None,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
     limit: Annotated[int | None, Query(ge=1, description="page size (default and maximum from settings)")] = None,
 ) -> MicrogridResponse[StatusHistoryPage]:

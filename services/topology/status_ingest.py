@@ -166,7 +166,11 @@ def encode_cursor(observed_at: datetime, seq: int) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         observed, seq = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(observed), int(seq)
+        at, position = datetime.fromisoformat(observed), int(seq)
+        # Only what encode_cursor writes: an aware instant and a bigint sequence number.
+        if at.tzinfo is None or not 0 <= position < 2**63:
+            raise ValueError("cursor out of range")
+        return at, position
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise invalid(
             "Bad cursor",

@@ -14,6 +14,7 @@ from starlette.routing import Match
 
 from contracts.enums import ReasonCode
 from contracts.http_errors import ErrorResponse
+from contracts.message_sizes import MessageTooLarge
 
 
 class ApiError(Exception):
@@ -162,6 +163,19 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     return error_response(ApiError(exc.status_code, reason, message, headers=headers))
 
 
+async def _on_message_too_large(_: Request, exc: Exception) -> JSONResponse:
+    # A write port refused a write whose event could never be published (contracts/message_sizes.py).
+    assert isinstance(exc, MessageTooLarge)
+    return error_response(
+        ApiError(
+            413,
+            ReasonCode.PAYLOAD_TOO_LARGE,
+            str(exc),
+            details={"topic": exc.topic, "size_bytes": exc.size_bytes, "budget_bytes": exc.budget_bytes},
+        )
+    )
+
+
 async def _on_unhandled(_: Request, __: Exception) -> JSONResponse:
     # Starlette re-raises after this response, so the server still logs the traceback.
     return error_response(ApiError(500, ReasonCode.INTERNAL_ERROR, "Internal server error"))
@@ -171,4 +185,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(RequestValidationError, _on_request_validation)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(MessageTooLarge, _on_message_too_large)
     app.add_exception_handler(Exception, _on_unhandled)

@@ -77,7 +77,7 @@ async def test_tou_write_becomes_one_envelope_command_and_reads_back_once_receiv
         envelope_id=uuid.uuid4(),
         status=EnvelopeStatus.PENDING,
         received_at=datetime.now(UTC),
-        **p.model_dump(exclude={"submitted_by"}),
+        **p.model_dump(exclude={"submitted_by", "supersedes_source_refs"}),
     )
     await adapter.send(
         OperatingEnvelopeReceived.create(

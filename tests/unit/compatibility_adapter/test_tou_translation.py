@@ -40,7 +40,7 @@ def test_schedule_becomes_one_tou_envelope_whose_blocks_are_the_periods_and_back
         envelope_id=uuid4(),
         status=EnvelopeStatus.PENDING,
         received_at=T0,
-        **command.model_dump(exclude={"submitted_by"}),
+        **command.model_dump(exclude={"submitted_by", "supersedes_source_refs"}),
     )
     assert periods_of_envelope(received) == sorted(periods, key=lambda p: p.start)
 
