@@ -96,6 +96,7 @@ Name = Text(200, min_length=1)
 Label = Text(100, min_length=1)
 Ref = Text(300, min_length=1)
 """Opaque upstream references (source_ref)."""
+Text100 = Text(100)
 Text200 = Text(200)
 Text500 = Text(500)
 Text2000 = Text(2_000)

@@ -20,6 +20,7 @@ from contracts.base import (
     Name,
     Ref,
     SignedWatts,
+    Text100,
     Text200,
     Text500,
     Text2000,
@@ -205,7 +206,7 @@ class ConnectorDemandRecord(Contract):
     weight: int = Field(
         default=1, ge=1, le=INT32_MAX, strict=True, description="Share weight in max-min fair allocation"
     )
-    session_ref: Text200 | None = None
+    session_ref: Text100 | None = None
     observed_at: UtcDateTime
 
 

@@ -104,15 +104,23 @@ async def test_a_new_schedule_replaces_the_previous_one(adapter: Adapter) -> Non
     second = (await adapter.service.client.post(url, json=changed, headers=WRITE)).json()
     assert second["status"] == "SUBMITTED"
     assert second["withdrawn_source_ref"] == first["source_ref"] != second["source_ref"]
-    withdrawals = [
-        m
-        for m in await adapter.outbox("microgrid.withdraw_operating_envelope")
-        if isinstance(m, WithdrawOperatingEnvelope) and m.payload.source_ref == first["source_ref"]
-    ]
-    assert len(withdrawals) == 1
-    assert len(await commands_for(adapter, site.node_id)) == 2
+
+    async def withdrawals_of(source_ref: str) -> list[WithdrawOperatingEnvelope]:
+        return [
+            m
+            for m in await adapter.outbox("microgrid.withdraw_operating_envelope")
+            if isinstance(m, WithdrawOperatingEnvelope) and m.payload.source_ref == source_ref
+        ]
+
+    # The replacement names what it supersedes; the write port withdraws it only when it accepts the
+    # replacement (a rejected one leaves the old limit in force), so no separate withdrawal goes out.
+    commands = await commands_for(adapter, site.node_id)
+    assert len(commands) == 2
+    assert commands[1].payload.supersedes_source_refs == [first["source_ref"]]
+    assert await withdrawals_of(first["source_ref"]) == []
     cleared = (await adapter.service.client.post(url, json={"periods": []}, headers=WRITE)).json()
     assert (cleared["status"], cleared["withdrawn_source_ref"]) == ("CLEARED", second["source_ref"])
+    assert len(await withdrawals_of(second["source_ref"])) == 1
 
 
 @pytest.mark.req("FR-016", "NFR-006")
