@@ -17,7 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
-    StrictInt,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -38,8 +38,9 @@ carries names, is measured by the topology write port itself."""
 MAX_ENVELOPE_BLOCKS = 2_000
 """Blocks of one operating envelope (periods of one legacy TOU schedule)."""
 
-MAX_JSON_OBJECT_BYTES = 16_384
-"""Free-form JSON objects (local_config, status_detail, ...), serialised."""
+MAX_JSON_OBJECT_BYTES = 393_216
+"""A stored free-form JSON object, serialised: above the largest JsonObject a client may send (~340 KB
+with 4-byte characters), which is bounded by its shape."""
 MAX_JSON_DEPTH = 8
 
 _NUMERIC = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
@@ -59,12 +60,28 @@ def _to_utc(value: datetime) -> datetime:
 UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_instant_only), AfterValidator(_to_utc)]
 """A timezone-aware ISO 8601 instant, normalised to UTC (the spec's 'datetime (UTC)')."""
 
-Watts = Annotated[StrictInt, Field(ge=0, le=MAX_WATTS, description="Power in whole watts (0 .. 10 GW)")]
-SignedWatts = Annotated[
-    StrictInt, Field(ge=-MAX_WATTS, le=MAX_WATTS, description="Power in whole watts (-10 GW .. 10 GW)")
-]
-Int32 = Annotated[StrictInt, Field(ge=-(2**31), le=INT32_MAX)]
-Version = Annotated[StrictInt, Field(ge=0, le=INT32_MAX)]
+def _whole_number(value: Any) -> Any:
+    # JSON Schema's integer: 7 and 7.0, never true, "7" or 7.5 (pydantic's lax mode takes all three).
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
+    return value
+
+
+def whole_number(*, ge: int, le: int, description: str | None = None) -> Any:
+    """An integer in [ge, le]: the bounds checked (and shown in the schema) after the whole-number rule."""
+    return Annotated[int, Field(ge=ge, le=le, description=description), BeforeValidator(_whole_number)]
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+Watts = whole_number(ge=0, le=MAX_WATTS, description="Power in whole watts (0 .. 10 GW)")
+SignedWatts = whole_number(ge=-MAX_WATTS, le=MAX_WATTS, description="Power in whole watts (-10 GW .. 10 GW)")
+Int32 = whole_number(ge=-(2**31), le=INT32_MAX)
+Version = whole_number(ge=0, le=INT32_MAX)
+PositiveVersion = whole_number(ge=1, le=INT32_MAX)
 Flag = StrictBool
 
 
@@ -102,7 +119,8 @@ Text500 = Text(500)
 Text2000 = Text(2_000)
 
 
-def _json_checked(value: Any, depth: int = 0) -> None:
+def _finite_and_storable(value: Any, depth: int = 0) -> None:
+    """NaN/Infinity are not JSON; NUL and lone surrogates cannot be stored (jsonb) or encoded."""
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, float) and not math.isfinite(value):
@@ -112,28 +130,99 @@ def _json_checked(value: Any, depth: int = 0) -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             _no_nul_or_lone_surrogate(str(key))
-            _json_checked(item, depth + 1)
+            _finite_and_storable(item, depth + 1)
     elif isinstance(value, list | tuple):
         for item in value:
-            _json_checked(item, depth + 1)
+            _finite_and_storable(item, depth + 1)
+
+
+# A free-form JSON object as a client may send it: up to JSON_MAX_ITEMS keys whose values are scalars,
+# arrays of scalars or objects of scalars. The schema below says exactly what the validator takes,
+# so the OpenAPI document is the whole rule.
+JSON_MAX_ITEMS = 16
+JSON_MAX_KEY = 64
+JSON_MAX_STRING = 256
+_KEY_SCHEMA = {"type": "string", "maxLength": JSON_MAX_KEY, "pattern": _TEXT_PATTERN}
+_SCALAR_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "maxLength": JSON_MAX_STRING, "pattern": _TEXT_PATTERN},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "null"},
+    ]
+}
+_JSON_OBJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "maxProperties": JSON_MAX_ITEMS,
+    "propertyNames": _KEY_SCHEMA,
+    "additionalProperties": {
+        "anyOf": [
+            *_SCALAR_SCHEMA["anyOf"],
+            {"type": "array", "maxItems": JSON_MAX_ITEMS, "items": _SCALAR_SCHEMA},
+            {
+                "type": "object",
+                "maxProperties": JSON_MAX_ITEMS,
+                "propertyNames": _KEY_SCHEMA,
+                "additionalProperties": _SCALAR_SCHEMA,
+            },
+        ]
+    },
+    "description": f"Free-form JSON object: at most {JSON_MAX_ITEMS} keys; values are scalars (finite numbers, "
+    f"strings up to {JSON_MAX_STRING} characters), arrays of scalars or objects of scalars",
+}
+
+
+def _scalar(value: Any) -> bool:
+    if isinstance(value, str):
+        if len(value) > JSON_MAX_STRING:
+            raise ValueError(f"strings are at most {JSON_MAX_STRING} characters")
+        return True
+    return value is None or isinstance(value, bool | int | float)
+
+
+def _keys(value: dict[Any, Any]) -> None:
+    if len(value) > JSON_MAX_ITEMS:
+        raise ValueError(f"at most {JSON_MAX_ITEMS} keys")
+    for key in value:
+        if not isinstance(key, str) or len(key) > JSON_MAX_KEY:
+            raise ValueError(f"keys are strings of at most {JSON_MAX_KEY} characters")
 
 
 def _json_object(value: dict[str, Any]) -> dict[str, Any]:
-    _json_checked(value)
+    _finite_and_storable(value)
+    _keys(value)
+    for item in value.values():
+        if _scalar(item):
+            continue
+        if isinstance(item, list):
+            if len(item) > JSON_MAX_ITEMS or not all(_scalar(x) for x in item):
+                raise ValueError(f"arrays hold at most {JSON_MAX_ITEMS} scalars")
+        elif isinstance(item, dict):
+            _keys(item)
+            if not all(_scalar(x) for x in item.values()):
+                raise ValueError("nested objects hold scalars only")
+        else:
+            raise ValueError("not a JSON value")
+    return value
+
+
+def _json_document(value: dict[str, Any]) -> dict[str, Any]:
+    _finite_and_storable(value)
     if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_JSON_OBJECT_BYTES:
         raise ValueError(f"serialises to more than {MAX_JSON_OBJECT_BYTES} bytes")
     return value
 
 
-JsonObject = Annotated[
+JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object), WithJsonSchema(_JSON_OBJECT_SCHEMA)]
+"""Free-form JSON a client sends (local_config, status_detail)."""
+
+JsonDocument = Annotated[
     dict[str, Any],
-    Field(
-        max_length=200,
-        description=f"Free-form JSON object: finite numbers, no NUL, at most {MAX_JSON_DEPTH} levels "
-        f"and {MAX_JSON_OBJECT_BYTES} bytes",
-    ),
-    AfterValidator(_json_object),
+    Field(description=f"JSON object: finite numbers, no NUL, at most {MAX_JSON_DEPTH} levels and "
+          f"{MAX_JSON_OBJECT_BYTES} bytes"),
+    AfterValidator(_json_document),
 ]
+"""Free-form JSON a service stores and publishes (built from a JsonObject plus what the service adds)."""
 
 
 class Contract(BaseModel):

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from contracts.base import INT32_MAX, MAX_NODES, Contract, Flag, Message, Name, UtcDateTime, Version, Watts
+from contracts.base import MAX_NODES, Contract, Flag, Message, Name, PositiveVersion, UtcDateTime, Version, Watts
 from contracts.enums import (
     AliasPath,
     EnvelopeStatus,
@@ -41,7 +41,7 @@ from contracts.records import (
 class TopologyUpdatedPayload(Contract):
     microgrid_id: UUID
     depot_id: UUID
-    version: int = Field(ge=1, le=INT32_MAX, strict=True)
+    version: PositiveVersion
     updated_by: Name
     nodes: list[MicrogridNodeRecord] = Field(description="The whole tree at this version")
     fallback_rules: list[FallbackRuleRecord] = Field(default_factory=list)

@@ -38,3 +38,10 @@ class ErrorResponse(BaseModel):
         for field in FIELDS_BY_STATUS.get(status_code, ()):
             body.setdefault(field, None)
         return body
+
+
+def business_422(description: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` entry of a route whose 422 is also a business verdict the spec prescribes
+    (a tree rule, an envelope rule, an unresolvable alias), not only a malformed request: a schema-valid
+    request may be refused with it. `description` names the rules (`violated_rule`, `reason_code`)."""
+    return {422: {"model": ErrorResponse, "description": description}}

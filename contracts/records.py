@@ -16,7 +16,7 @@ from contracts.base import (
     Contract,
     Flag,
     Int32,
-    JsonObject,
+    JsonDocument,
     Name,
     Ref,
     SignedWatts,
@@ -27,6 +27,7 @@ from contracts.base import (
     UtcDateTime,
     Version,
     Watts,
+    whole_number,
 )
 from contracts.enums import (
     AssetType,
@@ -45,6 +46,8 @@ from contracts.enums import (
     RebalanceSource,
     SourceMode,
 )
+
+PositiveInt32 = whole_number(ge=1, le=INT32_MAX)
 
 
 class MicrogridRecord(Contract):
@@ -111,7 +114,7 @@ class CapabilityControlPointRecord(Contract):
     state: CapabilityState
     control_source: ControlSource
     description: Text2000 = ""
-    local_config: JsonObject | None = None
+    local_config: JsonDocument | None = None
     external_config_type: Text200 | None = None
     external_config_ref: Text500 | None = None
     schedule_ref: Text200 | None = None
@@ -136,7 +139,7 @@ class CapabilityStatusEventRecord(Contract):
     observed_at: UtcDateTime
     ingested_at: UtcDateTime
     source_event_ref: Text200 | None = None
-    status_detail: JsonObject | None = None
+    status_detail: JsonDocument | None = None
 
 
 class CapabilityStatusProjectionRecord(Contract):
@@ -203,9 +206,7 @@ class ConnectorDemandRecord(Contract):
     requested_watts: Watts
     min_watts: Watts = 0
     priority: Int32 = Field(default=0, description="Higher is served first when minimums do not all fit")
-    weight: int = Field(
-        default=1, ge=1, le=INT32_MAX, strict=True, description="Share weight in max-min fair allocation"
-    )
+    weight: PositiveInt32 = Field(default=1, description="Share weight in max-min fair allocation")
     session_ref: Text100 | None = None
     observed_at: UtcDateTime
 

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from contracts.base import INT32_MAX, Contract, Name, UtcDateTime
+from contracts.base import Contract, Name, PositiveVersion, UtcDateTime
 from contracts.enums import ConstraintType, EnvelopeStatus, EnvelopeType, ProjectionTrigger, ReasonCode
 from contracts.records import BreachRecord, CapabilityStatusProjectionRecord, CycleResultRecord
 
@@ -19,12 +19,8 @@ class RebalanceRequest(Contract):
         description="Idempotency key (or the Idempotency-Key header): the same key returns the same cycle.",
     )
     node_id: UUID | None = Field(default=None, description="Optional subtree scope (D-001)")
-    expected_topology_version: int | None = Field(
-        default=None,
-        ge=1,
-        le=INT32_MAX,
-        strict=True,
-        description="Balance only on this topology version or a newer one",
+    expected_topology_version: PositiveVersion | None = Field(
+        default=None, description="Balance only on this topology version or a newer one"
     )
 
 

@@ -25,6 +25,7 @@ from contracts.api.compatibility_adapter import (
     TranslationSummary,
 )
 from contracts.enums import ReasonCode
+from contracts.http_errors import business_422
 from libs.platform.auth import Principal, Scope, not_found, require_platform_grant, require_scopes
 from libs.platform.clock import Clock
 from libs.platform.http import ApiError
@@ -146,6 +147,8 @@ async def rebalance_load(
     "/api/circuit/{circuit_id}/tou_limits",
     response_model=TouLimitsSubmitted,
     status_code=status.HTTP_202_ACCEPTED,
+    responses=business_422("LIMIT_SCOPE_TRANSLATION_FAILED or CIRCUIT_ALIAS_NOT_RESOLVABLE: the circuit has "
+                           "no single microgrid node; ENVELOPE_INVALID: the schedule breaks the envelope rules"),
     summary="Legacy TOU limits, submitted as a TOU_LIMIT operating envelope on the circuit's node",
 )
 async def submit_tou_limits(
@@ -180,6 +183,8 @@ async def submit_tou_limits(
 @router.get(
     "/api/circuit/{circuit_id}/tou_limits",
     response_model=TouLimitsView,
+    responses=business_422("LIMIT_SCOPE_TRANSLATION_FAILED or CIRCUIT_ALIAS_NOT_RESOLVABLE: the circuit has "
+                           "no single microgrid node"),
     summary="Legacy TOU limits, read back from the TOU_LIMIT envelopes on the circuit's node",
 )
 async def read_tou_limits(circuit_id: UUID, response: Response, ctx: Context, who: Reader) -> TouLimitsView:

@@ -22,6 +22,7 @@ from contracts.api.envelope_lifecycle import (
 )
 from contracts.api.topology import MicrogridResponse
 from contracts.enums import EnvelopeStatus, ReasonCode
+from contracts.http_errors import business_422
 from libs.platform.auth import Principal, Scope, microgrid_guard, require_scopes
 from libs.platform.http import ApiError
 from libs.platform.runtime import ServiceContext, service_context
@@ -48,7 +49,11 @@ Reader = Annotated[Principal, Depends(microgrid_guard(require_scopes(Scope.OPERA
 @router.post(
     "/operating-envelopes",
     status_code=201,
-    responses={200: {"description": "Replay of an already ingested source_ref: the same envelope, nothing new"}},
+    responses={
+        200: {"description": "Replay of an already ingested source_ref: the same envelope, nothing new"},
+        **business_422("ENVELOPE_INVALID: the envelope rules (known types, target node in the microgrid, window "
+                       "and blocks, window not elapsed); stored REJECTED with the violated_rule"),
+    },
 )
 async def submit(
     microgrid_id: UUID, body: OperatingEnvelopeSubmission, response: Response, ctx: Ctx, principal: Writer

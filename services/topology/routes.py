@@ -36,6 +36,7 @@ from contracts.api.topology import (
 )
 from contracts.base import UtcDateTime
 from contracts.enums import AssetType, CapabilityType, NodeStatus, NodeType
+from contracts.http_errors import business_422
 from libs.platform.auth import Principal, Scope, microgrid_guard, not_found, require_any_scope, require_scopes
 from libs.platform.clock import Clock
 from libs.platform.runtime import ServiceContext, service_context
@@ -135,7 +136,11 @@ async def get_topology(
     return MicrogridResponse(microgrid_id=microgrid_id, timestamp=_clock(ctx).now(), result=result)
 
 
-@router.post("/api/microgrid/{microgrid_id}/topology")
+@router.post(
+    "/api/microgrid/{microgrid_id}/topology",
+    responses=business_422("TOPOLOGY_INVALID: the tree rules (one root path, no cycle, no orphan, parent types, "
+                           "asset pairs, managed nodes kept); details.violations names each"),
+)
 async def post_topology(
     microgrid_id: UUID, body: TopologyReplaceRequest, ctx: Ctx, who: Writer, correlation_id: CorrelationId = None
 ) -> MicrogridResponse[TopologyWriteResult]:
@@ -157,7 +162,10 @@ async def get_depot_microgrid(depot_id: UUID, ctx: Ctx, _: DepotReader) -> Micro
     return MicrogridResponse(microgrid_id=result.microgrid.microgrid_id, timestamp=_clock(ctx).now(), result=result)
 
 
-@router.post("/api/depot/{depot_id}/microgrid/resync")
+@router.post(
+    "/api/depot/{depot_id}/microgrid/resync",
+    responses=business_422("TOPOLOGY_INVALID: the resynced tree would break the tree rules"),
+)
 async def post_resync(
     depot_id: UUID, ctx: Ctx, who: DepotWriter, correlation_id: CorrelationId = None
 ) -> MicrogridResponse[ResyncResult]:
@@ -167,7 +175,11 @@ async def post_resync(
     return MicrogridResponse(microgrid_id=result.microgrid.microgrid_id, timestamp=by.now, result=result)
 
 
-@router.post("/api/depot/{depot_id}/microgrid/capability-status-events")
+@router.post(
+    "/api/depot/{depot_id}/microgrid/capability-status-events",
+    responses=business_422("VALIDATION_FAILED: no such control point in the depot's microgrid (FR-023), "
+                           "an ambiguous capability type, or a status the control point does not take"),
+)
 async def post_depot_status_event(
     depot_id: UUID, body: DepotStatusEventInput, ctx: Ctx, who: DepotReporter, correlation_id: CorrelationId = None
 ) -> MicrogridResponse[StatusEventRecorded]:
@@ -206,7 +218,11 @@ async def get_control_points(
     return MicrogridResponse(microgrid_id=microgrid_id, timestamp=now, result=result)
 
 
-@router.post("/api/microgrid/{microgrid_id}/control-points/{control_point_id}")
+@router.post(
+    "/api/microgrid/{microgrid_id}/control-points/{control_point_id}",
+    responses=business_422("VALIDATION_FAILED: control point rules (target node in the microgrid, "
+                           "schedule_ref only for LOCAL, one per capability and scope); details.violations"),
+)
 async def post_control_point(
     microgrid_id: UUID,
     control_point_id: UUID,
@@ -223,7 +239,11 @@ async def post_control_point(
     return MicrogridResponse(microgrid_id=microgrid_id, timestamp=by.now, result=result)
 
 
-@router.post("/api/microgrid/{microgrid_id}/control-points/{control_point_id}/status-events")
+@router.post(
+    "/api/microgrid/{microgrid_id}/control-points/{control_point_id}/status-events",
+    responses=business_422("VALIDATION_FAILED: status event rules (an existing control point of the same "
+                           "microgrid, FR-023); details.violations"),
+)
 async def post_status_event(
     microgrid_id: UUID,
     control_point_id: UUID,
@@ -245,7 +265,10 @@ async def post_status_event(
     return MicrogridResponse(microgrid_id=microgrid_id, timestamp=by.now, result=result)
 
 
-@router.get("/api/microgrid/{microgrid_id}/control-points/{control_point_id}/status-events")
+@router.get(
+    "/api/microgrid/{microgrid_id}/control-points/{control_point_id}/status-events",
+    responses=business_422("VALIDATION_FAILED: CURSOR_INVALID, a cursor this API did not return"),
+)
 async def get_status_events(
     microgrid_id: UUID,
     control_point_id: UUID,
@@ -283,7 +306,11 @@ async def get_node_limits(
     return MicrogridResponse(microgrid_id=microgrid_id, timestamp=_clock(ctx).now(), result=result)
 
 
-@router.post("/api/microgrid/{microgrid_id}/node-limits")
+@router.post(
+    "/api/microgrid/{microgrid_id}/node-limits",
+    responses=business_422("VALIDATION_FAILED: node limit rules (the node is in the microgrid, a known limit "
+                           "id, one active limit per node and constraint type); details.violations"),
+)
 async def post_node_limits(
     microgrid_id: UUID, body: NodeLimitsRequest, ctx: Ctx, who: Writer, correlation_id: CorrelationId = None
 ) -> MicrogridResponse[NodeLimitsWriteResult]:
