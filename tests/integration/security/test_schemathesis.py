@@ -115,6 +115,9 @@ def test_schemathesis_finds_no_failure(live_services: ServiceProcesses, service:
         "run", f"{url}/openapi.json",
         "--checks", "all",
         "--max-examples", str(MAX_EXAMPLES),
+        # The readiness probe answers 503 by design while a dependency lags (its own tests cover it);
+        # that is the probe's verdict, not a server error in the API.
+        "--exclude-path", "/ready",
         "--seed", str(SEED),
         "--workers", "1",
         "--header", f"{name}: {value}",

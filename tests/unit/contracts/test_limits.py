@@ -292,3 +292,29 @@ def test_a_message_over_its_budget_is_refused() -> None:
     assert caught.value.topic == "microgrid.cycle_completed"
     assert caught.value.size_bytes > caught.value.budget_bytes == BY_NAME["microgrid.cycle_completed"].max_bytes
     assert json.loads(json.dumps(str(caught.value)))
+
+
+def test_a_kafka_record_with_a_nul_or_nan_fails_decoding_so_it_is_dead_lettered_not_retried() -> None:
+    """The same bounds hold for records on the topics: a NUL in a text field or NaN in free-form JSON is
+    a decode failure (dead letter at once), never a database error the consumer would retry."""
+    from contracts.events import LegacyCircuitUpdated, LegacyCircuitUpdatedPayload
+    from contracts.topics import decode
+
+    good = LegacyCircuitUpdated.create(
+        LegacyCircuitUpdatedPayload(circuit_id=_u(), depot_id=_u(), name="Feeder", default_capacity_watts=1,
+                                    fail_safe_capacity_watts=1),
+        producer="legacy", occurred_at=NOW,
+    )
+    decode("legacy_circuit.circuit_updated", good.to_bytes())
+    raw = good.to_bytes()
+    for bad in (raw.replace(b'"Feeder"', b'"Fee\\u0000der"'),
+                raw.replace(b'"Feeder"', b'"Fee\\ud800der"'),
+                raw.replace(b'"default_capacity_watts":1', b'"default_capacity_watts":9223372036854775808')):
+        with pytest.raises(ValidationError):
+            decode("legacy_circuit.circuit_updated", bad)
+    status = CapabilityStatusRecorded.create(CapabilityStatusEventRecord(
+        status_event_id=_u(), microgrid_id=_u(), control_point_id=_u(), capability_type="DER",
+        operational_status="ON", reported_by="EXTERNAL", observed_at=NOW, ingested_at=NOW, status_detail={"x": 1},
+    ), producer="topology", occurred_at=NOW)
+    with pytest.raises(ValidationError):
+        decode("microgrid.capability_status.recorded", status.to_bytes().replace(b'{"x":1}', b'{"x":NaN}'))
