@@ -124,6 +124,7 @@ def test_schemathesis_finds_no_failure(live_services: ServiceProcesses, service:
         "--request-timeout", "30",
         "--report", "junit", "--report-dir", str(tmp_path),
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=1_500, check=False)
+    # cwd: schemathesis keeps a cache directory where it runs; not in the checkout.
+    run = subprocess.run(command, capture_output=True, text=True, timeout=1_500, check=False, cwd=tmp_path)
     output = run.stdout + run.stderr
     assert run.returncode == 0, f"schemathesis on {service}:\n{output[-20_000:]}"
