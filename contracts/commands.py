@@ -11,6 +11,8 @@ from contracts.base import MAX_ENVELOPE_BLOCKS, Contract, Message, Name, Ref, Ut
 from contracts.enums import ConstraintType, EnvelopeType
 from contracts.records import EnvelopeBlockRecord
 
+MAX_SUPERSEDED = 20
+
 
 class SubmitOperatingEnvelopePayload(Contract):
     """MicrogridOperatingEnvelopeWritePort input: protocol-agnostic, targeted by microgrid_id + node_id."""
@@ -27,7 +29,7 @@ class SubmitOperatingEnvelopePayload(Contract):
     submitted_by: Name = "adapter"
     supersedes_source_refs: list[Ref] = Field(
         default_factory=list,
-        max_length=20,
+        max_length=MAX_SUPERSEDED,
         description="Envelopes (by source_ref) this one replaces: withdrawn in the same transaction, and only "
         "if this one is accepted, so a rejected replacement leaves them in force",
     )

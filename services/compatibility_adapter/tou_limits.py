@@ -23,6 +23,7 @@ from contracts.api.compatibility_adapter import (
     TouLimitsView,
 )
 from contracts.commands import (
+    MAX_SUPERSEDED,
     SubmitOperatingEnvelope,
     SubmitOperatingEnvelopePayload,
     WithdrawOperatingEnvelope,
@@ -159,7 +160,8 @@ async def _in_force(uow: UnitOfWork, previous: TouSubmission | None, circuit_id:
     for e in await tou_envelopes.envelopes_on_node(uow.conn, previous.microgrid_id, previous.node_id, CURRENT_STATUSES):
         if e.source_ref.startswith(own) and e.source_ref not in refs:
             refs.append(e.source_ref)
-    return refs
+    # More than a couple only after many rejected replacements in a row; the command bounds the list.
+    return refs[:MAX_SUPERSEDED]
 
 
 async def _withdraw(
