@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from contracts.base import Message
 from contracts.events import LegacyCircuitUpdated, LegacyCircuitUpdatedPayload
 from contracts.topics import topic_for
 from libs.platform.messaging.kafka import create_producer
-from libs.platform.messaging.topics_admin import ensure_topics
+from libs.platform.messaging.topics_admin import ensure_topics, wanted_topics
 from libs.platform.settings import PlatformSettings
 from services.balancing.bootstrap import DEFINITION as BALANCING
 from services.compatibility_adapter.bootstrap import DEFINITION as ADAPTER
@@ -64,12 +65,28 @@ async def services(settings: PlatformSettings) -> AsyncIterator[Services]:
             yield Services(settings=own, running=running, producer=producer)
     finally:
         await producer.stop()
+        await drop_topics(own)
         conn = await asyncpg.connect(own.postgres_dsn)
         try:
             for definition in DEFINITIONS.values():
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{definition.schema(own)}" CASCADE')
         finally:
             await conn.close()
+
+
+async def drop_topics(settings: PlatformSettings) -> None:
+    """Delete this run's prefixed topics: a shared broker's partitions (and open files) are finite."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="security-tests-cleanup")
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        mine = [name for name in wanted_topics(settings) if name in existing]
+        if mine:
+            await admin.delete_topics(mine)
+    except Exception as exc:  # cleanup only: never fail the tests for it
+        print(f"could not delete test topics of {settings.topic_prefix}: {exc}")
+    finally:
+        await admin.close()
 
 
 @dataclass(frozen=True)

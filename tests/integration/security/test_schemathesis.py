@@ -25,6 +25,7 @@ from libs.platform.messaging.topics_admin import ensure_topics
 from libs.platform.run_cli import SERVICES
 from libs.platform.settings import PlatformSettings
 from simulator.service_processes import ServiceProcesses
+from tests.integration.security.conftest import drop_topics
 from tests.support_services import auth_headers
 
 pytestmark = pytest.mark.integration
@@ -64,6 +65,7 @@ def live_services(stack_endpoints: PlatformSettings, tmp_path_factory: pytest.Te
         yield processes
     finally:
         processes.stop()
+        asyncio.run(drop_topics(stack_endpoints.model_copy(update={"topic_prefix": prefix})))
 
 
 # schemathesis' defaults for a schema-valid request, plus 422 where the OpenAPI document declares it.
