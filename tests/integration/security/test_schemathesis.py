@@ -51,9 +51,9 @@ def live_services(stack_endpoints: PlatformSettings, tmp_path_factory: pytest.Te
         "MGRID_REDIS_URL": stack_endpoints.redis_url,
         "MGRID_TOPIC_PREFIX": prefix,
         # Routes that wait for a cycle answer 202 after this instead of holding the run up.
-        "MGRID_COMPAT_REBALANCE_WAIT_S": "1",
-        "MGRID_REBALANCE_WAIT_S": "1",
-        "MGRID_TOPOLOGY_WAIT_S": "1",
+        "MGRID_COMPAT_REBALANCE_WAIT_S": "0.2",
+        "MGRID_REBALANCE_WAIT_S": "0.2",
+        "MGRID_TOPOLOGY_WAIT_S": "0.2",
     }
     processes = ServiceProcesses(run_dir=tmp_path_factory.mktemp("schemathesis"),
                                  ports={s: _free_port() for s in SERVICES}, env=env)
@@ -105,6 +105,7 @@ def test_business_422s_are_declared_where_the_spec_prescribes_them(live_services
     assert not any(" GET /health" in d or "/topology" in d and d.startswith("topology GET") for d in declared)
 
 
+@pytest.mark.timeout(1_500)  # a few minutes per service on a loaded 2-core machine
 @pytest.mark.parametrize("service", SERVICES)
 def test_schemathesis_finds_no_failure(live_services: ServiceProcesses, service: str, tmp_path: Path) -> None:
     url = live_services.url(service)
