@@ -43,7 +43,10 @@ from aiokafka import AIOKafkaConsumer  # noqa: E402
 
 from contracts.enums import AssetType, NodeType  # noqa: E402
 from contracts.events import CycleCompleted  # noqa: E402
-from libs.platform.messaging.kafka import create_producer  # noqa: E402
+from libs.platform.messaging.kafka import (
+    client_options,  # noqa: E402
+    create_producer,  # noqa: E402
+)
 from libs.platform.settings import PlatformSettings  # noqa: E402
 from services.balancing.adapters import read_models  # noqa: E402
 from services.balancing.bootstrap import build_definition  # noqa: E402
@@ -80,7 +83,7 @@ class CompletedWatcher:
         self.arrived: dict[str, float] = {}
         self._consumer = AIOKafkaConsumer(
             settings.topic("microgrid.cycle_completed"),
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_options(settings),
             auto_offset_reset="latest",
             enable_auto_commit=False,
             group_id=None,

@@ -36,6 +36,8 @@ class TopicSpec:
     description: str = ""
     max_bytes: int = SMALL_MESSAGE_BYTES
     """Size budget of one serialised message on this topic (see the budgets above)."""
+    # Producers besides the owner (the broker's ACLs let exactly the owner and these write the topic).
+    also_produced_by: tuple[str, ...] = ()
 
     def key_for(self, message: Message) -> bytes:
         """The first non-null key field of the payload, as bytes."""
@@ -70,7 +72,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec("compatibility.effective_circuit_capacity_reconciled", ev.EffectiveCircuitCapacityReconciled,
               MG, B, (C, T, B), description="Capacity corrected by the REBALANCE_GUARD; never requests a rebalance."),
     TopicSpec("microgrid.rebalance_requested", ev.RebalanceRequested, MG, C, (B,),
-              description="Rebalance command accepted (HTTP, scheduler, alias, envelope change)."),
+              description="Rebalance command accepted (HTTP, scheduler, alias, envelope change).",
+              also_produced_by=(B,)),  # balancing's own POST /rebalance route
     TopicSpec("microgrid.demand_resolved", ev.DemandResolved, MG, B, (),
               description="Demand resolution step of a cycle completed.", max_bytes=LARGE),
     TopicSpec("microgrid.constraint_breach_detected", ev.ConstraintBreachDetected, MG, B, (SIM,),
@@ -83,9 +86,9 @@ TOPICS: tuple[TopicSpec, ...] = (
               description="Meter and connector telemetry and charging demand.", max_bytes=LARGE),
     TopicSpec("microgrid.submit_operating_envelope", cmd.SubmitOperatingEnvelope, MG, "external_adapter", (E,),
               description="Envelope write-port command (external protocol adapters; the compatibility "
-              "adapter's TOU translation).", max_bytes=LARGE),
+              "adapter's TOU translation).", max_bytes=LARGE, also_produced_by=(C,)),
     TopicSpec("microgrid.withdraw_operating_envelope", cmd.WithdrawOperatingEnvelope, MG, "external_adapter", (E,),
-              description="Envelope write-port withdrawal command."),
+              description="Envelope write-port withdrawal command.", also_produced_by=(C,)),
     TopicSpec("compatibility.circuit_alias_failed", ev.CircuitAliasFailed, ("circuit_id",), C, (),
               description="Alias translation failed: CIRCUIT_ALIAS_NOT_RESOLVABLE and friends."),
     TopicSpec("compatibility.scheduler_dispatch_failed", ev.SchedulerDispatchFailed,

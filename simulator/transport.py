@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from contracts.base import Message
 from contracts.topics import BY_NAME, TOPICS, dead_letter_topic, decode
 from libs.platform.auth import ALL, Scope, issue_token
+from libs.platform.messaging.kafka import client_options
 from libs.platform.settings import PlatformSettings
 from simulator.wire import SERVICES, HttpAnswer, HttpCall, Publication, Published
 
@@ -84,11 +85,11 @@ class LiveTransport:
         self.settings = settings
         self.observed: list[Observed] = []
         self._start = time.monotonic()
-        self._producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
+        self._producer = AIOKafkaProducer(**client_options(settings), acks="all",
                                           enable_idempotence=True, linger_ms=2, client_id="simulator")
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+        self._consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False,
                                           group_id=None, client_id="simulator-observer")
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="simulator-admin")
+        self._admin = AIOKafkaAdminClient(**client_options(settings), client_id="simulator-admin")
         self._http: dict[str, httpx.AsyncClient] = {}
         self._token = issue_token(SIMULATOR_SUBJECT, [s.value for s in Scope], ALL)
 

@@ -14,6 +14,7 @@ import pytest
 
 from libs.platform.settings import PlatformSettings
 
+# Endpoints plus the credentials `mgrid stack env` prints with them (the stack's generated ones).
 _ENDPOINT_VARS = ("MGRID_KAFKA_BOOTSTRAP", "MGRID_POSTGRES_DSN", "MGRID_REDIS_URL")
 
 
@@ -42,6 +43,7 @@ def stack_endpoints() -> PlatformSettings:
 
         up()
         os.environ.update({k: v for k, v in endpoints().items() if not os.environ.get(k)})
+    # Everything a test runs (in-process services, `mgrid` subprocesses) reads these credentials.
     return PlatformSettings()
 
 
@@ -60,9 +62,21 @@ def session_prefix(stack_endpoints: PlatformSettings) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(stack_endpoints: PlatformSettings, session_prefix: str) -> PlatformSettings:
-    return stack_endpoints.model_copy(
+    """The tests' own settings: the schema owner and the Kafka admin, on this session's prefix.
+
+    The session's topics and their ACLs are provisioned here, as the stack does for the unprefixed
+    ones; services started from these settings step down to their own role and principal
+    (tests/support_services.running_service).
+    """
+    import asyncio
+
+    from libs.platform.messaging.topics_admin import provision
+
+    own = stack_endpoints.model_copy(
         update={"topic_prefix": session_prefix, "consumer_backoff_initial_s": 0.05, "outbox_poll_interval_s": 0.2}
     )
+    asyncio.run(provision(own))
+    return own
 
 
 @pytest.fixture(scope="session")

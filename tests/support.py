@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.base import Message
 from contracts.topics import topic_for
+from libs.platform.messaging.kafka import client_options
 from libs.platform.settings import PlatformSettings
 
 T = TypeVar("T")
@@ -35,7 +36,7 @@ class TopicReader:
         self._names = [settings.topic(t) if prefixed else t for t in topics]
         self._consumer = AIOKafkaConsumer(
             *self._names,
-            bootstrap_servers=settings.kafka_bootstrap,
+            **client_options(settings),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             group_id=None,

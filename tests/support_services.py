@@ -9,8 +9,10 @@ from dataclasses import dataclass
 import httpx
 
 from libs.platform.auth import ALL, Grant, issue_token
+from libs.platform.messaging.topics_admin import provision
 from libs.platform.runtime import ServiceContext, ServiceDefinition, ServiceRuntime, build_app
 from libs.platform.settings import PlatformSettings
+from libs.platform.stack_credentials import for_service
 
 ALL_SCOPES = ("operator:read", "operator:write", "integration:write")
 
@@ -29,7 +31,10 @@ def auth_headers(*scopes: str, subject: str = "test-operator", grant: Grant = AL
 
 @asynccontextmanager
 async def running_service(definition: ServiceDefinition, settings: PlatformSettings) -> AsyncIterator[RunningService]:
-    runtime = ServiceRuntime(definition, settings)
+    # As in production: the admin provisions the prefix's topics and ACLs (a service may not), and the
+    # service works as its own database role and Kafka principal, not as the test's admin.
+    await provision(settings)
+    runtime = ServiceRuntime(definition, for_service(settings, definition.name))
     ctx = await runtime.start()
     app = build_app(definition)
     app.state.ctx = ctx

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 import typer
 
 app = typer.Typer(no_args_is_help=True, help="Microgrid energy orchestration: stack, services, simulator, ops.")
+
+
+@app.callback()
+def _local_stack_defaults() -> None:
+    """Every command talks to the local stack, with its generated credentials, unless MGRID_* say otherwise."""
+    from libs.platform.stack import local_env
+
+    for name, value in local_env().items():
+        os.environ.setdefault(name, value)
 
 # (module, attribute, name): sub-apps are imported lazily-safe; a group whose module is missing is skipped
 # so the CLI keeps working while the project grows.

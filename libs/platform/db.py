@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -23,14 +24,20 @@ def _checked_schema(schema: str) -> str:
     return schema
 
 
-async def create_pool(dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections see only `schema` (then public) on their search_path."""
+async def create_pool(
+    dsn: str, schema: str, *, min_size: int = 1, max_size: int = 10, create_schema: bool = True
+) -> asyncpg.Pool:
+    """A pool whose connections see only `schema` (then public) on their search_path.
+
+    `create_schema=False` for a service role, which may not create schemas (the owner did).
+    """
     schema = _checked_schema(schema)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-    finally:
-        await conn.close()
+    if create_schema:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        finally:
+            await conn.close()
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, server_settings={"search_path": f'"{schema}"'}
     )
@@ -70,3 +77,59 @@ async def migrate(pool: asyncpg.Pool, schema: str, service_migrations: Path | No
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", lock_key)
     return applied
+
+
+async def prepare_service_schema(
+    owner_dsn: str | None, service_dsn: str, schema: str, migrations: Path | None, append_only: tuple[str, ...]
+) -> list[str]:
+    """A service's start-up: migrate as the owner and grant the service's role (when they differ)."""
+    if owner_dsn is None:
+        return await prepare_schema(service_dsn, schema, migrations, service_role=None)
+    owner, role = urlsplit(owner_dsn).username, urlsplit(service_dsn).username
+    return await prepare_schema(
+        owner_dsn, schema, migrations, service_role=role if role and role != owner else None, append_only=append_only
+    )
+
+
+async def prepare_schema(
+    owner_dsn: str,
+    schema: str,
+    service_migrations: Path | None,
+    *,
+    service_role: str | None,
+    append_only: tuple[str, ...] = (),
+) -> list[str]:
+    """As the schema owner: create the schema, migrate it, and grant `service_role` its rights there.
+
+    The service role may read and write its tables but not change their shape (no DDL, not the
+    owner), and may only INSERT and SELECT the append-only ones (docs/security.md, Database roles).
+    Grants are re-applied on every start, so a table a new migration adds gets them too.
+    """
+    pool = await create_pool(owner_dsn, schema, min_size=1, max_size=1)
+    try:
+        applied = await migrate(pool, schema, service_migrations)
+        if service_role:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(grant_statements(schema, service_role, append_only))
+        return applied
+    finally:
+        await pool.close()
+
+
+def grant_statements(schema: str, role: str, append_only: tuple[str, ...]) -> str:
+    s, r = _checked_schema(schema), _quoted_role(role)
+    statements = [
+        f'GRANT USAGE ON SCHEMA "{s}" TO {r}',
+        f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{s}" TO {r}',
+        f'GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA "{s}" TO {r}',
+        # The migration record is the owner's.
+        f'REVOKE INSERT, UPDATE, DELETE ON "{s}".schema_migrations FROM {r}',
+        *(f'REVOKE UPDATE, DELETE ON "{s}"."{_checked_schema(t)}" FROM {r}' for t in append_only),
+    ]
+    return ";\n".join(statements)
+
+
+def _quoted_role(role: str) -> str:
+    if not _SCHEMA_NAME.match(role):
+        raise ValueError(f"invalid role name {role!r}")
+    return f'"{role}"'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 import typer
 import uvicorn
@@ -21,16 +22,64 @@ def load_definition(service: str) -> ServiceDefinition:
     return definition
 
 
+def step_down_to_service(service: str) -> None:
+    """Run as the service's own database role and Kafka principal when the local stack knows them.
+
+    The environment may hold the tooling credentials (`mgrid stack env`, the demo, the tests): the
+    owner's DSN stays for migrations only, and the service works as itself. Credentials set for the
+    service by a deployment (any other user) are left as they are.
+    """
+    from libs.platform import stack_credentials as sc
+    from libs.platform.settings import PlatformSettings
+
+    settings = PlatformSettings()
+    credentials = sc.load()
+    if credentials is None or sc.postgres_role(service) not in credentials.postgres:
+        return
+    env = credentials.service_env(service, settings.postgres_dsn)
+    if sc.dsn_user(settings.postgres_dsn) in (None, sc.POSTGRES_OWNER, sc.POSTGRES_ADMIN):
+        os.environ["MGRID_POSTGRES_DSN"] = env["MGRID_POSTGRES_DSN"]
+        os.environ.setdefault("MGRID_POSTGRES_OWNER_DSN", env["MGRID_POSTGRES_OWNER_DSN"])
+    if settings.kafka_sasl_username in (None, sc.KAFKA_ADMIN):
+        os.environ.update({k: v for k, v in env.items() if k.startswith("MGRID_KAFKA_")})
+
+
 def run(
     service: str = typer.Argument(..., help=f"one of: {', '.join(SERVICES)}"),
     host: str = typer.Option("127.0.0.1", help="HTTP listen address"),
     port: int = typer.Option(0, help="HTTP port (0: the service's default)"),
+    replicas: int = typer.Option(1, min=1, help="processes in the service's one consumer group (ports port..port+N-1)"),
 ) -> None:
-    """Run one service until interrupted."""
+    """Run one service until interrupted; with --replicas N, N processes that share its partitions."""
     definition = load_definition(service)
+    step_down_to_service(service)
+    port = port or DEFAULT_PORTS[service]
+    if replicas > 1:
+        _run_replicas(service, host, port, replicas)
+        return
     runtime = ServiceRuntime(definition)
     # log_config=None keeps our JSON logging (uvicorn would replace it).
-    uvicorn.run(runtime.app(), host=host, port=port or DEFAULT_PORTS[service], log_config=None)
+    uvicorn.run(runtime.app(), host=host, port=port, log_config=None)
+
+
+def _run_replicas(service: str, host: str, port: int, replicas: int) -> None:
+    """N copies of `mgrid run <service>`: one consumer group, so Kafka divides the partitions among them
+    (a microgrid's key maps to one partition, hence one replica at a time). Stops them all on exit."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "libs.platform.cli", "run", service, "--host", host]
+    processes = [subprocess.Popen([*command, "--port", str(port + i)]) for i in range(replicas)]
+    try:
+        for process in processes:
+            process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
 
 
 app = run

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI, Request
 
 from libs.platform.auth import require_verifier
-from libs.platform.db import create_pool, migrate
+from libs.platform.db import create_pool, prepare_service_schema
 from libs.platform.http import create_app
 from libs.platform.messaging.consumer import EventConsumer, Handler
 from libs.platform.messaging.dead_letter import DeadLetterPublisher
@@ -66,6 +66,8 @@ class ServiceDefinition:
     background: Callable[[ServiceContext], list[Callable[[], Awaitable[None]]]] = lambda ctx: []
     on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
     settings_factory: Callable[[], PlatformSettings] = PlatformSettings
+    # Audit tables the service's role may only INSERT into and SELECT from (docs/security.md).
+    append_only_tables: tuple[str, ...] = ()
 
     def schema(self, settings: PlatformSettings) -> str:
         """The service's own Postgres schema; a topic prefix (tests) isolates runs on one database."""
@@ -90,8 +92,8 @@ class ServiceRuntime:
         metrics = get_metrics()
         await ensure_topics(s)
         schema = d.schema(s)
-        pool = await create_pool(s.postgres_dsn, schema)
-        await migrate(pool, schema, d.migrations)
+        await prepare_service_schema(s.postgres_owner_dsn, s.postgres_dsn, schema, d.migrations, d.append_only_tables)
+        pool = await create_pool(s.postgres_dsn, schema, create_schema=s.postgres_owner_dsn is None)
         cache = aioredis.from_url(s.redis_url)
         ctx = ServiceContext(name=d.name, settings=s, pool=pool, redis=cache)
         self.ctx = ctx

@@ -15,7 +15,22 @@ class PlatformSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MGRID_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:59092"
-    postgres_dsn: str = "postgresql://mgrid:mgrid@127.0.0.1:55432/mgrid"
+    # The broker authenticates every client (docs/security.md): SASL_PLAINTEXT on loopback (the
+    # local stack), SASL_SSL across hosts; PLAINTEXT only for a broker without security.
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None  # SASL_SSL: the CA that signed the brokers' certificates
+    # Replicas of each topic the admin creates: 1 on a single broker, 3 on a cluster (`--brokers 3`).
+    kafka_replication_factor: int = 1
+    # The role this process works as (a service: its own login role, docs/security.md). No password
+    # by default: the local stack generates them (`mgrid stack env`).
+    postgres_dsn: str = "postgresql://127.0.0.1:55432/mgrid"
+    # The schema owner: creates the service's schema, runs its migrations and grants the role of
+    # `postgres_dsn` its rights there. Unset: migrations run as `postgres_dsn` (a deployment that
+    # migrates in a separate step, or a single-role development database).
+    postgres_owner_dsn: str | None = None
     redis_url: str = "redis://127.0.0.1:56379/0"
     stack_dir: Path = REPO_ROOT / ".stack"
     # Prefix for every topic and consumer group: lets tests and parallel runs share one broker safely.

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -30,9 +30,11 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from libs.platform import stack_credentials
 from libs.platform.processes import log_tail, port_open, process_matches, read_pid, terminate
 from libs.platform.settings import REPO_ROOT, PlatformSettings
 from libs.platform.signing_keys import ensure_local_key
+from libs.platform.stack_credentials import Credentials
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
 HOST = "127.0.0.1"
@@ -41,7 +43,8 @@ KAFKA_PORT = int(os.environ.get("MGRID_STACK_KAFKA_PORT", "59092"))
 KAFKA_CONTROLLER_PORT = int(os.environ.get("MGRID_STACK_KAFKA_CONTROLLER_PORT", str(KAFKA_PORT + 1)))
 POSTGRES_PORT = int(os.environ.get("MGRID_STACK_POSTGRES_PORT", "55432"))
 REDIS_PORT = int(os.environ.get("MGRID_STACK_REDIS_PORT", "56379"))
-DB_NAME = DB_USER = DB_PASSWORD = "mgrid"
+DB_NAME = "mgrid"
+DB_ADMIN = stack_credentials.POSTGRES_ADMIN  # the bootstrap superuser: only the stack connects as it
 # The OS user Postgres runs as when we are root: postgres refuses to run as root.
 POSTGRES_OS_USER = "postgres"
 READY_TIMEOUT_S = 90.0
@@ -55,17 +58,34 @@ KAFKA_JVM_OPTIONS = (
 )
 
 
+POSTGRES_BASE_DSN = f"postgresql://{HOST}:{POSTGRES_PORT}/{DB_NAME}"
+
+
 def endpoints() -> dict[str, str]:
-    """Where the stack listens, under the environment names the services read (libs/platform/settings)."""
+    """Where the stack listens and the tooling credentials (schema owner, Kafka admin), under the
+    environment names the settings read (libs/platform/settings). A service started from these steps
+    down to its own role and principal (`mgrid run`, `stack_credentials.for_service`)."""
     return {
-        "MGRID_KAFKA_BOOTSTRAP": f"{HOST}:{KAFKA_PORT}",
-        "MGRID_POSTGRES_DSN": f"postgresql://{DB_USER}:{DB_PASSWORD}@{HOST}:{POSTGRES_PORT}/{DB_NAME}",
+        "MGRID_KAFKA_BOOTSTRAP": kafka_bootstrap(),
+        "MGRID_KAFKA_REPLICATION_FACTOR": str(min(kafka_brokers(), 3)),
         "MGRID_REDIS_URL": f"redis://{HOST}:{REDIS_PORT}/0",
+        **credentials().tooling_env(POSTGRES_BASE_DSN),
+        "MGRID_STACK_DIR": str(stack_dir()),
     }
+
+
+def local_env() -> dict[str, str]:
+    """`endpoints()` once the stack has generated its credentials; nothing before that."""
+    return endpoints() if stack_credentials.load(stack_dir()) is not None else {}
 
 
 def stack_dir() -> Path:
     return PlatformSettings().stack_dir.resolve()
+
+
+def credentials(root: Path | None = None) -> Credentials:
+    """This stack's generated passwords (made on first use, kept in <stack dir>/credentials.json)."""
+    return stack_credentials.ensure(root or stack_dir())
 
 
 class StackError(RuntimeError):
@@ -190,19 +210,27 @@ class Component(ABC):
 
 
 class Kafka(Component):
-    name = "kafka"
-    port = KAFKA_PORT
+    """One KRaft node (broker + controller). One of them is the stack's broker; three make a cluster."""
+
     process_marker = "kafka.Kafka"
     source_dir = DEPLOY_DIR / "kafka"
     libs = source_dir / "libs"
     stop_grace_s = 60.0  # a controlled shutdown flushes every partition
+
+    def __init__(self, root: Path, node_id: int = 1, nodes: int = 1) -> None:
+        super().__init__(root)
+        self.node_id, self.nodes = node_id, nodes
+        # One node keeps the historical name and ports; a cluster's nodes take consecutive port pairs.
+        self.name = "kafka" if nodes == 1 else f"kafka-{node_id}"
+        self.port = kafka_port(node_id)
+        self.controller_port = KAFKA_CONTROLLER_PORT if nodes == 1 else self.port + 1
 
     @property
     def log_file(self) -> Path:
         return self.dir / "server.log"
 
     def ensure_installed(self) -> None:
-        _ensure_commands(self.name, {"java": "openjdk-17-jre-headless", "mvn": "maven"}, self.root)
+        _ensure_commands("kafka", {"java": "openjdk-17-jre-headless", "mvn": "maven"}, self.root)
         # The stamp, written last, holds the pom's hash: an edited pom or an interrupted resolve
         # (no stamp) means resolve again from scratch.
         stamp = self.libs / ".pom.sha256"
@@ -239,30 +267,43 @@ class Kafka(Component):
             *args,
         ]
 
+    def _quorum(self) -> list[tuple[int, int]]:
+        """(node id, controller port) of every voter."""
+        if self.nodes == 1:
+            return [(1, self.controller_port)]
+        return [(n, kafka_port(n) + 1) for n in range(1, self.nodes + 1)]
+
     def start(self) -> None:
         self._refuse_taken_port()
+        creds = credentials(self.root)
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
         config = self.dir / "server.properties"
+        config.touch(mode=0o600)  # it holds the brokers' own passwords
+        config.chmod(0o600)
         _render(
             self.source_dir / "server.properties",
             config,
-            port=KAFKA_PORT,
-            controller_port=KAFKA_CONTROLLER_PORT,
+            node_id=self.node_id,
+            port=self.port,
+            controller_port=self.controller_port,
+            quorum_bootstrap=",".join(f"{HOST}:{port}" for _, port in self._quorum()),
             log_dirs=data,
+            replication=min(self.nodes, 3),
+            min_isr=2 if self.nodes >= 3 else 1,
+            broker_password=creds.kafka[stack_credentials.KAFKA_BROKER],
+            controller_password=creds.kafka[stack_credentials.KAFKA_CONTROLLER],
         )
         _render(self.source_dir / "log4j2.properties", self.dir / "log4j2.properties", log_file=self.log_file)
-        if not (data / "meta.properties").exists():  # format the storage once, with a fresh cluster id
-            cluster_id = (
-                _run(self.name, self._java("kafka.tools.StorageTool", "random-uuid"), log_file=self.log_file)
-                .strip()
-                .splitlines()[-1]
-            )
-            _run(
-                self.name,
-                self._java("kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)),
-                log_file=self.log_file,
-            )
+        # Storage formatted before the brokers authenticated has no SCRAM users: this local broker's
+        # data (test traffic) is dropped and formatted again, with them.
+        stamp = data / "mgrid-scram.stamp"
+        if (data / "meta.properties").exists() and not stamp.exists():
+            shutil.rmtree(data)
+            data.mkdir()
+        if not (data / "meta.properties").exists():
+            self._format(config, creds)
+            stamp.write_text(" ".join(stack_credentials.KAFKA_PRINCIPALS) + "\n")
         # The JVM's own stdout/stderr (crashes before log4j starts) go next to the log file.
         with open(self.dir / "kafka.out", "ab") as out:
             process = subprocess.Popen(
@@ -275,8 +316,78 @@ class Kafka(Component):
             )
         self.pid_file.write_text(f"{process.pid}\n")
 
+    def _format(self, config: Path, creds: Credentials) -> None:
+        """Format once, with the cluster's id and quorum and every principal's SCRAM credentials."""
+        cluster = _kafka_cluster(self.root, self.nodes, lambda: self._random_uuid())
+        users = [u for u in stack_credentials.KAFKA_PRINCIPALS if u != stack_credentials.KAFKA_CONTROLLER]
+        scram = [
+            arg
+            for user in users
+            for arg in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={creds.kafka[user]}]")
+        ]
+        if self.nodes == 1:
+            quorum = ["--standalone"]
+        else:
+            voters = ",".join(
+                f"{n}@{HOST}:{port}:{cluster['directories'][n - 1]}" for n, port in self._quorum()
+            )
+            quorum = ["--initial-controllers", voters]
+        _run(
+            self.name,
+            self._java("kafka.tools.StorageTool", "format", "-t", cluster["cluster_id"], "-c", str(config),
+                       *quorum, *scram),
+            log_file=self.log_file,
+        )
+
+    def _random_uuid(self) -> str:
+        out = _run(self.name, self._java("kafka.tools.StorageTool", "random-uuid"), log_file=self.log_file)
+        return out.strip().splitlines()[-1]
+
     def _probe(self) -> None:
-        _run_async(_kafka_metadata(f"{HOST}:{KAFKA_PORT}"))
+        _run_async(_kafka_metadata(kafka_admin_settings(f"{HOST}:{self.port}")))
+
+
+def kafka_port(node_id: int) -> int:
+    return KAFKA_PORT + 2 * (node_id - 1)
+
+
+def kafka_brokers(root: Path | None = None) -> int:
+    """How many Kafka nodes this stack runs: as recorded by its last `up`, else MGRID_STACK_KAFKA_BROKERS or 1."""
+    record = (root or stack_dir()) / "kafka.brokers"
+    if record.exists():
+        return int(record.read_text().strip())
+    return int(os.environ.get("MGRID_STACK_KAFKA_BROKERS", "1"))
+
+
+def kafka_bootstrap(root: Path | None = None) -> str:
+    return ",".join(f"{HOST}:{kafka_port(n)}" for n in range(1, kafka_brokers(root) + 1))
+
+
+def kafka_admin_settings(bootstrap: str | None = None) -> PlatformSettings:
+    """The stack's Kafka admin principal: creates topics and ACLs; never given to a service."""
+    env = credentials().kafka_env(stack_credentials.KAFKA_ADMIN)
+    return PlatformSettings(
+        kafka_bootstrap=bootstrap or kafka_bootstrap(),
+        kafka_security_protocol=env["MGRID_KAFKA_SECURITY_PROTOCOL"],
+        kafka_sasl_mechanism=env["MGRID_KAFKA_SASL_MECHANISM"],
+        kafka_sasl_username=env["MGRID_KAFKA_SASL_USERNAME"],
+        kafka_sasl_password=env["MGRID_KAFKA_SASL_PASSWORD"],
+        kafka_replication_factor=min(kafka_brokers(), 3),
+    )
+
+
+def _kafka_cluster(root: Path, nodes: int, random_uuid: Callable[[], str]) -> dict[str, Any]:
+    """The cluster id and controller directory ids every node is formatted with (made once)."""
+    import json
+
+    file = root / "kafka.cluster.json"
+    if file.exists():
+        cluster: dict[str, Any] = json.loads(file.read_text())
+        if cluster.get("nodes") == nodes:
+            return cluster
+    cluster = {"nodes": nodes, "cluster_id": random_uuid(), "directories": [random_uuid() for _ in range(nodes)]}
+    file.write_text(json.dumps(cluster))
+    return cluster
 
 
 class Postgres(Component):
@@ -348,7 +459,7 @@ class Postgres(Component):
         if not (self.data / "PG_VERSION").exists():
             shutil.rmtree(self.data, ignore_errors=True)  # a half-done initdb leaves a non-empty dir
             password_file = self.dir / "initdb.pw"
-            password_file.write_text(DB_PASSWORD + "\n")
+            password_file.write_text(credentials(self.root).postgres[DB_ADMIN] + "\n")
             self._own(password_file)
             try:
                 # The bootstrap superuser is `mgrid`, as with the postgres image's POSTGRES_USER.
@@ -357,7 +468,7 @@ class Postgres(Component):
                     "-D",
                     str(self.data),
                     "-U",
-                    DB_USER,
+                    DB_ADMIN,
                     f"--pwfile={password_file}",
                     "--auth-local=trust",
                     "--auth-host=scram-sha-256",
@@ -377,7 +488,7 @@ class Postgres(Component):
         self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.log_file), "-w", "-t", "60", "start")
 
     def _probe(self) -> None:
-        _run_async(_postgres_ready())
+        _run_async(_postgres_ready(credentials(self.root)))
 
     def stop(self) -> None:
         if self.pid() is not None:
@@ -424,13 +535,32 @@ class Redis(Component):
 
 def components(root: Path | None = None) -> list[Component]:
     root = root or stack_dir()
-    return [Kafka(root), Postgres(root), Redis(root)]
+    nodes = kafka_brokers(root)
+    return [*(Kafka(root, n, nodes) for n in range(1, nodes + 1)), Postgres(root), Redis(root)]
 
 
-def up(*, timeout_s: float = READY_TIMEOUT_S) -> list[ComponentStatus]:
-    """Install what is missing, start what is stopped, wait until all answer. Idempotent."""
+def _use_brokers(brokers: int | None) -> None:
+    """Record how many Kafka nodes to run; refuse to change it under a running cluster."""
+    if brokers is None:
+        return
+    if brokers not in (1, 3):
+        raise StackError("kafka", f"--brokers must be 1 or 3, not {brokers}", None)
+    current = kafka_brokers()
+    if brokers != current and any(c.pid() is not None for c in components() if isinstance(c, Kafka)):
+        raise StackError("kafka", f"{current} broker(s) running; `mgrid stack down` before changing to {brokers}",
+                         None)
+    stack_dir().mkdir(parents=True, exist_ok=True)
+    (stack_dir() / "kafka.brokers").write_text(f"{brokers}\n")
+
+
+def up(*, timeout_s: float = READY_TIMEOUT_S, brokers: int | None = None) -> list[ComponentStatus]:
+    """Install what is missing, start what is stopped, wait until all answer. Idempotent.
+
+    Then provisions what only the admin may create: the registry's topics and their ACLs.
+    """
     with _stack_lock():
         ensure_local_key()  # the local token issuer's key, random per installation (docs/security.md)
+        _use_brokers(brokers)
         stack = components()
         actions: dict[str, Action] = {}
         # Start all before waiting for any: Kafka's JVM warms up while Postgres and Redis start.
@@ -444,7 +574,15 @@ def up(*, timeout_s: float = READY_TIMEOUT_S) -> list[ComponentStatus]:
         deadline = time.monotonic() + timeout_s
         for component in stack:
             component.wait_ready(deadline)
+        provision_kafka()
         return [replace(c.status(), action=actions[c.name]) for c in stack]
+
+
+def provision_kafka(prefix: str = "") -> None:
+    """As the admin: the registry's topics and the ACLs generated from it, for topics named `prefix`..."""
+    from libs.platform.messaging.topics_admin import provision
+
+    _run_async(provision(kafka_admin_settings().model_copy(update={"topic_prefix": prefix})))
 
 
 def down(*, purge: bool = False) -> list[ComponentStatus]:
@@ -452,10 +590,17 @@ def down(*, purge: bool = False) -> list[ComponentStatus]:
     with _stack_lock():
         stack = components()
         results = {}
-        for component in reversed(stack):
+
+        def stop(component: Component) -> None:
             action = Action.NOT_RUNNING if component.pid() is None else Action.STOPPED
             component.stop()
             results[component.name] = replace(component.status(), action=action)
+
+        # A cluster's nodes stop together: one stopped alone waits for a quorum that is leaving.
+        with ThreadPoolExecutor(max_workers=len(stack)) as pool:
+            list(pool.map(stop, [c for c in stack if isinstance(c, Kafka)]))
+        for component in reversed([c for c in stack if not isinstance(c, Kafka)]):
+            stop(component)
         if purge:
             _purge(stack)
         return [results[c.name] for c in stack]
@@ -477,10 +622,12 @@ def status() -> list[ComponentStatus]:
 # --- probes -------------------------------------------------------------------------------------
 
 
-async def _kafka_metadata(bootstrap: str) -> None:
+async def _kafka_metadata(admin_settings: PlatformSettings) -> None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    from libs.platform.messaging.kafka import client_options
+
+    admin = AIOKafkaAdminClient(**client_options(admin_settings), request_timeout_ms=5000)
     try:
         await asyncio.wait_for(admin.start(), timeout=10)
         await asyncio.wait_for(admin.list_topics(), timeout=10)
@@ -488,19 +635,31 @@ async def _kafka_metadata(bootstrap: str) -> None:
         await admin.close()
 
 
-async def _postgres_ready() -> None:
-    """Create the `mgrid` database on first start, then answer `select 1` through the real DSN."""
+async def _postgres_ready(creds: Credentials) -> None:
+    """Create the `mgrid` database and the roles (db_roles), then answer `select 1` as the owner."""
     import asyncpg
 
-    admin = await asyncpg.connect(
-        host=HOST, port=POSTGRES_PORT, user=DB_USER, password=DB_PASSWORD, database="postgres", timeout=5
-    )
+    from libs.platform.db_roles import ensure_roles
+
+    admin_password = creds.postgres[DB_ADMIN]
+    try:
+        admin = await asyncpg.connect(
+            host=HOST, port=POSTGRES_PORT, user=DB_ADMIN, password=admin_password, database="postgres", timeout=5
+        )
+    except asyncpg.InvalidPasswordError:
+        # A cluster made before passwords were generated: move it off the old password in the source.
+        admin = await asyncpg.connect(
+            host=HOST, port=POSTGRES_PORT, user=DB_ADMIN, password=stack_credentials.LEGACY_POSTGRES_PASSWORD,
+            database="postgres", timeout=5,
+        )
+        await admin.execute(f"ALTER ROLE \"{DB_ADMIN}\" PASSWORD '{admin_password}'")  # hex: no quoting needed
     try:
         if not await admin.fetchval("select 1 from pg_database where datname = $1", DB_NAME):
             await admin.execute(f'create database "{DB_NAME}"')
     finally:
         await admin.close()
-    connection = await asyncpg.connect(endpoints()["MGRID_POSTGRES_DSN"], timeout=5)
+    await ensure_roles(creds.dsn(POSTGRES_BASE_DSN, DB_ADMIN), DB_NAME, creds.postgres)
+    connection = await asyncpg.connect(creds.dsn(POSTGRES_BASE_DSN, stack_credentials.POSTGRES_OWNER), timeout=5)
     try:
         await connection.fetchval("select 1")
     finally:

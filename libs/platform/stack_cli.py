@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
 from typing import Annotated
@@ -45,9 +46,13 @@ def _guarded(title: str, action: Callable[[], list[stack.ComponentStatus]]) -> l
 
 
 @app.command()
-def up() -> None:
+def up(
+    brokers: Annotated[
+        int | None, typer.Option("--brokers", help="Kafka nodes: 1, or 3 (RF 3, min ISR 2); kept until changed.")
+    ] = None,
+) -> None:
     """Install what is missing, start what is stopped, wait until every component answers."""
-    _guarded("stack up", stack.up)
+    _guarded("stack up", lambda: stack.up(brokers=brokers))
     for name, value in stack.endpoints().items():
         console.print(f"{name}={value}", highlight=False)
 
@@ -69,7 +74,21 @@ def status() -> None:
 
 
 @app.command()
-def env() -> None:
-    """Print the endpoints as shell exports: `eval "$(mgrid stack env)"`."""
-    for name, value in stack.endpoints().items():
-        typer.echo(f"export {name}={value}")
+def env(
+    service: Annotated[str | None, typer.Option(help="print this service's own credentials instead")] = None,
+) -> None:
+    """Print the endpoints and tooling credentials as shell exports: `eval "$(mgrid stack env)"`."""
+    values = stack.endpoints()
+    if service is not None:
+        values |= stack.credentials().service_env(service, values["MGRID_POSTGRES_DSN"])
+    for name, value in values.items():
+        typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+@app.command("compose-env")
+def compose_env() -> None:
+    """Print the generated passwords as docker-compose variables: `mgrid stack compose-env > .env`."""
+    from libs.platform.stack_credentials import compose_env as variables
+
+    for name, value in variables(stack.credentials()).items():
+        typer.echo(f"{name}={value}")

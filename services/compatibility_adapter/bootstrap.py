@@ -24,6 +24,7 @@ async def _on_start(ctx: ServiceContext) -> None:
 DEFINITION = ServiceDefinition(
     name="compatibility_adapter",
     migrations=Path(__file__).parent / "migrations",
+    append_only_tables=("translation_audit",),
     handlers=handlers,
     routers=lambda: [router],
     on_start=_on_start,

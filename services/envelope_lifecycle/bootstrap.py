@@ -30,6 +30,7 @@ def build_definition(clock: Clock | None = None) -> ServiceDefinition:
     return ServiceDefinition(
         name=NAME,
         migrations=Path(__file__).parent / "migrations",
+        append_only_tables=("envelope_lifecycle_history",),
         handlers=build_handlers,
         routers=lambda: [router],
         background=lambda ctx: [*scheduler_loop(ctx), *parked_submission_sweeper(ctx)],

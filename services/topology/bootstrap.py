@@ -29,6 +29,7 @@ def routers() -> list[APIRouter]:
 DEFINITION = ServiceDefinition(
     name="topology",
     migrations=Path(__file__).parent / "migrations",
+    append_only_tables=("capability_status_event",),
     handlers=handlers,
     routers=routers,
     on_start=on_start,

@@ -13,6 +13,7 @@ import redis.asyncio as redis
 from aiokafka.admin import AIOKafkaAdminClient
 
 from libs.platform import stack
+from libs.platform.messaging.kafka import client_options
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ def endpoints(first_up: list[stack.ComponentStatus]) -> dict[str, str]:
 
 
 async def test_kafka_answers_a_metadata_request(endpoints: dict[str, str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints["MGRID_KAFKA_BOOTSTRAP"])
+    admin = AIOKafkaAdminClient(**client_options(stack.kafka_admin_settings(endpoints["MGRID_KAFKA_BOOTSTRAP"])))
     await admin.start()
     try:
         cluster = await admin.describe_cluster()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from libs.platform.messaging.topics_admin import ensure_topics
+from libs.platform.messaging.topics_admin import provision
 from libs.platform.run_cli import SERVICES
 from libs.platform.settings import PlatformSettings
 from simulator.report import write_html
@@ -23,6 +23,12 @@ from simulator.transport import SimulatorSettings
 
 # Faster hops than production defaults, so a cycle's round trip stays well under a second on 2 cores.
 SERVICE_ENV = {"MGRID_OUTBOX_POLL_INTERVAL_S": "0.1", "MGRID_CONSUMER_BACKOFF_INITIAL_S": "0.05"}
+
+
+_CONNECTION_FIELDS = {
+    "kafka_bootstrap", "postgres_dsn", "postgres_owner_dsn", "redis_url", "kafka_security_protocol",
+    "kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password", "kafka_replication_factor",
+}
 
 
 def _free_port() -> int:
@@ -36,6 +42,7 @@ def system_settings(stack_endpoints: PlatformSettings, tmp_path_factory: pytest.
                     ) -> Iterator[SimulatorSettings]:
     prefix = f"sys{uuid.uuid4().hex[:8]}."
     ports = {service: _free_port() for service in SERVICES}
+    # `mgrid run` steps each service down from these tooling credentials to its own role and principal.
     env = {
         "MGRID_KAFKA_BOOTSTRAP": stack_endpoints.kafka_bootstrap,
         "MGRID_POSTGRES_DSN": stack_endpoints.postgres_dsn,
@@ -45,16 +52,14 @@ def system_settings(stack_endpoints: PlatformSettings, tmp_path_factory: pytest.
     }
     processes = ServiceProcesses(run_dir=tmp_path_factory.mktemp("services"), ports=ports, env=env)
     settings = SimulatorSettings(
-        kafka_bootstrap=stack_endpoints.kafka_bootstrap,
-        postgres_dsn=stack_endpoints.postgres_dsn,
-        redis_url=stack_endpoints.redis_url,
+        **stack_endpoints.model_dump(include=_CONNECTION_FIELDS),
         topic_prefix=prefix,
         **{f"{service}_url": processes.url(service) for service in SERVICES},
     )
-    # Create the topics once, before four services race to create them at start-up.
+    # Topics and their ACLs, as the admin, before the services start (they may not create topics).
     import asyncio
 
-    asyncio.run(ensure_topics(settings))
+    asyncio.run(provision(settings))
     try:
         processes.start()
         yield settings

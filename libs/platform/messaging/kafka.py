@@ -1,16 +1,44 @@
-"""Kafka clients with safe defaults: idempotent producer with acks=all; consumers that never auto-commit."""
+"""Kafka clients with safe defaults: idempotent producer with acks=all; consumers that never auto-commit.
+
+Every client, the services' and the tools', connects through `client_options`, so the principal and
+its SASL settings come from one place (libs/platform/settings, docs/security.md).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from libs.platform.settings import PlatformSettings
 
 
+def _ssl_context(settings: PlatformSettings) -> Any:
+    if not settings.kafka_security_protocol.endswith("SSL"):
+        return None
+    from aiokafka.helpers import create_ssl_context
+
+    return create_ssl_context(cafile=settings.kafka_ssl_cafile)
+
+
+def client_options(settings: PlatformSettings) -> dict[str, Any]:
+    """Keyword arguments for any aiokafka client (producer, consumer, admin) of this principal."""
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap.split(",")}
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return options
+    return options | {
+        "security_protocol": settings.kafka_security_protocol,
+        "sasl_mechanism": settings.kafka_sasl_mechanism,
+        "sasl_plain_username": settings.kafka_sasl_username,
+        "sasl_plain_password": settings.kafka_sasl_password,
+        "ssl_context": _ssl_context(settings),
+    }
+
+
 def create_producer(settings: PlatformSettings, client_id: str) -> AIOKafkaProducer:
     """The outbox relay's producer: idempotent, acks=all, so a retried send never duplicates on the log."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -25,7 +53,7 @@ def create_producer(settings: PlatformSettings, client_id: str) -> AIOKafkaProdu
 def create_consumer(settings: PlatformSettings, client_id: str, group_id: str) -> AIOKafkaConsumer:
     """A group member that never auto-commits: the consumer commits the offsets it has handled."""
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_options(settings),
         client_id=client_id,
         group_id=group_id,
         enable_auto_commit=False,

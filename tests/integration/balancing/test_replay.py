@@ -12,6 +12,7 @@ import os
 import sys
 import uuid
 
+import asyncpg
 import pytest
 
 from services.balancing.adapters import cycles
@@ -104,7 +105,7 @@ async def test_mgrid_cycle_explains_and_replays_a_stored_cycle(service: RunningS
         code, out = await mgrid_cycle(feed, "replay", str(tampered))
         assert code == 1 and "DIFFERENT" in out, out
     finally:
-        await service.ctx.pool.execute("DELETE FROM cycles WHERE cycle_id = $1", tampered)
+        await delete_cycle_as_owner(service, feed, tampered)
 
 
 @pytest.mark.req("NFR-001", "NFR-003")
@@ -142,4 +143,17 @@ async def test_replay_of_a_cycle_made_by_an_older_engine_names_it_and_shows_what
         assert f"{connector['node_id']}: {watts} W {connector['state']} -> {watts - 2} W" in out, out
         assert out.strip().splitlines()[-1].startswith("DIFFERENT: made by engine 1"), out
     finally:
-        await service.ctx.pool.execute("DELETE FROM cycles WHERE cycle_id = $1", older)
+        await delete_cycle_as_owner(service, feed, older)
+
+
+async def delete_cycle_as_owner(service: RunningService, feed: Feed, cycle_id: uuid.UUID) -> None:
+    """The service's own role may not delete a cycle (append-only); the schema owner cleans up."""
+    s = feed.settings
+    owner = await asyncpg.connect(
+        s.postgres_owner_dsn or s.postgres_dsn,
+        server_settings={"search_path": f'"{service.runtime.definition.schema(s)}"'},
+    )
+    try:
+        await owner.execute("DELETE FROM cycles WHERE cycle_id = $1", cycle_id)
+    finally:
+        await owner.close()

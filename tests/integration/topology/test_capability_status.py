@@ -132,18 +132,33 @@ async def test_replayed_source_event_ref_returns_the_original_and_records_once(t
 async def test_status_history_is_append_only_in_the_database(topology, settings, kafka) -> None:
     t = await microgrid_with_control_points(topology, settings, kafka)
     await post_status(topology, t, t["peak"], status("ON", 0))
+    statements = (
+        "UPDATE capability_status_event SET operational_status = 'OFF' WHERE microgrid_id = $1",
+        "DELETE FROM capability_status_event WHERE microgrid_id = $1",
+    )
+    # The service's own role holds no UPDATE, DELETE or TRUNCATE on the history (docs/security.md)...
     async with topology.ctx.pool.acquire() as conn:
-        for statement in (
-            "UPDATE capability_status_event SET operational_status = 'OFF' WHERE microgrid_id = $1",
-            "DELETE FROM capability_status_event WHERE microgrid_id = $1",
-        ):
-            with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+        for statement in statements:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await conn.execute(statement, uuid.UUID(t["mg"]))
-        with pytest.raises(asyncpg.RestrictViolationError):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute("TRUNCATE capability_status_event CASCADE")
-        count = await conn.fetchval(
+    # ...and even the schema owner is stopped by the append-only trigger.
+    owner = await asyncpg.connect(
+        settings.postgres_owner_dsn or settings.postgres_dsn,
+        server_settings={"search_path": f'"{topology.runtime.definition.schema(settings)}"'},
+    )
+    try:
+        for statement in statements:
+            with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+                await owner.execute(statement, uuid.UUID(t["mg"]))
+        with pytest.raises(asyncpg.RestrictViolationError):
+            await owner.execute("TRUNCATE capability_status_event CASCADE")
+        count = await owner.fetchval(
             "SELECT count(*) FROM capability_status_event WHERE microgrid_id = $1", uuid.UUID(t["mg"])
         )
+    finally:
+        await owner.close()
     assert count == 1
 
 

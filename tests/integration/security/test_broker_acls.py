@@ -1,0 +1,119 @@
+"""The broker authenticates every client and authorizes by the ACLs generated from the topic registry.
+
+What issue 14 found: an anonymous client published a forged `microgrid.node_limit_updated` (1 GW) and
+balancing stored it. Here an anonymous client, a wrong password and every principal but the topic's
+owner are refused, and only the admin creates or deletes topics.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
+
+from libs.platform import stack_credentials as sc
+from libs.platform.messaging.acls import acl_bindings
+from libs.platform.messaging.kafka import client_options
+from libs.platform.messaging.topics_admin import provision
+from libs.platform.settings import PlatformSettings
+
+pytestmark = pytest.mark.integration
+
+NODE_LIMIT = "microgrid.node_limit_updated"
+FORGED = b'{"forged": "1 GW"}'
+
+
+@pytest.fixture(scope="module")
+async def settings(settings: PlatformSettings) -> PlatformSettings:
+    """Topics of their own (forged records must not reach the other tests' consumers), provisioned
+    with their ACLs like any prefix."""
+    own = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}acl."})
+    await provision(own)
+    return own
+
+
+@pytest.fixture(scope="module")
+def credentials(settings: PlatformSettings) -> sc.Credentials:
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        pytest.skip("the broker under test has no authentication (not the local stack)")
+    found = sc.load()
+    assert found is not None
+    return found
+
+
+def as_principal(settings: PlatformSettings, principal: str, password: str | None = None) -> PlatformSettings:
+    return settings.model_copy(update={"kafka_sasl_username": principal, "kafka_sasl_password": password})
+
+
+async def produce(settings: PlatformSettings, topic: str) -> None:
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True,
+                                request_timeout_ms=10_000)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topic(topic), FORGED, key=b"mg")
+    finally:
+        await producer.stop()
+
+
+def test_only_the_owner_may_write_node_limits_in_the_generated_acls() -> None:
+    writers = {b.principal for b in acl_bindings() if b.name == NODE_LIMIT and b.operation.name == "WRITE"}
+    assert writers == {"topology"}
+    readers = {b.principal for b in acl_bindings() if b.name == NODE_LIMIT and b.operation.name == "READ"}
+    assert readers == {"balancing", "simulator"}
+
+
+async def test_an_anonymous_client_cannot_connect(settings: PlatformSettings, credentials: sc.Credentials) -> None:
+    anonymous = settings.model_copy(update={"kafka_security_protocol": "PLAINTEXT"})
+    with pytest.raises(KafkaConnectionError):
+        await produce(anonymous, NODE_LIMIT)
+
+
+async def test_a_wrong_password_cannot_connect(settings: PlatformSettings, credentials: sc.Credentials) -> None:
+    with pytest.raises(KafkaConnectionError):
+        await produce(as_principal(settings, "topology", "not-the-password"), NODE_LIMIT)
+
+
+@pytest.mark.parametrize("principal", ["balancing", "envelope_lifecycle", "compatibility_adapter", "legacy",
+                                       "simulator"])
+async def test_no_principal_but_the_owner_can_produce_node_limits(
+    settings: PlatformSettings, credentials: sc.Credentials, principal: str
+) -> None:
+    with pytest.raises(TopicAuthorizationFailedError):
+        await produce(as_principal(settings, principal, credentials.kafka[principal]), NODE_LIMIT)
+
+
+async def test_the_owner_can_produce_node_limits(settings: PlatformSettings, credentials: sc.Credentials) -> None:
+    await produce(as_principal(settings, "topology", credentials.kafka["topology"]), NODE_LIMIT)
+
+
+@pytest.mark.parametrize("principal", [*sc.SERVICES, "simulator", "legacy"])
+async def test_only_the_admin_creates_or_deletes_topics(
+    settings: PlatformSettings, credentials: sc.Credentials, principal: str
+) -> None:
+    own = as_principal(settings, principal, credentials.kafka[principal])
+    admin = AIOKafkaAdminClient(**client_options(own))
+    await admin.start()
+    try:
+        name = settings.topic(f"intruder.{uuid.uuid4().hex[:6]}")
+        created = await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
+        assert [code for _, code, *_ in created.topic_errors] in ([29], [31])  # topic/cluster authorization
+        deleted = await admin.delete_topics([settings.topic(NODE_LIMIT)])
+        assert [code for _, code in deleted.topic_error_codes] == [29]
+    except KafkaError as refused:  # some versions raise instead of returning the code
+        assert "uthorization" in repr(refused)
+    finally:
+        await admin.close()
+    visible = await _admin_topics(settings)
+    assert name not in visible and settings.topic(NODE_LIMIT) in visible
+
+
+async def _admin_topics(settings: PlatformSettings) -> set[str]:
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
