@@ -65,9 +65,15 @@ def run(
 def _run_replicas(service: str, host: str, port: int, replicas: int) -> None:
     """N copies of `mgrid run <service>`: one consumer group, so Kafka divides the partitions among them
     (a microgrid's key maps to one partition, hence one replica at a time). Stops them all on exit."""
+    import signal
     import subprocess
     import sys
 
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGTERM, signal.SIGINT):  # a stop by `kill` (or ^C) also stops every replica
+        signal.signal(signum, interrupted)
     command = [sys.executable, "-m", "libs.platform.cli", "run", service, "--host", host]
     processes = [subprocess.Popen([*command, "--port", str(port + i)]) for i in range(replicas)]
     try:
