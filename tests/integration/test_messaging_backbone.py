@@ -16,7 +16,7 @@ from contracts.records import MicrogridNodeRecord
 from libs.platform.db import create_pool, migrate
 from libs.platform.messaging.consumer import EventConsumer, PermanentHandlerError
 from libs.platform.messaging.dead_letter import DeadLetterPublisher
-from libs.platform.messaging.kafka import create_producer
+from libs.platform.messaging.kafka import client_options, create_producer
 from libs.platform.messaging.relay import OutboxRelay
 from libs.platform.messaging.topics_admin import ensure_topics
 from libs.platform.messaging.unit_of_work import UnitOfWork, unit_of_work
@@ -228,7 +228,7 @@ async def test_data_error_is_dead_lettered_at_once(env) -> None:
 
     async def stores_text(message: Message, uow: UnitOfWork) -> None:
         calls.append(message.event_id)
-        await uow.conn.execute("CREATE TEMP TABLE IF NOT EXISTS names (name text)")
+        await uow.conn.execute("CREATE TABLE IF NOT EXISTS names (name text)")  # the test schema is ours
         await uow.conn.execute("INSERT INTO names VALUES ($1)", "bad\x00name")
 
     consumer = EventConsumer(group="backbone", handlers={TOPIC: stores_text}, pool=pool, settings=s,
@@ -289,7 +289,7 @@ async def test_dead_letter_too_big_for_the_broker_is_written_with_an_excerpt(env
     s, pool, _ = env
     # Try the whole letter first (as a letter just under the limit would be), so the broker's refusal is met.
     s = s.model_copy(update={"dead_letter_max_bytes": 10_000_000})
-    big = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, max_request_size=1_048_576, acks="all")
+    big = AIOKafkaProducer(**client_options(s), max_request_size=1_048_576, acks="all")
     await big.start()
     try:
         # Just fits the broker's 1 MiB as a record; with the dead-letter headers added it no longer does.
