@@ -199,6 +199,8 @@ class Component(ABC):
                 try:
                     self._probe()
                     return
+                except StackError:
+                    raise  # a probe that knows waiting will not help
                 except Exception as exc:  # any failure means "not ready yet" until the deadline
                     last_error = exc
             time.sleep(0.25)
@@ -347,6 +349,10 @@ class Kafka(Component):
         return out.strip().splitlines()[-1]
 
     def _probe(self) -> None:
+        if not (self.dir / "data" / "mgrid-scram.stamp").exists():
+            # Started by an older version, without authentication: only a restart formats it with users.
+            raise StackError(self.name, "running without SASL users: run `mgrid stack down` then `mgrid stack up`",
+                             self.log_file)
         _run_async(_kafka_metadata(kafka_admin_settings(f"{HOST}:{self.port}")))
 
 
