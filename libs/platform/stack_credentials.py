@@ -15,7 +15,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from libs.platform.settings import PlatformSettings
@@ -42,6 +42,7 @@ KAFKA_SECURITY_PROTOCOL = "SASL_PLAINTEXT"  # loopback only; a deployment across
 KAFKA_SASL_MECHANISM = "SCRAM-SHA-512"
 
 FILE_NAME = "credentials.json"
+S = TypeVar("S", bound=PlatformSettings)
 
 
 def postgres_role(service: str) -> str:
@@ -125,6 +126,15 @@ def ensure(root: Path) -> Credentials:
             json.dump({"postgres": postgres, "kafka": kafka}, out, indent=2, sort_keys=True)
         tmp.replace(file)
     return result
+
+
+def as_kafka_principal(settings: S, principal: str, root: Path | None = None) -> S:
+    """`settings` with the local stack's Kafka `principal` (the simulator, the legacy producers)."""
+    credentials = load(root or settings.stack_dir.resolve())
+    if credentials is None or principal not in credentials.kafka or settings.kafka_security_protocol == "PLAINTEXT":
+        return settings
+    password = credentials.kafka[principal]
+    return settings.model_copy(update={"kafka_sasl_username": principal, "kafka_sasl_password": password})
 
 
 def for_service(settings: PlatformSettings, service: str, root: Path | None = None) -> PlatformSettings:

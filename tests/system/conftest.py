@@ -16,6 +16,7 @@ import pytest
 from libs.platform.messaging.topics_admin import provision
 from libs.platform.run_cli import SERVICES
 from libs.platform.settings import PlatformSettings
+from libs.platform.stack_credentials import KAFKA_SIMULATOR, as_kafka_principal
 from simulator.report import write_html
 from simulator.runner import RunResult
 from simulator.service_processes import ServiceProcesses
@@ -60,6 +61,8 @@ def system_settings(stack_endpoints: PlatformSettings, tmp_path_factory: pytest.
     import asyncio
 
     asyncio.run(provision(settings))
+    # The simulator then plays the depot's outside actors as its own principal, within its ACLs.
+    settings = as_kafka_principal(settings, KAFKA_SIMULATOR)
     try:
         processes.start()
         yield settings
