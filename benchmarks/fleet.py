@@ -67,7 +67,8 @@ from benchmarks.fleet_support.probes import (  # noqa: E402
     storage,
 )
 from libs.platform.auth import Scope, issue_token  # noqa: E402
-from libs.platform.messaging.topics_admin import ensure_topics  # noqa: E402
+from libs.platform.messaging.kafka import client_options  # noqa: E402
+from libs.platform.messaging.topics_admin import provision  # noqa: E402
 from libs.platform.run_cli import SERVICES  # noqa: E402
 from simulator.service_processes import ServiceProcesses  # noqa: E402
 from simulator.transport import SimulatorSettings  # noqa: E402
@@ -198,7 +199,7 @@ class CycleWatcher:
     def __init__(self, settings: SimulatorSettings) -> None:
         self.topic = settings.topic("microgrid.cycle_completed")
         self.ledger = CycleLedger()
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+        self._consumer = AIOKafkaConsumer(**client_options(settings), group_id=None,
                                           enable_auto_commit=False, fetch_max_wait_ms=20,
                                           client_id="fleet-bench-watcher")
         self._task: asyncio.Task[None] | None = None
@@ -260,11 +261,13 @@ class StartedServices:
             for s in SERVICES
         }
         self.settings = SimulatorSettings.model_validate({
+            **base.model_dump(include={"kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
+                                       "kafka_sasl_password", "kafka_replication_factor", "postgres_owner_dsn"}),
             "kafka_bootstrap": base.kafka_bootstrap, "postgres_dsn": base.postgres_dsn, "redis_url": base.redis_url,
             "topic_prefix": self.prefix, **{f"{s}_url": self.processes[s].url(s) for s in SERVICES}})
 
     async def start(self) -> None:
-        await ensure_topics(self.settings)  # once, before four services race to create them
+        await provision(self.settings)  # topics and their ACLs, as the admin: services may not create them
         await asyncio.gather(*(asyncio.to_thread(p.start) for p in self.processes.values()))
 
     def stop(self) -> None:
@@ -282,7 +285,7 @@ class StartedServices:
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{service_schema(self.settings, service)}" CASCADE')
         finally:
             await conn.close()
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap, client_id="fleet-bench-clean")
+        admin = AIOKafkaAdminClient(**client_options(self.settings), client_id="fleet-bench-clean")
         await admin.start()
         try:
             topics = [t for t in await admin.list_topics() if t.startswith(self.prefix)]
@@ -383,7 +386,7 @@ async def seed(settings: SimulatorSettings, options: FleetOptions, log) -> list[
 async def drive(settings: SimulatorSettings, options: FleetOptions, depots: list[FleetDepot], seeding_s: float,
                 log) -> FleetResult:  # noqa: ANN001
     run_id = uuid.uuid4().hex[:8]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True,
                                 linger_ms=1, client_id="fleet-bench-scheduler")
     watcher = CycleWatcher(settings)
     groups = [settings.topic(ADAPTER), settings.topic(BALANCING)]
@@ -393,7 +396,7 @@ async def drive(settings: SimulatorSettings, options: FleetOptions, depots: list
     triggers: list[Trigger] = []
     await producer.start()
     await watcher.start()
-    async with LagSampler(settings.kafka_bootstrap, groups) as lag:
+    async with LagSampler(settings, groups) as lag:
         try:
             await _settle(lag, log)  # seeding leaves the services a backlog: start from an idle system
             for depot in depots:  # fresh readings for everyone before the clock starts
@@ -528,7 +531,7 @@ async def run_latency(settings: SimulatorSettings, samples: int, *, seed: int, t
     """One depot, one request a second: legacy event -> cycle_completed, then POST /rebalance -> 200."""
     (depot,) = await seed_fleet(settings, 1, seed=seed, workers=1)
     log(f"  seeded one depot: {depot.setup_notes}")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True,
                                 linger_ms=0, client_id="fleet-bench-latency")
     watcher = CycleWatcher(settings)
     await producer.start()
@@ -539,7 +542,7 @@ async def run_latency(settings: SimulatorSettings, samples: int, *, seed: int, t
     statuses: dict[int, int] = {}
     try:
         await _publish(producer, settings, depot.telemetry(f"lat-{run_id}-tm"))
-        async with LagSampler(settings.kafka_bootstrap, [settings.topic(ADAPTER), settings.topic(BALANCING)]) as lag:
+        async with LagSampler(settings, [settings.topic(ADAPTER), settings.topic(BALANCING)]) as lag:
             await _settle(lag, log)
         log(f"  {trigger}: one a second, {samples} samples after 2 for warm-up")
         for i in range(samples + 2):  # the first two warm up (connections, caches)
@@ -692,8 +695,8 @@ async def amain(args: argparse.Namespace) -> int:
           f"topic prefix {settings.topic_prefix!r}, services {'running' if args.running else 'started here'}"
           f"{', env ' + ' '.join(args.service_env) if args.service_env else ' with default settings'}")
     hop_topic = settings.topic(f"bench.bare_hop.{uuid.uuid4().hex[:6]}")
-    hop = await bare_hop.measure(settings.kafka_bootstrap, hop_topic)
-    await bare_hop.delete_topic(settings.kafka_bootstrap, hop_topic)
+    hop = await bare_hop.measure(settings, hop_topic)
+    await bare_hop.delete_topic(settings, hop_topic)
     try:
         if started is not None:
             t = time.perf_counter()

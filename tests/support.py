@@ -80,7 +80,7 @@ async def delete_topics_with_prefix(settings: PlatformSettings, prefix: str) -> 
     """Delete a test run's topics (best effort: a broker already gone is not a test failure)."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="mgrid-test-cleanup")
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="mgrid-test-cleanup")
     try:
         await admin.start()
         doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]

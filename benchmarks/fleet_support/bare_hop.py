@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from libs.platform.messaging.kafka import client_options
+from libs.platform.settings import PlatformSettings
+
 
 @dataclass(frozen=True)
 class BareHop:
@@ -25,17 +28,17 @@ class BareHop:
     message_bytes: int
 
 
-async def measure(bootstrap: str, topic: str, *, samples: int = 200, burst: int = 20_000,
+async def measure(settings: PlatformSettings, topic: str, *, samples: int = 200, burst: int = 20_000,
                   message_bytes: int = 600) -> BareHop:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="fleet-bench-bare-hop")
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="fleet-bench-bare-hop")
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True, linger_ms=0,
                                 client_id="fleet-bench-bare-hop")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False,
                                 fetch_max_wait_ms=100, client_id="fleet-bench-bare-hop")
     await producer.start()
     await consumer.start()
@@ -81,8 +84,8 @@ async def measure(bootstrap: str, topic: str, *, samples: int = 200, burst: int 
     )
 
 
-async def delete_topic(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="fleet-bench-bare-hop")
+async def delete_topic(settings: PlatformSettings, topic: str) -> None:
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="fleet-bench-bare-hop")
     await admin.start()
     try:
         await admin.delete_topics([topic])

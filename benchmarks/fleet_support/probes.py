@@ -15,6 +15,9 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from libs.platform.messaging.kafka import client_options
+from libs.platform.settings import PlatformSettings
+
 PROC = Path("/proc")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -173,12 +176,13 @@ class CpuMeter:
 class LagSampler:
     """Max lag per consumer group over the run: the sum over its partitions of end offset - committed."""
 
-    def __init__(self, bootstrap: str, groups: list[str]) -> None:
+    def __init__(self, settings: PlatformSettings, groups: list[str]) -> None:
         self.groups = groups
         self.max_lag: dict[str, int] = {g: 0 for g in groups}
         self.last_lag: dict[str, int] = {g: 0 for g in groups}
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="fleet-bench-lag")
-        self._offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, client_id="fleet-bench-ends")
+        self._admin = AIOKafkaAdminClient(**client_options(settings), client_id="fleet-bench-lag")
+        self._offsets = AIOKafkaConsumer(**client_options(settings), group_id=None,
+                                         client_id="fleet-bench-ends")
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> LagSampler:

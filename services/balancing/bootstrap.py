@@ -28,7 +28,7 @@ def build_definition(clock: Clock | None = None) -> ServiceDefinition:
         name=NAME,
         migrations=Path(__file__).parent / "migrations",
         # The operator console is a role balancing takes on (docs/console.md).
-        append_only_tables=("cycles", "breaches"),
+        append_only_tables=("cycles", "breaches", "cycle_input_parts"),
         handlers=lambda ctx: console_handlers.with_console(handlers(ctx), ctx),
         routers=lambda: [*routers(), *console_routes.routers()],
         background=lambda ctx: [lambda: sweep_waiting_requests_forever(ctx)],
