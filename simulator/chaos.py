@@ -31,7 +31,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts.events import CycleCompleted
 from contracts.topics import dead_letter_topic
-from libs.platform.messaging.topics_admin import CONSUMER_GROUPS, ensure_topics
+from libs.platform.messaging.kafka import client_options
+from libs.platform.messaging.topics_admin import CONSUMER_GROUPS, provision
 from libs.platform.processes import port_open
 from libs.platform.run_cli import SERVICES
 from libs.platform.settings import PlatformSettings
@@ -83,7 +84,7 @@ HEADER = (f"{'run':<13} {'sent':>5} {'once':>5} {'lost':>5} {'dup':>5} {'dlq':>6
 
 
 async def _end_offsets(settings: SimulatorSettings, topics: list[str]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()  # noqa: SLF001 - as LiveTransport: no public call
@@ -97,7 +98,7 @@ async def _end_offsets(settings: SimulatorSettings, topics: list[str]) -> dict[T
 async def _read_from(settings: SimulatorSettings, starts: dict[TopicPartition, int], until: float,
                      done: object = None) -> list:
     """Records after `starts` until the deadline, or until `done(records)` says enough."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(settings), group_id=None, enable_auto_commit=False)
     await consumer.start()
     records: list = []
     try:
@@ -152,7 +153,7 @@ async def run_fault(settings: SimulatorSettings, processes: ServiceProcesses, *,
     assert circuit is not None
     letters_topics = [dead_letter_topic(g) for g in CONSUMER_GROUPS]
     starts = await _end_offsets(settings, [CYCLES_TOPIC, *letters_topics])
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
     await producer.start()
     sent_at: dict[str, float] = {}
     try:
@@ -279,6 +280,6 @@ def _free_port() -> int:
 async def run_suite(settings: SimulatorSettings, processes: ServiceProcesses, *, faults: list[str], events: int,
                     rate_per_s: float, seed: int = 7) -> list[FaultRun]:
     """Each fault once, in order, on the running services; the topics are created first."""
-    await ensure_topics(settings)
+    await provision(settings)  # topics and their ACLs for this run
     return [await run_fault(settings, processes, fault=f, events=events, rate_per_s=rate_per_s, seed=seed + i)
             for i, f in enumerate(faults)]

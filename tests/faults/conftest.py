@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from libs.platform.messaging.topics_admin import ensure_topics
+from libs.platform.messaging.topics_admin import provision
 from libs.platform.settings import PlatformSettings
 from simulator.chaos import private_services
 from simulator.service_processes import ServiceProcesses
@@ -19,7 +19,7 @@ def chaos_services(
     stack_endpoints: PlatformSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ServiceProcesses, SimulatorSettings]]:
     processes, settings = private_services(tmp_path_factory.mktemp("chaos"), stack_endpoints)
-    asyncio.run(ensure_topics(settings))  # once, before four services race to create them
+    asyncio.run(provision(settings))  # topics and their ACLs, as the admin: services may not create them
     try:
         processes.start()
         yield processes, settings

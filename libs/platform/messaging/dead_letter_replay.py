@@ -26,6 +26,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from contracts.topics import DEAD_LETTER_PARTITIONS, dead_letter_topic
+from libs.platform.messaging.kafka import client_options
 from libs.platform.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def dlq_topic_of(settings: PlatformSettings, group: str) -> str:
 
 async def _letters_consumer(settings: PlatformSettings) -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+        **client_options(settings), group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
     await consumer.start()
