@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from libs.platform.messaging.topics_admin import ensure_topics
+from libs.platform.messaging.topics_admin import provision
 from libs.platform.run_cli import SERVICES
 from libs.platform.settings import PlatformSettings
 from simulator.service_processes import ServiceProcesses
@@ -59,7 +59,8 @@ def live_services(stack_endpoints: PlatformSettings, tmp_path_factory: pytest.Te
                                  ports={s: _free_port() for s in SERVICES}, env=env)
     import asyncio
 
-    asyncio.run(ensure_topics(stack_endpoints.model_copy(update={"topic_prefix": prefix})))
+    # Topics and their ACLs, as the admin, before the services start (they may not create topics).
+    asyncio.run(provision(stack_endpoints.model_copy(update={"topic_prefix": prefix})))
     try:
         processes.start()
         yield processes
