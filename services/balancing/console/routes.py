@@ -29,6 +29,7 @@ from contracts.api.console import (
     WhatIfRequest,
     WhatIfResponse,
 )
+from contracts.http_errors import business_422
 from libs.platform.auth import Principal, Scope, microgrid_guard, not_found, require_scopes
 from libs.platform.http import ApiError
 from libs.platform.runtime import ServiceContext, service_context
@@ -108,7 +109,14 @@ async def explain(microgrid_id: UUID, cycle_id: UUID, ctx: Ctx, _: Reader) -> Cy
                             connectors=picture.console_cycle(stored.result, sources).connectors)
 
 
-@api.post("/microgrids/{microgrid_id}/what-if", response_model=WhatIfResponse)
+@api.post(
+    "/microgrids/{microgrid_id}/what-if",
+    response_model=WhatIfResponse,
+    responses=business_422(
+        "The proposed change breaks a rule of what it proposes (ENVELOPE_INVARIANTS, a TOU period that ends "
+        "before it starts, a node or circuit not in this microgrid): the same verdict the write would get."
+    ),
+)
 async def preview(microgrid_id: UUID, body: WhatIfRequest, ctx: Ctx, principal: Writer) -> WhatIfResponse:
     """The cycle a node limit, envelope or legacy TOU schedule would produce now; stores and publishes nothing."""
     return await what_if(ctx.pool, microgrid_id, body, actor=principal.subject, now=service.clock_of(ctx).now(),
