@@ -54,6 +54,9 @@ def live_services(stack_endpoints: PlatformSettings, tmp_path_factory: pytest.Te
         "MGRID_COMPAT_REBALANCE_WAIT_S": "0.2",
         "MGRID_REBALANCE_WAIT_S": "0.2",
         "MGRID_TOPOLOGY_WAIT_S": "0.2",
+        # ... and the waits for a topology not seen yet (read-your-writes): random ids never arrive.
+        "MGRID_COMPAT_TOPOLOGY_WAIT_S": "0.2",
+        "MGRID_ENVELOPE_TOPOLOGY_WAIT_S": "0.2",
     }
     processes = ServiceProcesses(run_dir=tmp_path_factory.mktemp("schemathesis"),
                                  ports={s: _free_port() for s in SERVICES}, env=env)
