@@ -78,7 +78,7 @@ TOPICS: tuple[TopicSpec, ...] = (
               description="Demand resolution step of a cycle completed.", max_bytes=LARGE),
     TopicSpec("microgrid.constraint_breach_detected", ev.ConstraintBreachDetected, MG, B, (SIM,),
               description="One active policy breach detected in a cycle."),
-    TopicSpec("microgrid.cycle_completed", ev.CycleCompleted, MG, B, (C, SIM, B),
+    TopicSpec("microgrid.cycle_completed", ev.CycleCompleted, MG, B, (C, SIM),
               description="Cycle reached its final state; allocations for the chargers.", max_bytes=LARGE),
     TopicSpec("compatibility.circuit_alias_applied", ev.CircuitAliasApplied, ("circuit_id",), C, (),
               description="Legacy circuit request translated to microgrid_id + node_id."),

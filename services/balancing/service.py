@@ -27,6 +27,7 @@ from libs.platform.runtime import ServiceContext
 from services.balancing.adapters import cycles, read_models, rebalance_requests
 from services.balancing.adapters.cycles import StoredCycle
 from services.balancing.adapters.state_cache import MicrogridStateCache, preflight
+from services.balancing.console import handlers as console_handlers
 from services.balancing.cycle_execution import CYCLE_RESULT, PRODUCER, execute_cycle
 from services.balancing.cycle_inputs import CycleSettings
 from services.balancing.settings import BalancingSettings, balancing_settings
@@ -122,6 +123,7 @@ async def expire_waiting_requests(ctx: ServiceContext) -> int:
                 await execute_cycle(
                     uow, message, now=clock.now, settings=cycle_settings(settings), cache=state_cache_of(ctx)
                 )
+                await console_handlers.on_cycles_published(uow)
         handled += 1
 
 

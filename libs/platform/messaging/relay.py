@@ -334,51 +334,64 @@ class OutboxRelay:
 
     async def _send_all(self, rows: Sequence[asyncpg.Record]) -> list[BaseException | None]:
         """Hand every row to the producer, then wait for all acknowledgements; None where acknowledged."""
-        pending: list[asyncio.Future[Any] | BaseException] = []
-        for row in rows:
-            try:
-                pending.append(await self._send(row))
-            except Exception as exc:  # refused before sending (e.g. larger than max_request_size)
-                pending.append(exc)
-        futures = [p for p in pending if not isinstance(p, BaseException)]
-        acks = iter(await asyncio.gather(*futures, return_exceptions=True))
+        pending: dict[int, asyncio.Future[Any] | BaseException] = {}
+        for group in _trace_groups(rows):
+            # One publish span per trace and topic, not per row: a curtailed cycle's hundred breach events
+            # cost one span, and each consumer's span still hangs under it.
+            with self._publish_span(group) as carrier_of:
+                for index, row, headers in group:
+                    try:
+                        pending[index] = await self._producer.send(
+                            row["topic"], value=bytes(row["value"]), key=bytes(row["key"]), headers=carrier_of(headers)
+                        )
+                    except Exception as exc:  # refused before sending (e.g. larger than max_request_size)
+                        pending[index] = exc
+        futures = [p for p in pending.values() if not isinstance(p, BaseException)]
+        acks = dict(zip(
+            [i for i, p in pending.items() if not isinstance(p, BaseException)],
+            await asyncio.gather(*futures, return_exceptions=True),
+            strict=True,
+        ))
         out: list[BaseException | None] = []
-        for p in pending:
-            if isinstance(p, BaseException):
-                out.append(p)
-            else:
-                ack = next(acks)
-                out.append(ack if isinstance(ack, BaseException) else None)
+        for index in range(len(rows)):
+            p = pending[index]
+            ack = p if isinstance(p, BaseException) else acks[index]
+            out.append(ack if isinstance(ack, BaseException) else None)
         return out
 
     async def _send_one(self, row: asyncpg.Record) -> BaseException | None:
         try:
-            await (await self._send(row))
+            [outcome] = await self._send_all([row])
         except Exception as exc:
             return exc
-        return None
+        return outcome
 
-    async def _send(self, row: asyncpg.Record) -> asyncio.Future[Any]:
-        headers: dict[str, str] = json.loads(row["headers"])
-        parent = propagate.extract(headers)
+    @contextlib.contextmanager
+    def _publish_span(self, group: list[tuple[int, asyncpg.Record, dict[str, str]]]):  # type: ignore[no-untyped-def]
+        _, first, first_headers = group[0]
+        attributes: dict[str, Any] = {
+            "messaging.system": "kafka",
+            "messaging.destination.name": first["topic"],
+            "correlation.id": first_headers.get("correlation_id", ""),
+            "messaging.batch.message_count": len(group),
+        }
+        if len(group) == 1:
+            attributes["messaging.message.id"] = first_headers.get("event_id", "")
         with tracer.start_as_current_span(
-            f"{row['topic']} publish",
-            context=parent,
+            f"{first['topic']} publish",
+            context=propagate.extract(first_headers),
             kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.destination.name": row["topic"],
-                "messaging.message.id": headers.get("event_id", ""),
-                "correlation.id": headers.get("correlation_id", ""),
-            },
+            attributes=attributes,
         ):
-            # The consumer's span becomes a child of this publish span.
-            carrier = {k: v for k, v in headers.items() if k not in ("traceparent", "tracestate")}
-            propagate.inject(carrier)
-            kafka_headers = [(k, v.encode()) for k, v in carrier.items()]
-            return await self._producer.send(
-                row["topic"], value=bytes(row["value"]), key=bytes(row["key"]), headers=kafka_headers
-            )
+            trace_carrier: dict[str, str] = {}
+            propagate.inject(trace_carrier)
+
+            def carrier_of(headers: dict[str, str]) -> list[tuple[str, bytes]]:
+                carrier = {k: v for k, v in headers.items() if k not in ("traceparent", "tracestate")}
+                carrier.update(trace_carrier)
+                return [(k, v.encode()) for k, v in carrier.items()]
+
+            yield carrier_of
 
     async def _prune_if_due(self) -> None:
         """Delete rows published longer ago than the retention (they stay readable for that long)."""
@@ -394,6 +407,15 @@ class OutboxRelay:
         await self._pool.execute(
             "DELETE FROM outbox WHERE id <= $1 AND published_at IS NOT NULL", max(m[1] for m in old)
         )
+
+
+def _trace_groups(rows: Sequence[asyncpg.Record]) -> list[list[tuple[int, asyncpg.Record, dict[str, str]]]]:
+    """The rows by (trace, topic), in first-seen order; each row with its index and parsed headers."""
+    groups: dict[tuple[str, str], list[tuple[int, asyncpg.Record, dict[str, str]]]] = {}
+    for index, row in enumerate(rows):
+        headers: dict[str, str] = json.loads(row["headers"])
+        groups.setdefault((headers.get("traceparent", ""), row["topic"]), []).append((index, row, headers))
+    return list(groups.values())
 
 
 def relay_metrics(relay: OutboxRelay) -> dict[str, Callable[[], float]]:

@@ -54,8 +54,7 @@ async def _drawn(uow: UnitOfWork, cycle: CycleResultRecord) -> dict[UUID, int]:
 async def on_event(topic: str, message: Message, uow: UnitOfWork) -> None:
     """The console's bookkeeping for one event (after balancing's own handler, same transaction)."""
     if isinstance(message, ev.CycleCompleted):
-        if not await store.save_cycle(uow.conn, message.payload, await _drawn(uow, message.payload)):
-            return  # recorded already, when the cycle itself committed: the page knows
+        await store.save_timeline(uow.conn, message.payload, await _drawn(uow, message.payload))
     elif isinstance(message, ev.OperatingEnvelopeReceived):
         e = message.payload
         await store.save_transition(
@@ -76,14 +75,14 @@ async def on_event(topic: str, message: Message, uow: UnitOfWork) -> None:
             uow.signal_after_commit(console_channel(uow.settings, microgrid_id))
 
 
-async def on_cycles_published(uow: UnitOfWork) -> None:
-    """A cycle this transaction completes is recorded now, from its own cycle_completed event in the outbox.
+async def on_cycles_published(uow: UnitOfWork, since: int = 0) -> None:
+    """The cycles this transaction completes (its cycle_completed events from `uow.published[since:]`) go on
+    the timeline now, and the page is told at commit.
 
-    The page then sees it as soon as the cycle commits, without waiting for the event's round trip
-    through Kafka; the same event consumed from the topic later changes nothing (the row is there).
-    Cycles run outside a handler (the waiting-request sweeper) arrive by the topic alone.
+    Balancing produces every cycle itself and keeps each one in `cycles`, so the console does not consume
+    cycle_completed back from Kafka: that re-read and re-parsed every cycle's largest event for nothing.
     """
-    for published in uow.published:
+    for published in uow.published[since:]:
         if isinstance(published, ev.CycleCompleted):
             await on_event("microgrid.cycle_completed", published, uow)
 
@@ -94,15 +93,17 @@ async def _nothing(message: Message, uow: UnitOfWork) -> None:
 
 def with_console(handlers: Mapping[str, Handler], ctx: ServiceContext) -> dict[str, Handler]:
     """Balancing's handlers, each followed by the console's, plus the topics only the console reads."""
-    topics = set(handlers) | {"microgrid.cycle_completed", "compatibility.effective_circuit_capacity_reconciled"}
+    topics = set(handlers) | {"compatibility.effective_circuit_capacity_reconciled"}
 
     def chained(topic: str) -> Handler:
         first = handlers.get(topic, _nothing)
 
         async def handle(message: Message, uow: UnitOfWork) -> None:
+            # One unit of work serves a whole poll batch: only this message's cycles are new here.
+            since = len(uow.published)
             await first(message, uow)
             await on_event(topic, message, uow)
-            await on_cycles_published(uow)
+            await on_cycles_published(uow, since)
 
         return handle
 

@@ -16,18 +16,8 @@ from contracts.records import CycleResultRecord
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
-async def save_cycle(conn: asyncpg.Connection, cycle: CycleResultRecord, drawn: dict[UUID, int]) -> bool:
-    """The cycle for the list, and a timeline point per grid connection and circuit; False when already recorded."""
-    inserted = await conn.fetchval(
-        "INSERT INTO console_cycles (cycle_id, microgrid_id, ended_at, record) VALUES ($1, $2, $3, $4::jsonb)"
-        " ON CONFLICT (cycle_id) DO NOTHING RETURNING 1",
-        cycle.cycle_id,
-        cycle.microgrid_id,
-        cycle.ended_at,
-        cycle.model_dump_json(),
-    )
-    if inserted is None:
-        return False
+async def save_timeline(conn: asyncpg.Connection, cycle: CycleResultRecord, drawn: dict[UUID, int]) -> None:
+    """A timeline point per grid connection and circuit of a cycle (the cycle itself is in `cycles`)."""
     await conn.executemany(
         "INSERT INTO console_timeline (microgrid_id, node_id, cycle_id, at, requested_watts, drawn_watts,"
         " allocated_watts, effective_limit_watts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
@@ -37,7 +27,6 @@ async def save_cycle(conn: asyncpg.Connection, cycle: CycleResultRecord, drawn: 
             for n in timeline_nodes(cycle)
         ],
     )
-    return True
 
 
 def timeline_nodes(cycle: CycleResultRecord) -> list:
@@ -105,7 +94,8 @@ async def record_preview(conn: Conn, **row: Any) -> None:
 
 async def recent_cycles(conn: Conn, microgrid_id: UUID, limit: int) -> list[CycleResultRecord]:
     rows = await conn.fetch(
-        "SELECT record FROM console_cycles WHERE microgrid_id = $1 ORDER BY ended_at DESC, cycle_id LIMIT $2",
+        # Balancing's own cycle audit: the record kept there is the cycle_completed payload.
+        "SELECT result AS record FROM cycles WHERE microgrid_id = $1 ORDER BY seq DESC LIMIT $2",
         microgrid_id,
         limit,
     )
