@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from contracts.base import MAX_NODES, Contract, Flag, Message, Name, PositiveVersion, UtcDateTime, Version, Watts
 from contracts.enums import (
@@ -182,9 +182,19 @@ class ConstraintBreachDetected(Message):
     payload: BreachRecord
 
 
+# 100 breaches at the contract's longest values weigh ~45 KB: with 1,500 nodes allocated the event stays
+# inside its 768 KiB budget (tests/unit/contracts/test_limits.py builds that worst case).
+MAX_EMBEDDED_BREACHES = 100
+
+
 class CycleCompleted(Message):
     EVENT_TYPE: ClassVar[str] = "microgrid.cycle_completed"
     payload: CycleResultRecord
+
+    @field_validator("payload")
+    @classmethod
+    def _breaches_capped(cls, payload: CycleResultRecord) -> CycleResultRecord:
+        return payload.with_breaches_capped(MAX_EMBEDDED_BREACHES)
 
 
 # ---- telemetry (implied by the spec: Telemetry Ingest actor) ----------------------------------

@@ -272,4 +272,17 @@ class CycleResultRecord(Contract):
     reason_codes: list[ReasonCode]
     allocation_summary: AllocationSummaryRecord
     breaches: list[BreachRecord] = Field(default_factory=list)
+    breaches_total: int | None = Field(
+        default=None,
+        ge=0,
+        description="Set when `breaches` lists only the first of the cycle's breaches (cycle_completed embeds at "
+        "most MAX_EMBEDDED_BREACHES, so the event fits its budget on the largest trees): how many there were. "
+        "Every breach is also its own microgrid.constraint_breach_detected event and is kept with the cycle.",
+    )
     audit: CycleAuditRecord
+
+    def with_breaches_capped(self, limit: int) -> CycleResultRecord:
+        """This record with at most `limit` breaches (the first, in the cycle's deterministic order)."""
+        if len(self.breaches) <= limit:
+            return self
+        return self.model_copy(update={"breaches": self.breaches[:limit], "breaches_total": len(self.breaches)})

@@ -26,7 +26,10 @@ from uuid import UUID
 import jwt
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.base import Name
 
 from libs.platform.http.errors import ApiError
 from libs.platform.signing_keys import SECRET_ENV, SigningKeyError, configured_secret
@@ -124,6 +127,19 @@ def require_verifier() -> None:
     _signing_secret()
 
 
+# The subject becomes the actor of every audit record a write makes, so it obeys the same text rules.
+_SUBJECT = TypeAdapter(Name)
+_SUBJECT_RULE = "1-200 characters of text without NUL or lone surrogates (it becomes the audit actor)"
+
+
+def _subject_ok(subject: object) -> bool:
+    try:
+        _SUBJECT.validate_python(subject, strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
 def issue_token(
     subject: str,
     scopes: Iterable[str],
@@ -131,6 +147,8 @@ def issue_token(
     ttl_seconds: int | None = None,
 ) -> str:
     """A token of the local HS256 issuer; it always expires (default MGRID_AUTH_TOKEN_TTL_S, capped)."""
+    if not _subject_ok(subject):
+        raise ValueError(f"token subject must be {_SUBJECT_RULE}")
     settings = auth_settings()
     ttl = settings.token_ttl_s if ttl_seconds is None else ttl_seconds
     if not 0 < ttl <= settings.token_max_ttl_s:
@@ -230,7 +248,9 @@ def verify_token(token: str) -> Principal:
     scope = claims.get("scope", "")
     if not isinstance(scope, str):
         raise _invalid("Bearer token scope claim is not a string")
-    return Principal(subject=str(claims["sub"]), scopes=frozenset(scope.split()), grant=_grant(claims))
+    if not _subject_ok(claims["sub"]):
+        raise _invalid(f"Bearer token sub claim must be {_SUBJECT_RULE}")
+    return Principal(subject=claims["sub"], scopes=frozenset(scope.split()), grant=_grant(claims))
 
 
 # auto_error=False: a missing token must produce our 401 shape, not FastAPI's default 403.

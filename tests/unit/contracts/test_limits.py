@@ -201,11 +201,13 @@ def _worst_cycle() -> CycleCompleted:
                              effective_limit_watts=big, binding_constraint_ref=f"envelope:{_u()}:NET_CAP")
         for _ in range(MAX_NODES)
     ]
+    # Three breaches on every node: the event embeds the first MAX_EMBEDDED_BREACHES of them.
     breaches = [
-        BreachRecord(breach_id=_u(), microgrid_id=_u(), cycle_id=_u(), node_id=None, constraint_ref=f"aggregate:{_u()}",
-                     constraint_type=c, reason_code=_longest(ReasonCode), effective_demand_watts=big,
-                     resolved_limit_watts=big, source_mode=_longest(SourceMode), detected_at=NOW)
-        for c in ConstraintType
+        BreachRecord(breach_id=_u(), microgrid_id=_u(), cycle_id=_u(), node_id=_u(),
+                     constraint_ref=f"envelope:{_u()}:NET_CAP", constraint_type=c, reason_code=_longest(ReasonCode),
+                     effective_demand_watts=big, resolved_limit_watts=big, source_mode=_longest(SourceMode),
+                     detected_at=NOW)
+        for _ in range(MAX_NODES) for c in list(ConstraintType)[:3]
     ]
     limits = {str(_u()): NOW.isoformat() for _ in range(3 * MAX_NODES)}
     result = CycleResultRecord(
@@ -280,6 +282,18 @@ def _worst_messages() -> list[Any]:
 def test_the_worst_case_message_at_the_contract_limits_fits_its_topic(message: Any) -> None:
     size = check_fits(message)
     assert size <= topic_for(message).max_bytes
+
+
+def test_cycle_completed_embeds_at_most_its_cap_of_breaches_and_says_how_many_there_were() -> None:
+    from contracts.events import MAX_EMBEDDED_BREACHES
+
+    cycle = _worst_cycle()
+    assert len(cycle.payload.breaches) == MAX_EMBEDDED_BREACHES
+    assert cycle.payload.breaches_total == 3 * MAX_NODES
+    again = CycleCompleted.model_validate_json(cycle.to_bytes())
+    assert again.payload.breaches == cycle.payload.breaches
+    few = cycle.payload.model_copy(update={"breaches": cycle.payload.breaches[:3], "breaches_total": None})
+    assert CycleCompleted.create(few, producer="balancing", occurred_at=NOW).payload.breaches_total is None
 
 
 def test_a_message_over_its_budget_is_refused() -> None:

@@ -131,6 +131,23 @@ def test_token_signed_with_another_secret_answers_401(client: TestClient) -> Non
     assert_unauthenticated(client.post("/rebalance", headers=bearer(token)), 'Bearer error="invalid_token"')
 
 
+@pytest.mark.parametrize("sub", ["a" * 201, "", "nul\x00byte", 42])
+def test_a_subject_that_could_not_be_an_audit_actor_answers_401(client: TestClient, sub: object) -> None:
+    """The subject becomes the actor of every audit record: one that no record could hold is refused at the
+    door, not after a write has half happened."""
+    token = jwt.encode(local_claims(sub=sub), SECRET, algorithm=ALGORITHM)
+
+    response = client.post("/rebalance", headers=bearer(token))
+
+    assert_unauthenticated(response, 'Bearer error="invalid_token"')
+    assert "sub" in response.json()["message"].lower()
+
+
+def test_the_issuer_refuses_a_subject_no_audit_record_could_hold() -> None:
+    with pytest.raises(ValueError, match="subject"):
+        issue_token("a" * 201, [Scope.OPERATOR_READ], ALL)
+
+
 def test_token_without_the_scope_answers_403_naming_it(client: TestClient) -> None:
     response = client.post("/rebalance", headers=bearer(issue_token("alice", [Scope.OPERATOR_READ], ALL)))
 
