@@ -69,9 +69,9 @@ from benchmarks.fleet_support.probes import (  # noqa: E402
 from libs.platform.auth import Scope, issue_token  # noqa: E402
 from libs.platform.messaging.kafka import client_options  # noqa: E402
 from libs.platform.messaging.topics_admin import provision  # noqa: E402
-from libs.platform.run_cli import SERVICES  # noqa: E402
 from simulator.service_processes import ServiceProcesses  # noqa: E402
 from simulator.transport import SimulatorSettings  # noqa: E402
+from tools.run_cli import SERVICES  # noqa: E402
 
 ADAPTER, BALANCING = "compatibility_adapter", "balancing"
 APP_NAME_PREFIX = "fleet-bench"  # Postgres application_name of the started services' connections

@@ -33,8 +33,6 @@ from contracts.events import CycleCompleted
 from contracts.topics import dead_letter_topic
 from libs.platform.messaging.kafka import client_options
 from libs.platform.messaging.topics_admin import CONSUMER_GROUPS, provision
-from libs.platform.processes import port_open
-from libs.platform.run_cli import SERVICES
 from libs.platform.settings import PlatformSettings
 from simulator.actors import legacy
 from simulator.clock import ScenarioClock, wall_anchor
@@ -42,6 +40,8 @@ from simulator.runner import ScenarioRun
 from simulator.scenario import load_scenario
 from simulator.service_processes import ServiceProcesses
 from simulator.transport import LiveTransport, SimulatorSettings
+from tools.processes import port_open
+from tools.run_cli import SERVICES
 
 FAULTS = ("none", "service-kill", "duplicate", "poison")
 SETUP_SCENARIO = "compat-legacy-event"  # its depot and setup step: one feeder circuit, known to the adapter

@@ -144,7 +144,7 @@ def demo(
     report_dir: Annotated[Path, typer.Option(help="where the HTML report goes")] = REPORTS_DIR,
 ) -> None:
     """Bring up the stack, start the four services, play a depot scenario and show the result."""
-    from libs.platform import stack
+    from tools import stack
 
     processes = ServiceProcesses(env=DEMO_SERVICE_ENV)
     if not run:

@@ -3,7 +3,7 @@
 Each service runs as `mgrid run <service> --port <port>` in its own session (it outlives the command
 that started it, as `mgrid demo` leaves the system running), its output in `<run dir>/logs/<service>.log`
 and its pid in `<run dir>/services/<service>.pid`. A pid is only trusted while its command line still
-names the service (the stack's rule, see libs.platform.stack), so a stale pid file never gets another
+names the service (the stack's rule, see tools.stack), so a stale pid file never gets another
 program signalled. `mgrid demo` uses the repo's `.stack/`; the system tests use a private run dir,
 ports and topic prefix, so they never touch a demo that is running.
 """
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import httpx
 
-from libs.platform.processes import log_tail, port_open, process_matches, read_pid, terminate
-from libs.platform.run_cli import DEFAULT_PORTS, SERVICES
 from libs.platform.settings import REPO_ROOT
+from tools.processes import log_tail, port_open, process_matches, read_pid, terminate
+from tools.run_cli import DEFAULT_PORTS, SERVICES
 
 DEFAULT_RUN_DIR = REPO_ROOT / ".stack"
 START_TIMEOUT_S = 120.0
@@ -63,7 +63,7 @@ def _mgrid_command() -> list[str]:
     if beside.exists():
         return [str(beside)]
     found = shutil.which("mgrid")
-    return [found] if found else [sys.executable, "-m", "libs.platform.cli"]
+    return [found] if found else [sys.executable, "-m", "tools.cli"]
 
 
 class ServiceProcesses:

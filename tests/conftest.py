@@ -39,7 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def stack_endpoints() -> PlatformSettings:
     """Endpoints from the environment, or the project's own local stack, started if needed."""
     if not all(os.environ.get(v) for v in _ENDPOINT_VARS):
-        from libs.platform.stack import endpoints, up
+        from tools.stack import endpoints, up
 
         up()
         os.environ.update({k: v for k, v in endpoints().items() if not os.environ.get(k)})

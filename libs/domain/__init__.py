@@ -4,8 +4,8 @@ Module map (read top to bottom to follow one balancing cycle):
 
 - ``topology``            Microgrid, MicrogridNode; the tree invariants (`validate_topology`) and
                           `TopologyIndex` (preorder walk, subtree ranges) the cycle runs on.
-- ``topology_edits``      AddNode / RemoveNode / ReparentNode / AttachAsset / ChangeNodeStatus,
-                          applied all-or-nothing against the authored version (`apply_topology_edits`).
+- ``topology_edits``      a whole new node set, accepted all-or-nothing against the authored
+                          version (`replace_topology`).
 - ``circuit_alias``       legacy circuit_id -> node (`resolve_circuit_alias`, `resolve_policy_scope`).
 - ``limits``              NodeLimit, AggregateCap (from the LOAD_BALANCING control point's
                           local_config), ConstraintSource / ConstraintCandidate provenance.
@@ -60,33 +60,21 @@ from libs.domain.cycle_result import AllocationSummary, Binding, Breach, CycleRe
 from libs.domain.demand import DemandResolution, FallbackRule, TelemetryReading
 from libs.domain.effective_constraints import EffectiveConstraint, managed_circuit_id
 from libs.domain.engine import ENGINE_VERSION, UNVERSIONED_ENGINE
-from libs.domain.envelope_lifecycle import evaluate_lifecycle, lifecycle_boundaries, next_boundary
+from libs.domain.envelope_lifecycle import evaluate_lifecycle, lifecycle_boundaries
 from libs.domain.envelopes import EnvelopeBlock, OperatingEnvelope, envelope_violations
 from libs.domain.explanation import explain_cycle
 from libs.domain.limits import AggregateCap, NodeLimit, aggregate_caps_from_local_config
 from libs.domain.topology import Microgrid, MicrogridNode, TopologyRule, TopologyViolation, validate_topology
-from libs.domain.topology_edits import (
-    AddNode,
-    AttachAsset,
-    ChangeNodeStatus,
-    RemoveNode,
-    ReparentNode,
-    TopologyEditResult,
-    apply_topology_edits,
-    replace_topology,
-)
+from libs.domain.topology_edits import TopologyEditResult, replace_topology
 
 __all__ = [
-    "AddNode",
     "AggregateCap",
     "AliasResolution",
     "AllocationState",
     "AllocationSummary",
-    "AttachAsset",
     "Binding",
     "Breach",
     "CandidateValidation",
-    "ChangeNodeStatus",
     "CircuitCapacity",
     "CircuitCapacityResolution",
     "ConnectorDemand",
@@ -105,8 +93,6 @@ __all__ = [
     "NodeAllocation",
     "NodeLimit",
     "OperatingEnvelope",
-    "RemoveNode",
-    "ReparentNode",
     "ResourceQuery",
     "ResourceSet",
     "TelemetryReading",
@@ -115,7 +101,6 @@ __all__ = [
     "TopologyViolation",
     "UNVERSIONED_ENGINE",
     "aggregate_caps_from_local_config",
-    "apply_topology_edits",
     "cycle_inputs_from_dict",
     "cycle_inputs_to_dict",
     "envelope_violations",
@@ -125,7 +110,6 @@ __all__ = [
     "inputs_digest",
     "lifecycle_boundaries",
     "managed_circuit_id",
-    "next_boundary",
     "replace_topology",
     "resolve_circuit_alias",
     "resolve_effective_circuit_capacity",

@@ -48,13 +48,3 @@ def lifecycle_boundaries(envelope: OperatingEnvelope) -> tuple[datetime, ...]:
         instants.add(block.block_from)
         instants.add(block.block_to)
     return tuple(sorted(t for t in instants if envelope.effective_from <= t <= envelope.effective_to))
-
-
-def next_boundary(envelope: OperatingEnvelope, after: datetime) -> datetime | None:
-    """The next boundary strictly after ``after`` (the timer to schedule), or None when finished."""
-    if envelope.status in TERMINAL_STATUSES:
-        return None
-    for instant in lifecycle_boundaries(envelope):
-        if instant > after:
-            return instant
-    return None

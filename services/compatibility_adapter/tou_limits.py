@@ -32,6 +32,15 @@ from contracts.commands import (
 from contracts.enums import AliasPath, EnvelopeStatus, EnvelopeType
 from contracts.events import CircuitAliasAppliedPayload
 from contracts.records import OperatingEnvelopeRecord
+from libs.domain.tou_translation import (
+    envelope_for_schedule,
+    ordered_periods,
+    periods_of_envelope,
+    replacement_problems,
+    schedule_digest,
+    tou_source_ref,
+    tou_source_ref_prefix,
+)
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.runtime import ServiceContext
 from services.compatibility_adapter.adapters import alias_read_model, tou_envelopes, translation_audit
@@ -49,15 +58,6 @@ from services.compatibility_adapter.service import (
     publish_alias_applied,
     refuse_translation,
     resolve,
-)
-from services.compatibility_adapter.tou_translation import (
-    envelope_for_schedule,
-    ordered_periods,
-    periods_of_envelope,
-    replacement_problems,
-    schedule_digest,
-    tou_source_ref,
-    tou_source_ref_prefix,
 )
 
 # The envelopes a legacy reader sees as the circuit's schedule: in force now or later.

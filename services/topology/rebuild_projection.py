@@ -1,8 +1,8 @@
 """Rebuild the capability-status projection from the append-only history (D-017, FR-025).
 
-`python -m services.topology.rebuild_projection [--microgrid-id ID]` (or `mgrid topology
-rebuild-projection`). Safe while the service runs: it works in one transaction that holds the
-projection's rows, and uses the same projection rule as live ingest, so the result is identical.
+`mgrid topology rebuild-projection [--microgrid-id ID]` (services/topology/cli.py). Safe while the
+service runs: it works in one transaction that holds the projection's rows, and uses the same
+projection rule as live ingest, so the result is identical.
 """
 
 from __future__ import annotations
@@ -37,10 +37,3 @@ async def rebuild_with_settings(settings: PlatformSettings, microgrid_id: UUID |
 def main(microgrid_id: UUID | None = None) -> int:
     return asyncio.run(rebuild_with_settings(DEFINITION.settings_factory(), microgrid_id))
 
-
-if __name__ == "__main__":
-    import sys
-
-    from services.topology.cli import app
-
-    app(["rebuild-projection", *sys.argv[1:]])

@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from libs.platform.run_cli import SERVICES
 from libs.platform.settings import PlatformSettings
 from tests.support_services import running_service
+from tools.run_cli import SERVICES
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as redis
 from aiokafka.admin import AIOKafkaAdminClient
 
-from libs.platform import stack
 from libs.platform.messaging.kafka import client_options
+from tools import stack
 
 pytestmark = pytest.mark.integration
 

@@ -38,7 +38,7 @@ CLUSTER_ENV = {
 def _mgrid(stack_dir: Path, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MGRID_")} | CLUSTER_ENV
     env["MGRID_STACK_DIR"] = str(stack_dir)
-    result = subprocess.run([sys.executable, "-m", "libs.platform.cli", *args], cwd=REPO_ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=REPO_ROOT, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout

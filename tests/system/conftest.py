@@ -14,13 +14,13 @@ from collections.abc import Iterator
 import pytest
 
 from libs.platform.messaging.topics_admin import provision
-from libs.platform.run_cli import SERVICES
 from libs.platform.settings import PlatformSettings
 from libs.platform.stack_credentials import KAFKA_SIMULATOR, as_kafka_principal
 from simulator.report import write_html
 from simulator.runner import RunResult
 from simulator.service_processes import ServiceProcesses
 from simulator.transport import SimulatorSettings
+from tools.run_cli import SERVICES
 
 # Faster hops than production defaults, so a cycle's round trip stays well under a second on 2 cores.
 SERVICE_ENV = {"MGRID_OUTBOX_POLL_INTERVAL_S": "0.1", "MGRID_CONSUMER_BACKOFF_INITIAL_S": "0.05"}

@@ -19,11 +19,11 @@ import httpx
 import playwright.sync_api as playwright_api
 import pytest
 
-from libs.platform import stack
 from libs.platform.auth import ALL, issue_token
 from simulator.transport import SimulatorSettings
 from tests.integration.balancing.depot import Depot
 from tests.support import eventually, publish_as_owner
+from tools import stack
 
 pytestmark = [pytest.mark.system]
 RESULTS = Path("test-results")

@@ -21,11 +21,11 @@ from contracts.events import (
     LegacyRebalanceRequested,
     LegacyRebalanceRequestedPayload,
 )
-from libs.platform.cli import app as mgrid_cli
 from libs.platform.observability.trace_store import read_spans, trace_dir
 from simulator.transport import SimulatorSettings
 from tests.support import TopicReader, eventually, publish_as_owner
 from tests.support_services import auth_headers
+from tools.cli import app as mgrid_cli
 
 pytestmark = [pytest.mark.system, pytest.mark.req("NFR-003", "NFR-005", "FR-015")]
 

@@ -51,14 +51,6 @@ def bind_context(
             var.reset(token)
 
 
-def current_correlation_id() -> str | None:
-    return _correlation_id.get()
-
-
-def current_microgrid_id() -> str | None:
-    return _microgrid_id.get()
-
-
 def add_trace_context(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     ctx = trace.get_current_span().get_span_context()
     event_dict["trace_id"] = format(ctx.trace_id, "032x") if ctx.is_valid else None

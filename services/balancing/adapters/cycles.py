@@ -9,7 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.records import BreachRecord, CycleResultRecord
+from contracts.records import CycleResultRecord
 
 
 @dataclass(frozen=True)
@@ -143,11 +143,6 @@ async def latest_cycle(conn: asyncpg.Connection | asyncpg.Pool, microgrid_id: UU
             microgrid_id,
         )
     )
-
-
-async def breaches_of(conn: asyncpg.Connection | asyncpg.Pool, cycle_id: UUID) -> list[BreachRecord]:
-    rows = await conn.fetch("SELECT record FROM breaches WHERE cycle_id = $1 ORDER BY breach_id", cycle_id)
-    return [BreachRecord.model_validate_json(r["record"]) for r in rows]
 
 
 async def next_rotation(conn: asyncpg.Connection, microgrid_id: UUID) -> int:

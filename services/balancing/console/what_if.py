@@ -38,12 +38,12 @@ from libs.domain import (
     resolve_policy_scope,
     run_balancing_cycle,
 )
+from libs.domain.tou_translation import envelope_for_schedule
 from libs.platform.http import ApiError
 from services.balancing.adapters import cycles, read_models
 from services.balancing.console import store
 from services.balancing.cycle_inputs import CycleSettings, assemble_cycle_inputs
 from services.balancing.cycle_records import cycle_result_record
-from services.compatibility_adapter.tou_translation import envelope_for_schedule
 
 
 def _with_node_limit(inputs: CycleInputs, p: ProposedNodeLimit, preview_id: UUID) -> CycleInputs:

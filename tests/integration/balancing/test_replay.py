@@ -28,7 +28,7 @@ async def mgrid_cycle(feed: Feed, *args: str) -> tuple[int, str]:
     s = feed.settings
     env = {**os.environ, "MGRID_TOPIC_PREFIX": s.topic_prefix, "MGRID_POSTGRES_DSN": s.postgres_dsn}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "libs.platform.cli", "cycle", *args,
+        sys.executable, "-m", "tools.cli", "cycle", *args,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await proc.communicate()

@@ -15,8 +15,8 @@ import pytest
 
 from libs.platform import stack_credentials as sc
 from libs.platform.db import prepare_service_schema
-from libs.platform.run_cli import SERVICES
 from libs.platform.settings import PlatformSettings
+from tools.run_cli import SERVICES
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ import httpx
 import pytest
 
 from libs.platform.messaging.topics_admin import provision
-from libs.platform.run_cli import SERVICES
 from libs.platform.settings import PlatformSettings
 from simulator.service_processes import ServiceProcesses
 from tests.integration.security.conftest import drop_topics
 from tests.support_services import auth_headers
+from tools.run_cli import SERVICES
 
 pytestmark = pytest.mark.integration
 

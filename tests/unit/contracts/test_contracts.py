@@ -15,9 +15,9 @@ from contracts.events import (
     LegacyRebalanceRequestedPayload,
     ScheduledRebalancePeriodicPayload,
 )
-from contracts.generate import GENERATED, asyncapi_document, drift
 from contracts.records import CapabilityControlPointRecord
 from contracts.topics import BY_NAME, SPEC_EVENT_NAMES, TOPICS, dead_letter_topic
+from tools.contracts_cli import GENERATED, asyncapi_document, drift
 
 
 @pytest.mark.req("FR-009")

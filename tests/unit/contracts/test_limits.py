@@ -41,7 +41,6 @@ from contracts.events import (
     TelemetryReported,
     TelemetryReportedPayload,
 )
-from contracts.generate import asyncapi_document, openapi_documents
 from contracts.message_sizes import MessageTooLarge, check_fits
 from contracts.records import (
     AllocationSummaryRecord,
@@ -57,6 +56,7 @@ from contracts.records import (
     TelemetryReadingRecord,
 )
 from contracts.topics import BROKER_MAX_MESSAGE_BYTES, BY_NAME, TOPICS, topic_for
+from tools.contracts_cli import asyncapi_document, openapi_documents
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 NODE = str(uuid.uuid4())

@@ -9,8 +9,8 @@ import pytest
 
 from contracts.topics import TOPICS
 from libs.platform.clock import SystemClock
-from libs.platform.run_cli import SERVICES
 from libs.platform.runtime import ServiceContext
+from tools.run_cli import SERVICES
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 
 from contracts.enums import EnvelopeStatus, EnvelopeType
-from libs.domain.envelope_lifecycle import evaluate_lifecycle, lifecycle_boundaries, next_boundary
+from libs.domain.envelope_lifecycle import evaluate_lifecycle, lifecycle_boundaries
 from libs.domain.envelopes import EnvelopeBlock, envelope_violations
 from tests.unit.domain.scenario import MG, NOW, envelope
 
@@ -55,8 +55,6 @@ def test_scheduled_lifecycle_evaluation_is_deterministic_and_moves_forward_only(
     )
     boundaries = lifecycle_boundaries(env)
     assert boundaries == (NOW, NOW + 30 * MIN, NOW + 60 * MIN)
-    assert next_boundary(env, NOW - MIN) == NOW
-    assert next_boundary(env, NOW + 60 * MIN) is None
     seen = [evaluate_lifecycle(env, at) for at in (NOW - MIN, *boundaries)]
     assert [e.status for e in seen] == [
         EnvelopeStatus.PENDING,
@@ -68,4 +66,3 @@ def test_scheduled_lifecycle_evaluation_is_deterministic_and_moves_forward_only(
     assert seen == [evaluate_lifecycle(env, at) for at in (NOW - MIN, *boundaries)]  # same inputs, same answer
     withdrawn = replace(env, status=EnvelopeStatus.WITHDRAWN)
     assert evaluate_lifecycle(withdrawn, NOW).status is EnvelopeStatus.WITHDRAWN
-    assert next_boundary(withdrawn, NOW - MIN) is None

@@ -4,20 +4,23 @@ import pytest
 
 from contracts.enums import AssetType, NodeStatus, NodeType, ReasonCode
 from libs.domain.topology import TopologyRule, validate_topology
-from libs.domain.topology_edits import (
-    AddNode,
-    AttachAsset,
-    ChangeNodeStatus,
-    RemoveNode,
-    ReparentNode,
-    apply_topology_edits,
-    replace_topology,
-)
+from libs.domain.topology_edits import replace_topology
 from tests.unit.domain.scenario import MICROGRID, connector, depot_nodes, grid_connection, node
 
 
 def rules(violations):
     return {(v.rule, v.node_ids) for v in violations}
+
+
+def edited(**changes):
+    """The reference depot as an operator's edited copy: node id -> its new fields, or None to remove it."""
+    out = []
+    for n in depot_nodes():
+        if n.node_id not in changes:
+            out.append(n)
+        elif changes[n.node_id] is not None:
+            out.append(replace(n, **changes[n.node_id]))
+    return out
 
 
 @pytest.mark.req("FR-002")
@@ -104,7 +107,7 @@ def test_a_cycle_over_a_tree_that_breaks_the_parent_type_rules_is_rejected():
 @pytest.mark.req("FR-002")
 def test_reparent_that_introduces_a_cycle_is_rejected_and_names_the_loop():
     # Edge case: "Reparent operation introduces a topology cycle."
-    result = apply_topology_edits(MICROGRID, depot_nodes(), [ReparentNode("c1", "cp1")], authored_version=7)
+    result = replace_topology(MICROGRID, depot_nodes(), edited(c1={"parent_node_id": "cp1"}), authored_version=7)
     assert not result.accepted
     assert result.reason_code is ReasonCode.TOPOLOGY_INVALID
     assert (TopologyRule.CYCLE, ("c1", "cp1")) in rules(result.violations)
@@ -121,7 +124,7 @@ def test_node_that_is_its_own_parent_is_a_cycle():
 @pytest.mark.req("FR-002")
 def test_removing_a_node_with_children_would_orphan_them():
     # Edge case: "Node is detached from root (orphan)."
-    result = apply_topology_edits(MICROGRID, depot_nodes(), [RemoveNode("cp1")], authored_version=7)
+    result = replace_topology(MICROGRID, depot_nodes(), edited(cp1=None), authored_version=7)
     assert not result.accepted
     found = rules(result.violations)
     assert (TopologyRule.ORPHAN_NODE, ("k1", "cp1")) in found
@@ -144,7 +147,8 @@ def test_an_asset_may_be_referenced_by_one_node_only():
 
 @pytest.mark.req("FR-010")
 def test_asset_reference_needs_both_type_and_id():
-    result = apply_topology_edits(MICROGRID, depot_nodes(), [AttachAsset("cp1", AssetType.CHARGE_POINT, None)], 7)
+    incomplete = {"attached_asset_type": AssetType.CHARGE_POINT, "attached_asset_id": None}
+    result = replace_topology(MICROGRID, depot_nodes(), edited(cp1=incomplete), authored_version=7)
     assert (TopologyRule.ASSET_REFERENCE_INCOMPLETE, ("cp1",)) in rules(result.violations)
 
 
@@ -168,7 +172,7 @@ def test_first_level_nodes_must_be_grid_connections():
 @pytest.mark.req("FR-002")
 def test_concurrent_edit_on_an_old_version_conflicts():
     # Edge case: "Concurrent topology edits produce version conflict."
-    result = apply_topology_edits(MICROGRID, depot_nodes(), [RemoveNode("k3")], authored_version=6)
+    result = replace_topology(MICROGRID, depot_nodes(), edited(k3=None), authored_version=6)
     assert not result.accepted
     assert result.reason_code is ReasonCode.TOPOLOGY_VERSION_CONFLICT
     assert (result.expected_version, result.actual_version) == (6, 7)
@@ -177,15 +181,14 @@ def test_concurrent_edit_on_an_old_version_conflicts():
 
 
 @pytest.mark.req("FR-002")
-def test_valid_batch_applies_as_a_whole_and_bumps_the_version():
-    edits = [
-        AddNode(node("cp3", "c1", NodeType.CHARGE_POINT)),
-        AddNode(connector("k5", "cp3")),
-        ReparentNode("cp2", "c1"),
-        AttachAsset("cp3", AssetType.CHARGE_POINT, "cp-asset-3"),
-        ChangeNodeStatus("k3", NodeStatus.MAINTENANCE),
+def test_valid_replacement_applies_as_a_whole_and_bumps_the_version():
+    nodes = [
+        *edited(cp2={"parent_node_id": "c1"}, k3={"status": NodeStatus.MAINTENANCE}),
+        replace(node("cp3", "c1", NodeType.CHARGE_POINT), attached_asset_type=AssetType.CHARGE_POINT,
+                attached_asset_id="cp-asset-3"),
+        connector("k5", "cp3"),
     ]
-    result = apply_topology_edits(MICROGRID, depot_nodes(), edits, authored_version=7)
+    result = replace_topology(MICROGRID, depot_nodes(), nodes, authored_version=7)
     assert result.accepted and result.violations == ()
     assert result.microgrid.version == 8
     by_id = {n.node_id: n for n in result.nodes}
@@ -195,13 +198,14 @@ def test_valid_batch_applies_as_a_whole_and_bumps_the_version():
 
 
 @pytest.mark.req("FR-002")
-def test_one_bad_edit_rejects_the_whole_batch():
-    edits = [AddNode(connector("k5", "cp2")), RemoveNode("nope"), AddNode(connector("k1", "cp2"))]
-    result = apply_topology_edits(MICROGRID, depot_nodes(), edits, authored_version=7)
+def test_one_bad_node_rejects_the_whole_replacement():
+    nodes = [*depot_nodes(), connector("k5", "cp2"), connector("k1", "cp2"), connector("k6", "nope")]
+    result = replace_topology(MICROGRID, depot_nodes(), nodes, authored_version=7)
     assert not result.accepted
-    assert {(TopologyRule.UNKNOWN_NODE, ("nope",)), (TopologyRule.DUPLICATE_NODE_ID, ("k1",))} <= rules(
+    assert {(TopologyRule.ORPHAN_NODE, ("k6", "nope")), (TopologyRule.DUPLICATE_NODE_ID, ("k1",))} <= rules(
         result.violations
     )
+    assert result.microgrid.version == 7
     assert result.nodes == tuple(depot_nodes())
 
 

@@ -47,7 +47,7 @@ from libs.platform.http import create_app
 from libs.platform.runtime import ServiceDefinition, ServiceRuntime
 from libs.platform.settings import PlatformSettings
 from libs.platform.signing_keys import SECRET_FILE_ENV, ensure_local_key, local_key_file
-from libs.platform.token_cli import app as token_app
+from tools.token_cli import app as token_app
 
 SECRET = "unit-test-secret-long-enough-for-hs256"
 # The constant main fell back to when MGRID_AUTH_SECRET was unset (issue 14): it must sign nothing now.

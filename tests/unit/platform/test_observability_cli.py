@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from libs.platform.observability_cli import trace_app
+from tools.observability_cli import trace_app
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 OTHER_TRACE = "00f067aa0ba902b7a3ce929d0e0e4736"

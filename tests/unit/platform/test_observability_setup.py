@@ -10,7 +10,7 @@ import textwrap
 from pathlib import Path
 
 from libs.platform.observability.trace_store import read_spans
-from libs.platform.observability.trace_tree import build_tree
+from tools.trace_tree import build_tree
 
 REPO = Path(__file__).resolve().parents[3]
 

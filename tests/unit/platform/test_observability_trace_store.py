@@ -9,10 +9,10 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from contracts.enums import CycleOutcome, ReasonCode
-from libs.platform.observability.propagation import extract_context, inject_context
+from libs.platform.observability.propagation import PROPAGATOR
 from libs.platform.observability.trace_store import JsonlSpanExporter, read_spans, trace_dir
-from libs.platform.observability.trace_tree import SpanNode, build_tree, matching_trace_ids
 from libs.platform.observability.tracing import build_tracer_provider, span_attributes
+from tools.trace_tree import SpanNode, build_tree, matching_trace_ids
 
 
 def _rows(nodes: list[SpanNode] | tuple[SpanNode, ...], depth: int = 0) -> list[tuple[int, str, str]]:
@@ -32,8 +32,9 @@ def _two_service_trace(folder: Path) -> str:
     a, b = adapter.get_tracer("t"), balancing.get_tracer("t")
     with a.start_as_current_span("translate circuit alias", attributes={"correlation.id": "corr-1"}) as root:
         with a.start_as_current_span("publish microgrid.rebalance_requested", kind=SpanKind.PRODUCER):
-            headers = inject_context({})
-    with b.start_as_current_span("consume", context=extract_context(headers), kind=SpanKind.CONSUMER):
+            headers: dict[str, str] = {}
+            PROPAGATOR.inject(headers)
+    with b.start_as_current_span("consume", context=PROPAGATOR.extract(headers), kind=SpanKind.CONSUMER):
         with b.start_as_current_span("demand_resolution"):
             pass
         with b.start_as_current_span(

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from libs.platform.cli import app
 from simulator.cli import _explore_hint
 from simulator.service_processes import ServiceProcesses
 from simulator.wire import SERVICES
+from tools.cli import app
 
 
 def _closed_port() -> int:

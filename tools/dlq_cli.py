@@ -31,7 +31,7 @@ Group = Annotated[str, typer.Argument(help="the consumer group: a service name, 
 
 
 def _schema(settings: PlatformSettings, service: str) -> str:
-    from libs.platform.run_cli import load_definition
+    from tools.run_cli import load_definition
 
     return load_definition(service).schema(settings)
 

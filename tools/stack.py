@@ -31,10 +31,10 @@ from string import Template
 from typing import Any
 
 from libs.platform import stack_credentials
-from libs.platform.processes import log_tail, port_open, process_matches, read_pid, terminate
 from libs.platform.settings import REPO_ROOT, PlatformSettings
 from libs.platform.signing_keys import ensure_local_key
 from libs.platform.stack_credentials import Credentials
+from tools.processes import log_tail, port_open, process_matches, read_pid, terminate
 
 DEPLOY_DIR = REPO_ROOT / "deploy"
 HOST = "127.0.0.1"

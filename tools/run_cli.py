@@ -74,7 +74,7 @@ def _run_replicas(service: str, host: str, port: int, replicas: int) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):  # a stop by `kill` (or ^C) also stops every replica
         signal.signal(signum, interrupted)
-    command = [sys.executable, "-m", "libs.platform.cli", "run", service, "--host", host]
+    command = [sys.executable, "-m", "tools.cli", "run", service, "--host", host]
     processes = [subprocess.Popen([*command, "--port", str(port + i)]) for i in range(replicas)]
     try:
         for process in processes:

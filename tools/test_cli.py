@@ -15,7 +15,7 @@ def test(
     pytest_args: list[str] = typer.Argument(None, help="extra arguments passed to pytest"),  # noqa: B008
 ) -> None:
     """Bring the stack up (installing what is missing), then run the whole test suite."""
-    from libs.platform.stack import endpoints, up
+    from tools.stack import endpoints, up
 
     up()
     env = {**endpoints(), **os.environ}

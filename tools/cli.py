@@ -13,7 +13,7 @@ app = typer.Typer(no_args_is_help=True, help="Microgrid energy orchestration: st
 @app.callback()
 def _local_stack_defaults() -> None:
     """Every command talks to the local stack, with its generated credentials, unless MGRID_* say otherwise."""
-    from libs.platform.stack import local_env
+    from tools.stack import local_env
 
     for name, value in local_env().items():
         os.environ.setdefault(name, value)
@@ -21,19 +21,19 @@ def _local_stack_defaults() -> None:
 # (module, attribute, name): sub-apps are imported lazily-safe; a group whose module is missing is skipped
 # so the CLI keeps working while the project grows.
 _GROUPS = [
-    ("libs.platform.stack_cli", "app", "stack"),
-    ("libs.platform.run_cli", "run", "run"),
-    ("libs.platform.test_cli", "test", "test"),
+    ("tools.stack_cli", "app", "stack"),
+    ("tools.run_cli", "run", "run"),
+    ("tools.test_cli", "test", "test"),
     ("services.topology.cli", "app", "topology"),
-    ("libs.platform.observability_cli", "trace_app", "trace"),
-    ("libs.platform.token_cli", "app", "token"),
+    ("tools.observability_cli", "trace_app", "trace"),
+    ("tools.token_cli", "app", "token"),
     ("services.balancing.cli", "app", "cycle"),
     ("simulator.cli", "simulate_app", "simulate"),
     ("simulator.cli", "demo_app", "demo"),
     ("simulator.chaos_cli", "chaos", "chaos"),
-    ("contracts.generate", "app", "contracts"),
-    ("libs.platform.dlq_cli", "dlq_app", "dlq"),
-    ("libs.platform.dlq_cli", "outbox_app", "outbox"),
+    ("tools.contracts_cli", "app", "contracts"),
+    ("tools.dlq_cli", "dlq_app", "dlq"),
+    ("tools.dlq_cli", "outbox_app", "outbox"),
 ]
 
 for module_name, attr, name in _GROUPS:

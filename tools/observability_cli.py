@@ -17,7 +17,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from libs.platform.observability.trace_store import SpanRecord, read_spans, trace_dir
-from libs.platform.observability.trace_tree import SpanNode, build_tree, matching_trace_ids
+from tools.trace_tree import SpanNode, build_tree, matching_trace_ids
 
 # Shown next to each span when present: enough to tell the steps of one cycle apart.
 KEY_ATTRIBUTES = (

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from contracts.api.compatibility_adapter import LegacyTouPeriod, LegacyTouSchedule
 from contracts.enums import ConstraintType, EnvelopeStatus, EnvelopeType
 from contracts.records import EnvelopeBlockRecord, OperatingEnvelopeRecord
-from services.compatibility_adapter.tou_translation import (
+from libs.domain.tou_translation import (
     envelope_for_schedule,
     periods_of_envelope,
     tou_source_ref,

@@ -1,4 +1,4 @@
-"""`mgrid stack up|down|status|env`: the local Kafka, Postgres and Redis (see libs/platform/stack.py)."""
+"""`mgrid stack up|down|status|env`: the local Kafka, Postgres and Redis (see tools/stack.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from libs.platform import stack
+from tools import stack
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
