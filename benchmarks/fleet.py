@@ -88,6 +88,8 @@ class FleetOptions:
     drain_s: float = 300.0
     seed: int = 1
     seed_workers: int = 4
+    # Ports of the replicas beyond the first, per service (their CPU counts with the service's).
+    replica_ports: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -243,35 +245,52 @@ def with_application_name(dsn: str, name: str) -> str:
     return f"{dsn}{'&' if '?' in dsn else '?'}application_name={name}"
 
 
+# The services on the trigger path; `--replicas N` runs N processes of each in its one consumer group.
+SCALED_SERVICES = ("compatibility_adapter", "balancing")
+
+
 class StartedServices:
     """The four services as processes on a private prefix and free ports (as tests/system/conftest.py),
-    one ServiceProcesses per service so each gets its own Postgres application_name."""
+    one ServiceProcesses per service so each gets its own Postgres application_name; with `replicas` > 1,
+    that many processes of balancing and the adapter (the others stay at one)."""
 
-    def __init__(self, base: SimulatorSettings, service_env: dict[str, str]) -> None:
+    def __init__(self, base: SimulatorSettings, service_env: dict[str, str], replicas: int = 1) -> None:
         self.prefix = f"fleet{uuid.uuid4().hex[:8]}."
         self.run_dir = Path(tempfile.mkdtemp(prefix="mgrid-fleet-"))
         ports = {s: free_port() for s in SERVICES}
         common = {"MGRID_KAFKA_BOOTSTRAP": base.kafka_bootstrap, "MGRID_REDIS_URL": base.redis_url,
                   "MGRID_TOPIC_PREFIX": self.prefix, **service_env}
-        self.processes = {
-            s: ServiceProcesses(run_dir=self.run_dir, ports=ports, services=(s,), env={
-                **common,
-                "MGRID_POSTGRES_DSN": with_application_name(base.postgres_dsn, f"{APP_NAME_PREFIX}-{s}"),
-            })
-            for s in SERVICES
-        }
+
+        def processes(service: str, replica: int) -> ServiceProcesses:
+            port = ports[service] if replica == 1 else free_port()
+            return ServiceProcesses(
+                run_dir=self.run_dir if replica == 1 else self.run_dir / f"replica{replica}",
+                ports={**ports, service: port}, services=(service,), env={
+                    **common,
+                    "MGRID_POSTGRES_DSN": with_application_name(base.postgres_dsn, f"{APP_NAME_PREFIX}-{service}"),
+                })
+
+        self.processes = {s: processes(s, 1) for s in SERVICES}
+        # Replicas beyond the first: same group, same schema, ports of their own (the URLs name the first).
+        self.replicas = {s: [processes(s, i) for i in range(2, replicas + 1)] for s in SCALED_SERVICES}
         self.settings = SimulatorSettings.model_validate({
             **base.model_dump(include={"kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
                                        "kafka_sasl_password", "kafka_replication_factor", "postgres_owner_dsn"}),
             "kafka_bootstrap": base.kafka_bootstrap, "postgres_dsn": base.postgres_dsn, "redis_url": base.redis_url,
             "topic_prefix": self.prefix, **{f"{s}_url": self.processes[s].url(s) for s in SERVICES}})
 
+    def all_processes(self) -> list[ServiceProcesses]:
+        return [*self.processes.values(), *(p for ps in self.replicas.values() for p in ps)]
+
+    def replica_ports(self) -> dict[str, list[int]]:
+        return {s: [p.ports[s] for p in ps] for s, ps in self.replicas.items()}
+
     async def start(self) -> None:
         await provision(self.settings)  # topics and their ACLs, as the admin: services may not create them
-        await asyncio.gather(*(asyncio.to_thread(p.start) for p in self.processes.values()))
+        await asyncio.gather(*(asyncio.to_thread(p.start) for p in self.all_processes()))
 
     def stop(self) -> None:
-        for p in self.processes.values():
+        for p in self.all_processes():
             p.stop()
 
     async def clean_up(self) -> None:
@@ -324,25 +343,28 @@ async def postgres_backends(dsn: str, application_prefix: str) -> dict[str, set[
     return out
 
 
-async def cpu_groups(settings: SimulatorSettings) -> list[CpuGroup]:
-    """Service processes (found by the port each listens on), their own Postgres backends (when started
-    here, by application_name), and the stack's processes, which other work on this machine shares."""
+async def cpu_groups(settings: SimulatorSettings, replica_ports: dict[str, list[int]] | None = None
+                     ) -> list[CpuGroup]:
+    """Service processes (found by the port each listens on, every replica's), their own Postgres backends
+    (when started here, by application_name), and the stack's processes, which other work on this machine
+    shares (with several brokers, every broker's)."""
     groups = []
     for service in SERVICES:
-        pid = listening_pid(_port(settings.service_url(service)))
-        if pid is not None:
-            groups.append(CpuGroup(service, False, set(descendants(pid))))
+        ports = [_port(settings.service_url(service)), *(replica_ports or {}).get(service, [])]
+        pids = {pid for pid in (listening_pid(port) for port in ports) if pid is not None}
+        if pids:
+            groups.append(CpuGroup(service, False, {d for pid in pids for d in descendants(pid)}))
     backends = await postgres_backends(settings.postgres_dsn, APP_NAME_PREFIX)
     ours: set[int] = set()
     for service, pids in sorted(backends.items()):
         groups.append(CpuGroup(f"postgres backends of {service}", False, pids))
         ours |= pids
-    stack = (("kafka", settings.kafka_bootstrap.split(",")[0]), ("postgres (other processes)", settings.postgres_dsn),
-             ("redis", settings.redis_url))
-    for name, url in stack:
-        pid = listening_pid(_port(url))
-        if pid is not None:
-            groups.append(CpuGroup(name, True, set(descendants(pid)) - ours))
+    stack = (("kafka", settings.kafka_bootstrap.split(",")), ("postgres (other processes)", [settings.postgres_dsn]),
+             ("redis", [settings.redis_url]))
+    for name, urls in stack:
+        pids = {pid for pid in (listening_pid(_port(url)) for url in urls) if pid is not None}
+        if pids:
+            groups.append(CpuGroup(name, True, {d for pid in pids for d in descendants(pid)} - ours))
     groups.append(CpuGroup("this benchmark (driver)", False, {os.getpid()}))
     return groups
 
@@ -390,7 +412,7 @@ async def drive(settings: SimulatorSettings, options: FleetOptions, depots: list
                                 linger_ms=1, client_id="fleet-bench-scheduler")
     watcher = CycleWatcher(settings)
     groups = [settings.topic(ADAPTER), settings.topic(BALANCING)]
-    meter = CpuMeter(await cpu_groups(settings))
+    meter = CpuMeter(await cpu_groups(settings, options.replica_ports))
     schemas = [service_schema(settings, s) for s in SERVICES]
     kafka_pid = listening_pid(_port(settings.kafka_bootstrap.split(",")[0]))
     triggers: list[Trigger] = []
@@ -656,8 +678,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trigger", choices=TRIGGERS, default="legacy_event")
     parser.add_argument("--telemetry-every", type=float, default=10.0, help="seconds per depot; 0: none")
     parser.add_argument("--drain", type=float, default=300.0, help="max seconds to wait for the last cycles")
-    parser.add_argument("--brokers", type=int, default=1, help="Kafka brokers of the stack (1 today)")
-    parser.add_argument("--replicas", type=int, default=1, help="processes of balancing and the adapter (1 today)")
+    parser.add_argument("--brokers", type=int, default=1,
+                        help="Kafka brokers the running stack must have (`mgrid stack up --brokers N`)")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="processes of balancing and of the adapter, each in its one consumer group")
     parser.add_argument("--running", action="store_true",
                         help="use running services (MGRID_TOPIC_PREFIX, MGRID_<SERVICE>_URL) instead of starting them")
     parser.add_argument("--service-env", action="append", default=[], metavar="KEY=VALUE",
@@ -670,12 +694,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def unsupported(args: argparse.Namespace) -> str | None:
-    """The stack and the services run one broker and one process each today (issue 13's scale-out part)."""
-    if args.brokers > 1:
-        return f"--brokers {args.brokers}: not supported yet (`mgrid stack up --brokers` does not exist yet)"
-    if args.replicas > 1:
-        return f"--replicas {args.replicas}: not supported yet (`mgrid run <service> --replicas` does not exist yet)"
+async def stack_mismatch(settings: SimulatorSettings, brokers: int) -> str | None:
+    """Why the running stack is not the one `--brokers` asks for (the benchmark measures, it does not set up)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**client_options(settings), client_id="fleet-bench-cluster")
+    await admin.start()
+    try:
+        found = len((await admin.describe_cluster())["brokers"])
+    finally:
+        await admin.close()
+    if found != brokers:
+        return (f"--brokers {brokers}: the stack at {settings.kafka_bootstrap} has {found} broker(s); "
+                f"start it with `./mgrid stack down && ./mgrid stack up --brokers {brokers}` and "
+                "`eval \"$(./mgrid stack env)\"`")
+    if brokers > 1 and settings.kafka_replication_factor < 3:
+        return (f"--brokers {brokers}: MGRID_KAFKA_REPLICATION_FACTOR is {settings.kafka_replication_factor}; "
+                "use `mgrid stack env`")
     return None
 
 
@@ -688,7 +723,14 @@ async def amain(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, main_task.cancel)
     base = SimulatorSettings()
     service_env = dict(kv.split("=", 1) for kv in args.service_env)
-    started = None if args.running else StartedServices(base, service_env)
+    if args.running and args.replicas > 1:
+        print("--replicas applies to the services this script starts, not to --running ones", file=sys.stderr)
+        return 2
+    problem = await stack_mismatch(base, args.brokers)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    started = None if args.running else StartedServices(base, service_env, replicas=args.replicas)
     settings = base if started is None else started.settings
     print(f"machine: {machine()}")
     print(f"settings: brokers {args.brokers}, replicas {args.replicas}, kafka {settings.kafka_bootstrap}, "
@@ -708,7 +750,8 @@ async def amain(args: argparse.Namespace) -> int:
         sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else [args.depots]
         options = FleetOptions(depots=max(sizes), period_s=args.period, duration_s=args.duration,
                                warmup_s=args.warmup, trigger=args.trigger, telemetry_every_s=args.telemetry_every,
-                               drain_s=args.drain, seed=args.seed, seed_workers=args.seed_workers)
+                               drain_s=args.drain, seed=args.seed, seed_workers=args.seed_workers,
+                               replica_ports=started.replica_ports() if started is not None else {})
         depots = await seed(settings, options, print)
         for n in sizes:  # one seeded fleet, driven at each size in turn: the curve
             print(f"--- fleet: {n} depots x (311 nodes, 200 connectors), one trigger per depot every "
@@ -724,12 +767,7 @@ async def amain(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    problem = unsupported(args)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    return asyncio.run(amain(args))
+    return asyncio.run(amain(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -122,11 +122,13 @@ def test_summary_line_has_the_issue_format() -> None:
                     "bare_hop_msgs_per_s=19000")
 
 
-def test_brokers_and_replicas_above_one_are_refused_until_supported() -> None:
-    assert fleet.unsupported(fleet.parse_args([])) is None
-    assert "not supported yet" in (fleet.unsupported(fleet.parse_args(["--brokers", "3"])) or "")
-    assert "not supported yet" in (fleet.unsupported(fleet.parse_args(["--replicas", "2"])) or "")
-    assert fleet.main(["--replicas", "2"]) == 2
+def test_replicas_start_more_processes_of_balancing_and_the_adapter_only() -> None:
+    base = fleet.SimulatorSettings()
+    started = fleet.StartedServices(base, {}, replicas=3)
+    assert {s: len(ps) for s, ps in started.replicas.items()} == {"compatibility_adapter": 2, "balancing": 2}
+    ports = [p.ports[s] for s, ps in started.replicas.items() for p in ps]
+    assert len(set(ports)) == 4 and not set(ports) & {started.processes[s].ports[s] for s in fleet.SERVICES}
+    assert fleet.parse_args(["--brokers", "3", "--replicas", "2"]).replicas == 2
 
 
 def test_cpu_and_listener_probes_read_proc() -> None:
