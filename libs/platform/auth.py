@@ -30,7 +30,6 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.base import Name
-
 from libs.platform.http.errors import ApiError
 from libs.platform.signing_keys import SECRET_ENV, SigningKeyError, configured_secret
 
