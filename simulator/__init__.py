@@ -14,10 +14,13 @@ Modules, by job:
 - `identity`, `clock`: deterministic ids and simulated time.
 - `actors/`: the outside actors (operator, circuit registry, telemetry sources, chargers, envelope
   adapter, legacy producers and schedulers); each builds requests and messages, none does I/O.
+  `actors/*_step(s).py` play one kind of step each on the `Stage` (`actors/stage.py`: the depot's
+  state and the only way to send), and `actors/actions.py` maps a step's action model to its player.
 - `transport`: the only I/O (Kafka producer, HTTP clients, the output-topic observer, settle barrier),
   with a dry-run twin that records what would be sent.
 - `expectations`: pure checks of observed outputs against a step's expectations and the invariants.
-- `runner`: plays one scenario; `report`: terminal summary and the HTML report.
+- `runner`: runs one scenario step by step, checks each step's expectations, finishes with the
+  invariants; `report`: terminal summary and the HTML report.
 - `service_processes`: starts, stops and reports the four service processes (used by `mgrid demo`
   and the system tests).
 """
