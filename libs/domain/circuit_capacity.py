@@ -30,6 +30,7 @@ from enum import StrEnum
 
 from contracts.enums import ConstraintType, EnvelopeType, ForecastSourceHealth
 from libs.domain.envelopes import OperatingEnvelope, active_limits
+from libs.domain.forecast_health import HEALTH_RANK
 from libs.domain.limits import ConstraintCandidate, ConstraintSource
 
 
@@ -73,6 +74,17 @@ class EnvelopeSideResolution:
     candidates: tuple[ConstraintCandidate, ...]
 
 
+# The constraint sources that are envelopes (their candidate's ref is the envelope id).
+ENVELOPE_SOURCES = frozenset(
+    {
+        ConstraintSource.PRIMARY_FORECAST,
+        ConstraintSource.FALLBACK_FORECAST,
+        ConstraintSource.TOU_LIMIT,
+        ConstraintSource.OVERRIDE,
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CircuitCapacityResolution:
     circuit_id: str
@@ -84,15 +96,26 @@ class CircuitCapacityResolution:
     candidates: tuple[ConstraintCandidate, ...]
 
     @property
+    def basis(self) -> str:
+        """Why the value is what it is: the tightening envelope type, else how the forecast side was resolved."""
+        if self.binding.source in (ConstraintSource.TOU_LIMIT, ConstraintSource.OVERRIDE):
+            return self.binding.source.value
+        if self.forecast_basis is ForecastBasis.NO_FORECAST_SOURCE:
+            return ConstraintSource.CIRCUIT_DEFAULT.value
+        return self.forecast_basis.value
+
+    @property
+    def binding_envelope_id(self) -> str | None:
+        """The envelope that sets the value; None when the circuit's own default or fail-safe does."""
+        return self.binding.ref if self.binding.source in ENVELOPE_SOURCES else None
+
+    @property
     def explanation(self) -> str:
         health = self.forecast_health.value if self.forecast_health else "none"
         return (
             f"circuit {self.circuit_id}: {self.effective_capacity_watts} W from {self.binding.source.value} "
             f"{self.binding.ref} (forecast source {health}, forecast side {self.forecast_basis.value})"
         )
-
-
-_HEALTH_RANK = {ForecastSourceHealth.HEALTHY: 0, ForecastSourceHealth.STALE: 1, ForecastSourceHealth.OFFLINE: 2}
 
 
 def forecast_health_for(
@@ -122,7 +145,7 @@ def forecast_health_for(
             seen[source.control_point_id] = source.health
     if not seen:
         return None, None
-    ref, health = max(seen.items(), key=lambda kv: (_HEALTH_RANK[kv[1]], kv[0]))
+    ref, health = max(seen.items(), key=lambda kv: (HEALTH_RANK[kv[1]], kv[0]))
     return health, ref
 
 

@@ -8,7 +8,7 @@ function of the envelope and the scheduled timestamp, so replays agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from contracts.enums import EnvelopeStatus
@@ -39,6 +39,13 @@ def evaluate_lifecycle(envelope: OperatingEnvelope, evaluated_at: datetime) -> L
             status = EnvelopeStatus.PENDING
     limit = None if status in TERMINAL_STATUSES else envelope.limit_at(evaluated_at)
     return LifecycleEvaluation(envelope.envelope_id, envelope.status, status, evaluated_at, limit)
+
+
+def acceptance_status(envelope: OperatingEnvelope, received_at: datetime) -> EnvelopeStatus:
+    """The status a valid envelope is stored with at receipt: its evaluation at that instant, as if
+    PENDING until then (ACTIVE once its window has started). The write port refuses an envelope whose
+    window is already over, so this is never EXPIRED for one it accepts."""
+    return evaluate_lifecycle(replace(envelope, status=EnvelopeStatus.PENDING), received_at).status
 
 
 def lifecycle_boundaries(envelope: OperatingEnvelope) -> tuple[datetime, ...]:

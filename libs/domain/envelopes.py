@@ -21,7 +21,9 @@ from datetime import datetime
 
 from contracts.enums import ConstraintType, EnvelopeStatus, EnvelopeType
 
-TERMINAL_STATUSES = frozenset({EnvelopeStatus.WITHDRAWN, EnvelopeStatus.REJECTED, EnvelopeStatus.EXPIRED})
+# An envelope counts while PENDING or ACTIVE (live); a terminal status never changes again.
+LIVE_STATUSES: tuple[EnvelopeStatus, ...] = (EnvelopeStatus.PENDING, EnvelopeStatus.ACTIVE)
+TERMINAL_STATUSES: tuple[EnvelopeStatus, ...] = tuple(s for s in EnvelopeStatus if s not in LIVE_STATUSES)
 
 
 @dataclass(frozen=True, slots=True)

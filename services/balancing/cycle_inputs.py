@@ -41,6 +41,7 @@ from libs.domain import (
     aggregate_caps_from_local_config,
     managed_circuit_id,
 )
+from libs.domain.envelopes import LIVE_STATUSES
 from libs.domain.from_records import domain_envelope, domain_node, domain_node_limit
 from services.balancing.adapters.read_models import MicrogridState, StaticPart, TelemetryPart
 
@@ -82,7 +83,7 @@ def static_cycle_inputs(state: StaticPart | MicrogridState) -> StaticCycleInputs
         microgrid=Microgrid(str(topology.microgrid_id), str(topology.depot_id), topology.version) if topology else None,
         nodes=nodes,
         node_limits=tuple(domain_node_limit(x) for x in state.node_limits),
-        envelopes=tuple(domain_envelope(e) for e in state.envelopes if e.status.value in ("PENDING", "ACTIVE")),
+        envelopes=tuple(domain_envelope(e) for e in state.envelopes if e.status in LIVE_STATUSES),
         forecast_sources=forecast_sources(state),
         circuit_capacities=circuit_capacities(nodes, state.circuits),
         aggregate_caps=aggregate_caps(state.control_points),

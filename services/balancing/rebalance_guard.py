@@ -19,19 +19,10 @@ from contracts.events import EffectiveCircuitCapacityPayload
 from libs.domain import (
     CircuitCapacityResolution,
     CycleInputs,
-    ForecastBasis,
     managed_circuit_id,
     resolve_effective_circuit_capacity,
 )
-from libs.domain.limits import ConstraintSource
 from services.balancing.adapters.read_models import CircuitCapacity as KnownCapacity
-
-_ENVELOPE_SOURCES = {
-    ConstraintSource.PRIMARY_FORECAST,
-    ConstraintSource.FALLBACK_FORECAST,
-    ConstraintSource.TOU_LIMIT,
-    ConstraintSource.OVERRIDE,
-}
 
 
 def get_effective_circuit_capacity(inputs: CycleInputs, circuit_id: str) -> CircuitCapacityResolution | None:
@@ -74,7 +65,7 @@ def reconcile_circuit_capacities(
 def _payload(
     inputs: CycleInputs, resolution: CircuitCapacityResolution, previous: int, now: datetime
 ) -> EffectiveCircuitCapacityPayload:
-    binding = resolution.binding
+    binding_envelope_id = resolution.binding_envelope_id
     return EffectiveCircuitCapacityPayload(
         microgrid_id=UUID(inputs.microgrid.microgrid_id),
         node_id=UUID(resolution.node_id),
@@ -82,17 +73,9 @@ def _payload(
         effective_capacity_watts=resolution.effective_capacity_watts,
         projection_trigger=ProjectionTrigger.REBALANCE_GUARD,
         previous_capacity_watts=previous,
-        basis=_basis(resolution),
-        binding_envelope_id=UUID(binding.ref) if binding.source in _ENVELOPE_SOURCES else None,
+        basis=resolution.basis,
+        binding_envelope_id=UUID(binding_envelope_id) if binding_envelope_id is not None else None,
         forecast_source_health=resolution.forecast_health,
         evaluated_at=now,
     )
 
-
-def _basis(resolution: CircuitCapacityResolution) -> str:
-    # TODO(domain): envelope-lifecycle names the basis the same way; one definition belongs in libs.domain.
-    if resolution.binding.source in (ConstraintSource.TOU_LIMIT, ConstraintSource.OVERRIDE):
-        return resolution.binding.source.value
-    if resolution.forecast_basis is ForecastBasis.NO_FORECAST_SOURCE:
-        return ConstraintSource.CIRCUIT_DEFAULT.value
-    return resolution.forecast_basis.value

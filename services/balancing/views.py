@@ -12,14 +12,12 @@ from contracts.api.balancing import (
     CircuitCapacitySummary,
     MicrogridStatusResponse,
 )
-from contracts.enums import EnvelopeStatus
 from contracts.records import CapabilityStatusEventRecord, CapabilityStatusProjectionRecord
+from libs.domain.envelopes import LIVE_STATUSES
 from libs.domain.from_records import domain_envelope
 from libs.platform.http import ApiError
 from services.balancing.adapters import cycles, read_models
 from services.balancing.adapters.cycles import StoredCycle
-
-_LIVE = (EnvelopeStatus.PENDING, EnvelopeStatus.ACTIVE)
 
 
 async def cycle_of_microgrid(pool: asyncpg.Pool, microgrid_id: UUID, cycle_id: UUID) -> StoredCycle:
@@ -56,7 +54,7 @@ async def microgrid_status(pool: asyncpg.Pool, microgrid_id: UUID, now: datetime
                 current_limit_watts=domain_envelope(e).limit_at(now),
             )
             for e in state.envelopes
-            if e.status in _LIVE
+            if e.status in LIVE_STATUSES
         ],
         effective_circuit_capacities=[
             CircuitCapacitySummary(

@@ -29,9 +29,10 @@ from contracts.commands import (
     WithdrawOperatingEnvelope,
     WithdrawOperatingEnvelopePayload,
 )
-from contracts.enums import AliasPath, EnvelopeStatus, EnvelopeType
+from contracts.enums import AliasPath, EnvelopeType
 from contracts.events import CircuitAliasAppliedPayload
 from contracts.records import OperatingEnvelopeRecord
+from libs.domain.envelopes import LIVE_STATUSES
 from libs.domain.tou_translation import (
     envelope_for_schedule,
     ordered_periods,
@@ -59,9 +60,6 @@ from services.compatibility_adapter.service import (
     refuse_translation,
     resolve,
 )
-
-# The envelopes a legacy reader sees as the circuit's schedule: in force now or later.
-CURRENT_STATUSES = (EnvelopeStatus.PENDING, EnvelopeStatus.ACTIVE)
 
 
 @dataclass(frozen=True)
@@ -157,7 +155,7 @@ async def _in_force(uow: UnitOfWork, previous: TouSubmission | None, circuit_id:
         return []
     refs = [previous.source_ref] if previous.source_ref else []
     own = tou_source_ref_prefix(circuit_id)
-    for e in await tou_envelopes.envelopes_on_node(uow.conn, previous.microgrid_id, previous.node_id, CURRENT_STATUSES):
+    for e in await tou_envelopes.envelopes_on_node(uow.conn, previous.microgrid_id, previous.node_id, LIVE_STATUSES):
         if e.source_ref.startswith(own) and e.source_ref not in refs:
             refs.append(e.source_ref)
     # More than a couple only after many rejected replacements in a row; the command bounds the list.
@@ -221,7 +219,7 @@ async def read_tou_limits(*, ctx: ServiceContext, circuit_id: UUID, now: datetim
     if isinstance(target, AliasFailure):
         metrics.count_alias_failure(reason_code=target.reason_code)
         return target
-    envelopes = await tou_envelopes.envelopes_on_node(ctx.pool, target.microgrid_id, target.node_id, CURRENT_STATUSES)
+    envelopes = await tou_envelopes.envelopes_on_node(ctx.pool, target.microgrid_id, target.node_id, LIVE_STATUSES)
     views = [
         TouEnvelopeView(
             envelope_id=e.envelope_id, source_ref=e.source_ref, status=e.status, periods=periods_of_envelope(e)

@@ -21,6 +21,7 @@ from contracts.events import (
     LegacyCircuitUpdated,
     TopologyUpdated,
 )
+from libs.domain.envelopes import LIVE_STATUSES
 from libs.platform.messaging.consumer import Handler, PermanentHandlerError
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.runtime import ServiceContext
@@ -111,7 +112,7 @@ def build_handlers(ctx: ServiceContext) -> Mapping[str, Handler]:
 
     async def _reproject(uow: UnitOfWork, microgrid_id: UUID, nodes: set[UUID], now: datetime, cause: Message) -> None:
         """Recompute those of `nodes` with live envelopes or an already projected value."""
-        live = {e.node_id for e in await envelopes.search(uow.conn, microgrid_id, statuses=envelopes.LIVE)}
+        live = {e.node_id for e in await envelopes.search(uow.conn, microgrid_id, statuses=LIVE_STATUSES)}
         projected = {c.node_id for c in await circuit_capacity.of_microgrid(uow.conn, microgrid_id)}
         await _project(uow, microgrid_id, nodes & (live | projected), now, cause)
 

@@ -20,15 +20,9 @@ from contracts.enums import NodeType, ProjectionTrigger, ReasonCode
 from contracts.events import EffectiveCircuitCapacityChanged, EffectiveCircuitCapacityPayload
 from contracts.records import LegacyCircuitRecord, MicrogridNodeRecord
 from libs.domain.circuit_alias import resolve_policy_scope
-from libs.domain.circuit_capacity import (
-    CircuitCapacityResolution,
-    ForecastBasis,
-    ForecastSource,
-    resolve_effective_circuit_capacity,
-)
+from libs.domain.circuit_capacity import ForecastSource, resolve_effective_circuit_capacity
 from libs.domain.effective_constraints import managed_circuit_id
 from libs.domain.from_records import domain_envelope, domain_node
-from libs.domain.limits import ConstraintSource
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.envelope_lifecycle.adapters import (
     circuit_capacity,
@@ -41,14 +35,6 @@ from services.envelope_lifecycle.lifecycle import PRODUCER
 from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
 
 log = logging.getLogger(__name__)
-
-_ENVELOPE_SOURCES = {
-    ConstraintSource.PRIMARY_FORECAST,
-    ConstraintSource.FALLBACK_FORECAST,
-    ConstraintSource.TOU_LIMIT,
-    ConstraintSource.OVERRIDE,
-}
-
 
 # ---- which circuit a node projects to (D-022) -------------------------------------------------------
 
@@ -104,16 +90,6 @@ def feeder_scope(
             f"circuit {circuit_id} is not a feeder circuit (its parent is {circuit.parent_circuit_id})",
         )
     return FeederScope(node, circuit)
-
-
-
-def capacity_basis(resolution: CircuitCapacityResolution) -> str:
-    """Why the value is what it is: the tightening envelope type, else how the forecast side was resolved."""
-    if resolution.binding.source in (ConstraintSource.TOU_LIMIT, ConstraintSource.OVERRIDE):
-        return resolution.binding.source.value
-    if resolution.forecast_basis is ForecastBasis.NO_FORECAST_SOURCE:
-        return ConstraintSource.CIRCUIT_DEFAULT.value
-    return resolution.forecast_basis.value
 
 
 # ---- the use case -----------------------------------------------------------------------------------
@@ -182,7 +158,6 @@ async def _project_node(
     last = await circuit_capacity.last_projected(conn, scope.circuit.circuit_id)
     # With nothing projected yet, the circuit-facing value is the circuit's own default capacity.
     previous = last.effective_capacity_watts if last else scope.circuit.default_capacity_watts
-    binding = resolution.binding
     payload = EffectiveCircuitCapacityPayload(
         microgrid_id=microgrid_id,
         node_id=node_id,
@@ -190,10 +165,14 @@ async def _project_node(
         effective_capacity_watts=resolution.effective_capacity_watts,
         projection_trigger=trigger,
         previous_capacity_watts=previous,
-        basis=capacity_basis(resolution),
-        binding_envelope_id=UUID(binding.ref) if binding.source in _ENVELOPE_SOURCES else None,
+        basis=resolution.basis,
+        binding_envelope_id=_uuid_or_none(resolution.binding_envelope_id),
         forecast_source_health=resolution.forecast_health,
         evaluated_at=at,
     )
     await circuit_capacity.save(conn, payload)
     return payload if payload.effective_capacity_watts != previous else None
+
+
+def _uuid_or_none(value: str | None) -> UUID | None:
+    return UUID(value) if value is not None else None

@@ -22,11 +22,11 @@ from uuid import UUID
 
 from contracts.enums import ProjectionTrigger
 from libs.domain.envelope_lifecycle import evaluate_lifecycle
+from libs.domain.envelopes import TERMINAL_STATUSES
 from libs.domain.from_records import domain_envelope
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.runtime import ServiceContext
 from services.envelope_lifecycle.adapters import envelopes, forecast_sources, timers
-from services.envelope_lifecycle.adapters.envelopes import TERMINAL
 from services.envelope_lifecycle.adapters.locks import try_lock_microgrid
 from services.envelope_lifecycle.adapters.timers import Timer, TimerKind
 from services.envelope_lifecycle.context import clock_of, settings_of
@@ -117,7 +117,7 @@ async def _evaluate_instant(
             continue
         assert timer.envelope_id is not None
         env = await envelopes.by_id(uow.conn, timer.envelope_id)
-        if env is None or env.status in TERMINAL:
+        if env is None or env.status in TERMINAL_STATUSES:
             continue  # withdrawn (its timers were cancelled) or already finished: nothing left to move
         record = env.record()
         assert record is not None

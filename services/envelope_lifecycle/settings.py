@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from libs.domain.circuit_capacity import GapPolicy
+from libs.domain.forecast_health import HealthThresholds
 from libs.platform.settings import PlatformSettings
-from services.envelope_lifecycle.forecast_health import HealthThresholds
 
 
 class EnvelopeLifecycleSettings(PlatformSettings):

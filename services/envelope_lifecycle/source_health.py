@@ -15,9 +15,9 @@ from uuid import UUID
 
 from contracts.base import Message
 from contracts.enums import ForecastSourceHealth
+from libs.domain.forecast_health import classify_forecast_source, health_check_instants
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.envelope_lifecycle.adapters import capabilities, envelopes, forecast_sources, timers
-from services.envelope_lifecycle.forecast_health import classify_forecast_source, health_check_instants
 from services.envelope_lifecycle.lifecycle import Transition, record_transition
 from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
 

@@ -21,12 +21,12 @@ from contracts.events import (
     OperatingEnvelopeRejected,
     OperatingEnvelopeRejectedPayload,
 )
-from libs.domain.envelope_lifecycle import lifecycle_boundaries
-from libs.domain.envelopes import envelope_violations
+from libs.domain.envelope_lifecycle import acceptance_status, lifecycle_boundaries
+from libs.domain.envelopes import TERMINAL_STATUSES, envelope_violations
 from libs.domain.from_records import domain_envelope
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.envelope_lifecycle.adapters import envelopes, timers, topology
-from services.envelope_lifecycle.adapters.envelopes import TERMINAL, StoredEnvelope
+from services.envelope_lifecycle.adapters.envelopes import StoredEnvelope
 from services.envelope_lifecycle.adapters.locks import lock_microgrid
 from services.envelope_lifecycle.adapters.timers import TimerKind
 from services.envelope_lifecycle.lifecycle import PRODUCER, Transition, append_transition, record_transition
@@ -189,10 +189,12 @@ async def submit_envelope(
             return Ingested(existing, replay=True)  # still rejected: nothing new
         return Ingested(await _reject(uow, submission, violation, now, causation), replay=False)
 
-    status = EnvelopeStatus.ACTIVE if submission.effective_from <= now else EnvelopeStatus.PENDING
+    received = _stored(submission, EnvelopeStatus.PENDING, now).record()
+    assert received is not None  # types were judged known
+    status = acceptance_status(domain_envelope(received), now)
     env = _stored(submission, status, now)
     record = env.record()
-    assert record is not None  # types were judged known
+    assert record is not None
     if existing is None:
         await envelopes.insert_envelope(conn, env)
     else:
@@ -343,7 +345,7 @@ async def withdraw_envelope(
         raise EnvelopeNotFound(f"no envelope {envelope_id or source_ref!r} in microgrid {microgrid_id}")
     if env.status is EnvelopeStatus.WITHDRAWN:
         return Ingested(env, replay=True)
-    if env.status in TERMINAL:
+    if env.status in TERMINAL_STATUSES:
         raise NotWithdrawable(env)
     await timers.cancel_envelope_timers(conn, env.envelope_id, now)
     after = await record_transition(

@@ -29,6 +29,7 @@ from contracts.records import (
     OperatingEnvelopeRecord,
     TelemetryReadingRecord,
 )
+from libs.domain.envelopes import TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -155,11 +156,12 @@ async def save_envelope(conn: asyncpg.Connection, envelope: OperatingEnvelopeRec
     await conn.execute(
         "INSERT INTO envelopes (envelope_id, microgrid_id, status, record) VALUES ($1, $2, $3, $4::jsonb)"
         " ON CONFLICT (envelope_id) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record"
-        " WHERE envelopes.status NOT IN ('EXPIRED', 'WITHDRAWN', 'REJECTED')",
+        " WHERE envelopes.status <> ALL($5::text[])",  # a terminal status never changes again
         envelope.envelope_id,
         envelope.microgrid_id,
         envelope.status.value,
         _json(envelope),
+        [s.value for s in TERMINAL_STATUSES],
     )
     await stamp(conn, envelope.microgrid_id)
 

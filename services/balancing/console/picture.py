@@ -30,6 +30,7 @@ from contracts.enums import AssetType, ConstraintType, LimitStatus, NodeType
 from contracts.records import CycleResultRecord
 from libs.domain import CycleResult, EffectiveConstraint, from_jsonable
 from libs.domain.demand import TelemetryReading, telemetry_state
+from libs.domain.envelopes import LIVE_STATUSES
 from libs.domain.from_records import domain_envelope
 from libs.platform.http import ApiError
 from services.balancing.adapters import cycles, read_models
@@ -193,7 +194,7 @@ async def operator_picture(
                                  constraint_type=e.constraint_type, status=e.status, source_ref=e.source_ref,
                                  current_limit_watts=domain_envelope(e).limit_at(now))
                     for e in state.envelopes
-                    if e.node_id == n.node_id and e.status.value in ("PENDING", "ACTIVE")
+                    if e.node_id == n.node_id and e.status in LIVE_STATUSES
                 ],
                 effective_limit_watts=limit.limit_watts if limit else None,
                 effective_limit_source=limit.binding.source.value if limit else None,

@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from contracts.enums import EnvelopeStatus
 from contracts.records import EnvelopeBlockRecord, OperatingEnvelopeRecord
+from libs.domain.envelopes import LIVE_STATUSES
 
-TERMINAL = (EnvelopeStatus.EXPIRED, EnvelopeStatus.WITHDRAWN, EnvelopeStatus.REJECTED)
-LIVE = (EnvelopeStatus.PENDING, EnvelopeStatus.ACTIVE)
+_LIVE = [s.value for s in LIVE_STATUSES]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +153,10 @@ async def live_on_node(conn: asyncpg.Connection, microgrid_id: UUID, node_id: UU
     """PENDING and ACTIVE envelopes targeting one node, in a stable order."""
     rows = await conn.fetch(
         "SELECT * FROM operating_envelope WHERE microgrid_id = $1 AND node_id = $2"
-        " AND status IN ('PENDING', 'ACTIVE') ORDER BY envelope_id",
+        " AND status = ANY($3::text[]) ORDER BY envelope_id",
         microgrid_id,
         node_id,
+        _LIVE,
     )
     return await _with_blocks(conn, rows)
 
@@ -166,9 +167,10 @@ async def forecasts_to_announce(
     """The source's live forecasts; with none live, its latest accepted one (so a change is still told)."""
     rows = await conn.fetch(
         "SELECT * FROM operating_envelope WHERE microgrid_id = $1 AND origin_control_point_id = $2"
-        " AND envelope_type = 'FORECAST' AND status IN ('PENDING', 'ACTIVE') ORDER BY envelope_id",
+        " AND envelope_type = 'FORECAST' AND status = ANY($3::text[]) ORDER BY envelope_id",
         microgrid_id,
         control_point_id,
+        _LIVE,
     )
     if not rows:
         rows = await conn.fetch(

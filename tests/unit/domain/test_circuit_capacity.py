@@ -89,3 +89,23 @@ def test_no_forecast_source_means_default_capacity_and_other_nodes_do_not_count(
 @pytest.mark.req("FR-028", "NFR-001")
 def test_resolution_is_a_pure_function_of_its_inputs():
     assert capacity([FORECAST, FALLBACK], STALE) == capacity([FALLBACK, FORECAST], STALE)
+
+
+@pytest.mark.req("FR-028", "FR-029")
+@pytest.mark.parametrize(
+    ("envelopes", "health", "basis", "binding_envelope"),
+    [
+        ([FORECAST], HEALTHY, "PRIMARY_FORECAST", "fc"),
+        ([FORECAST, FALLBACK], STALE, "FALLBACK_FORECAST", "fb"),
+        ([FORECAST], OFFLINE, "FAIL_SAFE", None),
+        ([envelope("fc", "gc1", EnvelopeType.FORECAST, (30, 60, 70_000), origin="cp-oscp")], HEALTHY, "GAP_POLICY",
+         None),
+        ([FORECAST, envelope("tou", "gc1", EnvelopeType.TOU_LIMIT, (-10, 10, 60_000))], HEALTHY, "TOU_LIMIT", "tou"),
+        ([envelope("ov", "gc1", EnvelopeType.OVERRIDE, (-10, 10, 60_000))], None, "OVERRIDE", "ov"),
+        ([], None, "CIRCUIT_DEFAULT", None),
+    ],
+    ids=["primary", "fallback", "fail-safe", "gap", "tou", "override", "no-source"],
+)
+def test_the_basis_and_the_binding_envelope_name_what_sets_the_capacity(envelopes, health, basis, binding_envelope):
+    got = capacity(envelopes, health)
+    assert (got.basis, got.binding_envelope_id) == (basis, binding_envelope)

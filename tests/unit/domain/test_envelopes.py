@@ -4,8 +4,8 @@ from datetime import timedelta
 import pytest
 
 from contracts.enums import EnvelopeStatus, EnvelopeType
-from libs.domain.envelope_lifecycle import evaluate_lifecycle, lifecycle_boundaries
-from libs.domain.envelopes import EnvelopeBlock, envelope_violations
+from libs.domain.envelope_lifecycle import acceptance_status, evaluate_lifecycle, lifecycle_boundaries
+from libs.domain.envelopes import LIVE_STATUSES, TERMINAL_STATUSES, EnvelopeBlock, envelope_violations
 from tests.unit.domain.scenario import MG, NOW, envelope
 
 MIN = timedelta(minutes=1)
@@ -66,3 +66,19 @@ def test_scheduled_lifecycle_evaluation_is_deterministic_and_moves_forward_only(
     assert seen == [evaluate_lifecycle(env, at) for at in (NOW - MIN, *boundaries)]  # same inputs, same answer
     withdrawn = replace(env, status=EnvelopeStatus.WITHDRAWN)
     assert evaluate_lifecycle(withdrawn, NOW).status is EnvelopeStatus.WITHDRAWN
+
+
+@pytest.mark.req("FR-032")
+def test_an_accepted_envelope_is_stored_as_its_evaluation_at_receipt():
+    env = envelope("e1", "gc1", EnvelopeType.TOU_LIMIT, (0, 30, 70), window=(0, 60))  # whatever status it carries
+    assert acceptance_status(env, NOW - MIN) is EnvelopeStatus.PENDING
+    assert acceptance_status(env, NOW) is EnvelopeStatus.ACTIVE  # its window starts at receipt
+    assert acceptance_status(env, NOW + 59 * MIN) is EnvelopeStatus.ACTIVE
+    assert acceptance_status(replace(env, status=EnvelopeStatus.REJECTED), NOW) is EnvelopeStatus.ACTIVE  # re-judged
+
+
+def test_every_status_is_either_live_or_terminal():
+    assert set(LIVE_STATUSES) == {EnvelopeStatus.PENDING, EnvelopeStatus.ACTIVE}
+    assert set(TERMINAL_STATUSES) == set(EnvelopeStatus) - set(LIVE_STATUSES)
+    live = envelope("e1", "gc1", EnvelopeType.OVERRIDE, (0, 30, 70))
+    assert [replace(live, status=s).is_live for s in EnvelopeStatus] == [s in LIVE_STATUSES for s in EnvelopeStatus]

@@ -1,5 +1,6 @@
-"""Pure parts of the envelope-lifecycle service: submission judgement, ids and digests, timers, forecast-source
-health, the projection scope (D-022) and the capacity basis. No infrastructure."""
+"""Pure parts of the envelope-lifecycle service: submission judgement, ids and digests, timers and the projection
+scope (D-022). No infrastructure. Forecast-source health and the capacity basis are the domain's
+(tests/unit/domain/test_forecast_health.py, test_circuit_capacity.py)."""
 
 from __future__ import annotations
 
@@ -8,18 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from contracts.enums import AssetType, EnvelopeStatus, ForecastSourceHealth, NodeType, ReasonCode
+from contracts.enums import AssetType, EnvelopeStatus, NodeType, ReasonCode
 from contracts.records import EnvelopeBlockRecord, LegacyCircuitRecord, MicrogridNodeRecord
-from libs.domain.circuit_capacity import resolve_effective_circuit_capacity
-from libs.domain.from_records import domain_envelope
 from services.envelope_lifecycle.adapters.envelopes import StoredEnvelope
 from services.envelope_lifecycle.adapters.timers import TimerKind
-from services.envelope_lifecycle.forecast_health import (
-    HealthThresholds,
-    classify_forecast_source,
-    health_check_instants,
-)
-from services.envelope_lifecycle.projection import FeederScope, ScopeFailure, capacity_basis, feeder_scope
+from services.envelope_lifecycle.projection import FeederScope, ScopeFailure, feeder_scope
 from services.envelope_lifecycle.submission import EnvelopeSubmission
 from services.envelope_lifecycle.write_port import EnvelopeRule, _timers_after, judge_submission
 
@@ -126,43 +120,6 @@ def test_every_boundary_still_ahead_becomes_a_timer_and_the_window_end_is_the_ex
     assert _timers_after(env, T0 + 2 * H) == [(TimerKind.BLOCK_BOUNDARY, T0 + 3 * H), (TimerKind.EXPIRY, T0 + 4 * H)]
 
 
-# ---- forecast-source health ----------------------------------------------------------------------------
-
-THRESHOLDS = HealthThresholds(
-    stale_after=timedelta(minutes=15),
-    offline_after=timedelta(hours=1),
-    offline_statuses=frozenset({"OFFLINE", "ERROR"}),
-    stale_statuses=frozenset({"STALE"}),
-)
-
-
-@pytest.mark.req("FR-030")
-@pytest.mark.parametrize(
-    ("age", "status", "in_use", "health"),
-    [
-        (timedelta(0), None, True, ForecastSourceHealth.HEALTHY),
-        (timedelta(minutes=14), "ONLINE", True, ForecastSourceHealth.HEALTHY),
-        (timedelta(minutes=15), None, True, ForecastSourceHealth.STALE),
-        (timedelta(hours=1), None, True, ForecastSourceHealth.OFFLINE),
-        (timedelta(0), "error", True, ForecastSourceHealth.OFFLINE),
-        (timedelta(0), "Stale", True, ForecastSourceHealth.STALE),
-        (timedelta(minutes=20), "OFFLINE", True, ForecastSourceHealth.OFFLINE),  # the worst finding wins
-        (timedelta(0), None, False, ForecastSourceHealth.OFFLINE),  # disabled or inactive control point
-    ],
-)
-def test_forecast_source_health(age: timedelta, status: str | None, in_use: bool, health: ForecastSourceHealth) -> None:
-    assert (
-        classify_forecast_source(
-            now=T0 + age, last_forecast_received_at=T0, latest_status=status, in_use=in_use, thresholds=THRESHOLDS
-        )
-        is health
-    )
-
-
-def test_health_is_checked_where_the_forecast_age_crosses_a_threshold() -> None:
-    assert health_check_instants(T0, THRESHOLDS) == (T0 + timedelta(minutes=15), T0 + H)
-
-
 # ---- the projection scope (D-022) ----------------------------------------------------------------------
 
 CIRCUIT = uuid.uuid4()
@@ -229,32 +186,3 @@ def test_unmapped_or_ambiguous_scopes_fail_with_their_reason_code(
 ) -> None:
     scope = feeder_scope(subject, nodes_on_circuit=others, circuit=circuit)
     assert isinstance(scope, ScopeFailure) and scope.reason_code is reason and scope.detail
-
-
-@pytest.mark.parametrize(
-    ("envelope_type", "basis"),
-    [("FORECAST", "PRIMARY_FORECAST"), ("OVERRIDE", "OVERRIDE"), ("TOU_LIMIT", "TOU_LIMIT")],
-)
-def test_the_basis_names_what_binds(envelope_type: str, basis: str) -> None:
-    env = stored(submission(envelope_type=envelope_type)).record()
-    assert env is not None
-    resolution = resolve_effective_circuit_capacity(
-        circuit_id=str(CIRCUIT),
-        node_id=str(NODE),
-        envelopes=[domain_envelope(env)],
-        forecast_sources=[],
-        default_capacity_watts=100_000,
-        fail_safe_capacity_watts=40_000,
-        now=T0,
-    )
-    assert capacity_basis(resolution) == basis
-    nothing = resolve_effective_circuit_capacity(
-        circuit_id=str(CIRCUIT),
-        node_id=str(NODE),
-        envelopes=[],
-        forecast_sources=[],
-        default_capacity_watts=100_000,
-        fail_safe_capacity_watts=40_000,
-        now=T0,
-    )
-    assert capacity_basis(nothing) == "CIRCUIT_DEFAULT"

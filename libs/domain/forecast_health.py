@@ -7,10 +7,9 @@ Pure. The worst finding wins:
 - the newest forecast from the source is older than `offline_after`: OFFLINE; than `stale_after`: STALE.
 
 Age-based changes happen with no message arriving, so each forecast receipt schedules a health check at
-the two instants where its age crosses a threshold (`health_check_instants`).
+the two instants where its age crosses a threshold (`health_check_instants`). The effective circuit
+capacity (`circuit_capacity`) takes the health as stored state; envelope-lifecycle re-judges it.
 """
-
-# TODO(domain): move to libs.domain (next to circuit_capacity.ForecastSource) once it has a home there.
 
 from __future__ import annotations
 
@@ -19,7 +18,8 @@ from datetime import datetime, timedelta
 
 from contracts.enums import ForecastSourceHealth
 
-_RANK = {ForecastSourceHealth.HEALTHY: 0, ForecastSourceHealth.STALE: 1, ForecastSourceHealth.OFFLINE: 2}
+# Worse is higher: the worst finding (or source) decides.
+HEALTH_RANK = {ForecastSourceHealth.HEALTHY: 0, ForecastSourceHealth.STALE: 1, ForecastSourceHealth.OFFLINE: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ def classify_forecast_source(
         findings.append(ForecastSourceHealth.OFFLINE)
     elif age >= thresholds.stale_after:
         findings.append(ForecastSourceHealth.STALE)
-    return max(findings, key=_RANK.__getitem__)
+    return max(findings, key=HEALTH_RANK.__getitem__)
 
 
 def health_check_instants(received_at: datetime, thresholds: HealthThresholds) -> tuple[datetime, ...]:
