@@ -6,7 +6,7 @@ Module map (read top to bottom to follow one balancing cycle):
                           `TopologyIndex` (preorder walk, subtree ranges) the cycle runs on.
 - ``topology_edits``      a whole new node set, accepted all-or-nothing against the authored
                           version (`replace_topology`).
-- ``circuit_alias``       legacy circuit_id -> node (`resolve_circuit_alias`, `resolve_policy_scope`).
+- ``circuit_alias``       legacy circuit_id -> node, per door (`resolve_circuit_alias`, `alias_rows`).
 - ``limits``              NodeLimit, AggregateCap (from the LOAD_BALANCING control point's
                           local_config), ConstraintSource / ConstraintCandidate provenance.
 - ``envelopes``           OperatingEnvelope, EnvelopeBlock, what "active at now" means, validation.
@@ -30,7 +30,7 @@ All power values are integer watts; all times are timezone-aware UTC datetimes.
 """
 
 from libs.domain.allocation import AllocationState
-from libs.domain.circuit_alias import AliasResolution, resolve_circuit_alias, resolve_policy_scope
+from libs.domain.circuit_alias import AliasFailure, AliasScope, AliasTarget, alias_rows, resolve_circuit_alias
 from libs.domain.circuit_capacity import (
     CircuitCapacity,
     CircuitCapacityResolution,
@@ -69,7 +69,9 @@ from libs.domain.topology_edits import TopologyEditResult, replace_topology
 
 __all__ = [
     "AggregateCap",
-    "AliasResolution",
+    "AliasFailure",
+    "AliasScope",
+    "AliasTarget",
     "AllocationState",
     "AllocationSummary",
     "Binding",
@@ -111,9 +113,9 @@ __all__ = [
     "lifecycle_boundaries",
     "managed_circuit_id",
     "replace_topology",
+    "alias_rows",
     "resolve_circuit_alias",
     "resolve_effective_circuit_capacity",
-    "resolve_policy_scope",
     "run_balancing_cycle",
     "select_resources",
     "to_canonical_json",

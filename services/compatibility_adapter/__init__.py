@@ -2,5 +2,5 @@
 Microgrid contracts (circuit_id -> microgrid_id + node_id), never by deciding anything itself.
 
 What happens when `load_balancer.rebalance_requested` arrives: `handlers.py` -> `service.py`
-(`translate_legacy_rebalance`) -> `alias_resolution.py` (the rule). See docs/compatibility.md.
+(`translate_legacy_rebalance`) -> `libs/domain/circuit_alias.py` (the rule). See docs/compatibility.md.
 """

@@ -26,13 +26,13 @@ from contracts.api.compatibility_adapter import (
 )
 from contracts.enums import ReasonCode
 from contracts.http_errors import business_422
+from libs.domain.circuit_alias import AliasFailure
 from libs.platform.auth import Principal, Scope, not_found, require_platform_grant, require_scopes
 from libs.platform.clock import Clock
 from libs.platform.http import ApiError
 from libs.platform.runtime import ServiceContext, service_context
 from services.compatibility_adapter import service, tou_limits
 from services.compatibility_adapter.adapters import alias_read_model
-from services.compatibility_adapter.alias_resolution import AliasFailure
 from services.compatibility_adapter.topology_wait import after_waiting, wait_for_circuit
 from services.compatibility_adapter.translation_keys import MAX_IDEMPOTENCY_KEY_LENGTH
 

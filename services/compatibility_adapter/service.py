@@ -38,6 +38,12 @@ from contracts.events import (
     SchedulerDispatchFailedPayload,
 )
 from contracts.records import CycleResultRecord
+from libs.domain.circuit_alias import (
+    AliasFailure,
+    AliasScope,
+    AliasTarget,
+    resolve_circuit_alias,
+)
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.observability import get_metrics
 from libs.platform.result_waiter import result_channel, wait_for_result
@@ -49,12 +55,6 @@ from services.compatibility_adapter.adapters import (
     translation_audit,
 )
 from services.compatibility_adapter.adapters.translation_audit import Translation
-from services.compatibility_adapter.alias_resolution import (
-    AliasFailure,
-    AliasScope,
-    AliasTarget,
-    resolve_circuit_alias,
-)
 from services.compatibility_adapter.settings import CompatibilityAdapterSettings
 from services.compatibility_adapter.translation_keys import (
     capacity_change_request_key,

@@ -14,9 +14,9 @@ import dataclasses
 import time
 from uuid import UUID
 
+from libs.domain.circuit_alias import AliasFailure
 from libs.platform.runtime import ServiceContext
 from services.compatibility_adapter.adapters import alias_read_model
-from services.compatibility_adapter.alias_resolution import AliasFailure
 from services.compatibility_adapter.settings import adapter_settings
 
 _POLL_S = 0.05

@@ -32,6 +32,12 @@ from contracts.commands import (
 from contracts.enums import AliasPath, EnvelopeType
 from contracts.events import CircuitAliasAppliedPayload
 from contracts.records import OperatingEnvelopeRecord
+from libs.domain.circuit_alias import (
+    AliasFailure,
+    AliasScope,
+    AliasTarget,
+    resolve_circuit_alias,
+)
 from libs.domain.envelopes import LIVE_STATUSES
 from libs.domain.tou_translation import (
     envelope_for_schedule,
@@ -47,12 +53,6 @@ from libs.platform.runtime import ServiceContext
 from services.compatibility_adapter.adapters import alias_read_model, tou_envelopes, translation_audit
 from services.compatibility_adapter.adapters.tou_envelopes import TouSubmission
 from services.compatibility_adapter.adapters.translation_audit import Translation
-from services.compatibility_adapter.alias_resolution import (
-    AliasFailure,
-    AliasScope,
-    AliasTarget,
-    resolve_circuit_alias,
-)
 from services.compatibility_adapter.service import (
     PRODUCER,
     metrics,

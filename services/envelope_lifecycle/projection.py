@@ -19,7 +19,7 @@ from contracts.base import Message
 from contracts.enums import NodeType, ProjectionTrigger, ReasonCode
 from contracts.events import EffectiveCircuitCapacityChanged, EffectiveCircuitCapacityPayload
 from contracts.records import LegacyCircuitRecord, MicrogridNodeRecord
-from libs.domain.circuit_alias import resolve_policy_scope
+from libs.domain.circuit_alias import AliasFailure, AliasScope, alias_rows, resolve_circuit_alias
 from libs.domain.circuit_capacity import ForecastSource, resolve_effective_circuit_capacity
 from libs.domain.effective_constraints import managed_circuit_id
 from libs.domain.from_records import domain_envelope, domain_node
@@ -74,11 +74,10 @@ def feeder_scope(
             )
         return None
     candidates = {n.node_id: n for n in [node, *nodes_on_circuit]}
-    mapping = resolve_policy_scope([domain_node(n) for n in candidates.values()], circuit_id)
-    if mapping.reason_code is not None:
-        return ScopeFailure(
-            mapping.reason_code, f"circuit {circuit_id} maps to nodes {', '.join(mapping.matching_node_ids)}"
-        )
+    rows = alias_rows([domain_node(n) for n in candidates.values()], circuit_id)
+    mapping = resolve_circuit_alias(circuit_id, rows, AliasScope.LIMIT)
+    if isinstance(mapping, AliasFailure):
+        return ScopeFailure(mapping.reason_code, f"circuit {circuit_id} maps to nodes {', '.join(mapping.node_ids)}")
     if circuit is None or circuit.removed:
         return ScopeFailure(
             ReasonCode.LIMIT_SCOPE_TRANSLATION_FAILED,

@@ -28,14 +28,17 @@ from contracts.api.console import (
 from contracts.enums import EnvelopeStatus, EnvelopeType, LimitSourceType, NodeType, ReasonCode, RebalanceSource
 from contracts.events import RebalanceRequestedPayload
 from libs.domain import (
+    AliasFailure,
+    AliasScope,
     CycleInputs,
     CycleResult,
     EnvelopeBlock,
     NodeLimit,
     OperatingEnvelope,
+    alias_rows,
     envelope_violations,
     inputs_digest,
-    resolve_policy_scope,
+    resolve_circuit_alias,
     run_balancing_cycle,
 )
 from libs.domain.tou_translation import envelope_for_schedule
@@ -76,13 +79,14 @@ def _with_envelope(inputs: CycleInputs, p: ProposedEnvelope, preview_id: UUID, n
 
 
 def _with_tou(inputs: CycleInputs, p: ProposedTouLimit, preview_id: UUID, now: datetime) -> CycleInputs:
-    scope = resolve_policy_scope(inputs.nodes, str(p.circuit_id))
-    if scope.node_id is None:
+    circuit_id = str(p.circuit_id)
+    scope = resolve_circuit_alias(circuit_id, alias_rows(inputs.nodes, circuit_id), AliasScope.LIMIT)
+    if isinstance(scope, AliasFailure):
         raise ApiError.invalid(
             f"circuit {p.circuit_id} does not resolve to one managed grid connection",
             violated_rule="circuit_alias_limit_scope",
-            details={"candidates": list(scope.matching_node_ids)},
-            reason_code=scope.reason_code or ReasonCode.LIMIT_SCOPE_TRANSLATION_FAILED,
+            details={"candidates": list(scope.node_ids)},
+            reason_code=scope.reason_code,
         )
     command = envelope_for_schedule(
         microgrid_id=UUID(inputs.microgrid.microgrid_id), node_id=UUID(scope.node_id),

@@ -10,7 +10,7 @@ import asyncpg
 from contracts.enums import AssetType, NodeType
 from contracts.events import LegacyCircuitUpdatedPayload, TopologyUpdatedPayload
 from contracts.records import LegacyCircuitRecord
-from services.compatibility_adapter.alias_resolution import AliasRow
+from libs.domain.circuit_alias import AliasRow
 
 
 async def apply_topology(conn: asyncpg.Connection, topology: TopologyUpdatedPayload, now: datetime) -> bool:
