@@ -49,6 +49,8 @@ class TopicSpec:
 
 
 T, E, B, C, SIM = "topology", "envelope_lifecycle", "balancing", "compatibility_adapter", "simulator"
+# The services, in start order: each is a consumer group, a Kafka principal, a Postgres role and schema.
+SERVICES: tuple[str, ...] = (T, E, B, C)
 MG = ("microgrid_id",)
 LARGE = LARGE_MESSAGE_BYTES
 

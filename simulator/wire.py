@@ -9,9 +9,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from contracts.base import Message
-from contracts.topics import topic_for
-
-SERVICES = ("topology", "envelope_lifecycle", "balancing", "compatibility_adapter")
+from contracts.topics import SERVICES, topic_for
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,9 @@ from typing import Any
 import typer
 
 import contracts
-from contracts.topics import TOPICS, TopicSpec
+from contracts.topics import SERVICES, TOPICS, TopicSpec
 
 GENERATED = Path(contracts.__file__).parent / "generated"
-SERVICES = ("topology", "envelope_lifecycle", "balancing", "compatibility_adapter")
 
 app = typer.Typer(no_args_is_help=True, help="Generate or check the checked-in contract artefacts.")
 

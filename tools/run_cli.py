@@ -8,10 +8,10 @@ import os
 import typer
 import uvicorn
 
+from contracts.topics import SERVICES
 from libs.platform.runtime import ServiceDefinition, ServiceRuntime
 
-SERVICES = ("topology", "envelope_lifecycle", "balancing", "compatibility_adapter")
-DEFAULT_PORTS = {"topology": 8101, "envelope_lifecycle": 8102, "balancing": 8103, "compatibility_adapter": 8104}
+DEFAULT_PORTS = {service: 8101 + i for i, service in enumerate(SERVICES)}  # 8101.. in start order
 
 
 def load_definition(service: str) -> ServiceDefinition:

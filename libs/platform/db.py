@@ -7,12 +7,13 @@ replicas can start at once. (Smaller and clearer than bringing in a migration to
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
+
+from libs.platform.advisory_locks import advisory_lock_key
 
 PLATFORM_MIGRATIONS = Path(__file__).parent / "migrations"
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -57,7 +58,7 @@ async def migrate(pool: asyncpg.Pool, schema: str, service_migrations: Path | No
     """Apply the platform's then the service's pending migrations; returns the names applied."""
     schema = _checked_schema(schema)
     folders = [PLATFORM_MIGRATIONS] + ([service_migrations] if service_migrations else [])
-    lock_key = int.from_bytes(hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True)
+    lock_key = advisory_lock_key("migrate", schema)
     applied: list[str] = []
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock($1)", lock_key)

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from contracts.topics import SERVICES
 from libs.platform.settings import PlatformSettings
-
-SERVICES = ("topology", "envelope_lifecycle", "balancing", "compatibility_adapter")
 
 # Postgres: the cluster's bootstrap superuser (only the stack uses it, to create the roles below),
 # the owner of every service schema (runs migrations), and one login role per service.

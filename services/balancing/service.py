@@ -8,7 +8,6 @@ event through the outbox and waits for the cycle, so the one-cycle-at-a-time rul
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from datetime import timedelta
 from typing import Any
@@ -19,6 +18,7 @@ import asyncpg
 from contracts.enums import ReasonCode, RebalanceSource
 from contracts.events import RebalanceRequested, RebalanceRequestedPayload
 from contracts.records import CycleResultRecord
+from libs.platform.advisory_locks import lock_for_transaction
 from libs.platform.clock import Clock, SystemClock
 from libs.platform.http import ApiError
 from libs.platform.messaging.unit_of_work import UnitOfWork
@@ -51,8 +51,7 @@ def cycle_settings(settings: BalancingSettings) -> CycleSettings:
 
 async def lock_microgrid(conn: asyncpg.Connection, microgrid_id: UUID) -> None:
     """Transaction-scoped advisory lock: one cycle at a time per microgrid, whichever replica runs it."""
-    key = int.from_bytes(hashlib.sha256(f"balancing:{microgrid_id}".encode()).digest()[:8], "big", signed=True)
-    await conn.execute("SELECT pg_advisory_xact_lock($1)", key)
+    await lock_for_transaction(conn, "balancing", microgrid_id)
 
 
 # ---- the consumer's use case -----------------------------------------------------------------------

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -45,6 +44,7 @@ from aiokafka.errors import (
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
+from libs.platform.advisory_locks import advisory_lock_key
 from libs.platform.messaging.unit_of_work import OUTBOX_CHANNEL
 from libs.platform.settings import PlatformSettings
 
@@ -117,7 +117,7 @@ class OutboxRelay:
         self._pool = pool
         self._producer = producer
         self._settings = settings
-        self._lock_key = int.from_bytes(hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big", signed=True)
+        self._lock_key = advisory_lock_key("outbox", schema)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None

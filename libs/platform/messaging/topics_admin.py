@@ -8,7 +8,7 @@ import time
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from contracts.topics import DEAD_LETTER_PARTITIONS, TOPICS, dead_letter_topic
+from contracts.topics import DEAD_LETTER_PARTITIONS, SERVICES, TOPICS, dead_letter_topic
 from libs.platform.messaging.kafka import client_options
 from libs.platform.settings import PlatformSettings
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 # A principal without CREATE on the cluster (a service, under ACLs) is refused with these codes.
 _NOT_AUTHORIZED = {29, 31}  # TOPIC_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED
 
-CONSUMER_GROUPS = ("topology", "envelope_lifecycle", "balancing", "compatibility_adapter")
+CONSUMER_GROUPS = SERVICES  # one consumer group per service
 
 
 def wanted_topics(settings: PlatformSettings) -> dict[str, int]:

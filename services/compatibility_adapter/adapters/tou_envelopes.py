@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 from contracts.api.compatibility_adapter import LegacyTouPeriod
 from contracts.enums import EnvelopeStatus
 from contracts.records import OperatingEnvelopeRecord
+from libs.platform.advisory_locks import lock_for_transaction
 
 _PERIODS = TypeAdapter(list[LegacyTouPeriod])
 
@@ -61,7 +62,7 @@ class TouSubmission:
 async def submission(conn: asyncpg.Connection, circuit_id: UUID) -> TouSubmission | None:
     """The circuit's last submitted schedule, locked so concurrent POSTs for one circuit take turns."""
     # An advisory lock also covers the first POST, when there is no row to lock yet.
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('tou_submission:' || $1::uuid::text))", circuit_id)
+    await lock_for_transaction(conn, "tou_submission", circuit_id)
     r = await conn.fetchrow(
         "SELECT circuit_id, microgrid_id, node_id, revision, source_ref, periods FROM tou_submission"
         " WHERE circuit_id = $1 FOR UPDATE",
