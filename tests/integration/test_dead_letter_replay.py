@@ -3,13 +3,10 @@ replayed through the normal idempotent path and audited, counted for /metrics.""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from contracts.base import Message
-from libs.platform.db import create_pool, migrate
-from libs.platform.messaging.consumer import EventConsumer, PermanentHandlerError
+from libs.platform.messaging.consumer import PermanentHandlerError
 from libs.platform.messaging.dead_letter import DeadLetter, DeadLetterPublisher
 from libs.platform.messaging.dead_letter_replay import (
     DeadLetterCounts,
@@ -18,11 +15,16 @@ from libs.platform.messaging.dead_letter_replay import (
     select_letters,
     with_original,
 )
-from libs.platform.messaging.kafka import create_producer
-from libs.platform.messaging.topics_admin import ensure_topics
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.settings import PlatformSettings
-from tests.integration.test_messaging_backbone import TOPIC, start_consuming, topology_event
+from tests.integration.messaging_env import (
+    TOPIC,
+    consumer_for,
+    messaging_env,
+    record_effect,
+    start_consuming,
+    topology_event,
+)
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -30,18 +32,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def env(settings: PlatformSettings):
-    s = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}{uuid.uuid4().hex[:6]}."})
-    await ensure_topics(s, extra={s.topic("dlq.backbone"): 1})
-    schema = "".join(c if c.isalnum() else "_" for c in s.topic_prefix) + "backbone"
-    pool = await create_pool(s.postgres_dsn, schema)
-    await migrate(pool, schema)
-    await pool.execute("CREATE TABLE effects (event_id uuid NOT NULL)")
-    producer = create_producer(s, "dlq-test")
-    await producer.start()
-    yield s, pool, producer
-    await producer.stop()
-    await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    await pool.close()
+    async with messaging_env(settings, client_id="dlq-test") as env:
+        yield env
 
 
 async def _value(v: object) -> object:
@@ -56,12 +48,9 @@ async def test_dead_letters_are_listed_replayed_once_through_the_inbox_audited_a
     async def handler(message: Message, uow: UnitOfWork) -> None:
         if message.event_id in broken:
             raise PermanentHandlerError("MICROGRID_UNKNOWN", "not known here yet")
-        await uow.conn.execute("INSERT INTO effects (event_id) VALUES ($1)", message.event_id)
+        await record_effect(message, uow)
 
-    consumer = EventConsumer(
-        group="backbone", handlers={TOPIC: handler}, pool=pool, settings=s,
-        dead_letters=DeadLetterPublisher(producer, s),
-    )
+    consumer = consumer_for(s, pool, producer, handler)
     await producer.send_and_wait(s.topic(TOPIC), b"{not json", key=b"k")
     await producer.send_and_wait(s.topic(TOPIC), unknown.to_bytes(), key=b"k",
                                  headers=[("event_id", str(unknown.event_id).encode())])

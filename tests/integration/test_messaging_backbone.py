@@ -4,74 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
 from contracts.base import Message
-from contracts.events import TopologyUpdated, TopologyUpdatedPayload
-from contracts.records import MicrogridNodeRecord
-from libs.platform.db import create_pool, migrate
+from contracts.events import TopologyUpdated
 from libs.platform.messaging.consumer import EventConsumer, PermanentHandlerError
 from libs.platform.messaging.dead_letter import DeadLetterPublisher
 from libs.platform.messaging.kafka import client_options, create_producer
 from libs.platform.messaging.relay import OutboxRelay
-from libs.platform.messaging.topics_admin import ensure_topics
 from libs.platform.messaging.unit_of_work import UnitOfWork, unit_of_work
 from libs.platform.settings import PlatformSettings
+from tests.integration.messaging_env import (
+    TOPIC,
+    consumer_for,
+    messaging_env,
+    record_effect,
+    start_consuming,
+    topology_event,
+)
 from tests.support import TopicReader, eventually
 
 pytestmark = pytest.mark.integration
-TOPIC = "microgrid.topology_updated"
-
-
-def topology_event(version: int = 1) -> TopologyUpdated:
-    mg = uuid.uuid4()
-    node = MicrogridNodeRecord(node_id=uuid.uuid4(), microgrid_id=mg, name="GC1", node_type="GRID_CONNECTION")
-    payload = TopologyUpdatedPayload(
-        microgrid_id=mg, depot_id=uuid.uuid4(), version=version, updated_by="t", nodes=[node]
-    )
-    return TopologyUpdated.create(payload, producer="test", occurred_at=datetime.now(UTC))
 
 
 @pytest.fixture
 async def env(settings: PlatformSettings):
-    """A private schema, topics, a producer; per test a fresh prefix so offsets start clean."""
-    s = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}{uuid.uuid4().hex[:6]}."})
-    await ensure_topics(s, extra={s.topic("dlq.backbone"): 1})
-    schema = "".join(c if c.isalnum() else "_" for c in s.topic_prefix) + "backbone"
-    pool = await create_pool(s.postgres_dsn, schema)
-    await migrate(pool, schema)
-    await pool.execute("CREATE TABLE IF NOT EXISTS effects (event_id uuid NOT NULL, microgrid_id uuid NOT NULL)")
-    producer = create_producer(s, "backbone-test")
-    await producer.start()
-    yield s, pool, producer
-    await producer.stop()
-    await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    await pool.close()
-
-
-async def record_effect(message: Message, uow: UnitOfWork) -> None:
-    await uow.conn.execute(
-        "INSERT INTO effects (event_id, microgrid_id) VALUES ($1, $2)", message.event_id, message.payload.microgrid_id
-    )
-
-
-def consumer_for(s: PlatformSettings, pool, producer: AIOKafkaProducer) -> EventConsumer:
-    return EventConsumer(
-        group="backbone",
-        handlers={TOPIC: record_effect},
-        pool=pool,
-        settings=s,
-        dead_letters=DeadLetterPublisher(producer, s),
-    )
-
-
-async def start_consuming(s: PlatformSettings, consumer: EventConsumer) -> EventConsumer:
-    await consumer.start()
-    return consumer
+    async with messaging_env(settings, client_id="backbone-test") as env:
+        yield env
 
 
 async def test_event_written_through_outbox_arrives_once_with_trace_context(env) -> None:
@@ -175,9 +137,7 @@ async def test_handler_failing_with_an_unknown_error_retries_then_dead_letters_w
             raise RuntimeError("a bug in the handler")
         await record_effect(message, uow)
 
-    consumer = EventConsumer(
-        group="backbone", handlers={TOPIC: buggy}, pool=pool, settings=s, dead_letters=DeadLetterPublisher(producer, s)
-    )
+    consumer = consumer_for(s, pool, producer, buggy)
     for e in (poison, good):
         await producer.send_and_wait(s.topic(TOPIC), e.to_bytes(), key=b"k")
     broker = await start_consuming(s, consumer)
@@ -207,8 +167,7 @@ async def test_dependency_outage_longer_than_the_retry_budget_dead_letters_nothi
             raise ConnectionRefusedError("connection refused")
         await record_effect(message, uow)
 
-    consumer = EventConsumer(group="backbone", handlers={TOPIC: database_away}, pool=pool, settings=s,
-                             dead_letters=DeadLetterPublisher(producer, s))
+    consumer = consumer_for(s, pool, producer, database_away)
     await producer.send_and_wait(s.topic(TOPIC), event.to_bytes(), key=b"k")
     broker = await start_consuming(s, consumer)
     try:
@@ -231,8 +190,7 @@ async def test_data_error_is_dead_lettered_at_once(env) -> None:
         await uow.conn.execute("CREATE TABLE IF NOT EXISTS names (name text)")  # the test schema is ours
         await uow.conn.execute("INSERT INTO names VALUES ($1)", "bad\x00name")
 
-    consumer = EventConsumer(group="backbone", handlers={TOPIC: stores_text}, pool=pool, settings=s,
-                             dead_letters=DeadLetterPublisher(producer, s))
+    consumer = consumer_for(s, pool, producer, stores_text)
     event = topology_event()
     await producer.send_and_wait(s.topic(TOPIC), event.to_bytes(), key=b"k")
     broker = await start_consuming(s, consumer)
@@ -258,8 +216,7 @@ async def test_a_batch_with_one_bad_record_applies_the_rest_and_dead_letters_onl
 
     for e in [*events, events[0]]:  # and one redelivered id in the same batch
         await producer.send_and_wait(s.topic(TOPIC), e.to_bytes(), key=b"k")
-    consumer = EventConsumer(group="backbone", handlers={TOPIC: refuses_one}, pool=pool, settings=s,
-                             dead_letters=DeadLetterPublisher(producer, s))
+    consumer = consumer_for(s, pool, producer, refuses_one)
     broker = await start_consuming(s, consumer)
     try:
         await eventually(lambda: _async(consumer.stats.processed == 4 and consumer.stats.dead_lettered == 1))

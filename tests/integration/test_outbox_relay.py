@@ -12,13 +12,10 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from libs.platform.db import create_pool, migrate
-from libs.platform.messaging.kafka import create_producer
 from libs.platform.messaging.relay import OutboxRelay
-from libs.platform.messaging.topics_admin import ensure_topics
 from libs.platform.messaging.unit_of_work import unit_of_work
 from libs.platform.settings import PlatformSettings
-from tests.integration.test_messaging_backbone import TOPIC, topology_event
+from tests.integration.messaging_env import TOPIC, messaging_env, topology_event
 from tests.support import TopicReader, eventually
 
 pytestmark = pytest.mark.integration
@@ -26,17 +23,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def env(settings: PlatformSettings):
-    s = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}{uuid.uuid4().hex[:6]}."})
-    await ensure_topics(s)
-    schema = "".join(c if c.isalnum() else "_" for c in s.topic_prefix) + "relay"
-    pool = await create_pool(s.postgres_dsn, schema)
-    await migrate(pool, schema)
-    producer = create_producer(s, "relay-test")
-    await producer.start()
-    yield s, pool, producer
-    await producer.stop()
-    await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    await pool.close()
+    async with messaging_env(settings, schema_suffix="relay", client_id="relay-test", dead_letters=False) as env:
+        yield env
 
 
 async def _value(v: Any) -> Any:

@@ -9,6 +9,9 @@ from uuid import UUID
 import asyncpg
 
 from contracts.events import RebalanceRequested
+from libs.platform.messaging.parked import ParkedMessages
+
+_PENDING = ParkedMessages("pending_rebalances", RebalanceRequested)
 
 
 @dataclass(frozen=True)
@@ -41,36 +44,15 @@ async def claim_request_key(
 async def defer(
     conn: asyncpg.Connection, message: RebalanceRequested, expected_version: int, deadline: datetime
 ) -> None:
-    await conn.execute(
-        "INSERT INTO pending_rebalances (event_id, microgrid_id, expected_topology_version, message, deadline)"
-        " VALUES ($1, $2, $3, $4::jsonb, $5) ON CONFLICT (event_id) DO NOTHING",
-        message.event_id,
-        message.payload.microgrid_id,
-        expected_version,
-        message.model_dump_json(),
-        deadline,
-    )
+    await _PENDING.park(conn, message, deadline, expected_topology_version=expected_version)
 
 
 async def take_ready(conn: asyncpg.Connection, microgrid_id: UUID, known_version: int) -> list[RebalanceRequested]:
     """Remove and return the requests this topology version satisfies, oldest deadline first."""
-    rows = await conn.fetch(
-        "DELETE FROM pending_rebalances WHERE microgrid_id = $1 AND expected_topology_version <= $2"
-        " RETURNING message, deadline, event_id",
-        microgrid_id,
-        known_version,
-    )
-    rows = sorted(rows, key=lambda r: (r["deadline"], str(r["event_id"])))
-    return [RebalanceRequested.model_validate_json(r["message"]) for r in rows]
+    return await _PENDING.take(conn, "p.microgrid_id = $1 AND p.expected_topology_version <= $2", microgrid_id,
+                               known_version)
 
 
 async def take_expired(conn: asyncpg.Connection, now: datetime, limit: int = 50) -> list[RebalanceRequested]:
     """Remove and return requests whose wait is over (skipping rows another replica is handling)."""
-    rows = await conn.fetch(
-        "DELETE FROM pending_rebalances WHERE event_id IN ("
-        " SELECT event_id FROM pending_rebalances WHERE deadline <= $1 ORDER BY deadline, event_id"
-        " LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING message",
-        now,
-        limit,
-    )
-    return [RebalanceRequested.model_validate_json(r["message"]) for r in rows]
+    return await _PENDING.take_expired(conn, now, limit)
