@@ -16,32 +16,18 @@ from libs.platform.messaging.dead_letter_replay import (
     with_original,
 )
 from libs.platform.messaging.unit_of_work import UnitOfWork
-from libs.platform.settings import PlatformSettings
-from tests.integration.messaging_env import (
-    TOPIC,
-    consumer_for,
-    messaging_env,
-    record_effect,
-    start_consuming,
-    topology_event,
-)
+from tests.integration.messaging_env import TOPIC, consumer_for, record_effect, start_consuming, topology_event
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def env(settings: PlatformSettings):
-    async with messaging_env(settings, client_id="dlq-test") as env:
-        yield env
 
 
 async def _value(v: object) -> object:
     return v
 
 
-async def test_dead_letters_are_listed_replayed_once_through_the_inbox_audited_and_counted(env) -> None:
-    s, pool, producer = env
+async def test_dead_letters_are_listed_replayed_once_through_the_inbox_audited_and_counted(backbone_env) -> None:
+    s, pool, producer = backbone_env
     unknown, valid = topology_event(), topology_event()
     broken = {unknown.event_id}
 
@@ -98,8 +84,8 @@ async def test_dead_letters_are_listed_replayed_once_through_the_inbox_audited_a
         await broker.stop()
 
 
-async def test_a_letter_holding_an_excerpt_is_replayed_with_the_original_from_its_position(env) -> None:
-    s, pool, producer = env
+async def test_a_letter_holding_an_excerpt_is_replayed_with_the_original_from_its_position(backbone_env) -> None:
+    s, pool, producer = backbone_env
     event = topology_event()
     sent = await producer.send_and_wait(s.topic(TOPIC), event.to_bytes(), key=b"k",
                                         headers=[("event_id", str(event.event_id).encode())])

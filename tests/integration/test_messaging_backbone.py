@@ -17,27 +17,14 @@ from libs.platform.messaging.kafka import client_options, create_producer
 from libs.platform.messaging.relay import OutboxRelay
 from libs.platform.messaging.unit_of_work import UnitOfWork, unit_of_work
 from libs.platform.settings import PlatformSettings
-from tests.integration.messaging_env import (
-    TOPIC,
-    consumer_for,
-    messaging_env,
-    record_effect,
-    start_consuming,
-    topology_event,
-)
+from tests.integration.messaging_env import TOPIC, consumer_for, record_effect, start_consuming, topology_event
 from tests.support import TopicReader, eventually
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def env(settings: PlatformSettings):
-    async with messaging_env(settings, client_id="backbone-test") as env:
-        yield env
-
-
-async def test_event_written_through_outbox_arrives_once_with_trace_context(env) -> None:
-    s, pool, producer = env
+async def test_event_written_through_outbox_arrives_once_with_trace_context(backbone_env) -> None:
+    s, pool, producer = backbone_env
     relay = OutboxRelay(pool=pool, producer=producer, settings=s, schema="backbone")
     await relay.start()
     try:
@@ -58,8 +45,8 @@ async def test_event_written_through_outbox_arrives_once_with_trace_context(env)
         await relay.stop()
 
 
-async def test_rolled_back_transaction_publishes_nothing(env) -> None:
-    s, pool, _ = env
+async def test_rolled_back_transaction_publishes_nothing(backbone_env) -> None:
+    s, pool, _ = backbone_env
     with pytest.raises(RuntimeError):
         async with unit_of_work(pool, s) as uow:
             await uow.publish(topology_event())
@@ -67,8 +54,8 @@ async def test_rolled_back_transaction_publishes_nothing(env) -> None:
     assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
 
 
-async def test_same_event_delivered_twice_has_one_effect(env) -> None:
-    s, pool, producer = env
+async def test_same_event_delivered_twice_has_one_effect(backbone_env) -> None:
+    s, pool, producer = backbone_env
     event = topology_event()
     for _ in range(2):
         await producer.send_and_wait(s.topic(TOPIC), event.to_bytes(), key=b"k")
@@ -82,8 +69,8 @@ async def test_same_event_delivered_twice_has_one_effect(env) -> None:
         await broker.stop()
 
 
-async def test_consumer_killed_after_transaction_before_commit_has_no_second_effect(env) -> None:
-    s, pool, producer = env
+async def test_consumer_killed_after_transaction_before_commit_has_no_second_effect(backbone_env) -> None:
+    s, pool, producer = backbone_env
     event = topology_event()
     await producer.send_and_wait(s.topic(TOPIC), event.to_bytes(), key=b"k")
     # First life: the handler's transaction commits, then the process dies before committing the offset.
@@ -103,8 +90,8 @@ async def test_consumer_killed_after_transaction_before_commit_has_no_second_eff
         await broker.stop()
 
 
-async def test_malformed_message_is_dead_lettered_and_the_next_one_is_processed(env) -> None:
-    s, pool, producer = env
+async def test_malformed_message_is_dead_lettered_and_the_next_one_is_processed(backbone_env) -> None:
+    s, pool, producer = backbone_env
     good = topology_event()
     await producer.send_and_wait(s.topic(TOPIC), b"{not json", key=b"k")
     await producer.send_and_wait(s.topic(TOPIC), b'{"event_type": "microgrid.topology_updated"}', key=b"k")
@@ -125,8 +112,8 @@ async def test_malformed_message_is_dead_lettered_and_the_next_one_is_processed(
         await broker.stop()
 
 
-async def test_handler_failing_with_an_unknown_error_retries_then_dead_letters_without_stalling(env) -> None:
-    s, pool, producer = env
+async def test_handler_failing_with_an_unknown_error_retries_then_dead_letters_without_stalling(backbone_env) -> None:
+    s, pool, producer = backbone_env
     s = s.model_copy(update={"consumer_max_attempts": 3, "consumer_backoff_initial_s": 0.01})
     poison, good = topology_event(), topology_event()
     calls: list[uuid.UUID] = []
@@ -154,9 +141,9 @@ async def test_handler_failing_with_an_unknown_error_retries_then_dead_letters_w
         await broker.stop()
 
 
-async def test_dependency_outage_longer_than_the_retry_budget_dead_letters_nothing(env) -> None:
+async def test_dependency_outage_longer_than_the_retry_budget_dead_letters_nothing(backbone_env) -> None:
     """Issue 15 defect 3: an outage is not the message's fault; wait it out however long, then apply."""
-    s, pool, producer = env
+    s, pool, producer = backbone_env
     s = s.model_copy(update={"consumer_max_attempts": 3, "consumer_backoff_initial_s": 0.05,
                              "consumer_backoff_max_s": 0.2})
     event = topology_event()
@@ -180,9 +167,9 @@ async def test_dependency_outage_longer_than_the_retry_budget_dead_letters_nothi
         await broker.stop()
 
 
-async def test_data_error_is_dead_lettered_at_once(env) -> None:
+async def test_data_error_is_dead_lettered_at_once(backbone_env) -> None:
     """A value Postgres refuses (NUL in text) fails the same way every time: no retries, no stall."""
-    s, pool, producer = env
+    s, pool, producer = backbone_env
     calls: list[uuid.UUID] = []
 
     async def stores_text(message: Message, uow: UnitOfWork) -> None:
@@ -204,8 +191,8 @@ async def test_data_error_is_dead_lettered_at_once(env) -> None:
         await broker.stop()
 
 
-async def test_a_batch_with_one_bad_record_applies_the_rest_and_dead_letters_only_it(env) -> None:
-    s, pool, producer = env
+async def test_a_batch_with_one_bad_record_applies_the_rest_and_dead_letters_only_it(backbone_env) -> None:
+    s, pool, producer = backbone_env
     events = [topology_event() for _ in range(5)]
     bad = events[2]
 
@@ -227,8 +214,8 @@ async def test_a_batch_with_one_bad_record_applies_the_rest_and_dead_letters_onl
         await broker.stop()
 
 
-async def test_a_batch_commits_in_one_transaction_and_one_offset_commit(env) -> None:
-    s, pool, producer = env
+async def test_a_batch_commits_in_one_transaction_and_one_offset_commit(backbone_env) -> None:
+    s, pool, producer = backbone_env
     for _ in range(20):
         await producer.send_and_wait(s.topic(TOPIC), topology_event().to_bytes(), key=b"k")
     consumer = consumer_for(s, pool, producer)
@@ -241,9 +228,9 @@ async def test_a_batch_commits_in_one_transaction_and_one_offset_commit(env) -> 
         await broker.stop()
 
 
-async def test_dead_letter_too_big_for_the_broker_is_written_with_an_excerpt(env) -> None:
+async def test_dead_letter_too_big_for_the_broker_is_written_with_an_excerpt(backbone_env) -> None:
     """Issue 15 defect 2: the record is neither skipped nor stuck; its dead letter keeps the payload out."""
-    s, pool, _ = env
+    s, pool, _ = backbone_env
     # Try the whole letter first (as a letter just under the limit would be), so the broker's refusal is met.
     s = s.model_copy(update={"dead_letter_max_bytes": 10_000_000})
     big = AIOKafkaProducer(**client_options(s), max_request_size=1_048_576, acks="all")
@@ -290,9 +277,9 @@ class _BrokerAwayFor:
         await self._inner.publish(letter)
 
 
-async def test_consumer_never_commits_past_a_record_whose_dead_letter_cannot_be_written(env) -> None:
+async def test_consumer_never_commits_past_a_record_whose_dead_letter_cannot_be_written(backbone_env) -> None:
     """Issue 15 defect 2, broker down during a dead letter: hold the offset, retry, then move on."""
-    s, pool, producer = env
+    s, pool, producer = backbone_env
     s = s.model_copy(update={"consumer_backoff_initial_s": 0.2, "consumer_backoff_max_s": 0.4})
     publisher = _BrokerAwayFor(DeadLetterPublisher(producer, s), failures=8)
     await producer.send_and_wait(s.topic(TOPIC), b"{not json", key=b"k")
@@ -323,9 +310,9 @@ async def _async(value):
     return value
 
 
-async def test_pending_records_shows_a_stuck_handler_and_clears_when_it_moves_on(env) -> None:
+async def test_pending_records_shows_a_stuck_handler_and_clears_when_it_moves_on(backbone_env) -> None:
     """What readiness reads: records past the committed offset, asked of the broker, not a cached watermark."""
-    s, pool, producer = env
+    s, pool, producer = backbone_env
     release = asyncio.Event()
 
     async def slow(message: Message, uow: UnitOfWork) -> None:
