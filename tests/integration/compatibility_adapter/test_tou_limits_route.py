@@ -156,6 +156,34 @@ async def test_unmapped_or_ambiguous_circuit_is_a_422_with_the_matrix_reason_cod
     assert not await commands_for(adapter, site.node_id)
 
 
+@pytest.mark.req("FR-016", "NFR-006")
+async def test_a_circuit_carried_only_by_a_sub_circuit_node_is_no_tou_scope(adapter: Adapter) -> None:
+    # The Compatibility Matrix maps a TOU scope "to the target managed node": the managed grid connection.
+    site = await known_site(adapter)
+    sub_circuit = uuid.uuid4()
+    branch = MicrogridNodeRecord(
+        node_id=uuid.uuid4(),
+        microgrid_id=site.microgrid_id,
+        parent_node_id=site.node_id,
+        name="Sub-circuit",
+        node_type=NodeType.CIRCUIT,
+        attached_asset_type=AssetType.CIRCUIT,
+        attached_asset_id=sub_circuit,
+    )
+    await adapter.send(site.topology(version=2, extra=[branch]))
+    await eventually(
+        lambda: adapter.service.ctx.pool.fetchval("SELECT 1 FROM circuit_alias WHERE circuit_id = $1", sub_circuit)
+    )
+    url = f"/api/circuit/{sub_circuit}/tou_limits"
+    for answer in (
+        await adapter.service.client.post(url, json=SCHEDULE, headers=WRITE),
+        await adapter.service.client.get(url, headers=READ),
+    ):
+        assert answer.status_code == 422
+        assert answer.json()["reason_code"] == "LIMIT_SCOPE_TRANSLATION_FAILED"
+    assert not await commands_for(adapter, branch.node_id)
+
+
 async def test_overlapping_periods_are_refused(adapter: Adapter) -> None:
     site = await known_site(adapter)
     overlapping = {"periods": [SCHEDULE["periods"][0], SCHEDULE["periods"][0]]}
