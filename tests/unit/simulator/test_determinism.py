@@ -53,3 +53,16 @@ def test_the_namespace_never_changes() -> None:
 
 def test_library_is_non_trivial() -> None:
     assert len(library()) >= 20
+
+
+def test_ids_sort_the_same_way_in_every_run() -> None:
+    # Services break ties in node id order (a rounding remainder's last watt, who is admitted first under
+    # minimums): two runs whose ids sorted differently would allocate differently from the same inputs.
+    runs = [Identities(run_namespace("busy-depot-day", 42, datetime(2030, 1, 7, 6, m, tzinfo=UTC))) for m in (0, 1)]
+    names = [f"Bay {row}{i}/{c}" for row in "NS" for i in range(1, 11) for c in (1, 2)]
+    orders = [sorted(names, key=lambda n, ids=ids: ids.of("node", n)) for ids in runs]
+    assert orders[0] == orders[1]
+    assert orders[0] != sorted(names)  # the order is the names' hashes', not theirs
+    first, second = ({ids.of("node", n) for n in names} for ids in runs)
+    assert len(first) == len(names) and not first & second  # unique within a run, never shared across runs
+    assert all(ids.of("node", "CP1").version == 5 for ids in runs)
