@@ -150,6 +150,8 @@ class ScenarioRun:
     async def _finish(self) -> None:
         if self.transport.live:
             await self.transport.consumed(self.stage.all_published, BARRIER_TIMEOUT_S)
+            if self.result.steps:
+                await self.stage.follow_through(self.result.steps[-1])
             await self.transport.poll()
             self.stage.process_cycles()
         self.result.dead_letters = [r for r in self.transport.observed if r.dead_letter is not None

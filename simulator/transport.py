@@ -75,6 +75,8 @@ class Transport(Protocol):
 
     async def consumed(self, published: list[Published], timeout_s: float) -> list[str]: ...
 
+    async def caught_up(self, timeout_s: float) -> bool: ...
+
     def unprefixed(self, topic: str) -> str: ...
 
 
@@ -166,6 +168,20 @@ class LiveTransport:
         letter["value"] = (record.value or b"").decode(errors="replace")  # whole: the run tells its own apart
         return Observed(index, topic, record.partition, record.offset, at, dead_letter=letter)
 
+    async def caught_up(self, timeout_s: float) -> bool:
+        """Poll until the observer has read every output topic up to its end as of now (a record already
+        on a topic is then in `observed`, not still in flight to the observer)."""
+        partitions = list(self._consumer.assignment())
+        ends = await self._consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            behind = [tp for tp in partitions if await self._consumer.position(tp) < ends[tp]]
+            if not behind:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await self.poll()
+
     # -- the consumed barrier ---------------------------------------------------------------------
 
     def _groups_consuming(self, topic: str) -> list[str]:
@@ -249,6 +265,9 @@ class DryRunTransport:
 
     async def consumed(self, published: list[Published], timeout_s: float) -> list[str]:
         return []
+
+    async def caught_up(self, timeout_s: float) -> bool:
+        return True
 
     def unprefixed(self, topic: str) -> str:
         return topic

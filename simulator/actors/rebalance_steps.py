@@ -114,6 +114,7 @@ async def _await_cycle(stage: Stage, trace: StepTrace, correlation: str, key: st
 async def settle(stage: Stage, _: object, trace: StepTrace, correlation: str) -> None:
     outputs = [Published(r.topic, r.partition, r.offset) for r in stage.transport.observed if r.message is not None]
     await stage.digested(trace, stage.all_published + outputs)
+    await stage.follow_through(trace)
 
 
 def _arrival_profile(hour: float) -> float:

@@ -19,7 +19,8 @@ from contracts.enums import NodeType
 from simulator.actors.chargers import Chargers
 from simulator.clock import Pacer, ScenarioClock
 from simulator.depot_state import DepotState
-from simulator.expectations import CycleContext, SeenCycle, StepTrace, cycles_seen
+from simulator.expectations import CycleContext, SeenCycle, StepTrace, belongs, cycles_seen
+from simulator.follow_through import loose_ends
 from simulator.identity import Identities
 from simulator.transport import Observed, Transport
 from simulator.wire import HttpAnswer, HttpCall, Publication, Published
@@ -120,6 +121,28 @@ class Stage:
             await self.transport.poll()
         await self.digested(trace, [Published(r.topic, r.partition, r.offset) for r in hits])
         return hits
+
+    async def follow_through(self, trace: StepTrace, timeout_s: float = BARRIER_TIMEOUT_S) -> None:
+        """Wait until the chains the run set off have ended (simulator.follow_through): every record of
+        this depot digested by its consumers and read to the topics' ends, nothing owed and nothing new."""
+        if not self.transport.live:
+            return
+        deadline = time.monotonic() + timeout_s
+        answered = {c.cycle_id for t in self.result.steps for c in t.answer_cycles}
+        while True:
+            ours = [r for r in self.transport.observed if r.message is not None and belongs(r, self.state)]
+            await self.transport.consumed(self.all_published + [Published(r.topic, r.partition, r.offset)
+                                                                for r in ours], max(0.0, deadline - time.monotonic()))
+            await self.transport.caught_up(max(0.0, deadline - time.monotonic()))
+            owed = loose_ends(self.transport.observed, self.state, self.clock.now(), answered)
+            fresh = sum(1 for r in self.transport.observed if r.message is not None and belongs(r, self.state))
+            if not owed and fresh == len(ours):
+                return
+            if time.monotonic() > deadline:
+                trace.notes.append(f"follow-through: still owed after {timeout_s:.0f} s: "
+                                   + "; ".join(map(str, owed[:5])))
+                return
+            await self.transport.poll()
 
     # ---- the cycles seen --------------------------------------------------------------------------
 
