@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar
 
+from libs.domain.cycle_result import LazyRecords
+
 T = TypeVar("T")
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
@@ -36,7 +38,7 @@ def to_jsonable(value: Any) -> Any:
         return value.value
     if isinstance(value, datetime):
         return format_datetime(value)
-    if isinstance(value, (tuple, list)):
+    if isinstance(value, (tuple, list, LazyRecords)):
         return [to_jsonable(v) for v in value]
     if isinstance(value, (frozenset, set)):
         return sorted(to_jsonable(v) for v in value)

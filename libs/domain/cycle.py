@@ -36,7 +36,7 @@ from contracts.enums import (
     SourceMode,
     order_reason_codes,
 )
-from libs.domain.allocation import AllocationRequest, AllocationState, allocate
+from libs.domain.allocation import AllocationOutcome, AllocationRequest, AllocationState, allocate
 from libs.domain.codec import inputs_digest
 from libs.domain.cycle_inputs import CycleInputs
 from libs.domain.cycle_result import (
@@ -45,6 +45,7 @@ from libs.domain.cycle_result import (
     Breach,
     CycleAudit,
     CycleResult,
+    LazyRecords,
     NodeAllocation,
 )
 from libs.domain.effective_constraints import EffectiveConstraint
@@ -106,8 +107,7 @@ def run_balancing_cycle(
     with step("demand_resolution"):  # effective demand per scope and the effective constraints
         view = PhysicalView(inputs, index, controllable_ids)
     with step("constraint_evaluation"):
-        breaches = _breaches(inputs, view, checked)
-    codes = [b.reason_code for b in breaches]
+        breaches, codes = _breaches(inputs, view, checked)
     if any(r.source_mode is _FALLBACK for r in view.resolutions):
         codes.append(ReasonCode.TELEMETRY_STALE_FALLBACK_USED)
     if view.missing_inputs:
@@ -118,85 +118,100 @@ def run_balancing_cycle(
     with step("allocation"):
         summary, curtailed = _allocate(inputs, view, checked, lo, hi)
     outcome = CycleOutcome.CURTAILED if curtailed else CycleOutcome.APPLIED
-    constraints = [view.constraints.aggregate[t] for t in sorted(view.constraints.aggregate)]
-    order = index.order
-    for pos in checked:
-        for c in (view.cons[pos], view.gen[pos], view.net[pos]):
-            if c is not None:
-                constraints.append(c)
-    in_checked = {order[pos] for pos in checked}
+    circuits = view.constraints.circuits
+    if scope is not None:
+        in_checked = {index.order[pos] for pos in checked}
+        circuits = tuple(c for c in circuits if c.node_id in in_checked)
     return _result(
         inputs,
         outcome,
         codes,
         summary,
         digest,
-        breaches=tuple(breaches),
+        breaches=breaches,
         view=view,
-        constraints=tuple(constraints),
-        circuits=tuple(c for c in view.constraints.circuits if c.node_id in in_checked),
+        constraints=LazyRecords(lambda: _checked_constraints(view, checked)),
+        circuits=circuits,
     )
 
 
-def _breaches(inputs: CycleInputs, view: PhysicalView, checked: range | list[int]) -> list[Breach]:
-    out: list[Breach] = []
+def _checked_constraints(view: PhysicalView, checked: range | list[int]) -> list[EffectiveConstraint]:
+    """The effective constraints of the checked nodes: the aggregate's by type, then by preorder and type."""
+    agg = view.constraints.aggregate
+    out = [agg[t] for t in sorted(agg)]
+    cons, gen, net = view.cons, view.gen, view.net
+    for pos in checked:
+        for c in (cons[pos], gen[pos], net[pos]):
+            if c is not None:
+                out.append(c)
+    return out
+
+
+def _breaches(
+    inputs: CycleInputs, view: PhysicalView, checked: range | list[int]
+) -> tuple[LazyRecords[Breach], list[ReasonCode]]:
+    """The breaches in check order, and their reason codes: decided here, their records built lazily."""
+    found: list[tuple[str | None, EffectiveConstraint, int, ReasonCode, bool]] = []
+    add = found.append
+    agg = view.constraints.aggregate
+    ancestor, node_cap = ReasonCode.ANCESTOR_CAP_EXCEEDED, ReasonCode.NODE_CAP_EXCEEDED
+
+    base, req, gen = view.root_base, view.root_requested, view.root_generation
+    c = agg.get(_CONS)
+    if c is not None and base + req > c.limit_watts:
+        add((None, c, base + req, ReasonCode.AGGREGATE_CAP_EXCEEDED, view.root_fallback))
+    c = agg.get(_GEN)
+    if c is not None and view.root_generation_seen > c.limit_watts:
+        add((None, c, view.root_generation_seen, ReasonCode.AGGREGATE_CAP_EXCEEDED, view.root_generation_fallback))
+    c = agg.get(_NET)
+    if c is not None and base + req - gen > c.limit_watts:
+        add((None, c, base + req - gen, ReasonCode.AGGREGATE_CAP_EXCEEDED, view.root_fallback))
+    order = view.index.order
+    cons_at, gen_at, net_at = view.cons, view.gen, view.net
+    bases, requested, generation = view.base, view.requested, view.generation
+    for pos in checked:
+        cons, gen_cap, net = cons_at[pos], gen_at[pos], net_at[pos]
+        if cons is None and gen_cap is None and net is None:
+            continue
+        base, req = bases[pos], requested[pos]
+        if cons is not None:
+            limit = cons.limit_watts
+            if base + req > limit:
+                code = node_cap if view.controllable[pos] or base > limit else ancestor
+                add((order[pos], cons, base + req, code, view.fallback_used[pos]))
+        if gen_cap is not None and view.generation_seen[pos] > gen_cap.limit_watts:
+            add((order[pos], gen_cap, view.generation_seen[pos], node_cap, view.generation_fallback[pos]))
+        if net is not None:
+            gen = generation[pos]
+            limit = net.limit_watts
+            if base + req - gen > limit:
+                code = node_cap if view.controllable[pos] or base - gen > limit else ancestor
+                add((order[pos], net, base + req - gen, code, view.fallback_used[pos]))
+    return LazyRecords(lambda: _breach_records(inputs, found)), [f[3] for f in found]
+
+
+def _breach_records(
+    inputs: CycleInputs, found: list[tuple[str | None, EffectiveConstraint, int, ReasonCode, bool]]
+) -> list[Breach]:
     mid = inputs.microgrid.microgrid_id
     cycle_id = inputs.cycle_id
     now = inputs.now
-    agg = view.constraints.aggregate
-
-    def check(
-        node_id: str | None,
-        constraint: EffectiveConstraint | None,
-        demand: int,
-        own: int,
-        fallback: bool,
-        by_itself: bool,
-    ) -> None:
-        if constraint is None or demand <= constraint.limit_watts:
-            return
-        if node_id is None:
-            code = ReasonCode.AGGREGATE_CAP_EXCEEDED
-        elif by_itself or own > constraint.limit_watts:
-            code = ReasonCode.NODE_CAP_EXCEEDED
-        else:
-            code = ReasonCode.ANCESTOR_CAP_EXCEEDED
-        name = f"{cycle_id}/{node_id or 'aggregate'}/{constraint.constraint_type.value}"
-        out.append(
-            Breach(
-                breach_id=breach_id(name),
-                microgrid_id=mid,
-                node_id=node_id,
-                constraint_type=constraint.constraint_type,
-                constraint_ref=constraint.binding.ref,
-                reason_code=code,
-                effective_demand_watts=demand,
-                resolved_limit_watts=constraint.limit_watts,
-                source_mode=_FALLBACK if fallback else SourceMode.MEASURED,
-                detected_at=now,
-            )
+    measured = SourceMode.MEASURED
+    return [
+        Breach(
+            breach_id=breach_id(f"{cycle_id}/{node_id or 'aggregate'}/{c.constraint_type.value}"),
+            microgrid_id=mid,
+            node_id=node_id,
+            constraint_type=c.constraint_type,
+            constraint_ref=c.binding.ref,
+            reason_code=code,
+            effective_demand_watts=demand,
+            resolved_limit_watts=c.limit_watts,
+            source_mode=_FALLBACK if fallback else measured,
+            detected_at=now,
         )
-
-    base, req, gen = view.root_base, view.root_requested, view.root_generation
-    check(None, agg.get(_CONS), base + req, base, view.root_fallback, False)
-    check(None, agg.get(_GEN), view.root_generation_seen, 0, view.root_generation_fallback, True)
-    check(None, agg.get(_NET), base + req - gen, base - gen, view.root_fallback, False)
-    order = view.index.order
-    for pos in checked:
-        cons, gen_cap, net = view.cons[pos], view.gen[pos], view.net[pos]
-        if cons is None and gen_cap is None and net is None:
-            continue
-        node_id = order[pos]
-        base, req, gen = view.base[pos], view.requested[pos], view.generation[pos]
-        alone = view.controllable[pos]
-        fb = view.fallback_used[pos]
-        if cons is not None and base + req > cons.limit_watts:
-            check(node_id, cons, base + req, base, fb, alone)
-        if gen_cap is not None:
-            check(node_id, gen_cap, view.generation_seen[pos], 0, view.generation_fallback[pos], True)
-        if net is not None:
-            check(node_id, net, base + req - gen, base - gen, fb, alone)
-    return out
+        for node_id, c, demand, code, fallback in found
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,23 +271,34 @@ _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
 def _allocate(
     inputs: CycleInputs, view: PhysicalView, checked: range | list[int], lo: int, hi: int
 ) -> tuple[AllocationSummary, bool]:
+    problem = allocation_problem(view, lo, hi)
+    requests = problem.requests
+    outcome = allocate(problem.parent, problem.subtree_end, problem.headroom, requests, inputs.rotation)
+    curtailed_states = (AllocationState.CURTAILED, AllocationState.PAUSED)
+    curtailed = any(s in curtailed_states for s in outcome.states)
+    total = sum(outcome.watts)
+    requested_total = sum(r.requested_watts for r in requests)
+    nodes = LazyRecords(lambda: _node_allocations(view, checked, problem, outcome))
+    return AllocationSummary(requested_total, total, nodes), curtailed  # type: ignore[arg-type]
+
+
+def _node_allocations(
+    view: PhysicalView, checked: range | list[int], problem: AllocationProblem, outcome: AllocationOutcome
+) -> list[NodeAllocation]:
+    """One record per checked node, in preorder: what the allocation arrays say about it."""
     index = view.index
     order = index.order
     n = len(order)
-    problem = allocation_problem(view, lo, hi)
-    positions, requests, rooms = problem.positions, problem.requests, problem.rooms
-    outcome = allocate(problem.parent, problem.subtree_end, problem.headroom, requests, inputs.rotation)
+    positions, rooms = problem.positions, problem.rooms
     granted = [0] * n
     state_at: dict[int, tuple[AllocationState, int]] = {}
-    curtailed = False
     for pos, watts, got, bound in zip(positions, outcome.watts, outcome.states, outcome.binding, strict=True):
         granted[pos] = watts
         state_at[pos] = (got, bound)
-        if got is AllocationState.CURTAILED or got is AllocationState.PAUSED:
-            curtailed = True
-    subtotal = list(granted)
+    subtotal = granted
+    parent_pos = index.parent_pos
     for pos in range(n - 1, 0, -1):
-        p = index.parent_pos[pos]
+        p = parent_pos[pos]
         if p >= 0:
             subtotal[p] += subtotal[pos]
     nodes_out = []
@@ -309,9 +335,7 @@ def _allocate(
         append(
             NodeAllocation(node.node_id, node_type, requested[pos], subtotal[pos], base[pos], state, minimum, binding)
         )
-    total = sum(outcome.watts)
-    requested_total = sum(r.requested_watts for r in requests)
-    return AllocationSummary(requested_total, total, tuple(nodes_out)), curtailed
+    return nodes_out
 
 
 def _result(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, TypeVar, overload
 
 from contracts.enums import ConstraintType, CycleOutcome, NodeType, ReasonCode, RebalanceSource, SourceMode
 from libs.domain.allocation import AllocationState
@@ -12,6 +14,61 @@ from libs.domain.demand import DemandResolution
 from libs.domain.effective_constraints import EffectiveConstraint
 from libs.domain.limits import ConstraintSource
 from libs.domain.topology import TopologyViolation
+
+T = TypeVar("T")
+
+
+class LazyRecords(Sequence[T], Generic[T]):
+    """A tuple of result records built on first use (iteration, indexing, length, comparison).
+
+    The cycle decides on arrays by tree position; the per-node records that explain a decision are
+    only needed where a result is serialised or read, so they are built there, once, from a builder
+    the cycle leaves behind (a pure function of values the cycle already computed and never changes).
+    Equal to a tuple of the same records, so results compare as before.
+    """
+
+    __slots__ = ("_build", "_items")
+
+    def __init__(self, build: Callable[[], Iterable[T]]) -> None:
+        self._build: Callable[[], Iterable[T]] | None = build
+        self._items: tuple[T, ...] | None = None
+
+    def items(self) -> tuple[T, ...]:
+        items = self._items
+        if items is None:
+            items = self._items = tuple(self._build())  # type: ignore[misc]
+            self._build = None
+        return items
+
+    def __len__(self) -> int:
+        return len(self.items())
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[T, ...]: ...
+    def __getitem__(self, i: Any) -> Any:
+        return self.items()[i]
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items())
+
+    def __bool__(self) -> bool:
+        return bool(self.items())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyRecords):
+            other = other.items()
+        return isinstance(other, tuple) and self.items() == other
+
+    def __hash__(self) -> int:
+        return hash(self.items())
+
+    def __repr__(self) -> str:
+        return repr(self.items())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (tuple, (self.items(),))  # pickles (and copies) as the plain tuple it stands for
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import timedelta
 
 from contracts.enums import ConstraintType, NodeStatus, NodeType, SourceMode
 from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs
@@ -93,41 +94,54 @@ class PhysicalView:
         rules = _strictest_rules(inputs.fallback_rules)
         demands = _demands(inputs.connector_demands)
         order = index.order
+        position = index.position
         parent = index.parent_pos
         n = len(order)
         nodes_at = index.nodes_at
-        by_node = constraints.by_node
-        cons = [by_node.get((node_id, _CONS)) for node_id in order]
-        net = [by_node.get((node_id, _NET)) for node_id in order]
-        gen = [by_node.get((node_id, _GEN)) for node_id in order]
+        # Placed by position from the constraints found, not looked up for every node and type.
+        cons: list[EffectiveConstraint | None] = [None] * n
+        net: list[EffectiveConstraint | None] = [None] * n
+        gen: list[EffectiveConstraint | None] = [None] * n
+        by_type = {_CONS: cons, _NET: net, _GEN: gen}
+        for (node_id, constraint_type), constraint in constraints.by_node.items():
+            at = by_type.get(constraint_type)
+            if at is not None:
+                at[position[node_id]] = constraint
         agg = constraints.aggregate
         root_tight = _tightest(None, agg.get(_CONS), agg.get(_NET))
         root_gen_checked = _NET in agg or _GEN in agg
 
         # Top-down: liveness, controllability, tightest cap, whether draws and generation matter.
+        # ``meters[pos]``: the node itself is metered (not controllable, with a reading or a rule), so
+        # draws below it matter; ``metered_above`` is the same for a strict ancestor.
         live = [False] * n
         controllable = [False] * n
         tight: list[int | None] = [None] * n
         metered_above = [False] * n
+        meters = [False] * n
         gen_checked = [False] * n
+        active, connector = NodeStatus.ACTIVE, NodeType.CONNECTOR
+        all_controllable = controllable_ids is position or controllable_ids is position.keys()
         for pos in range(n):
             node = nodes_at[pos]
             p = parent[pos]
-            up_live, up_tight, up_metered, up_gen = (
-                (True, root_tight, False, root_gen_checked)
-                if p < 0
-                else (
-                    live[p],
-                    tight[p],
-                    metered_above[p] or _metered(nodes_at[p], controllable[p], readings, rules),
-                    gen_checked[p],
-                )
+            if p < 0:
+                up_live, up_tight, up_metered, up_gen = True, root_tight, False, root_gen_checked
+            else:
+                up_live, up_tight, up_metered, up_gen = live[p], tight[p], meters[p], gen_checked[p]
+            is_live = live[pos] = up_live and node.status is active
+            node_id = node.node_id
+            ctl = controllable[pos] = (
+                is_live and node.node_type is connector and (all_controllable or node_id in controllable_ids)
             )
-            live[pos] = up_live and node.status is NodeStatus.ACTIVE
-            controllable[pos] = live[pos] and node.node_type is NodeType.CONNECTOR and node.node_id in controllable_ids
-            tight[pos] = _tightest(up_tight, cons[pos], net[pos])
+            c, m = cons[pos], net[pos]
+            if c is None and m is None:
+                tight[pos] = up_tight
+            else:
+                tight[pos] = _tightest(up_tight, c, m)
             metered_above[pos] = up_metered
-            gen_checked[pos] = up_gen or net[pos] is not None or gen[pos] is not None
+            meters[pos] = up_metered or (not ctl and (node_id in readings or node_id in rules))
+            gen_checked[pos] = up_gen or m is not None or gen[pos] is not None
 
         # Bottom-up: uncontrolled base load, controllable draws, generation, requests.
         base = [0] * n
@@ -142,51 +156,62 @@ class PhysicalView:
         resolutions: list[DemandResolution] = []
         missing: list[str] = []
         fallback_mode = SourceMode.FALLBACK_DERIVED
+        power_source = NodeType.POWER_SOURCE
         root_base = root_generation = root_generation_seen = root_requested = 0
         root_fallback = root_generation_fallback = False
+        window = timedelta(seconds=threshold)
         for pos in range(n - 1, -1, -1):
             node = nodes_at[pos]
             node_id = node.node_id
             reading = readings.get(node_id)
-            own = children_base[pos]
+            p = parent[pos]
             if controllable[pos]:
+                # A controllable connector: a leaf (a valid tree has nothing under a connector), so it has
+                # no base and no generation; only its request and its draw go up.
                 wish = demands.get(node_id)
                 if wish is not None:
                     demand_at[pos] = wish
-                    requested[pos] += max(0, wish.requested_watts)
+                    asked = wish.requested_watts
+                    if asked > 0:
+                        requested[pos] = asked
+                        requested[p] += asked
                 if reading is not None and metered_above[pos]:
                     # A fresh draw is just its input value; only a fallen-back draw is worth a record.
-                    if reading.valid and -threshold <= (now - reading.observed_at).total_seconds() <= threshold:
-                        draw[pos] += max(0, reading.measured_watts)
+                    if reading.valid and -window <= now - reading.observed_at <= window:
+                        watts = reading.measured_watts
+                        if watts > 0:
+                            draw[pos] = watts
+                            draw[p] += watts
                     else:
                         resolutions.append(
                             resolve_reading_value(
                                 node_id, DemandRole.CONTROLLED_DRAW, reading.measured_watts, reading, now, threshold
                             )
                         )
-                        fallback_used[pos] = True
-            else:
-                rule = rules.get(node_id)
-                floor = 0
-                if live[pos] and node.node_type is NodeType.CONNECTOR:
-                    wish = demands.get(node_id)
-                    floor = max(0, wish.requested_watts) if wish is not None else 0
-                if reading is not None or rule is not None:
-                    res = resolve_scope_demand(node_id, reading, rule, now, threshold, tight[pos])
-                    resolutions.append(res)
-                    value = max(res.effective_demand_watts, floor)
-                    if res.fallback_basis is FallbackBasis.FAIL_SAFE_TIGHTEST_CAP:
-                        missing.append(node_id)  # the whole assumed load is uncontrolled: nothing below may draw
-                    else:
-                        value -= draw[pos]
-                    if value > own:
-                        own = value
-                    if res.source_mode is fallback_mode:
-                        fallback_used[pos] = True
-                elif floor > own:
-                    own = floor
+                        fallback_used[pos] = fallback_used[p] = True
+                continue
+            own = children_base[pos]
+            rule = rules.get(node_id)
+            floor = 0
+            if live[pos] and node.node_type is connector:
+                wish = demands.get(node_id)
+                floor = max(0, wish.requested_watts) if wish is not None else 0
+            if reading is not None or rule is not None:
+                res = resolve_scope_demand(node_id, reading, rule, now, threshold, tight[pos])
+                resolutions.append(res)
+                value = max(res.effective_demand_watts, floor)
+                if res.fallback_basis is FallbackBasis.FAIL_SAFE_TIGHTEST_CAP:
+                    missing.append(node_id)  # the whole assumed load is uncontrolled: nothing below may draw
+                else:
+                    value -= draw[pos]
+                if value > own:
+                    own = value
+                if res.source_mode is fallback_mode:
+                    fallback_used[pos] = True
+            elif floor > own:
+                own = floor
             base[pos] = own
-            if reading is not None and node.node_type is NodeType.POWER_SOURCE and gen_checked[pos]:
+            if reading is not None and node.node_type is power_source and gen_checked[pos]:
                 res = resolve_reading_value(
                     node_id, DemandRole.GENERATION, reading.generation_watts, reading, now, threshold
                 )
@@ -196,7 +221,6 @@ class PhysicalView:
                     generation_seen[pos] += max(0, reading.generation_watts)
                 if res.telemetry_state is not TelemetryState.FRESH:
                     generation_fallback[pos] = True
-            p = parent[pos]
             if p >= 0:
                 children_base[p] += own
                 draw[p] += draw[pos]
