@@ -41,6 +41,12 @@ from itertools import accumulate
 from math import lcm
 from typing import NamedTuple
 
+import numpy as np
+
+from libs.domain.allocation_arrays import ArrayTree
+from libs.domain.allocation_arrays import fill as fill_arrays
+from libs.domain.allocation_arrays import fits as arrays_fit
+
 
 class AllocationRequest(NamedTuple):
     """One request on a tree node (a NamedTuple: the cycle builds thousands per run, and they are cheaper)."""
@@ -75,7 +81,21 @@ def allocate(
     headroom: Sequence[int | None],
     requests: Sequence[AllocationRequest],
     rotation: int = 0,
+    tree: ArrayTree | None = None,
 ) -> AllocationOutcome:
+    """``tree``: the same tree as arrays, when the caller keeps one (compiled once per topology)."""
+    columns = RequestColumns(*map(list, zip(*requests, strict=True))) if requests else RequestColumns.empty()
+    return allocate_columns(parent, subtree_end, headroom, columns, rotation, tree)
+
+
+def _allocate_walk(
+    parent: Sequence[int],
+    subtree_end: Sequence[int],
+    headroom: Sequence[int | None],
+    requests: Sequence[AllocationRequest],
+    rotation: int = 0,
+) -> AllocationOutcome:
+    """The allocation as a walk over Python ints: the reference, and the path for numbers beyond int64."""
     n = len(parent)
     count = len(requests)
     avail: list[int | None] = [None if h is None else max(0, h) for h in headroom]
@@ -99,6 +119,172 @@ def allocate(
         if admitted:
             _fill(parent, subtree_end, avail, requests, admitted, ordered, watts, states, binding, n)
     return AllocationOutcome(tuple(watts), tuple(states), tuple(binding))
+
+
+@dataclass(frozen=True, slots=True)
+class RequestColumns(Sequence[AllocationRequest]):
+    """Requests as columns (one list per field), as the cycle builds them; indexable as requests."""
+
+    node: list[int]
+    requested_watts: list[int]
+    min_watts: list[int]
+    weight: list[int]
+    priority: list[int]
+    rank: list[int]
+
+    @classmethod
+    def empty(cls) -> RequestColumns:
+        return cls([], [], [], [], [], [])
+
+    def __len__(self) -> int:
+        return len(self.node)
+
+    def __getitem__(self, r: int) -> AllocationRequest:  # type: ignore[override]
+        return AllocationRequest(
+            self.node[r], self.requested_watts[r], self.min_watts[r], self.weight[r], self.priority[r], self.rank[r]
+        )
+
+
+_STATE_CODES = (
+    AllocationState.IDLE,
+    AllocationState.BELOW_MINIMUM,
+    AllocationState.PAUSED,
+    AllocationState.ALLOCATED,
+    AllocationState.CURTAILED,
+)
+_IDLE, _BELOW, _PAUSED, _ALLOCATED, _CURTAILED = range(5)
+
+
+def allocate_columns(
+    parent: Sequence[int],
+    subtree_end: Sequence[int],
+    headroom: Sequence[int | None],
+    requests: RequestColumns,
+    rotation: int = 0,
+    tree: ArrayTree | None = None,
+) -> AllocationOutcome:
+    """`allocate` on request columns: numpy arrays by tree depth (`allocation_arrays`) when the exact
+    fixed-point sums fit in int64, the Python walk otherwise; both give the same integers."""
+    count = len(requests)
+    n = len(parent)
+    wanted = np.asarray(requests.requested_watts, dtype=object if count and _huge(requests) else np.int64)
+    if wanted.dtype == object:
+        return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
+    weight = np.maximum(np.asarray(requests.weight, dtype=np.int64), 1)
+    scale = 1
+    for w in np.unique(weight).tolist():
+        scale = lcm(scale, w)
+    positive = wanted > 0
+    if not arrays_fit(int(wanted[positive].sum()), scale * _FINE):
+        return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
+    node = np.asarray(requests.node, dtype=np.int64)
+    minimum = np.asarray(requests.min_watts, dtype=np.int64)
+    priority = np.asarray(requests.priority, dtype=np.int64)
+    rank = np.asarray(requests.rank, dtype=np.int64)
+    rooms = np.array(headroom, dtype=object)
+    capped = rooms != None  # noqa: E711 - elementwise
+    try:
+        room = np.maximum(np.where(capped, rooms, 0).astype(np.int64), 0)
+    except OverflowError:  # a cap beyond int64
+        return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
+    arrays = tree if tree is not None else ArrayTree(parent, subtree_end)
+    watts = np.zeros(count, dtype=np.int64)
+    state = np.full(count, _IDLE, dtype=np.int64)
+    binding = np.full(count, -1, dtype=np.int64)
+    below = positive & (minimum > wanted)
+    state[below] = _BELOW
+    eligible = positive & ~below
+    for p in np.unique(priority[eligible])[::-1].tolist():
+        members = np.flatnonzero(eligible & (priority == p))
+        members = members[np.argsort(rank[members], kind="stable")]  # stable: equal ranks keep input order
+        start = rotation % len(members)
+        ordered = np.concatenate((members[start:], members[:start]))
+        admitted = _admit_arrays(arrays, capped, room, requests, node, minimum, ordered, state, binding, n)
+        if len(admitted):
+            _fill_columns(arrays, capped, room, node, wanted, minimum, weight, admitted, ordered, watts, state, binding)
+    states = [_STATE_CODES[c] for c in state.tolist()]
+    return AllocationOutcome(tuple(watts.tolist()), tuple(states), tuple(binding.tolist()))
+
+
+def _huge(requests: RequestColumns) -> bool:
+    """Whether any number is beyond what the array walk's int64 sums are checked for."""
+    big = 1 << 40
+    for column in (requests.requested_watts, requests.min_watts, requests.weight, requests.priority, requests.rank):
+        if column and (max(column) > big or min(column) < -big):
+            return True
+    return False
+
+
+def _admit_arrays(
+    arrays: ArrayTree,
+    capped: np.ndarray,
+    room: np.ndarray,
+    requests: RequestColumns,
+    node: np.ndarray,
+    minimum: np.ndarray,
+    ordered: np.ndarray,
+    state: np.ndarray,
+    binding: np.ndarray,
+    n: int,
+) -> np.ndarray:
+    """`_admit` with the all-fit check on arrays (each subtree's minimums are one slice of a prefix sum)."""
+    mins = minimum[ordered]
+    if not (mins > 0).any():
+        return ordered
+    per_node = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(per_node, node[ordered] + 1, np.maximum(mins, 0))
+    cumulative = np.cumsum(per_node)
+    in_subtree = cumulative[arrays.subtree_end] - cumulative[:n]
+    if not (capped & (in_subtree > room)).any():
+        return ordered
+    avail: list[int | None] = [r if c else None for c, r in zip(capped.tolist(), room.tolist(), strict=True)]
+    states = [AllocationState.IDLE] * len(requests)
+    bound = [-1] * len(requests)
+    order = ordered.tolist()
+    admitted = _admit(arrays.parent.tolist(), avail, requests, order, states, bound, n)
+    paused = [r for r in order if states[r] is AllocationState.PAUSED]
+    if paused:
+        state[paused] = _PAUSED
+        binding[paused] = [bound[r] for r in paused]
+    return np.asarray(admitted, dtype=np.int64)
+
+
+def _fill_columns(
+    arrays: ArrayTree,
+    capped: np.ndarray,
+    room: np.ndarray,
+    node: np.ndarray,
+    wanted: np.ndarray,
+    minimum: np.ndarray,
+    weight: np.ndarray,
+    admitted: np.ndarray,
+    ordered: np.ndarray,
+    watts: np.ndarray,
+    state: np.ndarray,
+    binding: np.ndarray,
+) -> None:
+    """`_fill` on arrays: one class's shares, rounded, and what they use of every cap (``room`` shrinks)."""
+    n = arrays.n
+    scale = 1
+    for w in np.unique(weight[admitted]).tolist():
+        scale = lcm(scale, w)
+    unit = scale * _FINE
+    by_node = admitted[np.argsort(node[admitted], kind="stable")]  # preorder: every subtree one slice
+    node_of = node[by_node]
+    asked = wanted[by_node]
+    tie_of = np.zeros(len(node), dtype=np.int64)
+    tie_of[ordered] = np.arange(len(ordered), dtype=np.int64)
+    granted, bound = fill_arrays(
+        arrays, capped, room, node_of, asked, minimum[by_node], weight[by_node], tie_of[by_node], unit
+    )
+    first = np.searchsorted(node_of, np.arange(n + 1, dtype=np.int64), side="left")
+    cumulative = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(granted)))
+    use = cumulative[first[arrays.subtree_end]] - cumulative[first[:n]]
+    room -= np.where(capped, use, 0)
+    watts[by_node] = granted
+    short = granted < asked
+    state[by_node] = np.where(short, _CURTAILED, _ALLOCATED)
+    binding[by_node[short]] = bound[short]
 
 
 def _capped_path(parent: Sequence[int], avail: list[int | None], node: int) -> list[int]:

@@ -1,7 +1,10 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from libs.domain.allocation import AllocationRequest as Req
-from libs.domain.allocation import AllocationState, allocate
+from libs.domain.allocation import AllocationState, _allocate_walk, allocate
+from tests.unit.domain.strategies import allocation_problems, amplifying_problems
 
 # root(0) -> A(1) -> a1(2), a2(3) ; root -> B(4) -> b1(5)
 PARENT = [-1, 0, 1, 1, 0, 4]
@@ -90,3 +93,28 @@ def test_rounding_does_not_drift_with_the_number_of_saturated_charge_points(char
     assert got.watts[-1] == 100  # the big connector's exact share, whatever the size
     for cp in range(charge_points):
         assert sorted(got.watts[3 * cp : 3 * cp + 3]) == [1, 2, 2]  # 5 W shared as 5/3 each, rounded once
+
+
+# The array walk (numpy, by tree depth) against the Python walk it replaces on the hot path: the same
+# integers, states and binding caps, for random trees with minimums, weights, priorities and rotation.
+@st.composite
+def _mixed_problems(draw):  # noqa: ANN001, ANN202
+    parent, end, headroom, requests = draw(allocation_problems(max_nodes=14, max_requests=10, minimums=True))
+    requests = [r._replace(priority=draw(st.integers(0, 2))) for r in requests]
+    return parent, end, headroom, requests, draw(st.integers(0, 7))
+
+
+@pytest.mark.req("FR-003", "NFR-001")
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_mixed_problems(), amplifying_problems(7).map(lambda p: (*p, 0))))
+def test_array_walk_gives_exactly_what_the_python_walk_gives(problem):
+    parent, end, headroom, requests, rotation = problem
+    assert allocate(parent, end, headroom, requests, rotation) == _allocate_walk(
+        parent, end, headroom, requests, rotation
+    )
+
+
+def test_numbers_beyond_int64_take_the_python_walk_with_the_same_rule():
+    huge = 10**15  # times 2**32 fixed-point units: beyond int64, so the Python walk answers
+    outcome = allocate([-1, 0, 0], [3, 2, 3], [3 * huge, None, None], [Req(1, 2 * huge), Req(2, 2 * huge, rank=1)])
+    assert outcome.watts == (3 * huge // 2, 3 * huge // 2)
