@@ -194,7 +194,7 @@ def main() -> None:
         size, connectors = (int(x) for x in spec_text.split(":"))
         inputs = depot(size, connectors)
         index = TopologyIndex(inputs.microgrid, inputs.nodes)
-        view = PhysicalView(inputs, index, index.position.keys())
+        view = PhysicalView(inputs, index, None)
         problem = allocation_problem(view, 0, len(index.order))
         headroom = problem.headroom
         known = inputs_digest(inputs)

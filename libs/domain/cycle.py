@@ -36,7 +36,13 @@ from contracts.enums import (
     SourceMode,
     order_reason_codes,
 )
-from libs.domain.allocation import AllocationOutcome, AllocationRequest, AllocationState, allocate
+from libs.domain.allocation import (
+    AllocationOutcome,
+    AllocationRequest,
+    AllocationState,
+    RequestColumns,
+    allocate_columns,
+)
 from libs.domain.codec import inputs_digest
 from libs.domain.cycle_inputs import CycleInputs
 from libs.domain.cycle_result import (
@@ -49,7 +55,7 @@ from libs.domain.cycle_result import (
     NodeAllocation,
 )
 from libs.domain.effective_constraints import EffectiveConstraint
-from libs.domain.physical_view import Headroom, PhysicalView
+from libs.domain.physical_view import PhysicalView
 from libs.domain.topology import TopologyRule, TopologyViolation, compiled_topology
 
 _CONS = ConstraintType.CONSUMPTION_CAP
@@ -97,7 +103,7 @@ def run_balancing_cycle(
     if scope is None:
         lo, hi = 0, len(index.order)
         checked = range(lo, hi)
-        controllable_ids: Collection[str] = index.position.keys()
+        controllable_ids: Collection[str] | None = None  # every live connector
     else:
         lo = index.position[scope]
         hi = index.subtree_end[lo]
@@ -125,7 +131,7 @@ def run_balancing_cycle(
     return _result(
         inputs,
         outcome,
-        codes,
+        list(dict.fromkeys(codes)),  # one per code: a depot may breach thousands of caps
         summary,
         digest,
         breaches=breaches,
@@ -169,7 +175,8 @@ def _breaches(
     order = view.index.order
     cons_at, gen_at, net_at = view.cons, view.gen, view.net
     bases, requested, generation = view.base, view.requested, view.generation
-    for pos in checked:
+    # Only positions with a cap can breach: all of them (in preorder) when every position is checked.
+    for pos in view.constrained if isinstance(checked, range) else checked:
         cons, gen_cap, net = cons_at[pos], gen_at[pos], net_at[pos]
         if cons is None and gen_cap is None and net is None:
             continue
@@ -220,40 +227,44 @@ class AllocationProblem:
 
     parent: list[int]
     subtree_end: list[int]
-    rooms: list[Headroom | None]
+    headroom: list[int | None]  # what each node's caps leave for controllable load (None: uncapped)
     positions: list[int]  # preorder position of the node behind each request
-    requests: list[AllocationRequest]
+    columns: RequestColumns
 
     @property
-    def headroom(self) -> list[int | None]:
-        return [None if r is None else r.watts for r in self.rooms]
+    def requests(self) -> list[AllocationRequest]:
+        return [self.columns[r] for r in range(len(self.columns))]
 
 
 def allocation_problem(view: PhysicalView, lo: int, hi: int) -> AllocationProblem:
     """Requests of the controllable connectors at preorder positions lo..hi-1, under every cap of the tree."""
     index = view.index
     n = len(index.order)
-    cons, net, headroom = view.cons, view.net, view.headroom
-    rooms = [headroom(-1)]
-    rooms.extend(headroom(pos) if cons[pos] or net[pos] else None for pos in range(n))
-    controllable, demand, id_rank = view.controllable, view.demand, index.id_rank
-    positions = [pos for pos in range(lo, hi) if controllable[pos] and demand[pos] is not None]
+    room = view.headroom(-1)
+    headroom: list[int | None] = [None] * (n + 1)
+    headroom[0] = None if room is None else room.watts
+    cons, net, base, generation = view.cons, view.net, view.base, view.generation
+    for pos in view.capped:
+        c, m, b = cons[pos], net[pos], base[pos]
+        watts = None if c is None else c.limit_watts - b
+        if m is not None:
+            x = m.limit_watts + generation[pos] - b
+            if watts is None or x < watts:
+                watts = x
+        headroom[pos + 1] = watts
+    positions = view.wished if lo == 0 and hi == n else [p for p in view.wished if lo <= p < hi]
+    demand, id_rank = view.demand, index.id_rank
+    wishes = [demand[pos] for pos in positions]
     # Ranks follow node_id order (the documented tie-break); any strictly increasing numbering will do.
-    requests = []
-    append = requests.append
-    for pos in positions:
-        d = demand[pos]
-        append(
-            AllocationRequest(
-                pos + 1,
-                max(0, d.requested_watts),  # type: ignore[union-attr]
-                max(0, d.min_watts),  # type: ignore[union-attr]
-                max(1, d.weight),  # type: ignore[union-attr]
-                d.priority,  # type: ignore[union-attr]
-                id_rank[pos],
-            )
-        )
-    return AllocationProblem(index.alloc_parent, index.alloc_end, rooms, positions, requests)
+    columns = RequestColumns(
+        [pos + 1 for pos in positions],
+        [max(0, d.requested_watts) for d in wishes],  # type: ignore[union-attr]
+        [max(0, d.min_watts) for d in wishes],  # type: ignore[union-attr]
+        [max(1, d.weight) for d in wishes],  # type: ignore[union-attr]
+        [d.priority for d in wishes],  # type: ignore[union-attr]
+        [id_rank[pos] for pos in positions],
+    )
+    return AllocationProblem(index.alloc_parent, index.alloc_end, headroom, positions, columns)
 
 
 def breach_id(name: str) -> str:
@@ -272,12 +283,12 @@ def _allocate(
     inputs: CycleInputs, view: PhysicalView, checked: range | list[int], lo: int, hi: int
 ) -> tuple[AllocationSummary, bool]:
     problem = allocation_problem(view, lo, hi)
-    requests = problem.requests
-    outcome = allocate(problem.parent, problem.subtree_end, problem.headroom, requests, inputs.rotation)
-    curtailed_states = (AllocationState.CURTAILED, AllocationState.PAUSED)
-    curtailed = any(s in curtailed_states for s in outcome.states)
+    outcome = allocate_columns(
+        problem.parent, problem.subtree_end, problem.headroom, problem.columns, inputs.rotation, view.index.alloc_tree
+    )
+    curtailed = AllocationState.CURTAILED in outcome.states or AllocationState.PAUSED in outcome.states
     total = sum(outcome.watts)
-    requested_total = sum(r.requested_watts for r in requests)
+    requested_total = sum(problem.columns.requested_watts)
     nodes = LazyRecords(lambda: _node_allocations(view, checked, problem, outcome))
     return AllocationSummary(requested_total, total, nodes), curtailed  # type: ignore[arg-type]
 
@@ -289,7 +300,7 @@ def _node_allocations(
     index = view.index
     order = index.order
     n = len(order)
-    positions, rooms = problem.positions, problem.rooms
+    positions = problem.positions
     granted = [0] * n
     state_at: dict[int, tuple[AllocationState, int]] = {}
     for pos, watts, got, bound in zip(positions, outcome.watts, outcome.states, outcome.binding, strict=True):
@@ -321,7 +332,7 @@ def _node_allocations(
                 state, bound = at
                 if bound >= 0:
                     binding = bindings.get(bound)
-                    room = rooms[bound]
+                    room = view.headroom(bound - 1) if binding is None else None
                     if binding is None and room is not None:
                         where = None if bound == 0 else order[bound - 1]
                         c = room.constraint

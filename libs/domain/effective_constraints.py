@@ -8,6 +8,7 @@ candidates break by `ConstraintSource` order then ref, so the binding provenance
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,11 +69,11 @@ def resolve_effective_constraints(
     aggregate_caps: Iterable[AggregateCap],
     now: datetime,
     gap_policy: GapPolicy = GapPolicy.DEFAULT_CAPACITY,
+    grid_connections: Iterable[MicrogridNode] | None = None,
 ) -> EffectiveConstraintSet:
-    limits_by: dict[tuple[str, ConstraintType], list[NodeLimit]] = {}
-    for limit in node_limits:
-        if limit.status is LimitStatus.ACTIVE and limit.microgrid_id == microgrid_id and limit.node_id in nodes:
-            limits_by.setdefault((limit.node_id, limit.constraint_type), []).append(limit)
+    """``grid_connections``: the first-level nodes, when the caller has them (the only ones a feeder
+    circuit can manage); every node is looked at otherwise."""
+    limits_by, baseline_only = _baseline(microgrid_id, nodes, node_limits)
     envs_by: dict[tuple[str, ConstraintType], list[OperatingEnvelope]] = {}
     for env in envelopes:
         if env.microgrid_id == microgrid_id and env.node_id in nodes and env.is_live:
@@ -84,15 +85,17 @@ def resolve_effective_constraints(
             sources_by_node.setdefault(source.node_id, []).append(source)
     capacities = {c.circuit_id: c for c in circuit_capacities}
     managed: dict[str, CircuitCapacity] = {}
-    for node in nodes.values():
-        circuit_id = managed_circuit_id(node)
-        if circuit_id is not None and circuit_id in capacities:
-            managed[node.node_id] = capacities[circuit_id]
+    if capacities:
+        for node in nodes.values() if grid_connections is None else grid_connections:
+            circuit_id = managed_circuit_id(node)
+            if circuit_id is not None and circuit_id in capacities:
+                managed[node.node_id] = capacities[circuit_id]
 
-    keys = set(limits_by) | set(envs_by)
+    keys = set(envs_by)
     keys.update((n, ConstraintType.CONSUMPTION_CAP) for n in managed)
     keys.update((n, ConstraintType.CONSUMPTION_CAP) for n in sources_by_node if n in nodes)
-    by_node: dict[tuple[str, ConstraintType], EffectiveConstraint] = {}
+    # Keys with only baseline limits were resolved once per set of limits (`_baseline`): taken as they are.
+    by_node = {key: c for key, c in baseline_only.items() if key not in keys} if keys else dict(baseline_only)
     circuits: list[CircuitCapacityResolution] = []
     for key in sorted(keys):
         node_id, constraint_type = key
@@ -154,6 +157,46 @@ def resolve_effective_constraints(
         if constraint is not None:
             aggregate[constraint_type] = constraint
     return EffectiveConstraintSet(by_node, aggregate, tuple(circuits))
+
+
+_BaselineKey = tuple[str, ConstraintType]
+_BASELINE: OrderedDict[str, tuple[object, object, dict, dict]] = OrderedDict()
+_BASELINE_KEEP = 32  # microgrids whose resolved baseline limits are kept
+
+
+def _baseline(
+    microgrid_id: str, nodes: dict[str, MicrogridNode], node_limits: Iterable[NodeLimit]
+) -> tuple[dict[_BaselineKey, list[NodeLimit]], dict[_BaselineKey, EffectiveConstraint]]:
+    """The ACTIVE limits by node and type, and the effective constraint of every key they alone decide.
+
+    A memo, not state (as `topology.compiled_topology`): a pure function of its arguments, reused
+    while the same microgrid comes with the very same limits tuple and node map (both immutable;
+    the node map is the compiled topology's), so a cycle with unchanged limits does not redo them.
+    """
+    hit = _BASELINE.get(microgrid_id)
+    if hit is not None and hit[0] is node_limits and hit[1] is nodes:
+        _BASELINE.move_to_end(microgrid_id)
+        return hit[2], hit[3]
+    limits_by: dict[_BaselineKey, list[NodeLimit]] = {}
+    for limit in node_limits:
+        if limit.status is LimitStatus.ACTIVE and limit.microgrid_id == microgrid_id and limit.node_id in nodes:
+            limits_by.setdefault((limit.node_id, limit.constraint_type), []).append(limit)
+    decided: dict[_BaselineKey, EffectiveConstraint] = {}
+    for key, baseline in limits_by.items():
+        node_id, constraint_type = key
+        candidates = [
+            ConstraintCandidate(ConstraintSource.NODE_LIMIT, x.node_limit_id, x.limit_watts) for x in baseline
+        ]
+        if len(candidates) == 1:
+            only = candidates[0]
+            decided[key] = EffectiveConstraint(node_id, constraint_type, only.limit_watts, only, (only,))
+        else:
+            decided[key] = _most_restrictive(node_id, constraint_type, candidates, None)  # type: ignore[assignment]
+    if isinstance(node_limits, tuple):
+        _BASELINE[microgrid_id] = (node_limits, nodes, limits_by, decided)
+        if len(_BASELINE) > _BASELINE_KEEP:
+            _BASELINE.popitem(last=False)
+    return limits_by, decided
 
 
 def _node_fail_safe(node_id: str, baseline: list[NodeLimit], health_ref: str | None) -> ConstraintCandidate:

@@ -23,7 +23,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
-from contracts.enums import ConstraintType, NodeStatus, NodeType, SourceMode
+from contracts.enums import ConstraintType, NodeType, SourceMode
 from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs
 from libs.domain.demand import (
     DemandResolution,
@@ -73,9 +73,14 @@ class PhysicalView:
         "root_generation_fallback",
         "resolutions",
         "missing_inputs",
+        "capped",
+        "constrained",
+        "wished",
     )
 
-    def __init__(self, inputs: CycleInputs, index: TopologyIndex, controllable_ids: Collection[str]) -> None:
+    def __init__(self, inputs: CycleInputs, index: TopologyIndex, controllable_ids: Collection[str] | None) -> None:
+        """``index``: a valid topology; ``controllable_ids``: the connectors this cycle may allocate (None:
+        every live connector)."""
         now = inputs.now
         threshold = inputs.freshness_threshold_seconds
         mid = inputs.microgrid.microgrid_id
@@ -89,6 +94,7 @@ class PhysicalView:
             aggregate_caps=inputs.aggregate_caps,
             now=now,
             gap_policy=inputs.gap_policy,
+            grid_connections=[index.nodes_at[pos] for pos in index.first_level],
         )
         readings = _latest_readings(inputs.telemetry)
         rules = _strictest_rules(inputs.fallback_rules)
@@ -103,44 +109,46 @@ class PhysicalView:
         net: list[EffectiveConstraint | None] = [None] * n
         gen: list[EffectiveConstraint | None] = [None] * n
         by_type = {_CONS: cons, _NET: net, _GEN: gen}
+        capped: set[int] = set()  # positions with a consumption or net cap
+        constrained: set[int] = set()  # positions with any cap
         for (node_id, constraint_type), constraint in constraints.by_node.items():
             at = by_type.get(constraint_type)
             if at is not None:
-                at[position[node_id]] = constraint
+                pos = position[node_id]
+                at[pos] = constraint
+                constrained.add(pos)
+                if at is not gen:
+                    capped.add(pos)
         agg = constraints.aggregate
         root_tight = _tightest(None, agg.get(_CONS), agg.get(_NET))
         root_gen_checked = _NET in agg or _GEN in agg
 
-        # Top-down: liveness, controllability, tightest cap, whether draws and generation matter.
-        # ``meters[pos]``: the node itself is metered (not controllable, with a reading or a rule), so
-        # draws below it matter; ``metered_above`` is the same for a strict ancestor.
-        live = [False] * n
-        controllable = [False] * n
+        # Liveness is compiled with the topology; so is what an unscoped cycle controls.
+        live = index.live_at
+        if controllable_ids is None:
+            controllable = index.live_connector
+        else:
+            controllable = [False] * n
+            for pos in index.connectors:
+                if live[pos] and order[pos] in controllable_ids:
+                    controllable[pos] = True
+
+        # Top-down over the nodes other than connectors (the leaves): tightest cap, whether draws and
+        # generation matter. ``meters[pos]``: the node or an ancestor is metered (a reading or a rule),
+        # so a draw below it matters.
         tight: list[int | None] = [None] * n
-        metered_above = [False] * n
         meters = [False] * n
         gen_checked = [False] * n
-        active, connector = NodeStatus.ACTIVE, NodeType.CONNECTOR
-        all_controllable = controllable_ids is position or controllable_ids is position.keys()
-        for pos in range(n):
-            node = nodes_at[pos]
+        for pos in index.inner:
             p = parent[pos]
             if p < 0:
-                up_live, up_tight, up_metered, up_gen = True, root_tight, False, root_gen_checked
+                up_tight, up_metered, up_gen = root_tight, False, root_gen_checked
             else:
-                up_live, up_tight, up_metered, up_gen = live[p], tight[p], meters[p], gen_checked[p]
-            is_live = live[pos] = up_live and node.status is active
-            node_id = node.node_id
-            ctl = controllable[pos] = (
-                is_live and node.node_type is connector and (all_controllable or node_id in controllable_ids)
-            )
+                up_tight, up_metered, up_gen = tight[p], meters[p], gen_checked[p]
             c, m = cons[pos], net[pos]
-            if c is None and m is None:
-                tight[pos] = up_tight
-            else:
-                tight[pos] = _tightest(up_tight, c, m)
-            metered_above[pos] = up_metered
-            meters[pos] = up_metered or (not ctl and (node_id in readings or node_id in rules))
+            tight[pos] = up_tight if c is None and m is None else _tightest(up_tight, c, m)
+            node_id = order[pos]
+            meters[pos] = up_metered or node_id in readings or node_id in rules
             gen_checked[pos] = up_gen or m is not None or gen[pos] is not None
 
         # Bottom-up: uncontrolled base load, controllable draws, generation, requests.
@@ -155,41 +163,62 @@ class PhysicalView:
         demand_at: list[ConnectorDemand | None] = [None] * n
         resolutions: list[DemandResolution] = []
         missing: list[str] = []
+        wished: list[int] = []  # controllable connectors with a demand, in preorder
         fallback_mode = SourceMode.FALLBACK_DERIVED
-        power_source = NodeType.POWER_SOURCE
+        power_source, connector = NodeType.POWER_SOURCE, NodeType.CONNECTOR
         root_base = root_generation = root_generation_seen = root_requested = 0
         root_fallback = root_generation_fallback = False
         window = timedelta(seconds=threshold)
-        for pos in range(n - 1, -1, -1):
+        earliest, latest = now - window, now + window  # fresh: |now - observed_at| <= threshold
+
+        # First the controllable connectors: leaves (a valid tree has nothing under a connector), so
+        # they have no base and no generation; only their request and their draw go up.
+        draws_fallen: list[tuple[int, DemandResolution]] = []
+        controlled = 0
+        for pos in index.connectors:
+            if not controllable[pos]:
+                continue
+            controlled += 1
+            node_id = order[pos]
+            p = parent[pos]
+            wish = demands.get(node_id)
+            if wish is not None:
+                demand_at[pos] = wish
+                wished.append(pos)
+                asked = wish.requested_watts
+                if asked > 0:
+                    requested[pos] = asked
+                    requested[p] += asked
+            reading = readings.get(node_id)
+            if reading is not None and meters[p]:
+                # A fresh draw is just its input value; only a fallen-back draw is worth a record.
+                if reading.valid and earliest <= reading.observed_at <= latest:
+                    watts = reading.measured_watts
+                    if watts > 0:
+                        draw[pos] = watts
+                        draw[p] += watts
+                else:
+                    draws_fallen.append(
+                        (
+                            pos,
+                            resolve_reading_value(
+                                node_id, DemandRole.CONTROLLED_DRAW, reading.measured_watts, reading, now, threshold
+                            ),
+                        )
+                    )
+                    fallback_used[pos] = fallback_used[p] = True
+
+        # Then every other node, bottom-up. Resolutions are listed in reverse preorder (``at``: where).
+        at: list[int] = []
+        if controlled == len(index.connectors):
+            uncontrolled = index.inner
+        else:
+            uncontrolled = [pos for pos in range(n) if not controllable[pos]]
+        for pos in reversed(uncontrolled):
             node = nodes_at[pos]
             node_id = node.node_id
             reading = readings.get(node_id)
             p = parent[pos]
-            if controllable[pos]:
-                # A controllable connector: a leaf (a valid tree has nothing under a connector), so it has
-                # no base and no generation; only its request and its draw go up.
-                wish = demands.get(node_id)
-                if wish is not None:
-                    demand_at[pos] = wish
-                    asked = wish.requested_watts
-                    if asked > 0:
-                        requested[pos] = asked
-                        requested[p] += asked
-                if reading is not None and metered_above[pos]:
-                    # A fresh draw is just its input value; only a fallen-back draw is worth a record.
-                    if reading.valid and -window <= now - reading.observed_at <= window:
-                        watts = reading.measured_watts
-                        if watts > 0:
-                            draw[pos] = watts
-                            draw[p] += watts
-                    else:
-                        resolutions.append(
-                            resolve_reading_value(
-                                node_id, DemandRole.CONTROLLED_DRAW, reading.measured_watts, reading, now, threshold
-                            )
-                        )
-                        fallback_used[pos] = fallback_used[p] = True
-                continue
             own = children_base[pos]
             rule = rules.get(node_id)
             floor = 0
@@ -197,8 +226,12 @@ class PhysicalView:
                 wish = demands.get(node_id)
                 floor = max(0, wish.requested_watts) if wish is not None else 0
             if reading is not None or rule is not None:
+                if node.node_type is connector:  # a leaf: its tightest cap is not walked top-down
+                    up_tight = root_tight if p < 0 else tight[p]
+                    tight[pos] = _tightest(up_tight, cons[pos], net[pos])
                 res = resolve_scope_demand(node_id, reading, rule, now, threshold, tight[pos])
                 resolutions.append(res)
+                at.append(pos)
                 value = max(res.effective_demand_watts, floor)
                 if res.fallback_basis is FallbackBasis.FAIL_SAFE_TIGHTEST_CAP:
                     missing.append(node_id)  # the whole assumed load is uncontrolled: nothing below may draw
@@ -216,6 +249,7 @@ class PhysicalView:
                     node_id, DemandRole.GENERATION, reading.generation_watts, reading, now, threshold
                 )
                 resolutions.append(res)
+                at.append(pos)
                 generation[pos] += res.effective_demand_watts
                 if reading.valid:
                     generation_seen[pos] += max(0, reading.generation_watts)
@@ -238,6 +272,10 @@ class PhysicalView:
                 root_requested += requested[pos]
                 root_fallback = root_fallback or fallback_used[pos]
                 root_generation_fallback = root_generation_fallback or generation_fallback[pos]
+        if draws_fallen:
+            # Merged into reverse preorder (a connector's position is never another resolution's).
+            tagged = sorted([*zip(at, resolutions, strict=True), *draws_fallen], key=lambda t: -t[0])
+            resolutions = [res for _, res in tagged]
         resolutions.reverse()  # preorder, as the tree reads
         resolutions.append(
             DemandResolution(
@@ -273,6 +311,9 @@ class PhysicalView:
         self.root_generation_fallback = root_generation_fallback
         self.resolutions = tuple(resolutions)
         self.missing_inputs = tuple(missing)
+        self.capped = sorted(capped)
+        self.constrained = sorted(constrained)
+        self.wished = wished
 
     def headroom(self, pos: int) -> Headroom | None:
         """What the caps of the node at ``pos`` (-1: the aggregate) leave for controllable load."""
@@ -312,7 +353,9 @@ def _latest_readings(readings: Collection[TelemetryReading]) -> dict[str, Teleme
     out: dict[str, TelemetryReading] = {}
     for r in readings:
         seen = out.get(r.node_id)
-        if seen is None or _reading_key(r) > _reading_key(seen):
+        if seen is None:
+            out[r.node_id] = r
+        elif _reading_key(r) > _reading_key(seen):
             out[r.node_id] = r
     return out
 
@@ -337,7 +380,13 @@ def _demands(demands: Collection[ConnectorDemand]) -> dict[str, ConnectorDemand]
     out: dict[str, ConnectorDemand] = {}
     for d in demands:
         seen = out.get(d.node_id)
-        key = (d.requested_watts, d.min_watts, d.priority, d.weight)
-        if seen is None or key > (seen.requested_watts, seen.min_watts, seen.priority, seen.weight):
+        if seen is None:
+            out[d.node_id] = d
+        elif (d.requested_watts, d.min_watts, d.priority, d.weight) > (
+            seen.requested_watts,
+            seen.min_watts,
+            seen.priority,
+            seen.weight,
+        ):
             out[d.node_id] = d
     return out

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from contracts.enums import AssetType, NodeStatus, NodeType
+from libs.domain.allocation_arrays import ArrayTree
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +90,12 @@ class TopologyIndex:
         "alloc_parent",
         "alloc_end",
         "id_rank",
+        "live_at",
+        "live_connector",
+        "inner",
+        "connectors",
+        "first_level",
+        "_alloc_tree",
     )
 
     def __init__(
@@ -209,6 +216,27 @@ class TopologyIndex:
             at = position.get(node_id)
             if at is not None:
                 self.id_rank[at] = rank
+        # Static per version, for the cycle's walks: whether each node and every ancestor is ACTIVE, the
+        # live connectors (what an unscoped cycle controls), and the positions of the connectors (leaves
+        # of a valid tree) and of every other node, each in preorder.
+        live_at = [False] * len(order)
+        for pos, node in enumerate(self.nodes_at):
+            ppos = parent_pos[pos]
+            live_at[pos] = (ppos < 0 or live_at[ppos]) and node.status is NodeStatus.ACTIVE
+        self.live_at = live_at
+        is_connector = [node.node_type is NodeType.CONNECTOR for node in self.nodes_at]
+        self.live_connector = [a and b for a, b in zip(live_at, is_connector, strict=True)]
+        self.inner = [pos for pos, c in enumerate(is_connector) if not c]
+        self.connectors = [pos for pos, c in enumerate(is_connector) if c]
+        self.first_level = [pos for pos, p in enumerate(parent_pos) if p < 0]
+        self._alloc_tree: ArrayTree | None = None
+
+    @property
+    def alloc_tree(self) -> ArrayTree:
+        """The allocation tree as arrays (parents, subtree ends, nodes by depth), built on first use."""
+        if self._alloc_tree is None:
+            self._alloc_tree = ArrayTree(self.alloc_parent, self.alloc_end)
+        return self._alloc_tree
 
     @property
     def valid(self) -> bool:
