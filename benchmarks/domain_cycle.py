@@ -21,7 +21,10 @@ Figures, median of the repeats, one process pinned to one core:
   allocation, reason codes, result records) with the inputs digest passed in, as the balancing
   service does (it hashes the one serialisation of the inputs it stores anyway);
 - +digest: the same, computing the digest from the inputs itself (what a caller without the
-  serialisation pays);
+  serialisation pays; each input record's canonical text is kept from its first encoding, so this
+  is the cost for records already seen: sorting, joining and hashing their texts);
+- +output: the cycle and the canonical JSON of its result (the per-node, breach and constraint
+  records are built lazily, where a result is serialised: this is where the service pays for them);
 - ratios are against the water-fill; targets (issue 12): cycle <= 1.5x, <= 1 ms at 250 nodes,
   <= 25 ms at 10,000 nodes.
 
@@ -46,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from contracts.enums import AssetType, ConstraintType, LimitSourceType, NodeType  # noqa: E402
 from libs.domain.allocation import allocate  # noqa: E402
-from libs.domain.codec import inputs_digest  # noqa: E402
+from libs.domain.codec import inputs_digest, to_canonical_json  # noqa: E402
 from libs.domain.cycle import allocation_problem, run_balancing_cycle  # noqa: E402
 from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs  # noqa: E402
 from libs.domain.demand import TelemetryReading  # noqa: E402
@@ -188,7 +191,7 @@ def main() -> None:
     )
     print(
         f"{'nodes':>6} {'conns':>6} {'water-fill':>10} {'allocate':>9} {'ratio':>6} {'cycle':>9} {'ratio':>6} "
-        f"{'+digest':>9} {'digest':>9} {'LP ms':>10} {'LP/alloc':>9}"
+        f"{'+digest':>9} {'digest':>9} {'+output':>9} {'LP ms':>10} {'LP/alloc':>9}"
     )
     for spec_text in args.sizes:
         size, connectors = (int(x) for x in spec_text.split(":"))
@@ -206,6 +209,7 @@ def main() -> None:
         cycle = timed(lambda: run_balancing_cycle(inputs, digest=known), args.repeat)  # noqa: B023
         with_digest = timed(lambda: run_balancing_cycle(inputs), args.repeat)  # noqa: B023
         digest = timed(lambda: inputs_digest(inputs), args.repeat)  # noqa: B023
+        output = timed(lambda: to_canonical_json(run_balancing_cycle(inputs, digest=known)), args.repeat)  # noqa: B023
         lp_text, ratio_text = f"{'-':>10}", f"{'-':>9}"
         if size <= args.lp_max_nodes:
             from tests.unit.domain.lp_reference import lp_max_min
@@ -227,11 +231,12 @@ def main() -> None:
             ratio_text += f" (max |diff| {worst:.2f} W)"
         print(
             f"{size:>6} {connectors:>6} {ms(fill):>10} {ms(alloc)} {alloc / fill:5.2f}x {ms(cycle)} "
-            f"{cycle / fill:5.2f}x {ms(with_digest)} {ms(digest)} {lp_text}{ratio_text}"
+            f"{cycle / fill:5.2f}x {ms(with_digest)} {ms(digest)} {ms(output)} {lp_text}{ratio_text}"
         )
     print("times in ms; ratio = against the water-fill of the same instance, measured in this run.")
     print("cycle = run_balancing_cycle with the caller's inputs digest (the service path); +digest = computing")
-    print("it from the inputs; digest = inputs_digest alone; LP = lexicographic max-min by HiGHS.")
+    print("it from the inputs; digest = inputs_digest alone; +output = cycle and to_canonical_json of its result;")
+    print("LP = lexicographic max-min by HiGHS.")
 
 
 if __name__ == "__main__":

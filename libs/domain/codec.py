@@ -201,8 +201,49 @@ def _make_encoder(hint: Any, as_set: bool) -> Any:  # noqa: C901 - one branch pe
         )
         code = f"def encode(o):\n    return '{{' + {pieces} + '}}'\n"
         exec(code, env)  # noqa: S102 - generated from the dataclass's own field names
+        if as_set and _record_like(hint, hints):
+            return _remembered(env["encode"])
         return env["encode"]
     raise TypeError(f"cannot encode {hint!r}")
+
+
+_REMEMBER = 100_000  # canonical texts kept per record type (forgotten all at once beyond it)
+
+
+def _record_like(cls: Any, hints: dict[str, Any]) -> bool:
+    """A frozen, hashable record of plain fields, every one compared by equality (not a collection of
+    records such as CycleInputs, whose text is the join of theirs)."""
+    fields = dataclasses.fields(cls)
+    if not fields or cls.__hash__ is None or not cls.__dataclass_params__.frozen:
+        return False
+    collections = (tuple, frozenset, dict, list, Mapping)
+    for f in fields:
+        hint = hints[f.name]
+        if not f.compare or typing.get_origin(hint) in collections:
+            return False
+        if hint is float or float in typing.get_args(hint):  # -0.0 == 0.0, but their texts differ
+            return False
+    return True
+
+
+def _remembered(encode: Any) -> Any:
+    """``encode`` with each record's text kept: a frozen input record (a reading, a limit, a node) is
+    encoded once, when it first arrives, and every later digest or stored copy of the inputs that holds
+    it joins the kept text. Equal records give equal text (the encoders read only the fields that
+    equality compares), so what is kept never changes a byte; it only bounds the work per cycle to
+    the records that are new."""
+    texts: dict[Any, str] = {}
+
+    def remembered(value: Any) -> str:
+        text = texts.get(value)
+        if text is None:
+            text = encode(value)
+            if len(texts) >= _REMEMBER:
+                texts.clear()
+            texts[value] = text
+        return text
+
+    return remembered
 
 
 def cycle_inputs_to_dict(inputs: Any) -> dict[str, Any]:
