@@ -312,7 +312,7 @@ def _node_allocations(
         p = parent_pos[pos]
         if p >= 0:
             subtotal[p] += subtotal[pos]
-    nodes_out = []
+    nodes_out: list[NodeAllocation] = []
     append = nodes_out.append
     bindings: dict[int, Binding] = {}  # one record per binding cap, shared by the connectors it bound
     connector, unavailable, idle = NodeType.CONNECTOR, AllocationState.UNAVAILABLE, AllocationState.IDLE
@@ -357,9 +357,9 @@ def _result(
     digest: str | None,
     *,
     violations: tuple[TopologyViolation, ...] = (),
-    breaches: tuple[Breach, ...] = (),
+    breaches: tuple[Breach, ...] | LazyRecords[Breach] = (),
     view: PhysicalView | None = None,
-    constraints: tuple[EffectiveConstraint, ...] = (),
+    constraints: tuple[EffectiveConstraint, ...] | LazyRecords[EffectiveConstraint] = (),
     circuits: tuple = (),
 ) -> CycleResult:
     started = inputs.started_at or inputs.now
@@ -375,9 +375,10 @@ def _result(
         outcome=outcome,
         reason_codes=tuple(order_reason_codes(codes)),
         allocation_summary=summary,
-        breaches=breaches,
+        # LazyRecords stand for the tuples the fields declare (equal to them, encoded as them).
+        breaches=breaches,  # type: ignore[arg-type]
         demand_resolutions=view.resolutions if view is not None else (),
-        effective_constraints=constraints,
+        effective_constraints=constraints,  # type: ignore[arg-type]
         circuit_capacities=circuits,
         topology_violations=violations,
         expected_topology_version=inputs.expected_topology_version,

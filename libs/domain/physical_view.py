@@ -208,8 +208,8 @@ class PhysicalView:
                     )
                     fallback_used[pos] = fallback_used[p] = True
 
-        # Then every other node, bottom-up. Resolutions are listed in reverse preorder (``at``: where).
-        at: list[int] = []
+        # Then every other node, bottom-up. Resolutions are listed in reverse preorder (``res_at``: where).
+        res_at: list[int] = []
         if controlled == len(index.connectors):
             uncontrolled = index.inner
         else:
@@ -231,7 +231,7 @@ class PhysicalView:
                     tight[pos] = _tightest(up_tight, cons[pos], net[pos])
                 res = resolve_scope_demand(node_id, reading, rule, now, threshold, tight[pos])
                 resolutions.append(res)
-                at.append(pos)
+                res_at.append(pos)
                 value = max(res.effective_demand_watts, floor)
                 if res.fallback_basis is FallbackBasis.FAIL_SAFE_TIGHTEST_CAP:
                     missing.append(node_id)  # the whole assumed load is uncontrolled: nothing below may draw
@@ -249,7 +249,7 @@ class PhysicalView:
                     node_id, DemandRole.GENERATION, reading.generation_watts, reading, now, threshold
                 )
                 resolutions.append(res)
-                at.append(pos)
+                res_at.append(pos)
                 generation[pos] += res.effective_demand_watts
                 if reading.valid:
                     generation_seen[pos] += max(0, reading.generation_watts)
@@ -274,7 +274,7 @@ class PhysicalView:
                 root_generation_fallback = root_generation_fallback or generation_fallback[pos]
         if draws_fallen:
             # Merged into reverse preorder (a connector's position is never another resolution's).
-            tagged = sorted([*zip(at, resolutions, strict=True), *draws_fallen], key=lambda t: -t[0])
+            tagged = sorted([*zip(res_at, resolutions, strict=True), *draws_fallen], key=lambda t: -t[0])
             resolutions = [res for _, res in tagged]
         resolutions.reverse()  # preorder, as the tree reads
         resolutions.append(

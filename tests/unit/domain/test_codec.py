@@ -12,6 +12,7 @@ from libs.domain.codec import (
     cycle_inputs_from_dict,
     cycle_inputs_to_dict,
     to_canonical_json,
+    to_jsonable,
 )
 from libs.domain.cycle import run_balancing_cycle
 from libs.domain.limits import AggregateCap
@@ -85,3 +86,14 @@ def test_records_encoded_once_give_the_bytes_a_fresh_encoding_gives():
     assert canonical_inputs_json(again) == fresh
     changed = replace(again, telemetry=(replace(again.telemetry[0], measured_watts=1),))
     assert canonical_inputs_json(changed) == canonical_bytes(cycle_inputs_to_dict(changed))
+
+
+@pytest.mark.req("NFR-001")
+def test_result_bytes_are_those_of_the_generic_encoder():
+    """`to_canonical_json` encodes a result with the encoder generated for its class; the bytes are the
+    generic encoder's, and a value the generated one does not take (a NaN) is refused the same way."""
+    result = run_balancing_cycle(INPUTS)
+    assert to_canonical_json(result) == canonical_bytes(to_jsonable(result))
+    odd = replace(result, demand_resolutions=(replace(result.demand_resolutions[0], age_seconds=float("nan")),))
+    with pytest.raises(ValueError):
+        to_canonical_json(odd)
