@@ -9,12 +9,8 @@ from uuid import UUID
 from contracts.enums import ConstraintType, SourceMode
 from contracts.events import DemandResolvedPayload, RebalanceRequestedPayload
 from contracts.records import (
-    AllocationSummaryRecord,
-    BreachRecord,
-    CycleAuditRecord,
     CycleResultRecord,
     DemandResolutionRecord,
-    NodeAllocationRecord,
 )
 from libs.domain import ENGINE_VERSION, CycleInputs, CycleResult, EffectiveConstraint
 from libs.domain.codec import to_jsonable
@@ -32,64 +28,65 @@ def cycle_result_record(
     ended_at: datetime,
 ) -> CycleResultRecord:
     """The Cycle Result Payload. `started_at`/`ended_at` are when the cycle ran (the decision used `now`)."""
-    cycle_id = UUID(result.cycle_id)
     limits: dict[str, EffectiveConstraint] = {}
     for constraint_type in reversed(_REPORTED_LIMIT):
         for c in result.effective_constraints:
             if c.node_id is not None and c.constraint_type is constraint_type:
                 limits[c.node_id] = c
-    return CycleResultRecord(
-        cycle_id=cycle_id,
-        microgrid_id=UUID(result.microgrid_id),
-        node_id=UUID(result.node_id) if result.node_id else None,
-        topology_version=result.topology_version,
-        started_at=started_at,
-        ended_at=ended_at,
-        outcome=result.outcome,
-        reason_codes=list(result.reason_codes),
-        allocation_summary=AllocationSummaryRecord(
-            total_allocated_watts=result.allocation_summary.total_allocated_watts,
-            total_requested_watts=result.allocation_summary.total_requested_watts,
-            by_node=[
-                NodeAllocationRecord(
-                    node_id=UUID(n.node_id),
-                    node_type=n.node_type,
-                    allocated_watts=n.allocated_watts,
-                    requested_watts=n.requested_watts,
-                    effective_limit_watts=limits[n.node_id].limit_watts if n.node_id in limits else None,
-                    binding_constraint_ref=(
+    # One validation of plain data (ids parsed in pydantic-core) instead of a model and a UUID per node
+    # and breach: the record has a row per node of the tree and is built on every cycle.
+    return CycleResultRecord.model_validate({
+        "cycle_id": result.cycle_id,
+        "microgrid_id": result.microgrid_id,
+        "node_id": result.node_id or None,
+        "topology_version": result.topology_version,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "outcome": result.outcome,
+        "reason_codes": list(result.reason_codes),
+        "allocation_summary": {
+            "total_allocated_watts": result.allocation_summary.total_allocated_watts,
+            "total_requested_watts": result.allocation_summary.total_requested_watts,
+            "by_node": [
+                {
+                    "node_id": n.node_id,
+                    "node_type": n.node_type,
+                    "allocated_watts": n.allocated_watts,
+                    "requested_watts": n.requested_watts,
+                    "effective_limit_watts": limits[n.node_id].limit_watts if n.node_id in limits else None,
+                    "binding_constraint_ref": (
                         n.binding.constraint_ref if n.binding is not None
                         else limits[n.node_id].binding.ref if n.node_id in limits else None
                     ),
-                )
+                }
                 for n in result.allocation_summary.nodes
             ],
-        ),
-        breaches=[
-            BreachRecord(
-                breach_id=UUID(b.breach_id),
-                microgrid_id=UUID(b.microgrid_id),
-                cycle_id=cycle_id,
-                node_id=UUID(b.node_id) if b.node_id else None,
-                constraint_ref=b.constraint_ref,
-                constraint_type=b.constraint_type,
-                reason_code=b.reason_code,
-                effective_demand_watts=b.effective_demand_watts,
-                resolved_limit_watts=b.resolved_limit_watts,
-                source_mode=b.source_mode,
-                detected_at=b.detected_at,
-            )
+        },
+        "breaches": [
+            {
+                "breach_id": b.breach_id,
+                "microgrid_id": b.microgrid_id,
+                "cycle_id": result.cycle_id,
+                "node_id": b.node_id or None,
+                "constraint_ref": b.constraint_ref,
+                "constraint_type": b.constraint_type,
+                "reason_code": b.reason_code,
+                "effective_demand_watts": b.effective_demand_watts,
+                "resolved_limit_watts": b.resolved_limit_watts,
+                "source_mode": b.source_mode,
+                "detected_at": b.detected_at,
+            }
             for b in result.breaches
         ],
-        audit=CycleAuditRecord(
-            actor=request.requested_by,
-            source=request.source,
-            correlation_id=request.correlation_id,
-            request_key=request.request_key,
-            policy_versions=policy_versions(inputs),
-            inputs_digest=result.inputs_digest,
-        ),
-    )
+        "audit": {
+            "actor": request.requested_by,
+            "source": request.source,
+            "correlation_id": request.correlation_id,
+            "request_key": request.request_key,
+            "policy_versions": policy_versions(inputs),
+            "inputs_digest": result.inputs_digest,
+        },
+    })
 
 
 def policy_versions(inputs: CycleInputs) -> dict[str, Any]:

@@ -179,3 +179,49 @@ def test_result_records_carry_limits_breaches_audit_and_demand() -> None:
     assert record.audit.policy_versions["engine_version"] == ENGINE_VERSION
     demand = demand_resolved_payload(result)
     assert demand.source_mode is SourceMode.MEASURED and any(u.node_id == METER for u in demand.inputs_used)
+
+
+def test_the_record_is_the_one_built_model_by_model() -> None:
+    """The record is validated once from plain data; it equals the record built a model and a UUID at a time."""
+    from contracts.records import (
+        AllocationSummaryRecord,
+        BreachRecord,
+        CycleAuditRecord,
+        CycleResultRecord,
+        NodeAllocationRecord,
+    )
+    from services.balancing.cycle_records import policy_versions
+
+    cycle_inputs = inputs()
+    result = run_balancing_cycle(cycle_inputs)
+    record = cycle_result_record(result, inputs=cycle_inputs, request=request(), started_at=NOW, ended_at=NOW)
+    by_type = {r.node_id: r for r in record.allocation_summary.by_node}
+    expected = CycleResultRecord(
+        cycle_id=UUID(result.cycle_id), microgrid_id=UUID(result.microgrid_id), node_id=None,
+        topology_version=result.topology_version, started_at=NOW, ended_at=NOW, outcome=result.outcome,
+        reason_codes=list(result.reason_codes),
+        allocation_summary=AllocationSummaryRecord(
+            total_allocated_watts=result.allocation_summary.total_allocated_watts,
+            total_requested_watts=result.allocation_summary.total_requested_watts,
+            by_node=[NodeAllocationRecord(
+                node_id=UUID(n.node_id), node_type=n.node_type, allocated_watts=n.allocated_watts,
+                requested_watts=n.requested_watts,
+                effective_limit_watts=by_type[UUID(n.node_id)].effective_limit_watts,
+                binding_constraint_ref=by_type[UUID(n.node_id)].binding_constraint_ref,
+            ) for n in result.allocation_summary.nodes],
+        ),
+        breaches=[BreachRecord(
+            breach_id=UUID(b.breach_id), microgrid_id=UUID(b.microgrid_id), cycle_id=UUID(result.cycle_id),
+            node_id=UUID(b.node_id) if b.node_id else None, constraint_ref=b.constraint_ref,
+            constraint_type=b.constraint_type, reason_code=b.reason_code,
+            effective_demand_watts=b.effective_demand_watts, resolved_limit_watts=b.resolved_limit_watts,
+            source_mode=b.source_mode, detected_at=b.detected_at,
+        ) for b in result.breaches],
+        audit=CycleAuditRecord(
+            actor=request().requested_by, source=request().source, correlation_id=request().correlation_id,
+            request_key=request().request_key, policy_versions=policy_versions(cycle_inputs),
+            inputs_digest=result.inputs_digest,
+        ),
+    )
+    assert record.breaches and record == expected
+    assert record.model_dump_json() == expected.model_dump_json()
