@@ -16,12 +16,13 @@ from contracts.api.balancing import (
 )
 from libs.platform.auth import Principal, Scope, microgrid_guard, require_any_scope, require_scopes
 from libs.platform.http import ApiError
-from libs.platform.runtime import ServiceContext, service_context
+from libs.platform.runtime import service_context
 from services.balancing import service, views
+from services.balancing.settings import BalancingContext
 
 router = APIRouter(prefix="/api/microgrid", tags=["balancing"])
 
-Ctx = Annotated[ServiceContext, Depends(service_context)]
+Ctx = Annotated[BalancingContext, Depends(service_context)]
 # Every route is under `{microgrid_id}`: scope first, then the microgrid against the token's grant (404).
 Reader = Annotated[Principal, Depends(microgrid_guard(require_scopes(Scope.OPERATOR_READ)))]
 # Operators and integrations may rebalance: either write scope will do.
@@ -65,7 +66,7 @@ async def rebalance(
         actor=principal.subject,
         correlation_id=correlation_id,
     )
-    now = service.clock_of(ctx).now()
+    now = ctx.clock.now()
     if cycle is None:
         accepted = RebalanceAcceptedResponse(microgrid_id=microgrid_id, timestamp=now, request_key=key)
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
@@ -78,13 +79,13 @@ async def rebalance(
 @router.get("/{microgrid_id}/cycles/{cycle_id}", response_model=CycleResultResponse)
 async def get_cycle(microgrid_id: UUID, cycle_id: UUID, ctx: Ctx, _: Reader) -> CycleResultResponse:
     cycle = await views.cycle_of_microgrid(ctx.pool, microgrid_id, cycle_id)
-    return CycleResultResponse(microgrid_id=microgrid_id, timestamp=service.clock_of(ctx).now(), result=cycle.result)
+    return CycleResultResponse(microgrid_id=microgrid_id, timestamp=ctx.clock.now(), result=cycle.result)
 
 
 @router.get("/{microgrid_id}/status", response_model=MicrogridStatusResponse)
 async def get_status(microgrid_id: UUID, ctx: Ctx, _: Reader) -> MicrogridStatusResponse:
     """Latest cycle, its breaches, active envelopes, effective circuit capacities and capability status."""
-    return await views.microgrid_status(ctx.pool, microgrid_id, service.clock_of(ctx).now())
+    return await views.microgrid_status(ctx.pool, microgrid_id, ctx.clock.now())
 
 
 def routers() -> list[APIRouter]:

@@ -19,29 +19,22 @@ from contracts.enums import ReasonCode, RebalanceSource
 from contracts.events import RebalanceRequested, RebalanceRequestedPayload
 from contracts.records import CycleResultRecord
 from libs.platform.advisory_locks import lock_for_transaction
-from libs.platform.clock import Clock, SystemClock
+from libs.platform.clock import Clock
 from libs.platform.http import ApiError
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.result_waiter import result_channel, wait_for_result
-from libs.platform.runtime import ServiceContext
 from services.balancing.adapters import cycles, read_models, rebalance_requests
 from services.balancing.adapters.cycles import StoredCycle
 from services.balancing.adapters.state_cache import MicrogridStateCache, preflight
 from services.balancing.console import handlers as console_handlers
 from services.balancing.cycle_execution import CYCLE_RESULT, PRODUCER, execute_cycle
 from services.balancing.cycle_inputs import CycleSettings
-from services.balancing.settings import BalancingSettings, balancing_settings
+from services.balancing.settings import BalancingContext, BalancingSettings
 
 
-def clock_of(ctx: ServiceContext) -> Clock:
-    """The service's clock (tests may put a ManualClock in ctx.extras["clock"])."""
-    clock: Clock = ctx.extras.setdefault("clock", SystemClock())
-    return clock
-
-
-def state_cache_of(ctx: ServiceContext) -> MicrogridStateCache:
+def state_cache_of(ctx: BalancingContext) -> MicrogridStateCache:
     """This replica's in-memory read models (adapters/state_cache.py), shared by its consumer and sweeper."""
-    cache: MicrogridStateCache = ctx.extras.setdefault("state_cache", MicrogridStateCache())
+    cache: MicrogridStateCache = ctx.memory
     return cache
 
 
@@ -106,10 +99,10 @@ async def run_ready_requests(
     return out
 
 
-async def expire_waiting_requests(ctx: ServiceContext) -> int:
+async def expire_waiting_requests(ctx: BalancingContext) -> int:
     """Parked requests whose wait is over run now against what is known: REJECTED, TOPOLOGY_VERSION_CONFLICT."""
-    settings = balancing_settings(ctx.settings)
-    clock = clock_of(ctx)
+    settings = ctx.settings
+    clock = ctx.clock
     handled = 0
     while True:
         async with ctx.unit_of_work() as uow:
@@ -126,8 +119,8 @@ async def expire_waiting_requests(ctx: ServiceContext) -> int:
         handled += 1
 
 
-async def sweep_waiting_requests_forever(ctx: ServiceContext) -> None:
-    interval = balancing_settings(ctx.settings).pending_sweep_interval_s
+async def sweep_waiting_requests_forever(ctx: BalancingContext) -> None:
+    interval = ctx.settings.pending_sweep_interval_s
     while True:
         await expire_waiting_requests(ctx)
         await asyncio.sleep(interval)
@@ -137,7 +130,7 @@ async def sweep_waiting_requests_forever(ctx: ServiceContext) -> None:
 
 
 async def request_rebalance(
-    ctx: ServiceContext,
+    ctx: BalancingContext,
     *,
     microgrid_id: UUID,
     node_id: UUID | None,
@@ -150,8 +143,8 @@ async def request_rebalance(
 
     Returns the request key and the cycle, or None when the wait ran out (the cycle still comes).
     """
-    settings = balancing_settings(ctx.settings)
-    clock = clock_of(ctx)
+    settings = ctx.settings
+    clock = ctx.clock
     key = request_key or f"http:{uuid4()}"
     existing = await cycles.cycle_by_request_key(ctx.pool, key)
     if existing is not None:
@@ -195,7 +188,7 @@ def _same_target(key: str, had_mg: UUID, had_node: UUID | None, mg: UUID, node: 
         raise ApiError.conflict(f"request key {key!r} was already used for another rebalance target")
 
 
-async def wait_for_cycle(ctx: ServiceContext, request_key: str, timeout_s: float) -> StoredCycle | None:
+async def wait_for_cycle(ctx: BalancingContext, request_key: str, timeout_s: float) -> StoredCycle | None:
     """The key's stored cycle, waiting up to `timeout_s`; woken by the consumer's commit signal."""
     return await wait_for_result(
         client=ctx.redis,

@@ -47,7 +47,6 @@ from libs.domain.circuit_alias import (
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.observability import get_metrics
 from libs.platform.result_waiter import result_channel, wait_for_result
-from libs.platform.runtime import ServiceContext
 from services.compatibility_adapter.adapters import (
     alias_read_model,
     circuit_capacity,
@@ -55,7 +54,7 @@ from services.compatibility_adapter.adapters import (
     translation_audit,
 )
 from services.compatibility_adapter.adapters.translation_audit import Translation
-from services.compatibility_adapter.settings import CompatibilityAdapterSettings
+from services.compatibility_adapter.settings import CompatibilityAdapterContext
 from services.compatibility_adapter.translation_keys import (
     capacity_change_request_key,
     derived_event_id,
@@ -391,7 +390,7 @@ async def _pass_through_periodic(
 
 async def request_circuit_rebalance(
     *,
-    ctx: ServiceContext,
+    ctx: CompatibilityAdapterContext,
     circuit_id: UUID,
     idempotency_key: str | None,
     correlation_id: str | None,
@@ -441,9 +440,9 @@ async def _earlier_http_request(uow: UnitOfWork, request_key: str) -> AliasedReq
     return AliasedRequest(t.circuit_id, t.microgrid_id, t.node_id, request_key, t.correlation_id)
 
 
-async def await_cycle_result(*, ctx: ServiceContext, request_key: str) -> CycleResultRecord | None:
+async def await_cycle_result(*, ctx: CompatibilityAdapterContext, request_key: str) -> CycleResultRecord | None:
     """The requested cycle's result from the read model, waiting up to the bound; woken by its commit."""
-    settings: CompatibilityAdapterSettings = ctx.extras["settings"]
+    settings = ctx.settings
     return await wait_for_result(
         client=ctx.redis,
         channel=result_channel(ctx.settings, CYCLE_RESULT, request_key),
@@ -531,7 +530,7 @@ async def apply_capacity_reconciled(*, uow: UnitOfWork, message: EffectiveCircui
 
 
 async def read_effective_capacity(
-    *, ctx: ServiceContext, circuit_id: UUID, now: datetime
+    *, ctx: CompatibilityAdapterContext, circuit_id: UUID, now: datetime
 ) -> CircuitEffectiveCapacityView | None:
     """The circuit-facing value, else the legacy default capacity; None when the circuit is unknown."""
     held = await circuit_capacity.current(ctx.pool, circuit_id)
@@ -568,5 +567,5 @@ async def read_effective_capacity(
 # ---- observability ----------------------------------------------------------------------------
 
 
-async def translation_summary(*, ctx: ServiceContext, now: datetime) -> TranslationSummary:
+async def translation_summary(*, ctx: CompatibilityAdapterContext, now: datetime) -> TranslationSummary:
     return TranslationSummary(counts=await translation_audit.counts(ctx.pool), timestamp=now)

@@ -25,14 +25,12 @@ from libs.domain.envelope_lifecycle import evaluate_lifecycle
 from libs.domain.envelopes import TERMINAL_STATUSES
 from libs.domain.from_records import domain_envelope
 from libs.platform.messaging.unit_of_work import UnitOfWork
-from libs.platform.runtime import ServiceContext
 from services.envelope_lifecycle.adapters import envelopes, forecast_sources, timers
 from services.envelope_lifecycle.adapters.locks import try_lock_microgrid
 from services.envelope_lifecycle.adapters.timers import Timer, TimerKind
-from services.envelope_lifecycle.context import clock_of, settings_of
 from services.envelope_lifecycle.lifecycle import Transition, record_transition
 from services.envelope_lifecycle.projection import project_nodes
-from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
+from services.envelope_lifecycle.settings import EnvelopeLifecycleContext, EnvelopeLifecycleSettings
 from services.envelope_lifecycle.source_health import announce_health_change, reevaluate_source
 
 log = logging.getLogger(__name__)
@@ -45,9 +43,9 @@ class EvaluationReport:
     skipped_microgrids: list[UUID] = field(default_factory=list)
 
 
-async def evaluate_due_timers(ctx: ServiceContext, now: datetime) -> EvaluationReport:
+async def evaluate_due_timers(ctx: EnvelopeLifecycleContext, now: datetime) -> EvaluationReport:
     """Evaluate every timer due at or before `now`; returns what fired, failed, or was left to a peer."""
-    settings = settings_of(ctx)
+    settings = ctx.settings
     report = EvaluationReport()
     for microgrid_id in await timers.microgrids_with_due_timers(ctx.pool, now):
         await _evaluate_microgrid(ctx, settings, microgrid_id, now, report)
@@ -55,7 +53,7 @@ async def evaluate_due_timers(ctx: ServiceContext, now: datetime) -> EvaluationR
 
 
 async def _evaluate_microgrid(
-    ctx: ServiceContext,
+    ctx: EnvelopeLifecycleContext,
     settings: EnvelopeLifecycleSettings,
     microgrid_id: UUID,
     now: datetime,
@@ -148,14 +146,14 @@ async def _evaluate_instant(
     )
 
 
-def scheduler_loop(ctx: ServiceContext) -> list:
+def scheduler_loop(ctx: EnvelopeLifecycleContext) -> list:
     """The background loop (empty when switched off): evaluate due timers at the clock's time, repeatedly."""
-    settings = settings_of(ctx)
+    settings = ctx.settings
     if not settings.lifecycle_scheduler_enabled:
         return []
 
     async def run() -> None:
-        clock = clock_of(ctx)
+        clock = ctx.clock
         while True:
             await evaluate_due_timers(ctx, clock.now())
             await asyncio.sleep(settings.lifecycle_scheduler_interval_s)
