@@ -8,19 +8,16 @@ event through the outbox and waits for the cycle, so the one-cycle-at-a-time rul
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
-from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
-from contracts.enums import ReasonCode, RebalanceSource
+from contracts.enums import RebalanceSource
 from contracts.events import RebalanceRequested, RebalanceRequestedPayload
 from contracts.records import CycleResultRecord
 from libs.platform.advisory_locks import lock_for_transaction
 from libs.platform.clock import Clock
-from libs.platform.http import ApiError
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.result_waiter import result_channel, wait_for_result
 from services.balancing.adapters import cycles, read_models, rebalance_requests
@@ -30,6 +27,14 @@ from services.balancing.console import handlers as console_handlers
 from services.balancing.cycle_execution import CYCLE_RESULT, PRODUCER, execute_cycle
 from services.balancing.cycle_inputs import CycleSettings
 from services.balancing.settings import BalancingContext, BalancingSettings
+
+
+class UnknownMicrogrid(LookupError):
+    """The rebalance names a microgrid balancing has never seen (and no topology version to wait for)."""
+
+
+class RequestKeyReused(Exception):
+    """The request key was already used for another rebalance target."""
 
 
 def state_cache_of(ctx: BalancingContext) -> MicrogridStateCache:
@@ -142,6 +147,7 @@ async def request_rebalance(
     """Record one rebalance_requested for the key (once) and wait, bounded, for its cycle.
 
     Returns the request key and the cycle, or None when the wait ran out (the cycle still comes).
+    Raises UnknownMicrogrid or RequestKeyReused.
     """
     settings = ctx.settings
     clock = ctx.clock
@@ -154,7 +160,7 @@ async def request_rebalance(
         if expected_topology_version is None and await read_models.known_topology_version(
             uow.conn, microgrid_id
         ) is None:
-            raise ApiError.not_found(f"microgrid {microgrid_id} is not known to balancing")
+            raise UnknownMicrogrid(f"microgrid {microgrid_id} is not known to balancing")
         message = RebalanceRequested.create(
             RebalanceRequestedPayload(
                 microgrid_id=microgrid_id,
@@ -185,7 +191,7 @@ async def request_rebalance(
 
 def _same_target(key: str, had_mg: UUID, had_node: UUID | None, mg: UUID, node: UUID | None) -> None:
     if (had_mg, had_node) != (mg, node):
-        raise ApiError.conflict(f"request key {key!r} was already used for another rebalance target")
+        raise RequestKeyReused(f"request key {key!r} was already used for another rebalance target")
 
 
 async def wait_for_cycle(ctx: BalancingContext, request_key: str, timeout_s: float) -> StoredCycle | None:
@@ -196,41 +202,3 @@ async def wait_for_cycle(ctx: BalancingContext, request_key: str, timeout_s: flo
         fetch=lambda: cycles.cycle_by_request_key(ctx.pool, request_key),
         timeout_s=timeout_s,
     )
-
-
-def error_for(cycle: StoredCycle) -> ApiError | None:
-    """The spec's error answer for a stored cycle, if it calls for one (the cycle is stored either way).
-
-    REJECTED for an invalid tree: 422; for a topology version conflict: 409; a fail-safe cycle for
-    want of telemetry and fallback: 503. `details.cycle_id` names the stored cycle.
-    """
-    result = cycle.result
-    details: dict[str, Any] = {"cycle_id": str(result.cycle_id), "outcome": result.outcome.value}
-    decided = json.loads(cycle.output)
-    if ReasonCode.TOPOLOGY_INVALID in result.reason_codes:
-        violations = decided["topology_violations"]
-        return ApiError.invalid(
-            f"cycle {result.cycle_id} rejected: the topology is invalid",
-            reason_code=ReasonCode.TOPOLOGY_INVALID,
-            violated_rule=violations[0]["rule"] if violations else "TOPOLOGY_INVALID",
-            details={**details, "violations": violations},
-        )
-    if ReasonCode.TOPOLOGY_VERSION_CONFLICT in result.reason_codes:
-        return ApiError(
-            409,
-            ReasonCode.TOPOLOGY_VERSION_CONFLICT,
-            f"cycle {result.cycle_id} rejected: topology version conflict",
-            expected_version=decided["expected_topology_version"],
-            actual_version=result.topology_version,
-            details=details,
-        )
-    if cycle.missing_inputs:
-        return ApiError(
-            503,
-            ReasonCode.TELEMETRY_INSUFFICIENT,
-            f"cycle {result.cycle_id} ran fail safe: telemetry insufficient and no fallback",
-            missing_inputs=cycle.missing_inputs,
-            safe_action_taken=cycle.safe_action_taken,
-            details=details,
-        )
-    return None
