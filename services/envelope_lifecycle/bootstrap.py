@@ -7,7 +7,8 @@ from pathlib import Path
 from libs.platform.runtime import ServiceDefinition
 from services.envelope_lifecycle.handlers import HANDLERS
 from services.envelope_lifecycle.routes import router
-from services.envelope_lifecycle.scheduler import evaluate_due_timers, scheduler_loop
+from services.envelope_lifecycle.scheduler import scheduler_loop
+from services.envelope_lifecycle.service import evaluate_due_timers
 from services.envelope_lifecycle.settings import EnvelopeLifecycleContext, EnvelopeLifecycleSettings
 from services.envelope_lifecycle.topology_wait import parked_submission_sweeper
 

@@ -23,10 +23,10 @@ from libs.platform.runtime import ServiceHandler
 from services.envelope_lifecycle.adapters import capabilities, circuit_capacity, envelopes, legacy_circuits, topology
 from services.envelope_lifecycle.adapters.locks import lock_microgrid
 from services.envelope_lifecycle.projection import project_nodes
+from services.envelope_lifecycle.service import EnvelopeNotFound, NotWithdrawable, withdraw_envelope
 from services.envelope_lifecycle.settings import EnvelopeLifecycleContext as Ctx
 from services.envelope_lifecycle.source_health import announce_health_change, reevaluate_source
 from services.envelope_lifecycle.topology_wait import submit_or_park, submit_parked_now_known
-from services.envelope_lifecycle.write_port import EnvelopeNotFound, NotWithdrawable, withdraw_envelope
 
 log = logging.getLogger(__name__)
 

@@ -27,16 +27,16 @@ from libs.platform.auth import Principal, Scope, microgrid_guard, require_scopes
 from libs.platform.http import ApiError
 from libs.platform.runtime import service_context
 from services.envelope_lifecycle import views
-from services.envelope_lifecycle.settings import EnvelopeLifecycleContext
-from services.envelope_lifecycle.submission import EnvelopeSubmission
-from services.envelope_lifecycle.topology_wait import wait_for_node
-from services.envelope_lifecycle.write_port import (
+from services.envelope_lifecycle.service import (
     EnvelopeNotFound,
     Ingested,
     NotWithdrawable,
     submit_envelope,
     withdraw_envelope,
 )
+from services.envelope_lifecycle.settings import EnvelopeLifecycleContext
+from services.envelope_lifecycle.submission import EnvelopeSubmission
+from services.envelope_lifecycle.topology_wait import wait_for_node
 
 router = APIRouter(prefix="/internal/microgrid/{microgrid_id}", tags=["operating envelopes (internal)"])
 

@@ -20,9 +20,9 @@ from contracts.commands import SubmitOperatingEnvelope
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.envelope_lifecycle.adapters import parked_submissions, topology
 from services.envelope_lifecycle.adapters.locks import lock_microgrid
+from services.envelope_lifecycle.service import Ingested, submit_envelope
 from services.envelope_lifecycle.settings import EnvelopeLifecycleContext, EnvelopeLifecycleSettings
 from services.envelope_lifecycle.submission import EnvelopeSubmission
-from services.envelope_lifecycle.write_port import Ingested, submit_envelope
 
 _POLL_S = 0.05
 

@@ -15,7 +15,7 @@ import pytest
 from libs.platform.clock import ManualClock
 from libs.platform.settings import PlatformSettings
 from services.envelope_lifecycle.bootstrap import DEFINITION
-from services.envelope_lifecycle.scheduler import evaluate_due_timers
+from services.envelope_lifecycle.service import evaluate_due_timers
 from tests.integration.envelope_lifecycle.conftest import (
     DEFAULT_W,
     READ,
