@@ -9,7 +9,7 @@ from contracts import events as ev
 from contracts.base import Message
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.runtime import ServiceHandler
-from services.compatibility_adapter import service, tou_limits
+from services.compatibility_adapter import capacity_changes, service, tou_limits
 from services.compatibility_adapter.adapters import alias_read_model
 from services.compatibility_adapter.settings import CompatibilityAdapterContext as Ctx
 
@@ -33,13 +33,13 @@ async def on_rebalance_periodic(message: ev.ScheduledRebalancePeriodic, uow: Uni
 async def on_effective_circuit_capacity_changed(
     message: ev.EffectiveCircuitCapacityChanged, uow: UnitOfWork, ctx: Ctx
 ) -> None:
-    await service.apply_capacity_changed(uow=uow, message=message, now=ctx.clock.now())
+    await capacity_changes.apply_capacity_changed(uow=uow, message=message, now=ctx.clock.now())
 
 
 async def on_effective_circuit_capacity_reconciled(
     message: ev.EffectiveCircuitCapacityReconciled, uow: UnitOfWork, ctx: Ctx
 ) -> None:
-    await service.apply_capacity_reconciled(uow=uow, message=message)
+    await capacity_changes.apply_capacity_reconciled(uow=uow, message=message)
 
 
 async def on_cycle_completed(message: ev.CycleCompleted, uow: UnitOfWork, ctx: Ctx) -> None:

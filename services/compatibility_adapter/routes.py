@@ -29,7 +29,7 @@ from libs.domain.circuit_alias import AliasFailure
 from libs.platform.auth import Principal, Scope, not_found, require_platform_grant, require_scopes
 from libs.platform.http import ApiError
 from libs.platform.runtime import service_context
-from services.compatibility_adapter import service, tou_limits
+from services.compatibility_adapter import service, tou_limits, translation, views
 from services.compatibility_adapter.adapters import alias_read_model
 from services.compatibility_adapter.settings import CompatibilityAdapterContext
 from services.compatibility_adapter.topology_wait import after_waiting, wait_for_circuit
@@ -61,7 +61,7 @@ def _announce(response: Response, successor: str | None) -> None:
 async def _authorize_circuit(ctx: CompatibilityAdapterContext, principal: Principal, circuit_id: UUID) -> Principal:
     """A dependency, so it runs before the body is judged, as the microgrid guard does elsewhere."""
     if not principal.grant.everything:
-        depot_id, microgrid_ids = await service.circuit_owners(ctx.pool, circuit_id)
+        depot_id, microgrid_ids = await views.circuit_owners(ctx.pool, circuit_id)
         if not principal.grant.covers_depot(depot_id, microgrid_ids):
             raise not_found("circuit", circuit_id)
     return principal
@@ -86,7 +86,7 @@ def _refusal(
     visible = tuple(c for c in failure.candidates if principal.grant.covers_microgrid(c[0]))
     failure = replace(failure, candidates=visible)
     message = f"circuit {failure.circuit_id}: {failure.detail}"
-    fields: dict[str, Any] = {"details": service.failure_details(failure)}
+    fields: dict[str, Any] = {"details": translation.failure_details(failure)}
     if status_code == _UNPROCESSABLE:
         fields["violated_rule"] = "circuit_alias_limit_scope"
     if topology_version is not None:
@@ -134,7 +134,7 @@ async def rebalance_load(
     _announce(response, f"/api/microgrid/{requested.microgrid_id}/rebalance")
     if cycle is None:
         response.status_code = status.HTTP_202_ACCEPTED
-    return service.circuit_rebalance_response(requested, cycle, ctx.clock.now())
+    return views.circuit_rebalance_response(requested, cycle, ctx.clock.now())
 
 
 @router.post(
@@ -197,7 +197,7 @@ async def read_tou_limits(circuit_id: UUID, response: Response, ctx: Context, wh
 async def effective_capacity(
     circuit_id: UUID, response: Response, ctx: Context, who: Reader
 ) -> CircuitEffectiveCapacityView:
-    view = await service.read_effective_capacity(ctx=ctx, circuit_id=circuit_id, now=ctx.clock.now())
+    view = await views.read_effective_capacity(ctx=ctx, circuit_id=circuit_id, now=ctx.clock.now())
     if view is None:
         raise ApiError.not_found(f"circuit {circuit_id} is unknown to the compatibility adapter")
     _announce(response, f"/api/microgrid/{view.microgrid_id}/status" if view.microgrid_id else None)
@@ -211,4 +211,4 @@ async def effective_capacity(
 )
 async def translations(ctx: Context, who: Annotated[Principal, Depends(_read)]) -> TranslationSummary:
     require_platform_grant(who)  # counts across every microgrid
-    return await service.translation_summary(ctx=ctx, now=ctx.clock.now())
+    return await views.translation_summary(ctx=ctx, now=ctx.clock.now())
