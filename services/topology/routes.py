@@ -8,11 +8,13 @@ only inside the token's grant: another microgrid's or depot's route answers 404 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.routing import APIRoute
 
 from contracts.api.topology import (
     CollectionView,
@@ -38,13 +40,47 @@ from contracts.base import UtcDateTime
 from contracts.enums import AssetType, CapabilityType, NodeStatus, NodeType
 from contracts.http_errors import business_422
 from libs.platform.auth import Principal, Scope, microgrid_guard, not_found, require_any_scope, require_scopes
+from libs.platform.http import ApiError
 from libs.platform.runtime import service_context
 from services.topology import control_points, node_limits, service, status_ingest, views
 from services.topology.adapters import microgrid_store
 from services.topology.authoring import Authoring
 from services.topology.settings import TopologyContext
 
-router = APIRouter(tags=["topology"])
+
+def as_http(refusal: service.Refused) -> ApiError:
+    """A use case's refusal as the spec's HTTP error."""
+    if isinstance(refusal, service.NotFound):
+        return ApiError.not_found(str(refusal))
+    if isinstance(refusal, service.Conflict):
+        return ApiError.conflict(
+            str(refusal),
+            reason_code=refusal.reason_code,
+            expected_version=refusal.expected_version,
+            actual_version=refusal.actual_version,
+        )
+    assert isinstance(refusal, service.Rejected)
+    return ApiError.invalid(
+        str(refusal), violated_rule=refusal.violated_rule, details=refusal.details, reason_code=refusal.reason_code
+    )
+
+
+class _RefusalsAsHttp(APIRoute):
+    """Every route here answers the use cases' refusals (`service.Refused`) with `as_http`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except service.Refused as refusal:
+                raise as_http(refusal) from refusal
+
+        return answer
+
+
+router = APIRouter(tags=["topology"], route_class=_RefusalsAsHttp)
 
 Ctx = Annotated[TopologyContext, Depends(service_context)]
 _read = require_scopes(Scope.OPERATOR_READ)
