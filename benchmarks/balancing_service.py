@@ -49,7 +49,7 @@ from libs.platform.messaging.kafka import (
 )
 from libs.platform.settings import PlatformSettings  # noqa: E402
 from services.balancing.adapters import read_models  # noqa: E402
-from services.balancing.bootstrap import build_definition  # noqa: E402
+from services.balancing.bootstrap import DEFINITION  # noqa: E402
 from services.balancing.settings import BalancingSettings  # noqa: E402
 from tests.integration.balancing.depot import Depot  # noqa: E402
 from tests.support import publish_as_owner  # noqa: E402
@@ -151,7 +151,7 @@ async def main(cycles: int, samples: int) -> None:
     producer = create_producer(settings, "balancing-bench")
     await producer.start()
     watcher = CompletedWatcher(settings)
-    definition = build_definition()
+    definition = DEFINITION
     reporting: asyncio.Task[None] | None = None
     async with running_service(definition, settings) as svc:
         try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 
 from libs.platform.auth import ALL, Grant, issue_token
+from libs.platform.clock import Clock
 from libs.platform.messaging.topics_admin import provision
 from libs.platform.runtime import ServiceContext, ServiceDefinition, ServiceRuntime, build_app
 from libs.platform.settings import PlatformSettings
@@ -30,11 +31,14 @@ def auth_headers(*scopes: str, subject: str = "test-operator", grant: Grant = AL
 
 
 @asynccontextmanager
-async def running_service(definition: ServiceDefinition, settings: PlatformSettings) -> AsyncIterator[RunningService]:
+async def running_service(
+    definition: ServiceDefinition, settings: PlatformSettings, clock: Clock | None = None
+) -> AsyncIterator[RunningService]:
+    """The service on `clock` (a ManualClock in most tests; the SystemClock when None)."""
     # As in production: the admin provisions the prefix's topics and ACLs (a service may not), and the
     # service works as its own database role and Kafka principal, not as the test's admin.
     await provision(settings)
-    runtime = ServiceRuntime(definition, for_service(settings, definition.name))
+    runtime = ServiceRuntime(definition, for_service(settings, definition.name), clock=clock)
     ctx = await runtime.start()
     app = build_app(definition)
     app.state.ctx = ctx

@@ -2,7 +2,9 @@
 dead letters, background loops and the HTTP app, started and stopped together.
 
 A service declares itself once with a `ServiceDefinition` (its `bootstrap.py`); `mgrid run <service>`
-and the tests start it the same way.
+and the tests start it the same way. Its handlers are keyed by message type (`{ev.TopologyUpdated:
+on_topology_updated}`); the topic comes from the registry (`contracts.topics`). Each handler gets the
+typed message, the consumer's unit of work and the typed `ServiceContext`.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI, Request
 
+from contracts.base import Message
 from libs.platform.auth import require_verifier
+from libs.platform.clock import Clock, SystemClock
 from libs.platform.db import create_pool, prepare_service_schema
 from libs.platform.http import create_app
 from libs.platform.messaging.consumer import EventConsumer, Handler
@@ -42,30 +46,46 @@ from libs.platform.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
 
+S = TypeVar("S", bound=PlatformSettings)
 
-@dataclass
-class ServiceContext:
-    """What a service's handlers, routes and loops get: its pool, cache, settings and a UoW factory."""
+
+@dataclass(eq=False)
+class ServiceContext(Generic[S]):
+    """What a service's handlers, routes and loops get, typed: its settings, clock, pool, cache and a UoW factory.
+
+    `clock` is the only place the service reads time (tests and the simulator put a ManualClock there);
+    `memory` is what one process keeps in memory between messages (balancing: its state cache), or None.
+    """
 
     name: str
-    settings: PlatformSettings
+    settings: S
+    clock: Clock
     pool: asyncpg.Pool
     redis: aioredis.Redis
-    extras: dict[str, Any] = field(default_factory=dict)
+    memory: Any = None
 
     def unit_of_work(self) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
         return unit_of_work(self.pool, self.settings, redis_signaller(self.redis))
+
+
+# A service's handler: the typed message, the consumer's unit of work, the service's context.
+ServiceHandler = Callable[[Any, UnitOfWork, ServiceContext[Any]], Awaitable[None]]
 
 
 @dataclass
 class ServiceDefinition:
     name: str
     migrations: Path
-    handlers: Callable[[ServiceContext], Mapping[str, Handler]]
+    # {message type: handler}; the consumer subscribes to each type's topic in the registry.
+    handlers: Mapping[type[Message], ServiceHandler]
     routers: Callable[[], list[APIRouter]] = lambda: []
-    background: Callable[[ServiceContext], list[Callable[[], Awaitable[None]]]] = lambda ctx: []
-    on_start: Callable[[ServiceContext], Awaitable[None]] | None = None
-    settings_factory: Callable[[], PlatformSettings] = PlatformSettings
+    background: Callable[[ServiceContext[Any]], list[Callable[[], Awaitable[None]]]] = lambda ctx: []
+    on_start: Callable[[ServiceContext[Any]], Awaitable[None]] | None = None
+    # The service's settings class: the runtime builds it once (from the environment, or from the
+    # platform settings it was handed) and puts it on the context.
+    settings_type: type[PlatformSettings] = PlatformSettings
+    # What each process keeps in memory between messages (`ServiceContext.memory`); None: nothing.
+    memory: Callable[[], Any] | None = None
     # Audit tables the service's role may only INSERT into and SELECT from (docs/security.md).
     append_only_tables: tuple[str, ...] = ()
 
@@ -75,17 +95,30 @@ class ServiceDefinition:
         return f"{prefix}{self.name}"
 
 
+def typed_settings(definition: ServiceDefinition, settings: PlatformSettings | None) -> PlatformSettings:
+    """The service's own settings class: from the environment, or carrying over what it was handed (tests)."""
+    wanted = definition.settings_type
+    if settings is None:
+        return wanted()
+    if isinstance(settings, wanted):
+        return settings
+    return wanted(**settings.model_dump())
+
+
 class ServiceRuntime:
-    def __init__(self, definition: ServiceDefinition, settings: PlatformSettings | None = None) -> None:
+    def __init__(
+        self, definition: ServiceDefinition, settings: PlatformSettings | None = None, clock: Clock | None = None
+    ) -> None:
         self.definition = definition
-        self.settings = settings or definition.settings_factory()
-        self.ctx: ServiceContext | None = None
+        self.settings = typed_settings(definition, settings)
+        self.clock: Clock = clock or SystemClock()
+        self.ctx: ServiceContext[Any] | None = None
         self.consumer: EventConsumer | None = None
         self.relay: OutboxRelay | None = None
         self._producer: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self) -> ServiceContext:
+    async def start(self) -> ServiceContext[Any]:
         d, s = self.definition, self.settings
         require_verifier()  # no signing key and no identity provider: refuse to start
         setup_observability(d.name)
@@ -95,7 +128,10 @@ class ServiceRuntime:
         await prepare_service_schema(s.postgres_owner_dsn, s.postgres_dsn, schema, d.migrations, d.append_only_tables)
         pool = await create_pool(s.postgres_dsn, schema, create_schema=s.postgres_owner_dsn is None)
         cache = aioredis.from_url(s.redis_url)
-        ctx = ServiceContext(name=d.name, settings=s, pool=pool, redis=cache)
+        ctx: ServiceContext[Any] = ServiceContext(
+            name=d.name, settings=s, clock=self.clock, pool=pool, redis=cache,
+            memory=d.memory() if d.memory else None,
+        )
         self.ctx = ctx
         if d.on_start:
             await d.on_start(ctx)
@@ -111,7 +147,7 @@ class ServiceRuntime:
         )
         await self.relay.start()
         metrics.observe_outbox(**relay_metrics(self.relay))
-        handlers = d.handlers(ctx)
+        handlers = {message: _bound(handler, ctx) for message, handler in d.handlers.items()}
         if handlers:
             self.consumer = EventConsumer(
                 group=d.name,
@@ -226,9 +262,18 @@ def build_app(definition: ServiceDefinition, lifespan: Any = None) -> FastAPI:
     return app
 
 
-def service_context(request: Request) -> ServiceContext:
+def _bound(handler: ServiceHandler, ctx: ServiceContext[Any]) -> Handler:
+    """The consumer's handler (message, unit of work) for a service handler that also takes the context."""
+
+    async def handle(message: Message, uow: UnitOfWork) -> None:
+        await handler(message, uow, ctx)
+
+    return handle
+
+
+def service_context(request: Request) -> ServiceContext[Any]:
     """FastAPI dependency: the running service's context."""
-    ctx: ServiceContext | None = getattr(request.app.state, "ctx", None)
+    ctx: ServiceContext[Any] | None = getattr(request.app.state, "ctx", None)
     if ctx is None:
         raise RuntimeError("service is not started")
     return ctx

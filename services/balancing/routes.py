@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Header
@@ -14,14 +15,17 @@ from contracts.api.balancing import (
     RebalanceAcceptedResponse,
     RebalanceRequest,
 )
+from contracts.enums import ReasonCode
 from libs.platform.auth import Principal, Scope, microgrid_guard, require_any_scope, require_scopes
 from libs.platform.http import ApiError
-from libs.platform.runtime import ServiceContext, service_context
+from libs.platform.runtime import service_context
 from services.balancing import service, views
+from services.balancing.adapters.cycles import StoredCycle
+from services.balancing.settings import BalancingContext
 
 router = APIRouter(prefix="/api/microgrid", tags=["balancing"])
 
-Ctx = Annotated[ServiceContext, Depends(service_context)]
+Ctx = Annotated[BalancingContext, Depends(service_context)]
 # Every route is under `{microgrid_id}`: scope first, then the microgrid against the token's grant (404).
 Reader = Annotated[Principal, Depends(microgrid_guard(require_scopes(Scope.OPERATOR_READ)))]
 # Operators and integrations may rebalance: either write scope will do.
@@ -56,20 +60,25 @@ async def rebalance(
             violated_rule="one_idempotency_key",
             details={"header": idempotency_key, "body": body.request_key},
         )
-    key, cycle = await service.request_rebalance(
-        ctx,
-        microgrid_id=microgrid_id,
-        node_id=body.node_id,
-        expected_topology_version=body.expected_topology_version,
-        request_key=idempotency_key or body.request_key,
-        actor=principal.subject,
-        correlation_id=correlation_id,
-    )
-    now = service.clock_of(ctx).now()
+    try:
+        key, cycle = await service.request_rebalance(
+            ctx,
+            microgrid_id=microgrid_id,
+            node_id=body.node_id,
+            expected_topology_version=body.expected_topology_version,
+            request_key=idempotency_key or body.request_key,
+            actor=principal.subject,
+            correlation_id=correlation_id,
+        )
+    except service.UnknownMicrogrid as exc:
+        raise ApiError.not_found(str(exc)) from exc
+    except service.RequestKeyReused as exc:
+        raise ApiError.conflict(str(exc)) from exc
+    now = ctx.clock.now()
     if cycle is None:
         accepted = RebalanceAcceptedResponse(microgrid_id=microgrid_id, timestamp=now, request_key=key)
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
-    error = service.error_for(cycle)
+    error = error_for(cycle)
     if error is not None:
         raise error
     return CycleResultResponse(microgrid_id=microgrid_id, timestamp=now, result=cycle.result)
@@ -78,13 +87,51 @@ async def rebalance(
 @router.get("/{microgrid_id}/cycles/{cycle_id}", response_model=CycleResultResponse)
 async def get_cycle(microgrid_id: UUID, cycle_id: UUID, ctx: Ctx, _: Reader) -> CycleResultResponse:
     cycle = await views.cycle_of_microgrid(ctx.pool, microgrid_id, cycle_id)
-    return CycleResultResponse(microgrid_id=microgrid_id, timestamp=service.clock_of(ctx).now(), result=cycle.result)
+    return CycleResultResponse(microgrid_id=microgrid_id, timestamp=ctx.clock.now(), result=cycle.result)
 
 
 @router.get("/{microgrid_id}/status", response_model=MicrogridStatusResponse)
 async def get_status(microgrid_id: UUID, ctx: Ctx, _: Reader) -> MicrogridStatusResponse:
     """Latest cycle, its breaches, active envelopes, effective circuit capacities and capability status."""
-    return await views.microgrid_status(ctx.pool, microgrid_id, service.clock_of(ctx).now())
+    return await views.microgrid_status(ctx.pool, microgrid_id, ctx.clock.now())
+
+
+def error_for(cycle: StoredCycle) -> ApiError | None:
+    """The spec's error answer for a stored cycle, if it calls for one (the cycle is stored either way).
+
+    REJECTED for an invalid tree: 422; for a topology version conflict: 409; a fail-safe cycle for
+    want of telemetry and fallback: 503. `details.cycle_id` names the stored cycle.
+    """
+    result = cycle.result
+    details: dict[str, Any] = {"cycle_id": str(result.cycle_id), "outcome": result.outcome.value}
+    decided = json.loads(cycle.output)
+    if ReasonCode.TOPOLOGY_INVALID in result.reason_codes:
+        violations = decided["topology_violations"]
+        return ApiError.invalid(
+            f"cycle {result.cycle_id} rejected: the topology is invalid",
+            reason_code=ReasonCode.TOPOLOGY_INVALID,
+            violated_rule=violations[0]["rule"] if violations else "TOPOLOGY_INVALID",
+            details={**details, "violations": violations},
+        )
+    if ReasonCode.TOPOLOGY_VERSION_CONFLICT in result.reason_codes:
+        return ApiError(
+            409,
+            ReasonCode.TOPOLOGY_VERSION_CONFLICT,
+            f"cycle {result.cycle_id} rejected: topology version conflict",
+            expected_version=decided["expected_topology_version"],
+            actual_version=result.topology_version,
+            details=details,
+        )
+    if cycle.missing_inputs:
+        return ApiError(
+            503,
+            ReasonCode.TELEMETRY_INSUFFICIENT,
+            f"cycle {result.cycle_id} ran fail safe: telemetry insufficient and no fallback",
+            missing_inputs=cycle.missing_inputs,
+            safe_action_taken=cycle.safe_action_taken,
+            details=details,
+        )
+    return None
 
 
 def routers() -> list[APIRouter]:

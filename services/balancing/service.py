@@ -8,40 +8,38 @@ event through the outbox and waits for the cycle, so the one-cycle-at-a-time rul
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import timedelta
-from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
-from contracts.enums import ReasonCode, RebalanceSource
+from contracts.enums import RebalanceSource
 from contracts.events import RebalanceRequested, RebalanceRequestedPayload
 from contracts.records import CycleResultRecord
 from libs.platform.advisory_locks import lock_for_transaction
-from libs.platform.clock import Clock, SystemClock
-from libs.platform.http import ApiError
+from libs.platform.clock import Clock
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.result_waiter import result_channel, wait_for_result
-from libs.platform.runtime import ServiceContext
 from services.balancing.adapters import cycles, read_models, rebalance_requests
 from services.balancing.adapters.cycles import StoredCycle
 from services.balancing.adapters.state_cache import MicrogridStateCache, preflight
 from services.balancing.console import handlers as console_handlers
 from services.balancing.cycle_execution import CYCLE_RESULT, PRODUCER, execute_cycle
 from services.balancing.cycle_inputs import CycleSettings
-from services.balancing.settings import BalancingSettings, balancing_settings
+from services.balancing.settings import BalancingContext, BalancingSettings
 
 
-def clock_of(ctx: ServiceContext) -> Clock:
-    """The service's clock (tests may put a ManualClock in ctx.extras["clock"])."""
-    clock: Clock = ctx.extras.setdefault("clock", SystemClock())
-    return clock
+class UnknownMicrogrid(LookupError):
+    """The rebalance names a microgrid balancing has never seen (and no topology version to wait for)."""
 
 
-def state_cache_of(ctx: ServiceContext) -> MicrogridStateCache:
+class RequestKeyReused(Exception):
+    """The request key was already used for another rebalance target."""
+
+
+def state_cache_of(ctx: BalancingContext) -> MicrogridStateCache:
     """This replica's in-memory read models (adapters/state_cache.py), shared by its consumer and sweeper."""
-    cache: MicrogridStateCache = ctx.extras.setdefault("state_cache", MicrogridStateCache())
+    cache: MicrogridStateCache = ctx.memory
     return cache
 
 
@@ -106,10 +104,10 @@ async def run_ready_requests(
     return out
 
 
-async def expire_waiting_requests(ctx: ServiceContext) -> int:
+async def expire_waiting_requests(ctx: BalancingContext) -> int:
     """Parked requests whose wait is over run now against what is known: REJECTED, TOPOLOGY_VERSION_CONFLICT."""
-    settings = balancing_settings(ctx.settings)
-    clock = clock_of(ctx)
+    settings = ctx.settings
+    clock = ctx.clock
     handled = 0
     while True:
         async with ctx.unit_of_work() as uow:
@@ -126,8 +124,8 @@ async def expire_waiting_requests(ctx: ServiceContext) -> int:
         handled += 1
 
 
-async def sweep_waiting_requests_forever(ctx: ServiceContext) -> None:
-    interval = balancing_settings(ctx.settings).pending_sweep_interval_s
+async def sweep_waiting_requests_forever(ctx: BalancingContext) -> None:
+    interval = ctx.settings.pending_sweep_interval_s
     while True:
         await expire_waiting_requests(ctx)
         await asyncio.sleep(interval)
@@ -137,7 +135,7 @@ async def sweep_waiting_requests_forever(ctx: ServiceContext) -> None:
 
 
 async def request_rebalance(
-    ctx: ServiceContext,
+    ctx: BalancingContext,
     *,
     microgrid_id: UUID,
     node_id: UUID | None,
@@ -149,9 +147,10 @@ async def request_rebalance(
     """Record one rebalance_requested for the key (once) and wait, bounded, for its cycle.
 
     Returns the request key and the cycle, or None when the wait ran out (the cycle still comes).
+    Raises UnknownMicrogrid or RequestKeyReused.
     """
-    settings = balancing_settings(ctx.settings)
-    clock = clock_of(ctx)
+    settings = ctx.settings
+    clock = ctx.clock
     key = request_key or f"http:{uuid4()}"
     existing = await cycles.cycle_by_request_key(ctx.pool, key)
     if existing is not None:
@@ -161,7 +160,7 @@ async def request_rebalance(
         if expected_topology_version is None and await read_models.known_topology_version(
             uow.conn, microgrid_id
         ) is None:
-            raise ApiError.not_found(f"microgrid {microgrid_id} is not known to balancing")
+            raise UnknownMicrogrid(f"microgrid {microgrid_id} is not known to balancing")
         message = RebalanceRequested.create(
             RebalanceRequestedPayload(
                 microgrid_id=microgrid_id,
@@ -192,10 +191,10 @@ async def request_rebalance(
 
 def _same_target(key: str, had_mg: UUID, had_node: UUID | None, mg: UUID, node: UUID | None) -> None:
     if (had_mg, had_node) != (mg, node):
-        raise ApiError.conflict(f"request key {key!r} was already used for another rebalance target")
+        raise RequestKeyReused(f"request key {key!r} was already used for another rebalance target")
 
 
-async def wait_for_cycle(ctx: ServiceContext, request_key: str, timeout_s: float) -> StoredCycle | None:
+async def wait_for_cycle(ctx: BalancingContext, request_key: str, timeout_s: float) -> StoredCycle | None:
     """The key's stored cycle, waiting up to `timeout_s`; woken by the consumer's commit signal."""
     return await wait_for_result(
         client=ctx.redis,
@@ -203,41 +202,3 @@ async def wait_for_cycle(ctx: ServiceContext, request_key: str, timeout_s: float
         fetch=lambda: cycles.cycle_by_request_key(ctx.pool, request_key),
         timeout_s=timeout_s,
     )
-
-
-def error_for(cycle: StoredCycle) -> ApiError | None:
-    """The spec's error answer for a stored cycle, if it calls for one (the cycle is stored either way).
-
-    REJECTED for an invalid tree: 422; for a topology version conflict: 409; a fail-safe cycle for
-    want of telemetry and fallback: 503. `details.cycle_id` names the stored cycle.
-    """
-    result = cycle.result
-    details: dict[str, Any] = {"cycle_id": str(result.cycle_id), "outcome": result.outcome.value}
-    decided = json.loads(cycle.output)
-    if ReasonCode.TOPOLOGY_INVALID in result.reason_codes:
-        violations = decided["topology_violations"]
-        return ApiError.invalid(
-            f"cycle {result.cycle_id} rejected: the topology is invalid",
-            reason_code=ReasonCode.TOPOLOGY_INVALID,
-            violated_rule=violations[0]["rule"] if violations else "TOPOLOGY_INVALID",
-            details={**details, "violations": violations},
-        )
-    if ReasonCode.TOPOLOGY_VERSION_CONFLICT in result.reason_codes:
-        return ApiError(
-            409,
-            ReasonCode.TOPOLOGY_VERSION_CONFLICT,
-            f"cycle {result.cycle_id} rejected: topology version conflict",
-            expected_version=decided["expected_topology_version"],
-            actual_version=result.topology_version,
-            details=details,
-        )
-    if cycle.missing_inputs:
-        return ApiError(
-            503,
-            ReasonCode.TELEMETRY_INSUFFICIENT,
-            f"cycle {result.cycle_id} ran fail safe: telemetry insufficient and no fallback",
-            missing_inputs=cycle.missing_inputs,
-            safe_action_taken=cycle.safe_action_taken,
-            details=details,
-        )
-    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from libs.platform.runtime import ServiceContext
 from libs.platform.settings import PlatformSettings
 
 
@@ -16,8 +17,6 @@ class BalancingSettings(PlatformSettings):
     pending_sweep_interval_s: float = 0.5
 
 
-def balancing_settings(settings: PlatformSettings) -> BalancingSettings:
-    """The service's settings, also when the runtime was handed plain platform settings (tests)."""
-    if isinstance(settings, BalancingSettings):
-        return settings
-    return BalancingSettings(**settings.model_dump())
+# What balancing's handlers, routes and loops get: the context with these settings on it (and, as
+# `memory`, this process's MicrogridStateCache).
+BalancingContext = ServiceContext[BalancingSettings]

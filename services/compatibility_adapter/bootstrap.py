@@ -8,25 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from libs.platform.clock import SystemClock
-from libs.platform.runtime import ServiceContext, ServiceDefinition
-from services.compatibility_adapter.handlers import handlers
+from libs.platform.runtime import ServiceDefinition
+from services.compatibility_adapter.handlers import HANDLERS
 from services.compatibility_adapter.routes import router
-from services.compatibility_adapter.settings import CompatibilityAdapterSettings, adapter_settings
-
-
-async def _on_start(ctx: ServiceContext) -> None:
-    # Tests may put a ManualClock here before start-up; services read time only through it.
-    ctx.extras.setdefault("clock", SystemClock())
-    ctx.extras["settings"] = adapter_settings(ctx.settings)
-
+from services.compatibility_adapter.settings import CompatibilityAdapterSettings
 
 DEFINITION = ServiceDefinition(
     name="compatibility_adapter",
     migrations=Path(__file__).parent / "migrations",
     append_only_tables=("translation_audit",),
-    handlers=handlers,
+    handlers=HANDLERS,
     routers=lambda: [router],
-    on_start=_on_start,
-    settings_factory=CompatibilityAdapterSettings,
+    settings_type=CompatibilityAdapterSettings,
 )

@@ -10,7 +10,6 @@ candidate microgrids the caller may see.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
@@ -28,11 +27,11 @@ from contracts.enums import ReasonCode
 from contracts.http_errors import business_422
 from libs.domain.circuit_alias import AliasFailure
 from libs.platform.auth import Principal, Scope, not_found, require_platform_grant, require_scopes
-from libs.platform.clock import Clock
 from libs.platform.http import ApiError
-from libs.platform.runtime import ServiceContext, service_context
-from services.compatibility_adapter import service, tou_limits
+from libs.platform.runtime import service_context
+from services.compatibility_adapter import service, tou_limits, translation, views
 from services.compatibility_adapter.adapters import alias_read_model
+from services.compatibility_adapter.settings import CompatibilityAdapterContext
 from services.compatibility_adapter.topology_wait import after_waiting, wait_for_circuit
 from services.compatibility_adapter.translation_keys import MAX_IDEMPOTENCY_KEY_LENGTH
 
@@ -41,7 +40,7 @@ _UNPROCESSABLE = 422
 
 router = APIRouter(tags=["circuit compatibility aliases"])
 
-Context = Annotated[ServiceContext, Depends(service_context)]
+Context = Annotated[CompatibilityAdapterContext, Depends(service_context)]
 _write = require_scopes(Scope.INTEGRATION_WRITE)
 _read = require_scopes(Scope.OPERATOR_READ)
 IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)]
@@ -59,15 +58,10 @@ def _announce(response: Response, successor: str | None) -> None:
     response.headers.update(alias_headers(successor))
 
 
-def _now(ctx: ServiceContext) -> datetime:
-    clock: Clock = ctx.extras["clock"]
-    return clock.now()
-
-
-async def _authorize_circuit(ctx: ServiceContext, principal: Principal, circuit_id: UUID) -> Principal:
+async def _authorize_circuit(ctx: CompatibilityAdapterContext, principal: Principal, circuit_id: UUID) -> Principal:
     """A dependency, so it runs before the body is judged, as the microgrid guard does elsewhere."""
     if not principal.grant.everything:
-        depot_id, microgrid_ids = await service.circuit_owners(ctx.pool, circuit_id)
+        depot_id, microgrid_ids = await views.circuit_owners(ctx.pool, circuit_id)
         if not principal.grant.covers_depot(depot_id, microgrid_ids):
             raise not_found("circuit", circuit_id)
     return principal
@@ -92,7 +86,7 @@ def _refusal(
     visible = tuple(c for c in failure.candidates if principal.grant.covers_microgrid(c[0]))
     failure = replace(failure, candidates=visible)
     message = f"circuit {failure.circuit_id}: {failure.detail}"
-    fields: dict[str, Any] = {"details": service.failure_details(failure)}
+    fields: dict[str, Any] = {"details": translation.failure_details(failure)}
     if status_code == _UNPROCESSABLE:
         fields["violated_rule"] = "circuit_alias_limit_scope"
     if topology_version is not None:
@@ -131,7 +125,7 @@ async def rebalance_load(
         idempotency_key=idempotency_key,
         correlation_id=x_correlation_id,
         requested_by=principal.subject,
-        now=_now(ctx),
+        now=ctx.clock.now(),
     )
     if isinstance(requested, AliasFailure):
         version = await alias_read_model.topology_version_for_circuit(ctx.pool, circuit_id)
@@ -140,7 +134,7 @@ async def rebalance_load(
     _announce(response, f"/api/microgrid/{requested.microgrid_id}/rebalance")
     if cycle is None:
         response.status_code = status.HTTP_202_ACCEPTED
-    return service.circuit_rebalance_response(requested, cycle, _now(ctx))
+    return views.circuit_rebalance_response(requested, cycle, ctx.clock.now())
 
 
 @router.post(
@@ -166,7 +160,7 @@ async def submit_tou_limits(
         correlation_id=x_correlation_id or str(uuid4()),
     )
     waited = await wait_for_circuit(ctx, circuit_id)  # a resync a moment ago may not be known here yet
-    submitted = await tou_limits.submit_tou_schedule(ctx=ctx, request=request, now=_now(ctx))
+    submitted = await tou_limits.submit_tou_schedule(ctx=ctx, request=request, now=ctx.clock.now())
     if isinstance(submitted, AliasFailure):
         raise _refusal(after_waiting(submitted, waited), _UNPROCESSABLE, principal)
     if isinstance(submitted, tou_limits.InvalidSchedule):  # judged before anything was withdrawn
@@ -188,7 +182,7 @@ async def submit_tou_limits(
     summary="Legacy TOU limits, read back from the TOU_LIMIT envelopes on the circuit's node",
 )
 async def read_tou_limits(circuit_id: UUID, response: Response, ctx: Context, who: Reader) -> TouLimitsView:
-    view = await tou_limits.read_tou_limits(ctx=ctx, circuit_id=circuit_id, now=_now(ctx))
+    view = await tou_limits.read_tou_limits(ctx=ctx, circuit_id=circuit_id, now=ctx.clock.now())
     if isinstance(view, AliasFailure):
         raise _refusal(view, _UNPROCESSABLE, who)
     _announce(response, f"/api/microgrid/{view.microgrid_id}/status")
@@ -203,7 +197,7 @@ async def read_tou_limits(circuit_id: UUID, response: Response, ctx: Context, wh
 async def effective_capacity(
     circuit_id: UUID, response: Response, ctx: Context, who: Reader
 ) -> CircuitEffectiveCapacityView:
-    view = await service.read_effective_capacity(ctx=ctx, circuit_id=circuit_id, now=_now(ctx))
+    view = await views.read_effective_capacity(ctx=ctx, circuit_id=circuit_id, now=ctx.clock.now())
     if view is None:
         raise ApiError.not_found(f"circuit {circuit_id} is unknown to the compatibility adapter")
     _announce(response, f"/api/microgrid/{view.microgrid_id}/status" if view.microgrid_id else None)
@@ -217,4 +211,4 @@ async def effective_capacity(
 )
 async def translations(ctx: Context, who: Annotated[Principal, Depends(_read)]) -> TranslationSummary:
     require_platform_grant(who)  # counts across every microgrid
-    return await service.translation_summary(ctx=ctx, now=_now(ctx))
+    return await views.translation_summary(ctx=ctx, now=ctx.clock.now())

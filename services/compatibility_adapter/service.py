@@ -1,35 +1,22 @@
-"""The adapter's use cases: translate legacy circuit rebalances into microgrid ones, keep the read models.
+"""The adapter's use cases: legacy circuit rebalances, from each of their three doors, translated into
+microgrid ones through the one translate path (`translation.py`), and the cycle results the HTTP door
+waits for.
 
-Every legacy door ends in `_apply_alias` (one microgrid.rebalance_requested + one
-compatibility.circuit_alias_applied, recorded once per legacy ref) or `refuse_translation` (an audit row
-with the Appendix A reason code and compatibility.circuit_alias_failed; the scheduler door publishes its own
-scheduler_dispatch_failed instead). The adapter translates and never decides: the microgrid stays the
-source of truth (D-011, NFR-006).
+- `load_balancer.rebalance_requested` -> `translate_legacy_rebalance`;
+- `scheduler.rebalance_periodic` -> `dispatch_periodic_rebalance`;
+- `POST /api/circuit/{circuit_id}/rebalance_load` -> `request_circuit_rebalance`, then `await_cycle_result`.
+
+The effective-capacity events are `capacity_changes.py`; the TOU doors are `tou_limits.py`; the reads
+are `views.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
-
-from contracts.api.compatibility_adapter import (
-    CircuitEffectiveCapacityView,
-    CircuitRebalanceResponse,
-    TranslationSummary,
-)
-from contracts.base import Message
-from contracts.enums import AliasPath, ProjectionTrigger, ReasonCode, RebalanceSource, order_reason_codes
+from contracts.enums import AliasPath, RebalanceSource
 from contracts.events import (
-    CircuitAliasApplied,
-    CircuitAliasAppliedPayload,
-    CircuitAliasFailed,
-    CircuitAliasFailedPayload,
-    EffectiveCircuitCapacityChanged,
-    EffectiveCircuitCapacityReconciled,
     LegacyRebalanceRequested,
     RebalanceRequested,
     RebalanceRequestedPayload,
@@ -38,219 +25,26 @@ from contracts.events import (
     SchedulerDispatchFailedPayload,
 )
 from contracts.records import CycleResultRecord
-from libs.domain.circuit_alias import (
-    AliasFailure,
-    AliasScope,
-    AliasTarget,
-    resolve_circuit_alias,
-)
+from libs.domain.circuit_alias import AliasFailure
 from libs.platform.messaging.unit_of_work import UnitOfWork
-from libs.platform.observability import get_metrics
 from libs.platform.result_waiter import result_channel, wait_for_result
-from libs.platform.runtime import ServiceContext
-from services.compatibility_adapter.adapters import (
-    alias_read_model,
-    circuit_capacity,
-    cycle_results,
-    translation_audit,
-)
+from services.compatibility_adapter.adapters import cycle_results, translation_audit
 from services.compatibility_adapter.adapters.translation_audit import Translation
-from services.compatibility_adapter.settings import CompatibilityAdapterSettings
+from services.compatibility_adapter.settings import CompatibilityAdapterContext
+from services.compatibility_adapter.translation import (
+    PRODUCER,
+    AliasedRequest,
+    apply_alias,
+    record_failure,
+    refuse_translation,
+    resolve,
+)
 from services.compatibility_adapter.translation_keys import (
-    capacity_change_request_key,
     derived_event_id,
     legacy_event_request_key,
     legacy_http_request_key,
     scheduler_request_key,
 )
-
-PRODUCER = "compatibility_adapter"
-metrics = get_metrics()
-
-
-@dataclass(frozen=True)
-class AliasedRequest:
-    """A legacy rebalance translated to its microgrid target (or found already translated)."""
-
-    circuit_id: UUID
-    microgrid_id: UUID
-    node_id: UUID
-    request_key: str
-    correlation_id: str
-
-
-# ---- the two ends of every translation --------------------------------------------------------
-
-
-async def _apply_alias(
-    uow: UnitOfWork,
-    *,
-    request: AliasedRequest,
-    path: AliasPath,
-    legacy_ref: str,
-    source: RebalanceSource,
-    requested_by: str,
-    now: datetime,
-    causation: Message | None = None,
-) -> bool:
-    """Record the translation and request the one cycle; False (nothing published) on a replay."""
-    first_time = await translation_audit.record(
-        uow.conn,
-        Translation(
-            legacy_ref=legacy_ref,
-            path=path,
-            result="APPLIED",
-            correlation_id=request.correlation_id,
-            recorded_at=now,
-            circuit_id=request.circuit_id,
-            microgrid_id=request.microgrid_id,
-            node_id=request.node_id,
-            request_key=request.request_key,
-        ),
-    )
-    if not first_time:
-        return False
-    envelope: dict[str, Any] = {
-        "producer": PRODUCER,
-        "occurred_at": now,
-        "correlation_id": request.correlation_id,
-        "causation": causation,
-    }
-    await uow.publish(
-        RebalanceRequested.create(
-            RebalanceRequestedPayload(
-                microgrid_id=request.microgrid_id,
-                node_id=request.node_id,
-                source=source,
-                correlation_id=request.correlation_id,
-                request_key=request.request_key,
-                requested_by=requested_by,
-                circuit_id=request.circuit_id,
-            ),
-            event_id=derived_event_id(request.request_key, RebalanceRequested.EVENT_TYPE),
-            **envelope,
-        )
-    )
-    await publish_alias_applied(
-        uow,
-        payload=CircuitAliasAppliedPayload(
-            circuit_id=request.circuit_id,
-            microgrid_id=request.microgrid_id,
-            node_id=request.node_id,
-            path=path,
-            legacy_ref=legacy_ref,
-            rebalance_request_key=request.request_key,
-        ),
-        event_id=derived_event_id(request.request_key, CircuitAliasApplied.EVENT_TYPE),
-        **envelope,
-    )
-    return True
-
-
-async def publish_alias_applied(
-    uow: UnitOfWork,
-    *,
-    payload: CircuitAliasAppliedPayload,
-    producer: str,
-    occurred_at: datetime,
-    correlation_id: str,
-    causation: Message | None = None,
-    event_id: UUID | None = None,
-) -> None:
-    """compatibility.circuit_alias_applied, counted by path (NFR-005)."""
-    await uow.publish(
-        CircuitAliasApplied.create(
-            payload,
-            producer=producer,
-            occurred_at=occurred_at,
-            correlation_id=correlation_id,
-            causation=causation,
-            event_id=event_id,
-        )
-    )
-    metrics.count_alias_translation(path=payload.path)
-
-
-async def record_failure(
-    uow: UnitOfWork,
-    *,
-    failure: AliasFailure,
-    path: AliasPath,
-    legacy_ref: str,
-    correlation_id: str,
-    now: datetime,
-) -> bool:
-    """Audit a refused translation; False when this legacy ref was already handled (publish nothing)."""
-    first_time = await translation_audit.record(
-        uow.conn,
-        Translation(
-            legacy_ref=legacy_ref,
-            path=path,
-            result="FAILED",
-            correlation_id=correlation_id,
-            recorded_at=now,
-            circuit_id=failure.circuit_id,
-            reason_code=failure.reason_code,
-            details=failure_details(failure),
-        ),
-    )
-    if first_time:
-        metrics.count_alias_failure(reason_code=failure.reason_code)
-    return first_time
-
-
-def failure_details(failure: AliasFailure) -> dict[str, Any]:
-    details: dict[str, Any] = {"detail": failure.detail}
-    if failure.candidates:
-        details["candidates"] = [{"microgrid_id": str(m), "node_id": str(n)} for m, n in failure.candidates]
-    return details
-
-
-async def refuse_translation(
-    uow: UnitOfWork,
-    *,
-    failure: AliasFailure,
-    path: AliasPath,
-    legacy_ref: str,
-    correlation_id: str,
-    now: datetime,
-    causation: Message | None = None,
-) -> None:
-    """Audit the refusal and publish compatibility.circuit_alias_failed with its reason code (FR-016)."""
-    if not await record_failure(
-        uow, failure=failure, path=path, legacy_ref=legacy_ref, correlation_id=correlation_id, now=now
-    ):
-        return
-    await uow.publish(
-        CircuitAliasFailed.create(
-            CircuitAliasFailedPayload(
-                circuit_id=failure.circuit_id,
-                path=path,
-                reason_code=failure.reason_code,
-                legacy_ref=legacy_ref,
-                details=failure_details(failure),
-            ),
-            producer=PRODUCER,
-            occurred_at=now,
-            correlation_id=correlation_id,
-            causation=causation,
-        )
-    )
-
-
-async def circuit_owners(conn: asyncpg.Connection | asyncpg.Pool, circuit_id: UUID) -> tuple[UUID | None, list[UUID]]:
-    """(depot_id from the legacy circuit record, microgrid_ids of every node carrying the circuit): whom a
-    circuit route acts for, so the route can check the caller's grant before anything else."""
-    legacy = await alias_read_model.legacy_circuit(conn, circuit_id)
-    rows = await alias_read_model.rows_for_circuit(conn, circuit_id)
-    return (legacy.depot_id if legacy else None), sorted({r.microgrid_id for r in rows}, key=str)
-
-
-async def resolve(
-    uow: UnitOfWork, circuit_id: UUID, scope: AliasScope = AliasScope.REBALANCE
-) -> AliasTarget | AliasFailure:
-    return resolve_circuit_alias(circuit_id, await alias_read_model.rows_for_circuit(uow.conn, circuit_id), scope)
-
 
 # Result channel the HTTP alias waits on (libs.platform.result_waiter), keyed by request key.
 CYCLE_RESULT = "compatibility_adapter.cycle_result"
@@ -282,7 +76,7 @@ async def translate_legacy_rebalance(*, uow: UnitOfWork, message: LegacyRebalanc
         request_key=legacy_event_request_key(message.event_id),
         correlation_id=message.correlation_id,
     )
-    await _apply_alias(
+    await apply_alias(
         uow,
         request=request,
         path=AliasPath.LEGACY_EVENT,
@@ -341,7 +135,7 @@ async def dispatch_periodic_rebalance(*, uow: UnitOfWork, message: ScheduledReba
         request_key=request_key,
         correlation_id=message.correlation_id,
     )
-    await _apply_alias(
+    await apply_alias(
         uow,
         request=request,
         path=AliasPath.SCHEDULER,
@@ -391,7 +185,7 @@ async def _pass_through_periodic(
 
 async def request_circuit_rebalance(
     *,
-    ctx: ServiceContext,
+    ctx: CompatibilityAdapterContext,
     circuit_id: UUID,
     idempotency_key: str | None,
     correlation_id: str | None,
@@ -417,7 +211,7 @@ async def request_circuit_rebalance(
             )
             return resolution
         request = AliasedRequest(circuit_id, resolution.microgrid_id, resolution.node_id, request_key, correlation_id)
-        if await _apply_alias(
+        if await apply_alias(
             uow,
             request=request,
             path=AliasPath.LEGACY_HTTP,
@@ -441,9 +235,9 @@ async def _earlier_http_request(uow: UnitOfWork, request_key: str) -> AliasedReq
     return AliasedRequest(t.circuit_id, t.microgrid_id, t.node_id, request_key, t.correlation_id)
 
 
-async def await_cycle_result(*, ctx: ServiceContext, request_key: str) -> CycleResultRecord | None:
+async def await_cycle_result(*, ctx: CompatibilityAdapterContext, request_key: str) -> CycleResultRecord | None:
     """The requested cycle's result from the read model, waiting up to the bound; woken by its commit."""
-    settings: CompatibilityAdapterSettings = ctx.extras["settings"]
+    settings = ctx.settings
     return await wait_for_result(
         client=ctx.redis,
         channel=result_channel(ctx.settings, CYCLE_RESULT, request_key),
@@ -453,120 +247,9 @@ async def await_cycle_result(*, ctx: ServiceContext, request_key: str) -> CycleR
     )
 
 
-def circuit_rebalance_response(
-    request: AliasedRequest, cycle: CycleResultRecord | None, now: datetime
-) -> CircuitRebalanceResponse:
-    codes = [*cycle.reason_codes, ReasonCode.LEGACY_ALIAS_TRANSLATION_APPLIED] if cycle else []
-    return CircuitRebalanceResponse(
-        circuit_id=request.circuit_id,
-        microgrid_id=request.microgrid_id,
-        node_id=request.node_id,
-        request_key=request.request_key,
-        correlation_id=request.correlation_id,
-        status="COMPLETED" if cycle else "PENDING",
-        timestamp=now,
-        reason_codes=order_reason_codes(codes),
-        result=cycle,
-    )
-
-
 async def record_cycle_result(*, uow: UnitOfWork, cycle: CycleResultRecord) -> None:
     """Keep the results of the cycles the adapter requested (the others are not its business)."""
     key = cycle.audit.request_key
     if key and await translation_audit.requested(uow.conn, key):
         await cycle_results.save(uow.conn, key, cycle)
         uow.signal_after_commit(result_channel(uow.settings, CYCLE_RESULT, key))
-
-
-# ---- effective circuit capacity ---------------------------------------------------------------
-
-
-async def apply_capacity_changed(*, uow: UnitOfWork, message: EffectiveCircuitCapacityChanged, now: datetime) -> None:
-    """Update the circuit-facing value; request one legacy rebalance per change of the projection.
-
-    A cycle's guard may have reconciled the same new value first (a rebalance right at a block
-    boundary): the projection's change still requests its rebalance, so how many cycles run does not
-    depend on which of the two events arrived first (NFR-007). Only a projection no newer than one
-    already applied (replayed, or late) changes nothing.
-    """
-    change = message.payload
-    held = await circuit_capacity.current(uow.conn, change.circuit_id, lock=True)
-    if held is not None and held.projected_at is not None and held.projected_at >= change.evaluated_at:
-        return  # an older evaluation arriving late changes nothing
-    if held is None or held.evaluated_at <= change.evaluated_at:
-        await circuit_capacity.save(uow.conn, change, message.event_id, projected=True)
-    else:  # a reconciliation newer than this projection holds the value already
-        await circuit_capacity.mark_projected(uow.conn, change.circuit_id, change.evaluated_at)
-    reference = (
-        held.effective_capacity_watts
-        if held is not None and held.projection_trigger != ProjectionTrigger.REBALANCE_GUARD.value
-        else change.previous_capacity_watts
-    )
-    if reference == change.effective_capacity_watts:
-        return
-    request = AliasedRequest(
-        circuit_id=change.circuit_id,
-        microgrid_id=change.microgrid_id,
-        node_id=change.node_id,
-        request_key=capacity_change_request_key(message.event_id),
-        correlation_id=message.correlation_id,
-    )
-    await _apply_alias(
-        uow,
-        request=request,
-        path=AliasPath.CAPACITY_CHANGE,
-        legacy_ref=str(message.event_id),
-        source=RebalanceSource.ENVELOPE_CHANGE,
-        requested_by=PRODUCER,
-        now=now,
-        causation=message,
-    )
-
-
-async def apply_capacity_reconciled(*, uow: UnitOfWork, message: EffectiveCircuitCapacityReconciled) -> None:
-    """The rebalance-time guard corrected the value: update it, never request another rebalance."""
-    held = await circuit_capacity.current(uow.conn, message.payload.circuit_id, lock=True)
-    if held is None or held.evaluated_at <= message.payload.evaluated_at:
-        await circuit_capacity.save(uow.conn, message.payload, message.event_id, projected=False)
-
-
-async def read_effective_capacity(
-    *, ctx: ServiceContext, circuit_id: UUID, now: datetime
-) -> CircuitEffectiveCapacityView | None:
-    """The circuit-facing value, else the legacy default capacity; None when the circuit is unknown."""
-    held = await circuit_capacity.current(ctx.pool, circuit_id)
-    legacy = await alias_read_model.legacy_circuit(ctx.pool, circuit_id)
-    if held is None and legacy is None:
-        return None
-    target = resolve_circuit_alias(circuit_id, await alias_read_model.rows_for_circuit(ctx.pool, circuit_id))
-    view: dict[str, Any] = {"circuit_id": circuit_id, "timestamp": now}
-    if isinstance(target, AliasTarget):
-        view |= {"microgrid_id": target.microgrid_id, "node_id": target.node_id}
-    if legacy is not None:
-        view |= {
-            "depot_id": legacy.depot_id,
-            "parent_circuit_id": legacy.parent_circuit_id,
-            "default_capacity_watts": legacy.default_capacity_watts,
-            "fail_safe_capacity_watts": legacy.fail_safe_capacity_watts,
-        }
-    if held is not None:
-        view |= {
-            "microgrid_id": held.microgrid_id,
-            "node_id": held.node_id,
-            "effective_capacity_watts": held.effective_capacity_watts,
-            "basis": held.basis,
-            "projection_trigger": held.projection_trigger,
-            "binding_envelope_id": held.binding_envelope_id,
-            "evaluated_at": held.evaluated_at,
-        }
-    else:
-        assert legacy is not None
-        view |= {"effective_capacity_watts": legacy.default_capacity_watts, "basis": "LEGACY_DEFAULT"}
-    return CircuitEffectiveCapacityView(**view)
-
-
-# ---- observability ----------------------------------------------------------------------------
-
-
-async def translation_summary(*, ctx: ServiceContext, now: datetime) -> TranslationSummary:
-    return TranslationSummary(counts=await translation_audit.counts(ctx.pool), timestamp=now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from libs.platform.runtime import ServiceContext
 from libs.platform.settings import PlatformSettings
 
 
@@ -15,9 +16,5 @@ class CompatibilityAdapterSettings(PlatformSettings):
     compat_topology_wait_s: float = 5.0
 
 
-def adapter_settings(settings: PlatformSettings) -> CompatibilityAdapterSettings:
-    """The adapter's settings, also when started with plain platform settings (the adapter's knobs then
-    come from the environment or their defaults)."""
-    if isinstance(settings, CompatibilityAdapterSettings):
-        return settings
-    return CompatibilityAdapterSettings(**settings.model_dump())
+# What the adapter's handlers and routes get: the context with these settings on it.
+CompatibilityAdapterContext = ServiceContext[CompatibilityAdapterSettings]

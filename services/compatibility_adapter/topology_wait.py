@@ -15,16 +15,15 @@ import time
 from uuid import UUID
 
 from libs.domain.circuit_alias import AliasFailure
-from libs.platform.runtime import ServiceContext
 from services.compatibility_adapter.adapters import alias_read_model
-from services.compatibility_adapter.settings import adapter_settings
+from services.compatibility_adapter.settings import CompatibilityAdapterContext
 
 _POLL_S = 0.05
 
 
-async def wait_for_circuit(ctx: ServiceContext, circuit_id: UUID) -> float | None:
+async def wait_for_circuit(ctx: CompatibilityAdapterContext, circuit_id: UUID) -> float | None:
     """Wait until some node carries the circuit here; None when one does, else the seconds waited."""
-    wait_s = adapter_settings(ctx.settings).compat_topology_wait_s
+    wait_s = ctx.settings.compat_topology_wait_s
     started = time.monotonic()
     while not await alias_read_model.rows_for_circuit(ctx.pool, circuit_id):
         waited = time.monotonic() - started

@@ -53,7 +53,7 @@ from libs.platform.runtime import ServiceContext
 from services.compatibility_adapter.adapters import alias_read_model, tou_envelopes, translation_audit
 from services.compatibility_adapter.adapters.tou_envelopes import TouSubmission
 from services.compatibility_adapter.adapters.translation_audit import Translation
-from services.compatibility_adapter.service import (
+from services.compatibility_adapter.translation import (
     PRODUCER,
     metrics,
     publish_alias_applied,

@@ -25,22 +25,22 @@ from contracts.enums import EnvelopeStatus, ReasonCode
 from contracts.http_errors import business_422
 from libs.platform.auth import Principal, Scope, microgrid_guard, require_scopes
 from libs.platform.http import ApiError
-from libs.platform.runtime import ServiceContext, service_context
-from services.envelope_lifecycle import queries
-from services.envelope_lifecycle.context import clock_of, settings_of
-from services.envelope_lifecycle.submission import EnvelopeSubmission
-from services.envelope_lifecycle.topology_wait import wait_for_node
-from services.envelope_lifecycle.write_port import (
+from libs.platform.runtime import service_context
+from services.envelope_lifecycle import views
+from services.envelope_lifecycle.service import (
     EnvelopeNotFound,
     Ingested,
     NotWithdrawable,
     submit_envelope,
     withdraw_envelope,
 )
+from services.envelope_lifecycle.settings import EnvelopeLifecycleContext
+from services.envelope_lifecycle.submission import EnvelopeSubmission
+from services.envelope_lifecycle.topology_wait import wait_for_node
 
 router = APIRouter(prefix="/internal/microgrid/{microgrid_id}", tags=["operating envelopes (internal)"])
 
-Ctx = Annotated[ServiceContext, Depends(service_context)]
+Ctx = Annotated[EnvelopeLifecycleContext, Depends(service_context)]
 # Every route is under `{microgrid_id}`: scope first, then the microgrid against the token's grant (404).
 Writer = Annotated[Principal, Depends(microgrid_guard(require_scopes(Scope.INTEGRATION_WRITE)))]
 Reader = Annotated[Principal, Depends(microgrid_guard(require_scopes(Scope.OPERATOR_READ)))]
@@ -75,10 +75,10 @@ async def submit(
     )
     # Read-your-writes: a node written to the topology a moment ago may not be known here yet.
     waited = await wait_for_node(ctx, microgrid_id, body.node_id)
-    now = clock_of(ctx).now()
+    now = ctx.clock.now()
     async with ctx.unit_of_work() as uow:
         outcome = await submit_envelope(
-            uow, settings=settings_of(ctx), submission=submission, now=now, waited_for_node_s=waited
+            uow, settings=ctx.settings, submission=submission, now=now, waited_for_node_s=waited
         )
     if outcome.conflict:  # answered after the commit, so the refusal's audit event is kept
         raise ApiError.conflict(f"source_ref {submission.source_ref!r} was already ingested with different content")
@@ -94,12 +94,12 @@ async def withdraw(
     microgrid_id: UUID, envelope_id: UUID, ctx: Ctx, principal: Writer
 ) -> MicrogridResponse[EnvelopeReceipt]:
     """Withdraw a PENDING or ACTIVE envelope now; a repeated withdrawal answers the same (replay)."""
-    now = clock_of(ctx).now()
+    now = ctx.clock.now()
     try:
         async with ctx.unit_of_work() as uow:
             outcome = await withdraw_envelope(
                 uow,
-                settings=settings_of(ctx),
+                settings=ctx.settings,
                 microgrid_id=microgrid_id,
                 envelope_id=envelope_id,
                 withdrawn_by=principal.subject,
@@ -121,10 +121,10 @@ async def list_envelopes(
     status: Annotated[list[EnvelopeStatus] | None, Query()] = None,
 ) -> MicrogridResponse[list[OperatingEnvelopeView]]:
     """Envelopes of the microgrid, newest first; filter by node and status (repeatable), e.g. status=ACTIVE."""
-    found = await queries.list_envelopes(
-        ctx, microgrid_id=microgrid_id, node_id=node_id, statuses=tuple(status) if status else None
+    found = await views.list_envelopes(
+        ctx.pool, microgrid_id=microgrid_id, node_id=node_id, statuses=tuple(status) if status else None
     )
-    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=clock_of(ctx).now(), result=found)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=ctx.clock.now(), result=found)
 
 
 @router.get("/operating-envelopes/{envelope_id}")
@@ -132,10 +132,10 @@ async def envelope_history(
     microgrid_id: UUID, envelope_id: UUID, ctx: Ctx, _: Reader
 ) -> MicrogridResponse[EnvelopeHistory]:
     """One envelope with its lifecycle history (receipt, boundaries, expiry, withdrawal, health changes)."""
-    found = await queries.envelope_history(ctx, microgrid_id=microgrid_id, envelope_id=envelope_id)
+    found = await views.envelope_history(ctx.pool, microgrid_id=microgrid_id, envelope_id=envelope_id)
     if found is None:
         raise ApiError.not_found(f"no envelope {envelope_id} in microgrid {microgrid_id}")
-    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=clock_of(ctx).now(), result=found)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=ctx.clock.now(), result=found)
 
 
 @router.get("/effective-circuit-capacity")
@@ -143,15 +143,15 @@ async def effective_circuit_capacity(
     microgrid_id: UUID, ctx: Ctx, _: Reader
 ) -> MicrogridResponse[EffectiveCircuitCapacityView]:
     """The last effective capacity projected to each managed feeder circuit, and scopes that cannot project."""
-    view = await queries.effective_circuit_capacities(ctx, microgrid_id=microgrid_id)
-    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=clock_of(ctx).now(), result=view)
+    view = await views.effective_circuit_capacities(ctx.pool, microgrid_id=microgrid_id)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=ctx.clock.now(), result=view)
 
 
 @router.get("/forecast-sources")
 async def forecast_sources(microgrid_id: UUID, ctx: Ctx, _: Reader) -> MicrogridResponse[list[ForecastSourceView]]:
     """Health of each forecast source (origin control point) as the scheduler last evaluated it."""
-    found = await queries.forecast_source_health(ctx, microgrid_id=microgrid_id)
-    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=clock_of(ctx).now(), result=found)
+    found = await views.forecast_source_health(ctx.pool, microgrid_id=microgrid_id)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=ctx.clock.now(), result=found)
 
 
 def _receipt(microgrid_id: UUID, outcome: Ingested, now: datetime) -> MicrogridResponse[EnvelopeReceipt]:

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from libs.domain.circuit_capacity import GapPolicy
 from libs.domain.forecast_health import HealthThresholds
+from libs.platform.runtime import ServiceContext
 from libs.platform.settings import PlatformSettings
 
 
@@ -41,8 +42,5 @@ class EnvelopeLifecycleSettings(PlatformSettings):
         )
 
 
-def envelope_lifecycle_settings(settings: PlatformSettings) -> EnvelopeLifecycleSettings:
-    """The service's settings, also when the runtime was handed plain platform settings (tests)."""
-    if isinstance(settings, EnvelopeLifecycleSettings):
-        return settings
-    return EnvelopeLifecycleSettings(**settings.model_dump())
+# What the service's handlers, routes and loops get: the context with these settings on it.
+EnvelopeLifecycleContext = ServiceContext[EnvelopeLifecycleSettings]

@@ -18,20 +18,18 @@ from uuid import UUID
 
 from contracts.commands import SubmitOperatingEnvelope
 from libs.platform.messaging.unit_of_work import UnitOfWork
-from libs.platform.runtime import ServiceContext
 from services.envelope_lifecycle.adapters import parked_submissions, topology
 from services.envelope_lifecycle.adapters.locks import lock_microgrid
-from services.envelope_lifecycle.context import clock_of, settings_of
-from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
+from services.envelope_lifecycle.service import Ingested, submit_envelope
+from services.envelope_lifecycle.settings import EnvelopeLifecycleContext, EnvelopeLifecycleSettings
 from services.envelope_lifecycle.submission import EnvelopeSubmission
-from services.envelope_lifecycle.write_port import Ingested, submit_envelope
 
 _POLL_S = 0.05
 
 
-async def wait_for_node(ctx: ServiceContext, microgrid_id: UUID, node_id: UUID) -> float | None:
+async def wait_for_node(ctx: EnvelopeLifecycleContext, microgrid_id: UUID, node_id: UUID) -> float | None:
     """Wait up to the setting for the node to be known here; None when it is, else the seconds waited."""
-    wait_s = settings_of(ctx).envelope_topology_wait_s
+    wait_s = ctx.settings.envelope_topology_wait_s
     started = time.monotonic()
     while await topology.node(ctx.pool, microgrid_id, node_id) is None:
         waited = time.monotonic() - started
@@ -82,10 +80,10 @@ async def submit_parked_now_known(
     return len(ready)
 
 
-async def expire_parked_submissions(ctx: ServiceContext) -> int:
+async def expire_parked_submissions(ctx: EnvelopeLifecycleContext) -> int:
     """Commands whose wait is over are judged against what is known: rejected, saying they waited."""
-    settings = settings_of(ctx)
-    clock = clock_of(ctx)
+    settings = ctx.settings
+    clock = ctx.clock
     handled = 0
     while True:
         async with ctx.unit_of_work() as uow:
@@ -99,10 +97,10 @@ async def expire_parked_submissions(ctx: ServiceContext) -> int:
         handled += 1
 
 
-def parked_submission_sweeper(ctx: ServiceContext) -> list:
+def parked_submission_sweeper(ctx: EnvelopeLifecycleContext) -> list:
     async def run() -> None:
         while True:
             await expire_parked_submissions(ctx)
-            await asyncio.sleep(settings_of(ctx).envelope_topology_sweep_interval_s)
+            await asyncio.sleep(ctx.settings.envelope_topology_sweep_interval_s)
 
     return [run]

@@ -6,20 +6,10 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
-from libs.platform.clock import SystemClock
-from libs.platform.runtime import ServiceContext, ServiceDefinition
-from services.topology.handlers import handlers
+from libs.platform.runtime import ServiceDefinition
+from services.topology.handlers import HANDLERS
 from services.topology.routes import router
 from services.topology.settings import TopologySettings
-
-
-async def on_start(ctx: ServiceContext) -> None:
-    # Tests may put a ManualClock here before requests arrive; the service never reads time elsewhere.
-    ctx.extras.setdefault("clock", SystemClock())
-    settings = ctx.settings
-    if not isinstance(settings, TopologySettings):  # started with the platform settings only (tests)
-        settings = TopologySettings(**settings.model_dump())
-    ctx.extras["topology_settings"] = settings
 
 
 def routers() -> list[APIRouter]:
@@ -30,8 +20,7 @@ DEFINITION = ServiceDefinition(
     name="topology",
     migrations=Path(__file__).parent / "migrations",
     append_only_tables=("capability_status_event",),
-    handlers=handlers,
+    handlers=HANDLERS,
     routers=routers,
-    on_start=on_start,
-    settings_factory=TopologySettings,
+    settings_type=TopologySettings,
 )

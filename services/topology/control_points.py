@@ -18,11 +18,10 @@ from contracts.enums import CapabilityType, ControlSource, ReasonCode
 from contracts.events import CapabilityControlPointUpdated, CapabilityControlPointUpdatedPayload
 from contracts.records import CapabilityControlPointRecord
 from libs.domain.limits import aggregate_caps_from_local_config
-from libs.platform.http import ApiError
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.topology.adapters import control_point_store, microgrid_store, status_store
 from services.topology.authoring import Authoring
-from services.topology.service import Violation, invalid
+from services.topology.service import NotFound, Violation, invalid
 from services.topology.status_ingest import projection_record
 
 
@@ -31,7 +30,7 @@ async def upsert_control_point(
 ) -> ControlPointWriteResult:
     conn = uow.conn
     if await microgrid_store.lock_microgrid(conn, microgrid_id) is None:
-        raise ApiError.not_found(f"Microgrid {microgrid_id} not found")
+        raise NotFound(f"Microgrid {microgrid_id} not found")
     before = await control_point_store.get_control_point(conn, control_point_id)
     violations = await _violations(conn, microgrid_id, control_point_id, request, before)
     if violations:
@@ -120,7 +119,7 @@ async def read_control_points(
     now: datetime,
 ) -> ControlPointsView:
     if await microgrid_store.get_microgrid(conn, microgrid_id) is None:
-        raise ApiError.not_found(f"Microgrid {microgrid_id} not found")
+        raise NotFound(f"Microgrid {microgrid_id} not found")
     points = await control_point_store.list_control_points(
         conn, microgrid_id, capability_type=capability_type, node_id=node_id, include_inactive=include_inactive
     )

@@ -15,11 +15,10 @@ from contracts.api.topology import NodeLimitInput, NodeLimitsRequest, NodeLimits
 from contracts.enums import LimitStatus, NodeType, ReasonCode
 from contracts.events import NodeLimitUpdated, NodeLimitUpdatedPayload
 from contracts.records import MicrogridNodeRecord, NodeLimitRecord
-from libs.platform.http import ApiError
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.topology.adapters import microgrid_store, node_limit_store
 from services.topology.authoring import Authoring
-from services.topology.service import Violation, invalid
+from services.topology.service import NotFound, Violation, invalid
 
 # VIRTUAL nodes are logical groupings without a physical boundary: "Only nodes carry enforceable
 # physical-limit constraints", so a limit on one would have nothing to enforce it against.
@@ -31,7 +30,7 @@ async def write_node_limits(
 ) -> NodeLimitsWriteResult:
     conn = uow.conn
     if await microgrid_store.lock_microgrid(conn, microgrid_id) is None:
-        raise ApiError.not_found(f"Microgrid {microgrid_id} not found")
+        raise NotFound(f"Microgrid {microgrid_id} not found")
     nodes = {n.node_id: n for n in await microgrid_store.load_nodes(conn, microgrid_id)}
     existing = await node_limit_store.get_limits(conn, [i.node_limit_id for i in request.limits if i.node_limit_id])
     violations = _violations(microgrid_id, request.limits, nodes, existing)
@@ -129,5 +128,5 @@ def _violations(
 
 async def read_node_limits(*, conn: asyncpg.Connection, microgrid_id: UUID, node_id: UUID | None) -> NodeLimitsView:
     if await microgrid_store.get_microgrid(conn, microgrid_id) is None:
-        raise ApiError.not_found(f"Microgrid {microgrid_id} not found")
+        raise NotFound(f"Microgrid {microgrid_id} not found")
     return NodeLimitsView(limits=await node_limit_store.active_limits(conn, microgrid_id, node_id))

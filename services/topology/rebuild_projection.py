@@ -35,5 +35,5 @@ async def rebuild_with_settings(settings: PlatformSettings, microgrid_id: UUID |
 
 
 def main(microgrid_id: UUID | None = None) -> int:
-    return asyncio.run(rebuild_with_settings(DEFINITION.settings_factory(), microgrid_id))
+    return asyncio.run(rebuild_with_settings(DEFINITION.settings_type(), microgrid_id))
 

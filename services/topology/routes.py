@@ -8,11 +8,13 @@ only inside the token's grant: another microgrid's or depot's route answers 404 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.routing import APIRoute
 
 from contracts.api.topology import (
     CollectionView,
@@ -38,16 +40,49 @@ from contracts.base import UtcDateTime
 from contracts.enums import AssetType, CapabilityType, NodeStatus, NodeType
 from contracts.http_errors import business_422
 from libs.platform.auth import Principal, Scope, microgrid_guard, not_found, require_any_scope, require_scopes
-from libs.platform.clock import Clock
-from libs.platform.runtime import ServiceContext, service_context
+from libs.platform.http import ApiError
+from libs.platform.runtime import service_context
 from services.topology import control_points, node_limits, service, status_ingest, views
 from services.topology.adapters import microgrid_store
 from services.topology.authoring import Authoring
-from services.topology.settings import TopologySettings
+from services.topology.settings import TopologyContext
 
-router = APIRouter(tags=["topology"])
 
-Ctx = Annotated[ServiceContext, Depends(service_context)]
+def as_http(refusal: service.Refused) -> ApiError:
+    """A use case's refusal as the spec's HTTP error."""
+    if isinstance(refusal, service.NotFound):
+        return ApiError.not_found(str(refusal))
+    if isinstance(refusal, service.Conflict):
+        return ApiError.conflict(
+            str(refusal),
+            reason_code=refusal.reason_code,
+            expected_version=refusal.expected_version,
+            actual_version=refusal.actual_version,
+        )
+    assert isinstance(refusal, service.Rejected)
+    return ApiError.invalid(
+        str(refusal), violated_rule=refusal.violated_rule, details=refusal.details, reason_code=refusal.reason_code
+    )
+
+
+class _RefusalsAsHttp(APIRoute):
+    """Every route here answers the use cases' refusals (`service.Refused`) with `as_http`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handle(request)
+            except service.Refused as refusal:
+                raise as_http(refusal) from refusal
+
+        return answer
+
+
+router = APIRouter(tags=["topology"], route_class=_RefusalsAsHttp)
+
+Ctx = Annotated[TopologyContext, Depends(service_context)]
 _read = require_scopes(Scope.OPERATOR_READ)
 _write = require_scopes(Scope.OPERATOR_WRITE)
 _report = require_any_scope(Scope.OPERATOR_WRITE, Scope.INTEGRATION_WRITE)
@@ -58,7 +93,7 @@ Reporter = Annotated[Principal, Depends(microgrid_guard(_report))]
 CorrelationId = Annotated[str | None, Header(alias="X-Correlation-ID", max_length=200)]
 
 
-async def _authorize_depot(ctx: ServiceContext, principal: Principal, depot_id: UUID) -> Principal:
+async def _authorize_depot(ctx: TopologyContext, principal: Principal, depot_id: UUID) -> Principal:
     """A depot route needs the depot's grant or its microgrid's; else 404, as for an unknown depot.
     A dependency, so it runs before the body is judged, as the microgrid guard does."""
     microgrid = await microgrid_store.get_microgrid_of_depot(ctx.pool, depot_id)
@@ -84,18 +119,12 @@ DepotWriter = Annotated[Principal, Depends(_depot_writer)]
 DepotReporter = Annotated[Principal, Depends(_depot_reporter)]
 
 
-def _clock(ctx: ServiceContext) -> Clock:
-    clock: Clock = ctx.extras["clock"]
-    return clock
+def _max_clock_skew(ctx: TopologyContext) -> timedelta:
+    return timedelta(seconds=ctx.settings.status_max_clock_skew_s)
 
 
-def _max_clock_skew(ctx: ServiceContext) -> timedelta:
-    settings: TopologySettings = ctx.extras["topology_settings"]
-    return timedelta(seconds=settings.status_max_clock_skew_s)
-
-
-def _authoring(ctx: ServiceContext, principal: Principal, correlation_id: str | None) -> Authoring:
-    return Authoring(actor=principal.subject, now=_clock(ctx).now(), correlation_id=correlation_id or None)
+def _authoring(ctx: TopologyContext, principal: Principal, correlation_id: str | None) -> Authoring:
+    return Authoring(actor=principal.subject, now=ctx.clock.now(), correlation_id=correlation_id or None)
 
 
 # ---- topology ----------------------------------------------------------------------------------
@@ -133,7 +162,7 @@ async def get_topology(
             )
         else:
             result = await views.topology_view(conn=conn, microgrid_id=microgrid_id)
-    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=_clock(ctx).now(), result=result)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=ctx.clock.now(), result=result)
 
 
 @router.post(
@@ -159,7 +188,7 @@ async def post_topology(
 async def get_depot_microgrid(depot_id: UUID, ctx: Ctx, _: DepotReader) -> MicrogridResponse[DepotMicrogridView]:
     async with ctx.pool.acquire() as conn:
         result = await views.depot_view(conn=conn, depot_id=depot_id)
-    return MicrogridResponse(microgrid_id=result.microgrid.microgrid_id, timestamp=_clock(ctx).now(), result=result)
+    return MicrogridResponse(microgrid_id=result.microgrid.microgrid_id, timestamp=ctx.clock.now(), result=result)
 
 
 @router.post(
@@ -204,7 +233,7 @@ async def get_control_points(
     include_status: bool = True,
     include_inactive: bool = False,
 ) -> MicrogridResponse[ControlPointsView]:
-    now = _clock(ctx).now()
+    now = ctx.clock.now()
     async with ctx.pool.acquire() as conn:
         result = await control_points.read_control_points(
             conn=conn,
@@ -279,8 +308,7 @@ async def get_status_events(
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
     limit: Annotated[int | None, Query(ge=1, description="page size (default and maximum from settings)")] = None,
 ) -> MicrogridResponse[StatusHistoryPage]:
-    settings: TopologySettings = ctx.extras["topology_settings"]
-    size = min(limit or settings.status_history_default_page, settings.status_history_max_page)
+    size = min(limit or ctx.settings.status_history_default_page, ctx.settings.status_history_max_page)
     async with ctx.pool.acquire() as conn:
         result = await status_ingest.status_history(
             conn=conn,
@@ -291,7 +319,7 @@ async def get_status_events(
             cursor=cursor,
             limit=size,
         )
-    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=_clock(ctx).now(), result=result)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=ctx.clock.now(), result=result)
 
 
 # ---- node limits -------------------------------------------------------------------------------
@@ -303,7 +331,7 @@ async def get_node_limits(
 ) -> MicrogridResponse[NodeLimitsView]:
     async with ctx.pool.acquire() as conn:
         result = await node_limits.read_node_limits(conn=conn, microgrid_id=microgrid_id, node_id=node_id)
-    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=_clock(ctx).now(), result=result)
+    return MicrogridResponse(microgrid_id=microgrid_id, timestamp=ctx.clock.now(), result=result)
 
 
 @router.post(

@@ -31,7 +31,6 @@ from contracts.records import FallbackRuleRecord, MicrogridNodeRecord, Microgrid
 from libs.domain.from_records import domain_microgrid, domain_node
 from libs.domain.topology import TopologyViolation
 from libs.domain.topology_edits import replace_topology as judge_replacement
-from libs.platform.http import ApiError
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.topology.adapters import control_point_store, microgrid_store, node_limit_store, read_models
 from services.topology.authoring import Authoring
@@ -57,8 +56,43 @@ class Violation:
         return {"rule": self.rule, "node_ids": list(self.node_ids), "detail": self.detail}
 
 
-def invalid(message: str, violations: Sequence[Violation], reason_code: ReasonCode) -> ApiError:
-    return ApiError.invalid(
+class Refused(Exception):
+    """A topology use case's refusal, in the service's words; routes.py gives each kind its HTTP answer."""
+
+
+class NotFound(Refused):
+    """The named microgrid, depot or control point is not there."""
+
+
+class Conflict(Refused):
+    """The write contradicts what is stored (a depot's second microgrid, a stale topology version)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason_code: ReasonCode = ReasonCode.CONFLICT,
+        expected_version: int | None = None,
+        actual_version: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+
+
+class Rejected(Refused):
+    """The write breaks a rule: the first broken rule, and every violation in `details`."""
+
+    def __init__(self, message: str, *, violated_rule: str, details: Any, reason_code: ReasonCode) -> None:
+        super().__init__(message)
+        self.violated_rule = violated_rule
+        self.details = details
+        self.reason_code = reason_code
+
+
+def invalid(message: str, violations: Sequence[Violation], reason_code: ReasonCode) -> Rejected:
+    return Rejected(
         message,
         violated_rule=violations[0].rule,
         details={"violations": [v.as_json() for v in violations]},
@@ -97,9 +131,9 @@ async def _lock_for_topology_write(
         microgrid = await microgrid_store.lock_microgrid(conn, microgrid_id)
         if microgrid is None:
             # Not naming it: the caller may hold no grant on that microgrid (issue 14).
-            raise ApiError.conflict(f"Depot {depot_id} already has a microgrid (one depot, one microgrid)")
+            raise Conflict(f"Depot {depot_id} already has a microgrid (one depot, one microgrid)")
     if microgrid is None:
-        raise ApiError.not_found(f"Microgrid {microgrid_id} not found")
+        raise NotFound(f"Microgrid {microgrid_id} not found")
     if depot_id is not None and depot_id != microgrid.depot_id:
         raise invalid(
             "Microgrid belongs to another depot",
@@ -125,7 +159,7 @@ async def _judge(
     candidate: Sequence[MicrogridNodeRecord],
     authored_version: int,
 ) -> list[Violation]:
-    """Version check (raises 409) then the domain's tree rules on the whole proposed tree."""
+    """Version check (raises Conflict) then the domain's tree rules on the whole proposed tree."""
     foreign = await microgrid_store.nodes_owned_elsewhere(conn, microgrid.microgrid_id, [n.node_id for n in candidate])
     result = judge_replacement(
         domain_microgrid(microgrid),
@@ -135,7 +169,7 @@ async def _judge(
         foreign,
     )
     if result.reason_code is ReasonCode.TOPOLOGY_VERSION_CONFLICT:
-        raise ApiError.conflict(
+        raise Conflict(
             "Topology was changed since the version this edit was authored on",
             reason_code=ReasonCode.TOPOLOGY_VERSION_CONFLICT,
             expected_version=result.expected_version,
@@ -195,7 +229,7 @@ async def resync_depot(*, uow: UnitOfWork, depot_id: UUID, by: Authoring) -> Res
     if microgrid is None:
         # Only a depot the circuit records know gets a microgrid: a typo must not create one (issue 14).
         if not await read_models.depot_has_circuits(conn, depot_id):
-            raise ApiError.not_found(f"depot {depot_id} not found")
+            raise NotFound(f"depot {depot_id} not found")
         created = await microgrid_store.create_microgrid_if_absent(conn, uuid.uuid4(), depot_id)
         microgrid = await microgrid_store.lock_microgrid_of_depot(conn, depot_id)
         assert microgrid is not None  # inserted above or by a concurrent resync that committed first

@@ -21,7 +21,6 @@ from contracts.api.topology import DepotStatusEventInput, StatusEventInput, Stat
 from contracts.enums import ReasonCode
 from contracts.events import CapabilityStatusRecorded
 from contracts.records import CapabilityStatusEventRecord, CapabilityStatusProjectionRecord
-from libs.platform.http import ApiError
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.topology.adapters import control_point_store, microgrid_store, status_store
 from services.topology.authoring import Authoring
@@ -30,7 +29,7 @@ from services.topology.capability_status import (
     normalise_operational_status,
     observed_in_the_future,
 )
-from services.topology.service import Violation, invalid
+from services.topology.service import NotFound, Rejected, Violation, invalid
 
 DEFAULT_MAX_CLOCK_SKEW = timedelta(minutes=5)
 
@@ -52,7 +51,7 @@ async def record_status_event(
             f"observed_at is more than {max_clock_skew.total_seconds():g} s ahead of the service clock",
         )
     if await microgrid_store.get_microgrid(conn, microgrid_id) is None:
-        raise ApiError.not_found(f"Microgrid {microgrid_id} not found")
+        raise NotFound(f"Microgrid {microgrid_id} not found")
     original = await status_store.event_by_source_ref(conn, microgrid_id, request.source_event_ref)
     if original is not None:
         return StatusEventRecorded(event=original, replayed=True)
@@ -101,7 +100,7 @@ async def record_depot_status_event(
     """Whole-microgrid status for the depot's microgrid: by control_point_id or by capability_type."""
     microgrid = await microgrid_store.get_microgrid_of_depot(uow.conn, depot_id)
     if microgrid is None:
-        raise ApiError.not_found(f"Depot {depot_id} has no microgrid (resync it first)")
+        raise NotFound(f"Depot {depot_id} has no microgrid (resync it first)")
     control_point_id = request.control_point_id
     if control_point_id is None:
         if request.capability_type is None:
@@ -136,7 +135,7 @@ async def record_depot_status_event(
     return microgrid.microgrid_id, recorded
 
 
-def _rejected(rule: str, refs: tuple[str, ...], detail: str) -> ApiError:
+def _rejected(rule: str, refs: tuple[str, ...], detail: str) -> Rejected:
     return invalid("Status event rejected", [Violation(rule, refs, detail)], ReasonCode.VALIDATION_FAILED)
 
 
@@ -191,7 +190,7 @@ async def status_history(
 ) -> StatusHistoryPage:
     control_point = await control_point_store.get_control_point(conn, control_point_id)
     if control_point is None or control_point.microgrid_id != microgrid_id:
-        raise ApiError.not_found(f"Control point {control_point_id} not found in microgrid {microgrid_id}")
+        raise NotFound(f"Control point {control_point_id} not found in microgrid {microgrid_id}")
     rows = await status_store.history(
         conn,
         control_point_id,

@@ -15,9 +15,9 @@ from contracts.api.topology import (
     TopologyView,
 )
 from contracts.records import MicrogridNodeRecord, MicrogridRecord
-from libs.platform.http import ApiError
 from services.topology.adapters import microgrid_store, read_models
 from services.topology.collection_view import resource_sets
+from services.topology.service import NotFound
 
 
 def build_tree(nodes: Iterable[MicrogridNodeRecord]) -> list[TopologyTreeNode]:
@@ -36,7 +36,7 @@ def build_tree(nodes: Iterable[MicrogridNodeRecord]) -> list[TopologyTreeNode]:
 async def _microgrid(conn: asyncpg.Connection, microgrid_id: UUID) -> MicrogridRecord:
     microgrid = await microgrid_store.get_microgrid(conn, microgrid_id)
     if microgrid is None:
-        raise ApiError.not_found(f"Microgrid {microgrid_id} not found")
+        raise NotFound(f"Microgrid {microgrid_id} not found")
     return microgrid
 
 
@@ -61,7 +61,7 @@ async def depot_view(*, conn: asyncpg.Connection, depot_id: UUID) -> DepotMicrog
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         microgrid = await microgrid_store.get_microgrid_of_depot(conn, depot_id)
         if microgrid is None:
-            raise ApiError.not_found(f"Depot {depot_id} has no microgrid (resync it first)")
+            raise NotFound(f"Depot {depot_id} has no microgrid (resync it first)")
         mg_id = microgrid.microgrid_id
         nodes: Sequence[MicrogridNodeRecord] = await microgrid_store.load_nodes(conn, mg_id)
         return DepotMicrogridView(

@@ -74,7 +74,7 @@ def consumer_for(
 ) -> EventConsumer:
     return EventConsumer(
         group=GROUP,
-        handlers={TOPIC: handler},
+        handlers={TopologyUpdated: handler},
         pool=pool,
         settings=s,
         dead_letters=DeadLetterPublisher(producer, s),

@@ -283,7 +283,7 @@ async def test_consumer_never_commits_past_a_record_whose_dead_letter_cannot_be_
     s = s.model_copy(update={"consumer_backoff_initial_s": 0.2, "consumer_backoff_max_s": 0.4})
     publisher = _BrokerAwayFor(DeadLetterPublisher(producer, s), failures=8)
     await producer.send_and_wait(s.topic(TOPIC), b"{not json", key=b"k")
-    consumer = EventConsumer(group="backbone", handlers={TOPIC: record_effect}, pool=pool, settings=s,
+    consumer = EventConsumer(group="backbone", handlers={TopologyUpdated: record_effect}, pool=pool, settings=s,
                              dead_letters=publisher)  # type: ignore[arg-type]
     broker = await start_consuming(s, consumer)
     try:
@@ -320,7 +320,8 @@ async def test_pending_records_shows_a_stuck_handler_and_clears_when_it_moves_on
         await record_effect(message, uow)
 
     consumer = EventConsumer(
-        group="backbone", handlers={TOPIC: slow}, pool=pool, settings=s, dead_letters=DeadLetterPublisher(producer, s)
+        group="backbone", handlers={TopologyUpdated: slow}, pool=pool, settings=s,
+        dead_letters=DeadLetterPublisher(producer, s),
     )
     for _ in range(2):
         await producer.send_and_wait(s.topic(TOPIC), topology_event().to_bytes(), key=b"k")

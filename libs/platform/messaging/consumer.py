@@ -1,7 +1,9 @@
 """Event consumption with exactly-once effects over at-least-once delivery, in batches.
 
-One consumer per service (its consumer group, all its topics). Each poll returns a batch of records,
-in partition order, and the batch is handled to completion before its offsets are committed:
+One consumer per service (its consumer group, all its topics). Handlers are keyed by message type;
+each type's topic comes from the registry (`contracts.topics`), so a handler is only ever called with
+its own type. Each poll returns a batch of records, in partition order, and the batch is handled to
+completion before its offsets are committed:
 1. decode and validate each record against its topic's one contract model; an invalid one is
    dead-lettered (the dead letter is written before the offset moves past it);
 2. the valid ones run together in one unit of work: one inbox claim for the batch (a redelivered
@@ -43,7 +45,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 
 from contracts.base import Message
-from contracts.topics import BY_NAME
+from contracts.topics import BY_MESSAGE, BY_NAME
 from libs.platform.messaging.dead_letter import DeadLetter, DeadLetterPublisher
 from libs.platform.messaging.failures import FailureKind, classify
 from libs.platform.messaging.kafka import create_consumer
@@ -104,24 +106,25 @@ class _BatchFallback(Exception):
 
 
 class EventConsumer:
-    """Routes each subscribed topic of one consumer group to its handler, a batch at a time."""
+    """Routes each message type's topic of one consumer group to its handler, a batch at a time."""
 
     def __init__(
         self,
         *,
         group: str,
-        handlers: Mapping[str, Handler],
+        handlers: Mapping[type[Message], Handler],
         pool: asyncpg.Pool,
         settings: PlatformSettings,
         dead_letters: DeadLetterPublisher,
         on_dead_letter: Callable[[str, str], None] | None = None,
         signaller: Signaller | None = None,
     ) -> None:
-        unknown = [t for t in handlers if t not in BY_NAME]
+        unknown = [m.__name__ for m in handlers if m not in BY_MESSAGE]
         if unknown:
-            raise ValueError(f"no contract registered for topics {unknown}")
+            raise ValueError(f"no topic registered for messages {unknown}")
         self.group = settings.topic(group)
-        self._handlers = dict(handlers)
+        # The topic of each message type (the registry holds one model per topic, one topic per model).
+        self._handlers = {BY_MESSAGE[message].name: handler for message, handler in handlers.items()}
         self._pool = pool
         self._settings = settings
         self._dead_letters = dead_letters

@@ -15,24 +15,25 @@ from uuid import UUID
 from contracts import events as ev
 from contracts.base import Message
 from contracts.records import CycleResultRecord
-from libs.platform.messaging.consumer import Handler
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.result_waiter import result_channel
-from libs.platform.runtime import ServiceContext
+from libs.platform.runtime import ServiceContext, ServiceHandler
 from libs.platform.settings import PlatformSettings
 from services.balancing.console import store
 
-# Topics whose events change what the page shows (telemetry alone does not: it shows through the next cycle).
-_LIVE_TOPICS = frozenset({
-    "microgrid.cycle_completed",
-    "microgrid.topology_updated",
-    "microgrid.node_limit_updated",
-    "microgrid.operating_envelope_received",
-    "microgrid.operating_envelope_lifecycle_evaluated",
-    "compatibility.effective_circuit_capacity_changed",
-    "compatibility.effective_circuit_capacity_reconciled",
-    "microgrid.capability_status.recorded",
+# Events that change what the page shows (telemetry alone does not: it shows through the next cycle).
+_LIVE: frozenset[type[Message]] = frozenset({
+    ev.CycleCompleted,
+    ev.TopologyUpdated,
+    ev.NodeLimitUpdated,
+    ev.OperatingEnvelopeReceived,
+    ev.OperatingEnvelopeLifecycleEvaluated,
+    ev.EffectiveCircuitCapacityChanged,
+    ev.EffectiveCircuitCapacityReconciled,
+    ev.CapabilityStatusRecorded,
 })
+# Events only the console reads (balancing's own handlers do not).
+_CONSOLE_ONLY: tuple[type[Message], ...] = (ev.EffectiveCircuitCapacityReconciled,)
 
 
 def console_channel(settings: PlatformSettings, microgrid_id: UUID | str) -> str:
@@ -51,7 +52,7 @@ async def _drawn(uow: UnitOfWork, cycle: CycleResultRecord) -> dict[UUID, int]:
     return {r["node_id"]: int(r["watts"]) for r in rows if r["watts"] is not None}
 
 
-async def on_event(topic: str, message: Message, uow: UnitOfWork) -> None:
+async def on_event(message: Message, uow: UnitOfWork) -> None:
     """The console's bookkeeping for one event (after balancing's own handler, same transaction)."""
     if isinstance(message, ev.CycleCompleted):
         await store.save_timeline(uow.conn, message.payload, await _drawn(uow, message.payload))
@@ -69,7 +70,7 @@ async def on_event(topic: str, message: Message, uow: UnitOfWork) -> None:
         )
     elif isinstance(message, ev.EffectiveCircuitCapacityChanged | ev.EffectiveCircuitCapacityReconciled):
         await store.save_circuit_capacity(uow.conn, message.payload)
-    if topic in _LIVE_TOPICS:
+    if type(message) in _LIVE:
         microgrid_id = getattr(message.payload, "microgrid_id", None)
         if microgrid_id is not None:
             uow.signal_after_commit(console_channel(uow.settings, microgrid_id))
@@ -84,27 +85,24 @@ async def on_cycles_published(uow: UnitOfWork, since: int = 0) -> None:
     """
     for published in uow.published[since:]:
         if isinstance(published, ev.CycleCompleted):
-            await on_event("microgrid.cycle_completed", published, uow)
+            await on_event(published, uow)
 
 
-async def _nothing(message: Message, uow: UnitOfWork) -> None:
+async def _nothing(message: Message, uow: UnitOfWork, ctx: ServiceContext) -> None:
     return None
 
 
-def with_console(handlers: Mapping[str, Handler], ctx: ServiceContext) -> dict[str, Handler]:
-    """Balancing's handlers, each followed by the console's, plus the topics only the console reads."""
-    topics = set(handlers) | {"compatibility.effective_circuit_capacity_reconciled"}
+def with_console(handlers: Mapping[type[Message], ServiceHandler]) -> dict[type[Message], ServiceHandler]:
+    """Balancing's handlers, each followed by the console's, plus the events only the console reads."""
 
-    def chained(topic: str) -> Handler:
-        first = handlers.get(topic, _nothing)
-
-        async def handle(message: Message, uow: UnitOfWork) -> None:
+    def chained(first: ServiceHandler) -> ServiceHandler:
+        async def handle(message: Message, uow: UnitOfWork, ctx: ServiceContext) -> None:
             # One unit of work serves a whole poll batch: only this message's cycles are new here.
             since = len(uow.published)
-            await first(message, uow)
-            await on_event(topic, message, uow)
+            await first(message, uow, ctx)
+            await on_event(message, uow)
             await on_cycles_published(uow, since)
 
         return handle
 
-    return {topic: chained(topic) for topic in sorted(topics)}
+    return {message: chained(handlers.get(message, _nothing)) for message in [*handlers, *_CONSOLE_ONLY]}

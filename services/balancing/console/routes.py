@@ -32,14 +32,14 @@ from contracts.api.console import (
 from contracts.http_errors import business_422
 from libs.platform.auth import Principal, Scope, microgrid_guard, not_found, require_scopes
 from libs.platform.http import ApiError
-from libs.platform.runtime import ServiceContext, service_context
+from libs.platform.runtime import service_context
 from services.balancing import service
 from services.balancing.adapters import read_models
 from services.balancing.console import picture, store
 from services.balancing.console.handlers import console_channel
 from services.balancing.console.what_if import what_if
 from services.balancing.replay import explain_stored_cycle
-from services.balancing.settings import balancing_settings
+from services.balancing.settings import BalancingContext
 from services.balancing.views import cycle_of_microgrid
 
 STATIC = Path(__file__).parent / "static"
@@ -55,7 +55,7 @@ KEEPALIVE_S = 15.0
 api = APIRouter(prefix="/api/operator", tags=["operator console"])
 page = APIRouter(tags=["operator console page"])
 
-Ctx = Annotated[ServiceContext, Depends(service_context)]
+Ctx = Annotated[BalancingContext, Depends(service_context)]
 # The same scopes and microgrid grants as the API: outside the grant a microgrid does not exist (404).
 AnyReader = Annotated[Principal, Depends(require_scopes(Scope.OPERATOR_READ))]
 Reader = Annotated[Principal, Depends(microgrid_guard(require_scopes(Scope.OPERATOR_READ)))]
@@ -67,10 +67,10 @@ def _viewer(principal: Principal) -> Viewer:
                   can_write=str(Scope.OPERATOR_WRITE) in principal.scopes)
 
 
-async def _picture(ctx: ServiceContext, microgrid_id: UUID, principal: Principal) -> OperatorPicture:
+async def _picture(ctx: BalancingContext, microgrid_id: UUID, principal: Principal) -> OperatorPicture:
     return await picture.operator_picture(
-        ctx.pool, microgrid_id, now=service.clock_of(ctx).now(),
-        freshness_seconds=balancing_settings(ctx.settings).telemetry_freshness_seconds, viewer=_viewer(principal),
+        ctx.pool, microgrid_id, now=ctx.clock.now(),
+        freshness_seconds=ctx.settings.telemetry_freshness_seconds, viewer=_viewer(principal),
     )
 
 
@@ -78,7 +78,7 @@ async def _picture(ctx: ServiceContext, microgrid_id: UUID, principal: Principal
 async def list_microgrids(ctx: Ctx, principal: AnyReader) -> MicrogridDirectory:
     rows = [r for r in await picture.known_microgrids(ctx.pool) if principal.grant.covers_microgrid(r["microgrid_id"])]
     return MicrogridDirectory(
-        timestamp=service.clock_of(ctx).now(),
+        timestamp=ctx.clock.now(),
         microgrids=[MicrogridEntry(microgrid_id=r["microgrid_id"], depot_id=r["depot_id"],
                                    topology_version=r["version"]) for r in rows],
     )
@@ -119,8 +119,8 @@ async def explain(microgrid_id: UUID, cycle_id: UUID, ctx: Ctx, _: Reader) -> Cy
 )
 async def preview(microgrid_id: UUID, body: WhatIfRequest, ctx: Ctx, principal: Writer) -> WhatIfResponse:
     """The cycle a node limit, envelope or legacy TOU schedule would produce now; stores and publishes nothing."""
-    return await what_if(ctx.pool, microgrid_id, body, actor=principal.subject, now=service.clock_of(ctx).now(),
-                         settings=service.cycle_settings(balancing_settings(ctx.settings)))
+    return await what_if(ctx.pool, microgrid_id, body, actor=principal.subject, now=ctx.clock.now(),
+                         settings=service.cycle_settings(ctx.settings))
 
 
 @api.get("/microgrids/{microgrid_id}/events", response_class=StreamingResponse,
@@ -131,7 +131,7 @@ async def events(microgrid_id: UUID, request: Request, ctx: Ctx, _: Reader) -> S
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-async def _change(ctx: ServiceContext, microgrid_id: UUID) -> str:
+async def _change(ctx: BalancingContext, microgrid_id: UUID) -> str:
     """The latest cycle in the event itself (one indexed row), so the page shows it before it reloads the rest."""
     [latest] = await store.recent_cycles(ctx.pool, microgrid_id, 1) or [None]
     change = ConsoleChange(
@@ -143,7 +143,7 @@ async def _change(ctx: ServiceContext, microgrid_id: UUID) -> str:
     return change.model_dump_json()
 
 
-async def _stream(ctx: ServiceContext, microgrid_id: UUID, request: Request) -> AsyncIterator[bytes]:
+async def _stream(ctx: BalancingContext, microgrid_id: UUID, request: Request) -> AsyncIterator[bytes]:
     pubsub = ctx.redis.pubsub()
     try:
         await pubsub.subscribe(console_channel(ctx.settings, microgrid_id))

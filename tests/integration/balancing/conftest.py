@@ -22,7 +22,7 @@ from libs.platform.settings import PlatformSettings
 from services.balancing.adapters import cycles, read_models
 from services.balancing.adapters.cycles import StoredCycle
 from services.balancing.adapters.read_models import MicrogridState
-from services.balancing.bootstrap import build_definition
+from services.balancing.bootstrap import DEFINITION
 from services.balancing.settings import BalancingSettings
 from tests.integration.balancing.depot import Depot
 from tests.support import eventually, publish_as_owner
@@ -44,13 +44,13 @@ def service_settings(settings: PlatformSettings) -> BalancingSettings:
 
 @pytest.fixture(scope="package")
 async def service(settings: PlatformSettings) -> AsyncIterator[RunningService]:
-    async with running_service(build_definition(ManualClock(T0)), service_settings(settings)) as svc:
+    async with running_service(DEFINITION, service_settings(settings), ManualClock(T0)) as svc:
         yield svc
 
 
 @pytest.fixture
 def clock(service: RunningService) -> ManualClock:
-    clock: ManualClock = service.ctx.extras["clock"]
+    clock: ManualClock = service.ctx.clock
     clock.set(T0)
     return clock
 

@@ -176,7 +176,7 @@ async def test_a_cycle_slower_than_the_wait_bound_is_202_pending_then_collected_
     adapter: Adapter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site = await known_site(adapter)
-    monkeypatch.setattr(adapter.service.ctx.extras["settings"], "compat_rebalance_wait_s", 0.2)
+    monkeypatch.setattr(adapter.service.ctx.settings, "compat_rebalance_wait_s", 0.2)
     headers = auth_headers("integration:write") | {"Idempotency-Key": "slow-1"}
     url = f"/api/circuit/{site.circuit_id}/rebalance_load"
 
@@ -186,7 +186,7 @@ async def test_a_cycle_slower_than_the_wait_bound_is_202_pending_then_collected_
     assert pending.headers["Deprecation"] == "true"
 
     request = await play_balancing(adapter, site.circuit_id)
-    monkeypatch.setattr(adapter.service.ctx.extras["settings"], "compat_rebalance_wait_s", 15.0)
+    monkeypatch.setattr(adapter.service.ctx.settings, "compat_rebalance_wait_s", 15.0)
     done = await adapter.service.client.post(url, headers=headers)
     assert done.status_code == 200
     assert done.json()["request_key"] == pending.json()["request_key"] == request.payload.request_key

@@ -31,7 +31,7 @@ from contracts.events import (
 from contracts.records import CapabilityStatusEventRecord, MicrogridNodeRecord
 from libs.platform.clock import ManualClock
 from libs.platform.settings import PlatformSettings
-from services.envelope_lifecycle.bootstrap import build_definition
+from services.envelope_lifecycle.bootstrap import DEFINITION
 from services.envelope_lifecycle.settings import EnvelopeLifecycleSettings
 from tests.support import TopicReader, eventually, publish_as_owner
 from tests.support_services import RunningService, auth_headers, running_service
@@ -56,13 +56,13 @@ def service_settings(settings: PlatformSettings, **overrides: Any) -> EnvelopeLi
 
 @pytest.fixture(scope="package")
 async def service(settings: PlatformSettings) -> AsyncIterator[RunningService]:
-    async with running_service(build_definition(ManualClock(T0)), service_settings(settings)) as svc:
+    async with running_service(DEFINITION, service_settings(settings), ManualClock(T0)) as svc:
         yield svc
 
 
 @pytest.fixture
 def clock(service: RunningService) -> ManualClock:
-    clock: ManualClock = service.ctx.extras["clock"]
+    clock: ManualClock = service.ctx.clock
     clock.set(T0)
     return clock
 

@@ -15,7 +15,7 @@ from contracts.events import TopologyUpdated, TopologyUpdatedPayload
 from contracts.records import MicrogridNodeRecord
 from libs.platform.clock import ManualClock
 from libs.platform.settings import PlatformSettings
-from services.envelope_lifecycle.scheduler import evaluate_due_timers
+from services.envelope_lifecycle.service import evaluate_due_timers
 from tests.integration.envelope_lifecycle.conftest import (
     DEFAULT_W,
     FAIL_SAFE_W,

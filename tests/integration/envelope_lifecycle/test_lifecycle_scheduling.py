@@ -14,8 +14,8 @@ import pytest
 
 from libs.platform.clock import ManualClock
 from libs.platform.settings import PlatformSettings
-from services.envelope_lifecycle.bootstrap import build_definition
-from services.envelope_lifecycle.scheduler import evaluate_due_timers
+from services.envelope_lifecycle.bootstrap import DEFINITION
+from services.envelope_lifecycle.service import evaluate_due_timers
 from tests.integration.envelope_lifecycle.conftest import (
     DEFAULT_W,
     READ,
@@ -138,7 +138,7 @@ async def test_background_loop_evaluates_due_timers_on_the_service_clock(
         lifecycle_scheduler_interval_s=0.05,
     )
     clock = ManualClock(T0)
-    async with running_service(build_definition(clock), isolated) as svc:
+    async with running_service(DEFINITION, isolated, clock) as svc:
         depot = await make_depot(svc, isolated, kafka)
         body = envelope_body(
             depot.grid_connection_id, envelope_type="OVERRIDE", start=H, end=2 * H, blocks=[block(H, 2 * H, 50_000)]
@@ -168,7 +168,7 @@ async def _outbox_drained(svc: RunningService) -> bool:
 
 @pytest.mark.req("FR-032", "NFR-011")
 async def test_timers_due_while_the_service_was_down_fire_once_after_restart(isolated: Any, kafka: Any) -> None:
-    async with running_service(build_definition(ManualClock(T0)), isolated) as first:
+    async with running_service(DEFINITION, isolated, ManualClock(T0)) as first:
         depot = await make_depot(first, isolated, kafka)
         body = envelope_body(
             depot.grid_connection_id, start=H, end=3 * H, blocks=[block(H, 2 * H, 70_000), block(2 * H, 3 * H, 65_000)]
@@ -182,7 +182,7 @@ async def test_timers_due_while_the_service_was_down_fire_once_after_restart(iso
         assert [p["fire_at"] for p in pending] == [T0 + H, T0 + 2 * H, T0 + 3 * H]
     # The service is stopped with all three timers owed; it comes back four hours later.
 
-    async with running_service(build_definition(ManualClock(T0 + 4 * H)), isolated) as second:
+    async with running_service(DEFINITION, isolated, ManualClock(T0 + 4 * H)) as second:
         # Start-up alone evaluated them, in order, each at its own scheduled instant.
         history = await second.ctx.pool.fetch(
             "SELECT transition, status, evaluated_at, timer_id FROM envelope_lifecycle_history"
@@ -222,8 +222,10 @@ async def test_timers_due_while_the_service_was_down_fire_once_after_restart(iso
 
 @pytest.mark.req("FR-032", "NFR-011")
 async def test_two_replicas_evaluating_concurrently_fire_each_timer_once(isolated: Any, kafka: Any) -> None:
-    definition_a, definition_b = build_definition(ManualClock(T0)), build_definition(ManualClock(T0))
-    async with running_service(definition_a, isolated) as a, running_service(definition_b, isolated) as b:
+    async with (
+        running_service(DEFINITION, isolated, ManualClock(T0)) as a,
+        running_service(DEFINITION, isolated, ManualClock(T0)) as b,
+    ):
         depots = [await make_depot(a, isolated, kafka) for _ in range(6)]
         for depot in depots:
             blocks = [block(i * H, (i + 1) * H, 50_000 + 1_000 * i) for i in range(4)]

@@ -20,7 +20,7 @@ from contracts.events import TopologyUpdated, TopologyUpdatedPayload
 from contracts.records import EnvelopeBlockRecord, MicrogridNodeRecord
 from libs.platform.clock import ManualClock
 from libs.platform.settings import PlatformSettings
-from services.envelope_lifecycle.scheduler import evaluate_due_timers
+from services.envelope_lifecycle.service import evaluate_due_timers
 from tests.integration.envelope_lifecycle.conftest import (
     DEFAULT_W,
     READ,

@@ -78,10 +78,9 @@ async def services(settings: PlatformSettings) -> AsyncIterator[dict[str, Runnin
     stack = []
     try:
         for name, definition in SERVICES.items():
-            context = running_service(definition, settings)
+            context = running_service(definition, settings, clock=ManualClock(START) if name == "topology" else None)
             running[name] = await context.__aenter__()
             stack.append(context)
-        running["topology"].ctx.extras["clock"] = ManualClock(START)
         yield running
     finally:
         for context in reversed(stack):

@@ -26,14 +26,13 @@ START = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 @pytest.fixture(scope="package")
 async def topology(settings: PlatformSettings) -> AsyncIterator[RunningService]:
-    async with running_service(DEFINITION, settings) as svc:
-        svc.ctx.extras["clock"] = ManualClock(START)
+    async with running_service(DEFINITION, settings, clock=ManualClock(START)) as svc:
         yield svc
 
 
 @pytest.fixture
 def clock(topology: RunningService) -> ManualClock:
-    clock: ManualClock = topology.ctx.extras["clock"]
+    clock: ManualClock = topology.ctx.clock
     clock.set(START)
     return clock
 

@@ -260,7 +260,7 @@ def _worst_messages() -> list[Any]:
         OperatingEnvelopeRejected.create(OperatingEnvelopeRejectedPayload(
             microgrid_id=_u(), envelope_id=_u(), node_id=_u(), source_ref="r" * 300,
             reason_code=ReasonCode.ENVELOPE_INVALID, violated_rule="ENVELOPE_INVARIANTS",
-            # the write port reports at most 20 problems (write_port._REPORTED_PROBLEMS)
+            # the write port reports at most 20 problems (service._REPORTED_PROBLEMS)
             details={"message": "m" * 300, "problems": ["p" * 300] * 20, "problem_count": MAX_ENVELOPE_BLOCKS},
             envelope=envelope,
         ), **common),

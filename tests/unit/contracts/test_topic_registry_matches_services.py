@@ -7,19 +7,18 @@ import importlib
 
 import pytest
 
-from contracts.topics import TOPICS
-from libs.platform.clock import SystemClock
-from libs.platform.runtime import ServiceContext
+from contracts.topics import TOPICS, topic_for
 from tools.run_cli import SERVICES
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_registry_consumers_are_the_services_handlers(service: str) -> None:
     definition = importlib.import_module(f"services.{service}.bootstrap").DEFINITION
-    ctx = ServiceContext(
-        name=service, settings=definition.settings_factory(), pool=None, redis=None,  # type: ignore[arg-type]
-        extras={"clock": SystemClock()},
-    )
-    handled = set(definition.handlers(ctx))
+    handled = {topic_for(message).name for message in definition.handlers}
     registered = {t.name for t in TOPICS if service in t.consumers}
     assert handled == registered
+
+
+def test_one_topic_per_message_type() -> None:
+    """Handlers are keyed by message type, so no model may travel on two topics."""
+    assert len({t.message for t in TOPICS}) == len(TOPICS)

@@ -14,8 +14,8 @@ from contracts.records import EnvelopeBlockRecord, LegacyCircuitRecord, Microgri
 from services.envelope_lifecycle.adapters.envelopes import StoredEnvelope
 from services.envelope_lifecycle.adapters.timers import TimerKind
 from services.envelope_lifecycle.projection import FeederScope, ScopeFailure, feeder_scope
+from services.envelope_lifecycle.service import EnvelopeRule, _timers_after, judge_submission
 from services.envelope_lifecycle.submission import EnvelopeSubmission
-from services.envelope_lifecycle.write_port import EnvelopeRule, _timers_after, judge_submission
 
 T0 = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)

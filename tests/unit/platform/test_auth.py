@@ -181,7 +181,7 @@ def test_without_a_configured_key_nothing_is_signed_or_verified() -> None:
 
 
 def test_a_service_refuses_to_start_without_a_key() -> None:
-    definition = ServiceDefinition(name="keyless", migrations=Path("/nonexistent"), handlers=lambda ctx: {})
+    definition = ServiceDefinition(name="keyless", migrations=Path("/nonexistent"), handlers={})
 
     with pytest.raises(SigningKeyError, match="MGRID_AUTH_SECRET"):
         asyncio.run(ServiceRuntime(definition, PlatformSettings()).start())

@@ -1,9 +1,12 @@
-"""Read use cases for operators and adapters: envelopes, their lifecycle history, projected capacities,
-forecast-source health. Reads never change state (FR-032): statuses are what the scheduler last set."""
+"""The service's reads, for operators and adapters: envelopes, their lifecycle history, projected
+capacities, forecast-source health. Reads never change state (FR-032): statuses are what the scheduler
+last set."""
 
 from __future__ import annotations
 
 from uuid import UUID
+
+import asyncpg
 
 from contracts.api.envelope_lifecycle import (
     EffectiveCircuitCapacityView,
@@ -14,7 +17,6 @@ from contracts.api.envelope_lifecycle import (
     ProjectionFailureView,
 )
 from contracts.enums import EnvelopeStatus
-from libs.platform.runtime import ServiceContext
 from services.envelope_lifecycle.adapters import circuit_capacity, envelopes, forecast_sources
 from services.envelope_lifecycle.adapters.envelopes import StoredEnvelope
 
@@ -42,19 +44,19 @@ def envelope_view(env: StoredEnvelope) -> OperatingEnvelopeView:
 
 
 async def list_envelopes(
-    ctx: ServiceContext,
+    pool: asyncpg.Pool,
     *,
     microgrid_id: UUID,
     node_id: UUID | None = None,
     statuses: tuple[EnvelopeStatus, ...] | None = None,
 ) -> list[OperatingEnvelopeView]:
-    async with ctx.pool.acquire() as conn:
+    async with pool.acquire() as conn:
         found = await envelopes.search(conn, microgrid_id, node_id=node_id, statuses=statuses)
     return [envelope_view(e) for e in found]
 
 
-async def envelope_history(ctx: ServiceContext, *, microgrid_id: UUID, envelope_id: UUID) -> EnvelopeHistory | None:
-    async with ctx.pool.acquire() as conn:
+async def envelope_history(pool: asyncpg.Pool, *, microgrid_id: UUID, envelope_id: UUID) -> EnvelopeHistory | None:
+    async with pool.acquire() as conn:
         env = await envelopes.by_id(conn, envelope_id)
         if env is None or env.microgrid_id != microgrid_id:
             return None
@@ -76,8 +78,8 @@ async def envelope_history(ctx: ServiceContext, *, microgrid_id: UUID, envelope_
     )
 
 
-async def effective_circuit_capacities(ctx: ServiceContext, *, microgrid_id: UUID) -> EffectiveCircuitCapacityView:
-    async with ctx.pool.acquire() as conn:
+async def effective_circuit_capacities(pool: asyncpg.Pool, *, microgrid_id: UUID) -> EffectiveCircuitCapacityView:
+    async with pool.acquire() as conn:
         circuits = await circuit_capacity.of_microgrid(conn, microgrid_id)
         failures = await circuit_capacity.failures(conn, microgrid_id)
     return EffectiveCircuitCapacityView(
@@ -86,8 +88,8 @@ async def effective_circuit_capacities(ctx: ServiceContext, *, microgrid_id: UUI
     )
 
 
-async def forecast_source_health(ctx: ServiceContext, *, microgrid_id: UUID) -> list[ForecastSourceView]:
-    async with ctx.pool.acquire() as conn:
+async def forecast_source_health(pool: asyncpg.Pool, *, microgrid_id: UUID) -> list[ForecastSourceView]:
+    async with pool.acquire() as conn:
         sources = await forecast_sources.of_microgrid(conn, microgrid_id)
     return [
         ForecastSourceView(
