@@ -186,6 +186,12 @@ async def request_rebalance(
         _same_target(key, claimed.microgrid_id, claimed.node_id, microgrid_id, node_id)
         if claimed.event_id == message.event_id:
             await uow.publish(message)
+            # The cycle runs now, in the request's own transaction, instead of a relay and a Kafka round trip
+            # later (issue 13, POST /rebalance latency). The rebalance_requested still goes out, as the event
+            # dictionary's record of the request; when balancing's consumer reads it, the key is done and
+            # nothing runs twice. A request for a topology version not seen yet is parked as before.
+            await handle_rebalance_requested(uow, message, clock=clock, settings=settings, cache=state_cache_of(ctx))
+            await console_handlers.on_cycles_published(uow)
     return key, await wait_for_cycle(ctx, key, settings.rebalance_wait_s)
 
 
