@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Header
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from contracts.api.balancing import (
     CycleResultResponse,
@@ -20,7 +20,7 @@ from libs.platform.auth import Principal, Scope, microgrid_guard, require_any_sc
 from libs.platform.http import ApiError
 from libs.platform.runtime import service_context
 from services.balancing import service, views
-from services.balancing.adapters.cycles import StoredCycle
+from services.balancing.adapters.cycles import CycleAnswer, StoredCycle
 from services.balancing.settings import BalancingContext
 
 router = APIRouter(prefix="/api/microgrid", tags=["balancing"])
@@ -51,7 +51,7 @@ async def rebalance(
     body: Annotated[RebalanceRequest | None, Body()] = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
     correlation_id: Annotated[str | None, Header(alias="X-Correlation-ID", max_length=200)] = None,
-) -> CycleResultResponse | JSONResponse:
+) -> Response:
     """Trigger one microgrid balancing cycle (optionally scoped to a subtree); the same key, the same cycle."""
     body = body or RebalanceRequest()
     if idempotency_key and body.request_key and idempotency_key != body.request_key:
@@ -81,13 +81,19 @@ async def rebalance(
     error = error_for(cycle)
     if error is not None:
         raise error
-    return CycleResultResponse(microgrid_id=microgrid_id, timestamp=now, result=cycle.result)
+    return _json(CycleResultResponse(microgrid_id=microgrid_id, timestamp=now, result=cycle.result))
+
+
+def _json(answer: CycleResultResponse) -> Response:
+    """The answer serialised once by pydantic-core: FastAPI would validate the cycle's record again against
+    the response model and encode it with the stdlib, a row per node of the tree, on every request."""
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.get("/{microgrid_id}/cycles/{cycle_id}", response_model=CycleResultResponse)
-async def get_cycle(microgrid_id: UUID, cycle_id: UUID, ctx: Ctx, _: Reader) -> CycleResultResponse:
+async def get_cycle(microgrid_id: UUID, cycle_id: UUID, ctx: Ctx, _: Reader) -> Response:
     cycle = await views.cycle_of_microgrid(ctx.pool, microgrid_id, cycle_id)
-    return CycleResultResponse(microgrid_id=microgrid_id, timestamp=ctx.clock.now(), result=cycle.result)
+    return _json(CycleResultResponse(microgrid_id=microgrid_id, timestamp=ctx.clock.now(), result=cycle.result))
 
 
 @router.get("/{microgrid_id}/status", response_model=MicrogridStatusResponse)
@@ -96,7 +102,7 @@ async def get_status(microgrid_id: UUID, ctx: Ctx, _: Reader) -> MicrogridStatus
     return await views.microgrid_status(ctx.pool, microgrid_id, ctx.clock.now())
 
 
-def error_for(cycle: StoredCycle) -> ApiError | None:
+def error_for(cycle: CycleAnswer | StoredCycle) -> ApiError | None:
     """The spec's error answer for a stored cycle, if it calls for one (the cycle is stored either way).
 
     REJECTED for an invalid tree: 422; for a topology version conflict: 409; a fail-safe cycle for
@@ -104,7 +110,7 @@ def error_for(cycle: StoredCycle) -> ApiError | None:
     """
     result = cycle.result
     details: dict[str, Any] = {"cycle_id": str(result.cycle_id), "outcome": result.outcome.value}
-    decided = json.loads(cycle.output)
+    decided = json.loads(cycle.output) if cycle.output is not None else {}  # kept for REJECTED cycles only
     if ReasonCode.TOPOLOGY_INVALID in result.reason_codes:
         violations = decided["topology_violations"]
         return ApiError.invalid(

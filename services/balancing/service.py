@@ -21,7 +21,7 @@ from libs.platform.clock import Clock
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.result_waiter import result_channel, wait_for_result
 from services.balancing.adapters import cycles, read_models, rebalance_requests
-from services.balancing.adapters.cycles import StoredCycle
+from services.balancing.adapters.cycles import CycleAnswer
 from services.balancing.adapters.state_cache import MicrogridStateCache, preflight
 from services.balancing.console import handlers as console_handlers
 from services.balancing.cycle_execution import CYCLE_RESULT, PRODUCER, execute_cycle
@@ -69,7 +69,7 @@ async def handle_rebalance_requested(
     await lock_microgrid(conn, request.microgrid_id)
     stamps = await preflight(conn, request.microgrid_id, request.request_key)
     if stamps.cycle_done:
-        done = await cycles.cycle_by_request_key(conn, request.request_key)
+        done = await cycles.answer_by_request_key(conn, request.request_key)
         assert done is not None
         return done.result  # one cycle per request key, whichever door repeated it
     known = stamps.topology_version
@@ -97,7 +97,7 @@ async def run_ready_requests(
     await lock_microgrid(uow.conn, microgrid_id)
     out = []
     for message in await rebalance_requests.take_ready(uow.conn, microgrid_id, known_version):
-        if await cycles.cycle_by_request_key(uow.conn, message.payload.request_key) is None:
+        if not await cycles.request_key_done(uow.conn, message.payload.request_key):
             out.append(
                 await execute_cycle(uow, message, now=clock.now, settings=cycle_settings(settings), cache=cache)
             )
@@ -116,7 +116,7 @@ async def expire_waiting_requests(ctx: BalancingContext) -> int:
                 return handled
             message = expired[0]
             await lock_microgrid(uow.conn, message.payload.microgrid_id)
-            if await cycles.cycle_by_request_key(uow.conn, message.payload.request_key) is None:
+            if not await cycles.request_key_done(uow.conn, message.payload.request_key):
                 await execute_cycle(
                     uow, message, now=clock.now, settings=cycle_settings(settings), cache=state_cache_of(ctx)
                 )
@@ -143,7 +143,7 @@ async def request_rebalance(
     request_key: str | None,
     actor: str,
     correlation_id: str | None,
-) -> tuple[str, StoredCycle | None]:
+) -> tuple[str, CycleAnswer | None]:
     """Record one rebalance_requested for the key (once) and wait, bounded, for its cycle.
 
     Returns the request key and the cycle, or None when the wait ran out (the cycle still comes).
@@ -152,7 +152,7 @@ async def request_rebalance(
     settings = ctx.settings
     clock = ctx.clock
     key = request_key or f"http:{uuid4()}"
-    existing = await cycles.cycle_by_request_key(ctx.pool, key)
+    existing = await cycles.answer_by_request_key(ctx.pool, key)
     if existing is not None:
         _same_target(key, existing.result.microgrid_id, existing.result.node_id, microgrid_id, node_id)
         return key, existing
@@ -200,11 +200,11 @@ def _same_target(key: str, had_mg: UUID, had_node: UUID | None, mg: UUID, node: 
         raise RequestKeyReused(f"request key {key!r} was already used for another rebalance target")
 
 
-async def wait_for_cycle(ctx: BalancingContext, request_key: str, timeout_s: float) -> StoredCycle | None:
+async def wait_for_cycle(ctx: BalancingContext, request_key: str, timeout_s: float) -> CycleAnswer | None:
     """The key's stored cycle, waiting up to `timeout_s`; woken by the consumer's commit signal."""
     return await wait_for_result(
         client=ctx.redis,
         channel=result_channel(ctx.settings, CYCLE_RESULT, request_key),
-        fetch=lambda: cycles.cycle_by_request_key(ctx.pool, request_key),
+        fetch=lambda: cycles.answer_by_request_key(ctx.pool, request_key),
         timeout_s=timeout_s,
     )

@@ -131,6 +131,43 @@ async def cycle_by_id(conn: asyncpg.Connection | asyncpg.Pool, cycle_id: UUID) -
     return await _stored(conn, await conn.fetchrow("SELECT * FROM cycles WHERE cycle_id = $1", cycle_id))
 
 
+# Reason codes whose HTTP error quotes the decided output (services/balancing/routes.error_for).
+ANSWERED_FROM_OUTPUT = ("TOPOLOGY_INVALID", "TOPOLOGY_VERSION_CONFLICT")
+
+
+@dataclass(frozen=True)
+class CycleAnswer:
+    """What answering a request needs of its stored cycle: the record, the missing inputs, and the decided
+    output only for the reason codes whose error quotes it (the violations, the expected version). Not the
+    inputs: expanding them reads and parses the whole tree, hundreds of KB, for an answer that never shows it."""
+
+    result: CycleResultRecord
+    missing_inputs: list[str]
+    safe_action_taken: str | None
+    output: bytes | None
+
+
+async def answer_by_request_key(conn: asyncpg.Connection | asyncpg.Pool, request_key: str) -> CycleAnswer | None:
+    row = await conn.fetchrow(
+        "SELECT result, missing_inputs, safe_action_taken, CASE WHEN result->'reason_codes' ?| $2::text[] THEN output END AS output"
+        " FROM cycles WHERE request_key = $1",
+        request_key,
+        list(ANSWERED_FROM_OUTPUT),
+    )
+    if row is None:
+        return None
+    return CycleAnswer(
+        result=CycleResultRecord.model_validate_json(row["result"]),
+        missing_inputs=json.loads(row["missing_inputs"]),
+        safe_action_taken=row["safe_action_taken"],
+        output=bytes(row["output"]) if row["output"] is not None else None,
+    )
+
+
+async def request_key_done(conn: asyncpg.Connection | asyncpg.Pool, request_key: str) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM cycles WHERE request_key = $1)", request_key))
+
+
 async def cycle_by_request_key(conn: asyncpg.Connection | asyncpg.Pool, request_key: str) -> StoredCycle | None:
     return await _stored(conn, await conn.fetchrow("SELECT * FROM cycles WHERE request_key = $1", request_key))
 
