@@ -64,7 +64,7 @@ ALL_FAULTS = FAULTS + STACK_FAULTS + CLUSTER_FAULTS
 OUTAGE_S = {"kafka-kill": 0.0, "kafka-stop": 10.0, "postgres-stop": 20.0, "postgres-crash": 60.0, "redis-kill": 5.0,
             "broker-kill": 20.0}
 SERVICE_KILLS_WINDOW_S = 30.0
-DRAIN_TIMEOUT_S = 180.0  # after the last fault recovered, for every input's cycle to come out
+DRAIN_TIMEOUT_S = 300.0  # after the last fault recovered, for every input's cycle to come out
 SETUP_SCENARIO = "compat-legacy-event"  # its depot and setup step: one feeder circuit, known to the adapter
 LEGACY_TOPIC = "load_balancer.rebalance_requested"
 CYCLES_TOPIC = "microgrid.cycle_completed"
