@@ -6,7 +6,7 @@ signalled; this one is started by `mgrid stack up` in a directory of its own, on
 its own generated SASL users and database roles. `down()` stops it and deletes its data.
 
 The signals go to the pids of this stack's own pid files only, each checked against its command line
-(libs.platform.processes), as the stack itself does: nothing found by name is ever signalled.
+(tools.processes), as the stack itself does: nothing found by name is ever signalled.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from libs.platform.processes import process_matches, read_pid
 from libs.platform.settings import REPO_ROOT, PlatformSettings
 from simulator.service_processes import _mgrid_command
+from tools.processes import process_matches, read_pid
 
 UP_TIMEOUT_S = 600.0  # a fresh clone also resolves the Kafka jars from Maven Central on the first `up`
 
