@@ -375,6 +375,8 @@ async def run_faults(settings: SimulatorSettings, processes: ServiceProcesses, *
     def complete(records: list) -> bool:
         return wanted <= {c for r in records if r.topic == settings.topic(CYCLES_TOPIC) for c in _correlations(r)}
 
+    if every_s is not None:
+        result.fault = f"every {every_s:g}s x{len(result.injected)}"
     records = await _read_from(settings, starts, time.monotonic() + DRAIN_TIMEOUT_S, complete)
     _count(result, settings, records, sent_at)
     return result

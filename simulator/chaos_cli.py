@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from libs.platform.messaging.topics_admin import provision
 from libs.platform.settings import PlatformSettings
 from simulator.chaos import ALL_FAULTS, HEADER, STACK_FAULTS, private_services, run_suite
 from simulator.chaos_stack import OwnStack
@@ -47,6 +48,7 @@ def chaos(
         processes, settings = private_services(run_dir / "services",
                                                stack.settings() if stack is not None else PlatformSettings())
         try:
+            asyncio.run(provision(settings))  # topics and their ACLs, as the admin: services may not create them
             processes.start()
             runs = asyncio.run(run_suite(settings, processes, faults=faults, events=events, rate_per_s=rate,
                                          seed=seed, stack=stack, every_s=every))
