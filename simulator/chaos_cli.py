@@ -6,6 +6,7 @@ Faults on Kafka, Postgres and Redis run on a stack of the run's own (started in 
 free ports, deleted at the end), never on the shared one (`mgrid stack up`), which the others use.
 
     mgrid chaos                                     # every fault once, 300 events each at 10/s (as CI)
+    mgrid chaos --fault broker-kill                 # opt-in: on a stack of three brokers of its own
     mgrid chaos --fault service-kill --fault poison # these two only: on the shared stack
     mgrid chaos --events 20000 --rate 20 --every 30 # large: one run, a fault every 30 s, in turn
 """
@@ -21,7 +22,7 @@ import typer
 
 from libs.platform.messaging.topics_admin import provision
 from libs.platform.settings import PlatformSettings
-from simulator.chaos import ALL_FAULTS, HEADER, STACK_FAULTS, private_services, run_suite
+from simulator.chaos import ALL_FAULTS, FAULTS, HEADER, STACK_FAULTS, private_services, run_suite
 from simulator.chaos_stack import OwnStack
 
 
@@ -34,12 +35,14 @@ def chaos(
     keep: Annotated[bool, typer.Option(help="keep the run dir (service logs, the own stack's logs)")] = False,
 ) -> None:
     """Run faults under load against the four services; print sent/once/lost/duplicated per run."""
-    faults = fault or [f for f in ALL_FAULTS if every is None or f not in ("none", "duplicate", "poison")]
+    # By default every fault but the opt-in ones (they need a cluster of three brokers, a fifth process).
+    faults = fault or [f for f in FAULTS + STACK_FAULTS if every is None or f not in ("none", "duplicate", "poison")]
     unknown = sorted(set(faults) - set(ALL_FAULTS))
     if unknown:
         raise typer.BadParameter(f"unknown fault(s) {', '.join(unknown)}; one of {', '.join(ALL_FAULTS)}")
     run_dir = Path(tempfile.mkdtemp(prefix="mgrid-chaos-"))
-    stack = OwnStack(run_dir / "stack") if set(faults) & set(STACK_FAULTS) else None
+    brokers = 3 if "broker-kill" in faults else 1
+    stack = OwnStack(run_dir / "stack", brokers=brokers) if set(faults) & {*STACK_FAULTS, "broker-kill"} else None
     try:
         if stack is not None:
             typer.echo(f"starting a stack of this run's own in {stack.root} (Kafka :{stack.kafka_port}, "
