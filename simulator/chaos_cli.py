@@ -14,6 +14,7 @@ free ports, deleted at the end), never on the shared one (`mgrid stack up`), whi
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -32,7 +33,7 @@ def chaos(
     rate: Annotated[float, typer.Option(help="events per second")] = 10.0,
     every: Annotated[float | None, typer.Option(help="one run, a fault every N seconds (the faults in turn)")] = None,
     seed: Annotated[int, typer.Option()] = 7,
-    keep: Annotated[bool, typer.Option(help="keep the run dir (service logs, the own stack's logs)")] = False,
+    keep: Annotated[bool, typer.Option(help="keep the run dir (service and stack logs); kept on failure")] = False,
 ) -> None:
     """Run faults under load against the four services; print sent/once/lost/duplicated per run."""
     # By default every fault but the opt-in ones (they need a cluster of three brokers, a fifth process).
@@ -64,7 +65,7 @@ def chaos(
     for run in runs:
         problems = [*run.over_limit[:3], *([f"not ready: {run.not_ready[:2]}"] if run.not_ready else [])]
         typer.echo(run.row() + ("" if run.passed else "  FAIL " + "; ".join(problems)))
-    if keep:
-        typer.echo(f"run dir: {run_dir}", err=True)
-    if not all(r.passed for r in runs):
-        raise typer.Exit(1)
+    if keep or not all(r.passed for r in runs):
+        typer.echo(f"run dir (service logs): {run_dir}", err=True)
+        raise typer.Exit(0 if all(r.passed for r in runs) else 1)
+    shutil.rmtree(run_dir, ignore_errors=True)
