@@ -59,8 +59,8 @@ def chaos(
         finally:
             processes.stop()
     finally:
-        if stack is not None and not keep:
-            stack.down()
+        if stack is not None:
+            stack.down(purge=not keep)  # always stopped; with --keep its data and logs stay
     typer.echo(HEADER)
     for run in runs:
         problems = [*run.over_limit[:3], *([f"not ready: {run.not_ready[:2]}"] if run.not_ready else [])]

@@ -58,8 +58,9 @@ class OwnStack:
         """Start what is stopped (idempotent): the first start, and every restart after a kill."""
         self._mgrid("up", *(["--brokers", str(self.brokers)] if self.brokers != 1 else []))
 
-    def down(self) -> None:
-        self._mgrid("down", "--purge", timeout_s=180)
+    def down(self, *, purge: bool = True) -> None:
+        """Stop it; `purge` also deletes its data (not its logs when kept: `purge=False`)."""
+        self._mgrid("down", *(["--purge"] if purge else []), timeout_s=180)
 
     def settings(self) -> PlatformSettings:
         """The stack's endpoints and tooling credentials (schema owner, Kafka admin), as `stack env` says."""
