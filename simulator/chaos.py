@@ -78,6 +78,7 @@ class FaultRun:
     once: int = 0
     lost: int = 0
     duplicated: int = 0
+    resent: int = 0  # copies of a cycle already counted (same event id): dropped by every consumer's inbox
     dead_lettered: int = 0
     poison: int = 0
     max_stall_s: float = 0.0
@@ -98,13 +99,13 @@ class FaultRun:
 
     def row(self) -> str:
         ready = "-" if self.ready_after_s is None else f"{self.ready_after_s:.1f}"
-        return (f"{self.fault:<15} {self.sent:>5} {self.once:>5} {self.lost:>5} {self.duplicated:>5} "
+        return (f"{self.fault:<15} {self.sent:>5} {self.once:>5} {self.lost:>5} {self.duplicated:>5} {self.resent:>6} "
                 f"{self.dead_lettered:>6} {self.down_s:>7.1f} {self.max_stall_s:>8.1f} {self.p50_ms:>7.0f} "
                 f"{self.p99_ms:>7.0f} {ready:>8}")
 
 
-HEADER = (f"{'run':<15} {'sent':>5} {'once':>5} {'lost':>5} {'dup':>5} {'dlq':>6} {'down s':>7} {'stall s':>8} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'ready s':>8}")
+HEADER = (f"{'run':<15} {'sent':>5} {'once':>5} {'lost':>5} {'dup':>5} {'resent':>6} {'dlq':>6} {'down s':>7} "
+          f"{'stall s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ready s':>8}")
 
 
 async def _end_offsets(settings: SimulatorSettings, topics: list[str]) -> dict[TopicPartition, int]:
@@ -402,27 +403,35 @@ def _correlations(record: object) -> set[str]:
 
 def _count(result: FaultRun, settings: SimulatorSettings, records: list, sent_at: dict[str, float]) -> None:
     cycles_topic = settings.topic(CYCLES_TOPIC)
-    seen: dict[str, int] = {}
+    # The cycles' event ids per input: two ids are two cycles (duplicated); one id on the log twice is the
+    # outbox's at-least-once publish (the relay's ack-then-mark-sent cut by a crash), which every consumer's
+    # inbox drops: counted apart, as `resent`.
+    seen: dict[str, set[str]] = {}
     delays, arrivals = [], []
     for r in records:
         if r.topic != cycles_topic:
             result.dead_lettered += 1
             continue
-        cycle = CycleCompleted.model_validate_json(r.value).payload
+        message = CycleCompleted.model_validate_json(r.value)
+        cycle = message.payload
         mine = _correlations(r) & sent_at.keys()
         if not mine:
             continue
         correlation = mine.pop()
-        seen[correlation] = seen.get(correlation, 0) + 1
+        ids = seen.setdefault(correlation, set())
+        if str(message.event_id) in ids:
+            result.resent += 1
+            continue
+        ids.add(str(message.event_id))
         arrivals.append(r.timestamp / 1000)
-        if seen[correlation] == 1:
+        if len(ids) == 1:
             delays.append(r.timestamp / 1000 - sent_at[correlation])
         for n in cycle.allocation_summary.by_node:
             if n.effective_limit_watts is not None and n.allocated_watts > n.effective_limit_watts:
                 result.over_limit.append(f"{n.node_id}: {n.allocated_watts} W > {n.effective_limit_watts} W")
-    result.once = sum(1 for c in sent_at if seen.get(c) == 1)
+    result.once = sum(1 for c in sent_at if len(seen.get(c, ())) == 1)
     result.lost = sum(1 for c in sent_at if c not in seen)
-    result.duplicated = sum(1 for c in sent_at if seen.get(c, 0) > 1)
+    result.duplicated = sum(1 for c in sent_at if len(seen.get(c, ())) > 1)
     arrivals.sort()
     result.max_stall_s = max((b - a for a, b in zip(arrivals, arrivals[1:], strict=False)), default=0.0)
     if delays:
