@@ -1,16 +1,22 @@
-"""The fault suite's engine (issue 15): steady legacy load on the four services as processes, one fault
+"""The fault suite's engine (issue 15): steady legacy load on the four services as processes, faults
 injected, then every output read from the start and counted per input.
 
 One run: a depot is set up through the simulator (its `setup` step), then `events` distinct legacy
 `load_balancer.rebalance_requested` events go out at `rate_per_s`; a third of the way in the fault
-strikes. Afterwards every `microgrid.cycle_completed` of the run is read back and matched to its input by
+strikes (or, with `every_s`, a fault every `every_s` seconds, the given ones in turn). The load goes on
+meanwhile: through a broker outage the sender retries each event until the broker has it. Each fault
+ends when what it broke is back; from then every service's /ready must answer 200 within 30 s.
+Afterwards every `microgrid.cycle_completed` of the run is read back and matched to its input by
 correlation id: exactly one per input, none lost, none duplicated, no allocation above its effective
 limit. Dead letters written during the run are counted (poison inputs are expected there, nothing else).
 
-Faults here act on the services and the inputs only, so a run can share a stack with others:
-`service-kill` (SIGKILL a random service, restart it, time until every /ready answers 200 again),
-`duplicate` (one event id sent twice), `poison` (1 % malformed and oversized inputs), `none` (baseline).
-Faults on Kafka, Postgres and Redis need a stack of the run's own (not built yet: see docs/operations.md).
+`FAULTS` act on the services and the inputs only, so a run can share a stack with others: `service-kill`
+(SIGKILL a random service, restart it), `duplicate` (one event id sent twice), `poison` (1 % malformed
+and oversized inputs), `none` (baseline). `STACK_FAULTS` act on Kafka, Postgres and Redis and run only on
+a stack of the run's own (simulator/chaos_stack.py): `kafka-kill` (SIGKILL, restart), `kafka-stop`
+(SIGSTOP 10 s), `postgres-stop` (SIGSTOP 20 s, the postmaster and its backends), `postgres-crash`
+(SIGKILL them all, down 60 s, restart), `service-kills` (a random service SIGKILLed every 20 +- 10 s for
+30 s), `redis-kill` (SIGKILL, down 5 s, restart). What each does to the system: docs/operations.md.
 """
 
 from __future__ import annotations
@@ -28,13 +34,16 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from contracts.events import CycleCompleted
 from contracts.topics import dead_letter_topic
 from libs.platform.messaging.kafka import client_options
 from libs.platform.messaging.topics_admin import CONSUMER_GROUPS, provision
 from libs.platform.settings import PlatformSettings
+from libs.platform.signing_keys import SECRET_ENV, SECRET_FILE_ENV, configured_secret, local_key_file
 from simulator.actors import legacy
+from simulator.chaos_stack import OwnStack
 from simulator.clock import ScenarioClock, wall_anchor
 from simulator.runner import ScenarioRun
 from simulator.scenario import load_scenario
@@ -43,7 +52,19 @@ from simulator.transport import LiveTransport, SimulatorSettings
 from tools.processes import port_open
 from tools.run_cli import SERVICES
 
+# Faults on the services and the inputs only: safe on a shared stack.
 FAULTS = ("none", "service-kill", "duplicate", "poison")
+# Faults on Kafka, Postgres and Redis: only on a stack of the run's own (simulator/chaos_stack.py).
+STACK_FAULTS = ("kafka-kill", "kafka-stop", "postgres-stop", "postgres-crash", "service-kills", "redis-kill")
+# Opt-in: `broker-kill` needs a stack of three brokers of the run's own (`OwnStack(brokers=3)`);
+# `replica-kill` runs a second replica of one service beside the first, and SIGKILLs it.
+CLUSTER_FAULTS = ("broker-kill", "replica-kill")
+ALL_FAULTS = FAULTS + STACK_FAULTS + CLUSTER_FAULTS
+# How long each fault keeps its component down; a kill's restart time comes on top.
+OUTAGE_S = {"kafka-kill": 0.0, "kafka-stop": 10.0, "postgres-stop": 20.0, "postgres-crash": 60.0, "redis-kill": 5.0,
+            "broker-kill": 20.0}
+SERVICE_KILLS_WINDOW_S = 30.0
+DRAIN_TIMEOUT_S = 300.0  # after the last fault recovered, for every input's cycle to come out
 SETUP_SCENARIO = "compat-legacy-event"  # its depot and setup step: one feeder circuit, known to the adapter
 LEGACY_TOPIC = "load_balancer.rebalance_requested"
 CYCLES_TOPIC = "microgrid.cycle_completed"
@@ -57,12 +78,15 @@ class FaultRun:
     once: int = 0
     lost: int = 0
     duplicated: int = 0
+    resent: int = 0  # copies of a cycle already counted (same event id): dropped by every consumer's inbox
     dead_lettered: int = 0
     poison: int = 0
     max_stall_s: float = 0.0
+    down_s: float = 0.0  # the longest fault: from its strike until what it broke was back
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     ready_after_s: float | None = None
+    injected: list[str] = field(default_factory=list)
     over_limit: list[str] = field(default_factory=list)
     not_ready: list[str] = field(default_factory=list)  # the last /ready answers that were not 200
 
@@ -75,12 +99,13 @@ class FaultRun:
 
     def row(self) -> str:
         ready = "-" if self.ready_after_s is None else f"{self.ready_after_s:.1f}"
-        return (f"{self.fault:<13} {self.sent:>5} {self.once:>5} {self.lost:>5} {self.duplicated:>5} "
-                f"{self.dead_lettered:>6} {self.max_stall_s:>8.1f} {self.p50_ms:>7.0f} {self.p99_ms:>7.0f} {ready:>8}")
+        return (f"{self.fault:<15} {self.sent:>5} {self.once:>5} {self.lost:>5} {self.duplicated:>5} {self.resent:>6} "
+                f"{self.dead_lettered:>6} {self.down_s:>7.1f} {self.max_stall_s:>8.1f} {self.p50_ms:>7.0f} "
+                f"{self.p99_ms:>7.0f} {ready:>8}")
 
 
-HEADER = (f"{'run':<13} {'sent':>5} {'once':>5} {'lost':>5} {'dup':>5} {'dlq':>6} {'stall s':>8} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'ready s':>8}")
+HEADER = (f"{'run':<15} {'sent':>5} {'once':>5} {'lost':>5} {'dup':>5} {'resent':>6} {'dlq':>6} {'down s':>7} "
+          f"{'stall s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ready s':>8}")
 
 
 async def _end_offsets(settings: SimulatorSettings, topics: list[str]) -> dict[TopicPartition, int]:
@@ -135,12 +160,145 @@ async def _all_ready(processes: ServiceProcesses, timeout_s: float, not_ready: l
     return None
 
 
+class _Injector:
+    """Injects faults into the running system and times the way back: each fault ends when what it broke
+    is back (signal undone, process restarted), then every service must answer /ready 200 within 30 s."""
+
+    def __init__(self, processes: ServiceProcesses, stack: OwnStack | None, rng: random.Random,
+                 result: FaultRun) -> None:
+        self.processes, self.stack, self.rng, self.result = processes, stack, rng, result
+        self.poison = False
+        self.duplicate_next = False
+        self.replica: ServiceProcesses | None = None
+
+    async def inject(self, fault: str) -> None:
+        if fault in (*STACK_FAULTS, "broker-kill") and self.stack is None:
+            raise ValueError(f"{fault} needs a stack of the run's own (OwnStack): never the shared one")
+        if fault == "broker-kill" and self.stack is not None and self.stack.brokers < 3:
+            raise ValueError("broker-kill needs a stack of three brokers: OwnStack(brokers=3)")
+        self.result.injected.append(fault)
+        if fault == "duplicate":
+            self.duplicate_next = True
+            return
+        if fault == "poison":
+            self.poison = True
+            return
+        if fault == "none":
+            return
+        started = time.monotonic()
+        await getattr(self, "_" + fault.replace("-", "_"))()
+        self.result.down_s = max(self.result.down_s, time.monotonic() - started)
+        ready = await _all_ready(self.processes, READY_WITHIN_S * 2, self.result.not_ready)
+        worst = self.result.ready_after_s
+        self.result.ready_after_s = (READY_WITHIN_S * 2 + 1 if ready is None else
+                                     max(ready, worst if worst is not None else 0.0))
+
+    async def _service_kill(self) -> None:
+        victim = self.rng.choice(self.processes.services)
+        pid = self.processes.pid(victim)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        await asyncio.to_thread(_restart_when_dead, self.processes, victim)
+
+    async def _service_kills(self) -> None:
+        """A random service SIGKILLed (and restarted) every 20 +- 10 s, for SERVICE_KILLS_WINDOW_S."""
+        started = time.monotonic()
+        while True:
+            await self._service_kill()
+            pause = self.rng.uniform(10.0, 30.0)
+            if time.monotonic() + pause - started > SERVICE_KILLS_WINDOW_S:
+                return
+            await asyncio.sleep(pause)
+
+    async def start_replica(self, run_dir: Path) -> None:
+        """A second process of one service in the same consumer group: Kafka divides its partitions."""
+        service = self.rng.choice(self.processes.services)
+        self.replica = ServiceProcesses(run_dir=run_dir, ports={service: _free_port()}, env=self.processes.env,
+                                        services=(service,))
+        await asyncio.to_thread(self.replica.start)
+
+    async def stop_replica(self) -> None:
+        if self.replica is not None:
+            await asyncio.to_thread(self.replica.stop)
+
+    async def _replica_kill(self) -> None:
+        """SIGKILL the second replica; the first takes its partitions (and the relay lock) over."""
+        assert self.replica is not None, "start_replica() first"
+        service = self.replica.services[0]
+        pid = self.replica.pid(service)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+
+    async def _broker_kill(self) -> None:
+        """One broker of three SIGKILLed (not the first, the bootstrap's head), down, then restarted."""
+        assert self.stack is not None
+        victim = self.stack.kafka_pids()[1:2]
+        await asyncio.to_thread(self.stack.kill, "kafka", victim)
+        await asyncio.sleep(OUTAGE_S["broker-kill"])
+        await self._restart()
+
+    async def _restart(self) -> None:
+        assert self.stack is not None
+        await asyncio.to_thread(self.stack.up)
+
+    async def _pause(self, component: str, seconds: float) -> None:
+        assert self.stack is not None
+        stopped = self.stack.signal(component, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.stack.signal(component, signal.SIGCONT, stopped)
+
+    async def _crash(self, component: str, down_s: float) -> None:
+        assert self.stack is not None
+        await asyncio.to_thread(self.stack.kill, component)
+        await asyncio.sleep(down_s)
+        await self._restart()
+
+    async def _kafka_kill(self) -> None:
+        await self._crash("kafka", OUTAGE_S["kafka-kill"])
+
+    async def _kafka_stop(self) -> None:
+        await self._pause("kafka", OUTAGE_S["kafka-stop"])
+
+    async def _postgres_stop(self) -> None:
+        await self._pause("postgres", OUTAGE_S["postgres-stop"])
+
+    async def _postgres_crash(self) -> None:
+        await self._crash("postgres", OUTAGE_S["postgres-crash"])
+
+    async def _redis_kill(self) -> None:
+        await self._crash("redis", OUTAGE_S["redis-kill"])
+
+
+async def _send(producer: AIOKafkaProducer, topic: str, value: bytes, key: bytes | None) -> None:
+    """Until the broker has it: through a broker outage the legacy side keeps trying, as a client would.
+    A send that timed out may still have landed; sent again it carries the same event id (the inbox's job)."""
+    while True:
+        try:
+            await producer.send_and_wait(topic, value, key=key)
+            return
+        except KafkaError:
+            await asyncio.sleep(0.5)
+
+
 async def run_fault(settings: SimulatorSettings, processes: ServiceProcesses, *, fault: str, events: int,
-                    rate_per_s: float, seed: int = 7) -> FaultRun:
-    if fault not in FAULTS:
-        raise ValueError(f"unknown fault {fault!r}; one of {', '.join(FAULTS)}")
+                    rate_per_s: float, seed: int = 7, stack: OwnStack | None = None) -> FaultRun:
+    """One fault, struck a third of the way into the load."""
+    return await run_faults(settings, processes, faults=[fault], events=events, rate_per_s=rate_per_s,
+                            seed=seed, stack=stack)
+
+
+async def run_faults(settings: SimulatorSettings, processes: ServiceProcesses, *, faults: list[str], events: int,
+                     rate_per_s: float, seed: int = 7, stack: OwnStack | None = None,
+                     every_s: float | None = None) -> FaultRun:
+    """One run of steady load: with `every_s`, the faults in turn every `every_s` seconds (each one
+    starts when the one before has recovered); without it, the one fault a third of the way in."""
+    for fault in faults:
+        if fault not in ALL_FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; one of {', '.join(ALL_FAULTS)}")
     rng = random.Random(seed)
-    result = FaultRun(fault)
+    result = FaultRun(faults[0] if len(faults) == 1 and every_s is None else f"every {every_s:g}s")
     scenario = load_scenario(SETUP_SCENARIO)
     scenario = scenario.model_copy(update={"steps": scenario.steps[:1]})
     async with LiveTransport(settings) as transport:
@@ -153,45 +311,74 @@ async def run_fault(settings: SimulatorSettings, processes: ServiceProcesses, *,
     assert circuit is not None
     letters_topics = [dead_letter_topic(g) for g in CONSUMER_GROUPS]
     starts = await _end_offsets(settings, [CYCLES_TOPIC, *letters_topics])
+    injector = _Injector(processes, stack, rng, result)
+    if "replica-kill" in faults:
+        await injector.start_replica(processes.run_dir / f"replica-{seed}")
+    strike = asyncio.Event()
+    sending_done = asyncio.Event()
+
+    async def schedule() -> None:
+        if every_s is None:
+            await strike.wait()
+            await injector.inject(faults[0])
+            return
+        k = 0
+        next_at = time.monotonic() + every_s
+        while not sending_done.is_set():
+            try:
+                await asyncio.wait_for(sending_done.wait(), max(0.0, next_at - time.monotonic()))
+                return
+            except TimeoutError:
+                pass
+            await injector.inject(faults[k % len(faults)])
+            k += 1
+            next_at = max(next_at + every_s, time.monotonic())
+
     producer = AIOKafkaProducer(**client_options(settings), acks="all", enable_idempotence=True)
     await producer.start()
     sent_at: dict[str, float] = {}
+    faults_task = asyncio.create_task(schedule())
     try:
         clock = ScenarioClock(wall_anchor())
-        strike_at = events // 3
+        topic = settings.topic(LEGACY_TOPIC)
         t0 = time.monotonic()
         for i in range(events):
             await asyncio.sleep(max(0.0, t0 + i / rate_per_s - time.monotonic()))  # a steady rate
-            correlation = f"chaos-{fault}-{seed}-{i}"
+            if faults_task.done():
+                faults_task.result()  # an injection that failed ends the run with its error
+            if i == events // 3:
+                strike.set()
+                await asyncio.sleep(0)
+            correlation = f"chaos-{result.fault.replace(' ', '')}-{seed}-{i}"
             publication = legacy.rebalance_event(state, clock, circuit, correlation_id=correlation)
             value, key = publication.message.to_bytes(), publication.key()
-            topic = settings.topic(LEGACY_TOPIC)
-            await producer.send_and_wait(topic, value, key=key)
+            await _send(producer, topic, value, key)
             sent_at[correlation] = time.time()
-            if fault == "duplicate" and i == strike_at:
-                await producer.send_and_wait(topic, value, key=key)  # the very same event id again
-            if fault == "poison" and (rng.random() < 0.01 or i == strike_at):
+            if injector.duplicate_next:
+                injector.duplicate_next = False
+                await _send(producer, topic, value, key)  # the very same event id again
+            if injector.poison and (rng.random() < 0.01 or result.poison == 0):
                 poison = b'{"event_type": "load_balancer.rebalance_requested", "payload": {"x": "' + (
                     b"y" * (900_000 if result.poison % 2 else 10)) + b'"}}'
-                await producer.send_and_wait(topic, poison, key=key)
+                await _send(producer, topic, poison, key)
                 result.poison += 1
-            if fault == "service-kill" and i == strike_at:
-                victim = rng.choice(processes.services)
-                pid = processes.pid(victim)
-                if pid is not None:
-                    os.kill(pid, signal.SIGKILL)
-                await asyncio.to_thread(_restart_when_dead, processes, victim)
-                result.ready_after_s = await _all_ready(processes, READY_WITHIN_S * 2, result.not_ready)
         result.sent = len(sent_at)
+        sending_done.set()
+        await faults_task  # the last fault recovers before the outputs are counted
     finally:
+        if not faults_task.done():
+            faults_task.cancel()
         await producer.stop()
+        await injector.stop_replica()
 
     wanted = set(sent_at)
 
     def complete(records: list) -> bool:
         return wanted <= {c for r in records if r.topic == settings.topic(CYCLES_TOPIC) for c in _correlations(r)}
 
-    records = await _read_from(settings, starts, time.monotonic() + 120, complete)
+    if every_s is not None:
+        result.fault = f"every {every_s:g}s x{len(result.injected)}"
+    records = await _read_from(settings, starts, time.monotonic() + DRAIN_TIMEOUT_S, complete)
     _count(result, settings, records, sent_at)
     return result
 
@@ -216,27 +403,35 @@ def _correlations(record: object) -> set[str]:
 
 def _count(result: FaultRun, settings: SimulatorSettings, records: list, sent_at: dict[str, float]) -> None:
     cycles_topic = settings.topic(CYCLES_TOPIC)
-    seen: dict[str, int] = {}
+    # The cycles' event ids per input: two ids are two cycles (duplicated); one id on the log twice is the
+    # outbox's at-least-once publish (the relay's ack-then-mark-sent cut by a crash), which every consumer's
+    # inbox drops: counted apart, as `resent`.
+    seen: dict[str, set[str]] = {}
     delays, arrivals = [], []
     for r in records:
         if r.topic != cycles_topic:
             result.dead_lettered += 1
             continue
-        cycle = CycleCompleted.model_validate_json(r.value).payload
+        message = CycleCompleted.model_validate_json(r.value)
+        cycle = message.payload
         mine = _correlations(r) & sent_at.keys()
         if not mine:
             continue
         correlation = mine.pop()
-        seen[correlation] = seen.get(correlation, 0) + 1
+        ids = seen.setdefault(correlation, set())
+        if str(message.event_id) in ids:
+            result.resent += 1
+            continue
+        ids.add(str(message.event_id))
         arrivals.append(r.timestamp / 1000)
-        if seen[correlation] == 1:
+        if len(ids) == 1:
             delays.append(r.timestamp / 1000 - sent_at[correlation])
         for n in cycle.allocation_summary.by_node:
             if n.effective_limit_watts is not None and n.allocated_watts > n.effective_limit_watts:
                 result.over_limit.append(f"{n.node_id}: {n.allocated_watts} W > {n.effective_limit_watts} W")
-    result.once = sum(1 for c in sent_at if seen.get(c) == 1)
+    result.once = sum(1 for c in sent_at if len(seen.get(c, ())) == 1)
     result.lost = sum(1 for c in sent_at if c not in seen)
-    result.duplicated = sum(1 for c in sent_at if seen.get(c, 0) > 1)
+    result.duplicated = sum(1 for c in sent_at if len(seen.get(c, ())) > 1)
     arrivals.sort()
     result.max_stall_s = max((b - a for a, b in zip(arrivals, arrivals[1:], strict=False)), default=0.0)
     if delays:
@@ -250,21 +445,30 @@ SERVICE_ENV = {"MGRID_OUTBOX_POLL_INTERVAL_S": "0.1", "MGRID_CONSUMER_BACKOFF_IN
 
 
 def private_services(run_dir: Path, endpoints: PlatformSettings) -> tuple[ServiceProcesses, SimulatorSettings]:
-    """The four services as processes on a fresh topic prefix and free ports (apart from any other run)."""
+    """The four services as processes on a fresh topic prefix and free ports (apart from any other run),
+    against `endpoints` with its tooling credentials: the shared stack's, or a stack of the run's own
+    (each service steps down to its own role and principal from that stack's credentials)."""
     prefix = f"chaos{uuid.uuid4().hex[:8]}."
     ports = {service: _free_port() for service in SERVICES}
-    env = {
+    stack_env = {
         "MGRID_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+        "MGRID_KAFKA_SECURITY_PROTOCOL": endpoints.kafka_security_protocol,
+        "MGRID_KAFKA_SASL_MECHANISM": endpoints.kafka_sasl_mechanism,
+        "MGRID_KAFKA_REPLICATION_FACTOR": str(endpoints.kafka_replication_factor),
         "MGRID_POSTGRES_DSN": endpoints.postgres_dsn,
         "MGRID_REDIS_URL": endpoints.redis_url,
-        "MGRID_TOPIC_PREFIX": prefix,
-        **SERVICE_ENV,
+        "MGRID_STACK_DIR": str(endpoints.stack_dir),
+        **({"MGRID_KAFKA_SASL_USERNAME": endpoints.kafka_sasl_username} if endpoints.kafka_sasl_username else {}),
+        **({"MGRID_KAFKA_SASL_PASSWORD": endpoints.kafka_sasl_password} if endpoints.kafka_sasl_password else {}),
+        **({"MGRID_POSTGRES_OWNER_DSN": endpoints.postgres_owner_dsn} if endpoints.postgres_owner_dsn else {}),
     }
+    if configured_secret() is not None and not os.environ.get(SECRET_ENV) and not os.environ.get(SECRET_FILE_ENV):
+        # The key this process issues tokens with, whichever stack dir the services read credentials from.
+        stack_env[SECRET_FILE_ENV] = str(local_key_file())
+    env = {**stack_env, "MGRID_TOPIC_PREFIX": prefix, **SERVICE_ENV}
     processes = ServiceProcesses(run_dir=run_dir, ports=ports, env=env)
     settings = SimulatorSettings(
-        kafka_bootstrap=endpoints.kafka_bootstrap,
-        postgres_dsn=endpoints.postgres_dsn,
-        redis_url=endpoints.redis_url,
+        **endpoints.model_dump(exclude={"topic_prefix"}),
         topic_prefix=prefix,
         **{f"{service}_url": processes.url(service) for service in SERVICES},
     )
@@ -278,8 +482,13 @@ def _free_port() -> int:
 
 
 async def run_suite(settings: SimulatorSettings, processes: ServiceProcesses, *, faults: list[str], events: int,
-                    rate_per_s: float, seed: int = 7) -> list[FaultRun]:
-    """Each fault once, in order, on the running services; the topics are created first."""
+                    rate_per_s: float, seed: int = 7, stack: OwnStack | None = None,
+                    every_s: float | None = None) -> list[FaultRun]:
+    """Each fault once, in order, on the running services (or, with `every_s`, one run with a fault every
+    `every_s` seconds); the topics are created first."""
     await provision(settings)  # topics and their ACLs for this run
-    return [await run_fault(settings, processes, fault=f, events=events, rate_per_s=rate_per_s, seed=seed + i)
-            for i, f in enumerate(faults)]
+    if every_s is not None:
+        return [await run_faults(settings, processes, faults=faults, events=events, rate_per_s=rate_per_s,
+                                 seed=seed, stack=stack, every_s=every_s)]
+    return [await run_fault(settings, processes, fault=f, events=events, rate_per_s=rate_per_s, seed=seed + i,
+                            stack=stack) for i, f in enumerate(faults)]

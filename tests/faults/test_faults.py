@@ -3,8 +3,8 @@ processes; every input gives exactly one cycle_completed, none lost, none duplic
 but the poison, no allocation above its limit, every service ready again within 30 s.
 
 MGRID_CHAOS_EVENTS / MGRID_CHAOS_RATE size it (300 at 10/s by default); `mgrid chaos` runs it by hand,
-large (docs/operations.md). Faults on Kafka, Postgres and Redis need a stack of the run's own and are not
-here yet.
+large (docs/operations.md). Faults on Kafka, Postgres and Redis run on a stack of the suite's own:
+test_stack_faults.py.
 """
 
 from __future__ import annotations

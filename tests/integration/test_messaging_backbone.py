@@ -167,6 +167,35 @@ async def test_dependency_outage_longer_than_the_retry_budget_dead_letters_nothi
         await broker.stop()
 
 
+async def test_a_record_whose_commit_landed_during_the_outage_resumes_consumption(backbone_env) -> None:
+    """Found by the fault suite (Postgres crashed): the connection dropped as the commit landed, so the
+    retry after the outage found the record a duplicate; consumption must resume all the same, not stay
+    paused for good (it wedged every partition of the group)."""
+    s, pool, producer = backbone_env
+    s = s.model_copy(update={"consumer_backoff_initial_s": 0.05, "consumer_backoff_max_s": 0.2})
+    first, second = topology_event(), topology_event()
+    dropped: list[uuid.UUID] = []
+
+    async def commit_lands_then_connection_drops(message: Message, uow: UnitOfWork) -> None:
+        await record_effect(message, uow)
+        if message.event_id == first.event_id and not dropped:
+            dropped.append(message.event_id)
+            await uow.conn.execute("COMMIT")  # the attempt's commit reaches the server (inbox row and effect)...
+            raise ConnectionResetError("connection was closed in the middle of operation")  # ...its answer not
+
+    consumer = consumer_for(s, pool, producer, commit_lands_then_connection_drops)
+    await producer.send_and_wait(s.topic(TOPIC), first.to_bytes(), key=b"k")
+    broker = await start_consuming(s, consumer)
+    try:
+        await eventually(lambda: _async(consumer.stats.duplicates == 1))
+        await producer.send_and_wait(s.topic(TOPIC), second.to_bytes(), key=b"k")
+        await eventually(lambda: _async(consumer.stats.processed == 1), timeout=15)
+        assert consumer.stats.waiting_for_dependency is None
+        assert await pool.fetchval("SELECT count(*) FROM effects") == 2
+    finally:
+        await broker.stop()
+
+
 async def test_data_error_is_dead_lettered_at_once(backbone_env) -> None:
     """A value Postgres refuses (NUL in text) fails the same way every time: no retries, no stall."""
     s, pool, producer = backbone_env

@@ -232,6 +232,10 @@ class EventConsumer:
             await self._apply_alone(valid[0])
         for delivery in deliveries:
             self._mark_done(delivery.record)
+        # Every record is settled, so any outage is over: resume also when the retry after it found a
+        # duplicate (the commit had landed as the connection dropped) or dead-lettered, else the paused
+        # partitions stay paused for good.
+        self._recovered()
 
     def _decode(self, record: Any) -> Delivery:
         topic = self._settings.unprefixed(record.topic)

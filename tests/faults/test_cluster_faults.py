@@ -1,0 +1,51 @@
+"""The fault suite's opt-in cases (issue 15), run with MGRID_TEST_FAULTS_CLUSTER=1: one broker of three
+SIGKILLed and restarted (a stack of three brokers of the suite's own, RF 3, min ISR 2), and one of two
+replicas of a service SIGKILLed (the other takes its partitions over). Same bar as the others: every input
+exactly one cycle_completed, nothing dead-lettered, every service ready within 30 s of the fault's end.
+Opt-in because three more brokers (or a fifth service process) weigh on a CI machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from simulator.chaos import HEADER, READY_WITHIN_S, FaultRun, run_fault
+from simulator.chaos_stack import OwnStack
+from simulator.service_processes import ServiceProcesses
+from simulator.transport import SimulatorSettings
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.req("NFR-005", "NFR-006"),
+    pytest.mark.skipif(os.environ.get("MGRID_TEST_FAULTS_CLUSTER") != "1",
+                       reason="opt-in: MGRID_TEST_FAULTS_CLUSTER=1 (a second Kafka cluster of three brokers)"),
+]
+EVENTS = int(os.environ.get("MGRID_CHAOS_EVENTS", "300"))
+RATE = float(os.environ.get("MGRID_CHAOS_RATE", "10"))
+
+
+def _assert_clean(run: FaultRun) -> None:
+    print(f"\n{HEADER}\n{run.row()}")
+    assert (run.sent, run.once, run.lost, run.duplicated) == (EVENTS, EVENTS, 0, 0), run.row()
+    assert run.dead_lettered == 0, run.row()
+    assert run.over_limit == []
+    assert run.ready_after_s is not None and run.ready_after_s <= READY_WITHIN_S, f"{run.row()} {run.not_ready}"
+
+
+@pytest.mark.timeout(900)
+async def test_one_broker_of_three_killed_loses_nothing(
+    own_cluster: OwnStack, own_cluster_services: tuple[ServiceProcesses, SimulatorSettings]
+) -> None:
+    processes, settings = own_cluster_services
+    _assert_clean(await run_fault(settings, processes, fault="broker-kill", events=EVENTS, rate_per_s=RATE,
+                                  stack=own_cluster))
+
+
+@pytest.mark.timeout(600)
+async def test_one_of_two_replicas_killed_loses_nothing(
+    chaos_services: tuple[ServiceProcesses, SimulatorSettings]
+) -> None:
+    processes, settings = chaos_services
+    _assert_clean(await run_fault(settings, processes, fault="replica-kill", events=EVENTS, rate_per_s=RATE))
