@@ -149,7 +149,8 @@ class CycleAnswer:
 
 async def answer_by_request_key(conn: asyncpg.Connection | asyncpg.Pool, request_key: str) -> CycleAnswer | None:
     row = await conn.fetchrow(
-        "SELECT result, missing_inputs, safe_action_taken, CASE WHEN result->'reason_codes' ?| $2::text[] THEN output END AS output"
+        "SELECT result, missing_inputs, safe_action_taken,"
+        " CASE WHEN result->'reason_codes' ?| $2::text[] THEN output END AS output"
         " FROM cycles WHERE request_key = $1",
         request_key,
         list(ANSWERED_FROM_OUTPUT),
