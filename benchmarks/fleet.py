@@ -66,7 +66,7 @@ from benchmarks.fleet_support.probes import (  # noqa: E402
     percentile,
     storage,
 )
-from libs.platform.auth import Scope, issue_token  # noqa: E402
+from libs.platform.auth import Grant, Scope, issue_token  # noqa: E402
 from libs.platform.messaging.kafka import client_options  # noqa: E402
 from libs.platform.messaging.topics_admin import provision  # noqa: E402
 from simulator.service_processes import ServiceProcesses  # noqa: E402
@@ -581,7 +581,8 @@ async def run_latency(settings: SimulatorSettings, samples: int, *, seed: int, t
                 event_s.append(watcher.ledger.arrivals[correlation][0][0] - due)
             await asyncio.sleep(max(0.0, due + 1.0 - time.perf_counter()))
         log(f"  POST /rebalance: one a second, {samples} samples after 2 for warm-up")
-        token = issue_token("fleet-bench", [Scope.OPERATOR_WRITE.value, Scope.OPERATOR_READ.value])
+        token = issue_token("fleet-bench", [Scope.OPERATOR_WRITE.value, Scope.OPERATOR_READ.value],
+                            Grant(microgrids=frozenset({depot.microgrid_id})))
         async with httpx.AsyncClient(base_url=settings.service_url(BALANCING), timeout=30,
                                      headers={"Authorization": f"Bearer {token}"}) as client:
             for i in range(samples + 2):
