@@ -73,6 +73,9 @@ class ServiceProcesses:
         self.ports = {**DEFAULT_PORTS, **(ports or {})}
         self.services = services
         self.env = env or {}
+        # The processes this object spawned: alive is what the kernel says (Popen.poll), not the command line,
+        # which names the parent until the child has exec'd (a loaded machine makes that window visible).
+        self._spawned: dict[str, subprocess.Popen[bytes]] = {}
 
     def pid_file(self, service: str) -> Path:
         return self.run_dir / "services" / f"{service}.pid"
@@ -135,10 +138,17 @@ class ServiceProcesses:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                        cwd=REPO_ROOT, env=env, start_new_session=True)
         self.pid_file(service).write_text(f"{process.pid}\n")
+        self._spawned[service] = process
+
+    def _exited(self, service: str) -> bool:
+        process = self._spawned.get(service)
+        if process is not None and process.pid == read_pid(self.pid_file(service)):
+            return process.poll() is not None
+        return self.pid(service) is None
 
     def _wait_ready(self, service: str, deadline: float) -> None:
         while time.monotonic() < deadline:
-            if self.pid(service) is None:
+            if self._exited(service):
                 raise ServiceStartError(service, "the process exited while starting", self.log_file(service))
             if self._answers(service):
                 return
