@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Self
 from uuid import UUID, uuid4
 
+import orjson
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -280,3 +282,68 @@ class Message(Contract):
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
+
+    @classmethod
+    def encode(
+        cls,
+        payload_json: bytes,
+        *,
+        key: str,
+        producer: str,
+        occurred_at: datetime,
+        causation: Message,
+        event_id: UUID | None = None,
+    ) -> EncodedMessage:
+        """The message `create(...).to_bytes()` would give, around a payload serialised by the caller.
+
+        For the cycle's hot path (issue 13), where a payload is serialised once and reused (a breach is a
+        row, an event and part of the cycle record), and building and validating a model per event costs
+        more than the cycle. The caller vouches that `payload_json` is a valid payload of this type (its
+        producer builds it from validated data; tests/unit/contracts/test_encoded_messages.py holds the
+        bytes equal to the model's). The envelope's own fields come from `causation`, already validated.
+        """
+        event_id = event_id or uuid4()
+        head = orjson.dumps(
+            {
+                "event_id": str(event_id),
+                "event_type": cls.EVENT_TYPE,
+                "occurred_at": occurred_at.astimezone(UTC),
+                "correlation_id": causation.correlation_id,
+                "causation_id": str(causation.event_id),
+                "producer": producer,
+                "schema_version": cls.SCHEMA_VERSION,
+            },
+            option=orjson.OPT_UTC_Z,
+        )
+        return EncodedMessage(
+            message_type=cls,
+            event_id=event_id,
+            correlation_id=causation.correlation_id,
+            key=key.encode(),
+            value=b"".join((head[:-1], b',"payload":', payload_json, b"}")),
+        )
+
+
+def encode_json(document: Any) -> bytes:
+    """A payload document (ids as strings, enums, UTC datetimes) as JSON, written the way pydantic writes
+    a model's fields: the one encoding behind `Message.encode`."""
+    return orjson.dumps(document, option=orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedMessage:
+    """A message already serialised (`Message.encode`): what the outbox needs of it, and its type."""
+
+    message_type: type[Message]
+    event_id: UUID
+    correlation_id: str
+    key: bytes
+    value: bytes
+
+    @property
+    def event_type(self) -> str:
+        return self.message_type.EVENT_TYPE
+
+    def decode(self) -> Message:
+        """The model, parsed from the bytes (tests and rare readers; the hot path never needs it)."""
+        return self.message_type.model_validate_json(self.value)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from uuid import uuid4
 
-from contracts.base import Message
+from contracts.base import EncodedMessage, encode_json
 from contracts.enums import CycleOutcome
 from contracts.events import (
     ConstraintBreachDetected,
@@ -23,8 +23,7 @@ from contracts.events import (
     EffectiveCircuitCapacityReconciled,
     RebalanceRequested,
 )
-from contracts.records import CycleResultRecord
-from libs.domain import run_balancing_cycle, to_canonical_json
+from libs.domain import CycleResult, run_balancing_cycle, to_canonical_json
 from libs.domain.codec import canonical_inputs_fields, join_canonical_fields
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.observability import get_metrics, span
@@ -33,8 +32,15 @@ from libs.platform.result_waiter import result_channel
 from services.balancing.adapters import cycles, read_models
 from services.balancing.adapters.cycles import StoredInputs
 from services.balancing.adapters.state_cache import CyclePreflight, MicrogridStateCache, preflight
+from services.balancing.console import store as console_store
+from services.balancing.console.handlers import console_channel
 from services.balancing.cycle_inputs import CycleSettings, cycle_inputs_from
-from services.balancing.cycle_records import cycle_result_record, demand_resolved_payload
+from services.balancing.cycle_records import (
+    EncodedCycle,
+    cycle_record_document,
+    demand_resolved_document,
+    encode_cycle,
+)
 from services.balancing.rebalance_guard import reconcile_circuit_capacities
 
 PRODUCER = "balancing"
@@ -54,7 +60,7 @@ async def execute_cycle(
     settings: CycleSettings,
     cache: MicrogridStateCache | None = None,
     stamps: CyclePreflight | None = None,
-) -> CycleResultRecord:
+) -> EncodedCycle:
     """Run and record one cycle; the caller holds the microgrid's lock and has checked the request key.
 
     `stamps` (read under that lock) lets `cache` serve the read models from memory when unchanged.
@@ -107,10 +113,11 @@ async def execute_cycle(
     unstored = cache.parts_to_store(set(part_digests.values()))
     stored_inputs = StoredInputs.of(fields, part_digests, unstored)
     uow.on_commit(lambda: cache.mark_stored(unstored))
-    record = cycle_result_record(result, inputs=inputs, request=request, started_at=started_at, ended_at=now())
+    document = cycle_record_document(result, inputs=inputs, request=request, started_at=started_at, ended_at=now())
+    encoded_cycle = encode_cycle(document)
     await cycles.insert_cycle(
         conn,
-        result=record,
+        cycle=encoded_cycle,
         request_key=request.request_key,
         request_event_id=message.event_id,
         inputs=stored_inputs,
@@ -119,29 +126,35 @@ async def execute_cycle(
         missing_inputs=list(result.missing_inputs),
         safe_action_taken=result.safe_action_taken,
         rotation=inputs.rotation,
+        timeline=console_store.timeline_points(document, inputs.telemetry),
     )
 
-    at = record.ended_at
-    outgoing: list[Message] = []
-    if record.outcome is not CycleOutcome.REJECTED:
-        outgoing.append(
-            DemandResolved.create(demand_resolved_payload(result), producer=PRODUCER, occurred_at=at, causation=message)
-        )
+    # Each record is serialised once above; the events wrap those bytes (Message.encode), in the order of
+    # the spec's Event Timeline: demand resolved, breaches, cycle completed.
+    at = document["ended_at"]
+    key = str(request.microgrid_id)
+    outgoing: list[EncodedMessage] = []
+    if result.outcome is not CycleOutcome.REJECTED:
+        outgoing.append(DemandResolved.encode(
+            encode_json(demand_resolved_document(result)), key=key, producer=PRODUCER, occurred_at=at, causation=message
+        ))
     outgoing += [
-        ConstraintBreachDetected.create(breach, producer=PRODUCER, occurred_at=at, causation=message)
-        for breach in record.breaches
+        ConstraintBreachDetected.encode(breach, key=key, producer=PRODUCER, occurred_at=at, causation=message)
+        for breach in encoded_cycle.breach_jsons
     ]
-    outgoing.append(CycleCompleted.create(record, producer=PRODUCER, occurred_at=at, causation=message))
+    outgoing.append(
+        CycleCompleted.encode(encoded_cycle.event_json, key=key, producer=PRODUCER, occurred_at=at, causation=message)
+    )
     await uow.publish_all(outgoing)
     uow.signal_after_commit(result_channel(uow.settings, CYCLE_RESULT, request.request_key))
-    uow.on_commit(lambda: _count(record))
-    return record
+    uow.signal_after_commit(console_channel(uow.settings, request.microgrid_id))
+    uow.on_commit(lambda: _count(result, started_at=started_at, ended_at=at))
+    return encoded_cycle
 
 
-def _count(record: CycleResultRecord) -> None:
+def _count(result: CycleResult, *, started_at: datetime, ended_at: datetime) -> None:
     metrics = get_metrics()
-    seconds = (record.ended_at - record.started_at).total_seconds()
-    metrics.record_cycle(outcome=record.outcome, duration_seconds=seconds)
+    metrics.record_cycle(outcome=result.outcome, duration_seconds=(ended_at - started_at).total_seconds())
     # One add per reason code: a curtailed depot has a hundred breaches a cycle, and each add costs.
-    for reason_code, count in Counter(b.reason_code for b in record.breaches).items():
+    for reason_code, count in Counter(b.reason_code for b in result.breaches).items():
         metrics.count_breach(reason_code=reason_code, count=count)

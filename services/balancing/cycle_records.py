@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
-from contracts.enums import ConstraintType, SourceMode
-from contracts.events import DemandResolvedPayload, RebalanceRequestedPayload
-from contracts.records import (
-    CycleResultRecord,
-    DemandResolutionRecord,
-)
+from contracts.base import encode_json
+from contracts.enums import ConstraintType, CycleOutcome, SourceMode
+from contracts.events import MAX_EMBEDDED_BREACHES, DemandResolvedPayload, RebalanceRequestedPayload
+from contracts.records import CycleResultRecord
 from libs.domain import ENGINE_VERSION, CycleInputs, CycleResult, EffectiveConstraint
 from libs.domain.codec import to_jsonable
 
@@ -19,29 +17,33 @@ from libs.domain.codec import to_jsonable
 _REPORTED_LIMIT = (ConstraintType.CONSUMPTION_CAP, ConstraintType.NET_CAP)
 
 
-def cycle_result_record(
+def cycle_record_document(
     result: CycleResult,
     *,
     inputs: CycleInputs,
     request: RebalanceRequestedPayload,
     started_at: datetime,
     ended_at: datetime,
-) -> CycleResultRecord:
-    """The Cycle Result Payload. `started_at`/`ended_at` are when the cycle ran (the decision used `now`)."""
+) -> dict[str, Any]:
+    """The Cycle Result Payload as plain JSON data, field for field in CycleResultRecord's order.
+
+    `started_at`/`ended_at` are when the cycle ran (the decision used `now`). The one mapping from the
+    domain's result to the record: the model (`cycle_result_record`) and the stored and published bytes
+    (`encode_cycle`) are both made from it, so they can't drift apart (tests/unit/balancing hold them equal).
+    """
     limits: dict[str, EffectiveConstraint] = {}
     for constraint_type in reversed(_REPORTED_LIMIT):
         for c in result.effective_constraints:
             if c.node_id is not None and c.constraint_type is constraint_type:
                 limits[c.node_id] = c
-    # One validation of plain data (ids parsed in pydantic-core) instead of a model and a UUID per node
-    # and breach: the record has a row per node of the tree and is built on every cycle.
-    return CycleResultRecord.model_validate({
-        "cycle_id": result.cycle_id,
+    cycle_id = result.cycle_id
+    return {
+        "cycle_id": cycle_id,
         "microgrid_id": result.microgrid_id,
         "node_id": result.node_id or None,
         "topology_version": result.topology_version,
-        "started_at": started_at,
-        "ended_at": ended_at,
+        "started_at": started_at.astimezone(UTC),
+        "ended_at": ended_at.astimezone(UTC),
         "outcome": result.outcome,
         "reason_codes": list(result.reason_codes),
         "allocation_summary": {
@@ -66,7 +68,7 @@ def cycle_result_record(
             {
                 "breach_id": b.breach_id,
                 "microgrid_id": b.microgrid_id,
-                "cycle_id": result.cycle_id,
+                "cycle_id": cycle_id,
                 "node_id": b.node_id or None,
                 "constraint_ref": b.constraint_ref,
                 "constraint_type": b.constraint_type,
@@ -74,10 +76,11 @@ def cycle_result_record(
                 "effective_demand_watts": b.effective_demand_watts,
                 "resolved_limit_watts": b.resolved_limit_watts,
                 "source_mode": b.source_mode,
-                "detected_at": b.detected_at,
+                "detected_at": b.detected_at.astimezone(UTC),
             }
             for b in result.breaches
         ],
+        "breaches_total": None,
         "audit": {
             "actor": request.requested_by,
             "source": request.source,
@@ -86,7 +89,47 @@ def cycle_result_record(
             "policy_versions": policy_versions(inputs),
             "inputs_digest": result.inputs_digest,
         },
-    })
+    }
+
+
+def cycle_result_record(
+    result: CycleResult,
+    *,
+    inputs: CycleInputs,
+    request: RebalanceRequestedPayload,
+    started_at: datetime,
+    ended_at: datetime,
+) -> CycleResultRecord:
+    """The Cycle Result Payload as its model (the what-if page, tests); the cycle itself uses `encode_cycle`."""
+    document = cycle_record_document(result, inputs=inputs, request=request, started_at=started_at, ended_at=ended_at)
+    return CycleResultRecord.model_validate_json(encode_json(document))
+
+
+@dataclass(frozen=True)
+class EncodedCycle:
+    """A cycle's record serialised once for everything that stores or publishes it (issue 13: the hot path
+    built and validated a model per node and breach, then wrote the same record three times)."""
+
+    document: dict[str, Any]
+    record_json: bytes  # the whole record: the cycles row
+    breach_jsons: list[bytes]  # each breach record: its row and its constraint_breach_detected payload
+    event_json: bytes  # cycle_completed's payload: the record with at most MAX_EMBEDDED_BREACHES breaches
+
+    @property
+    def outcome(self) -> CycleOutcome:
+        return CycleOutcome(self.document["outcome"])
+
+
+def encode_cycle(document: dict[str, Any]) -> EncodedCycle:
+    breaches = document["breaches"]
+    record_json = encode_json(document)
+    if len(breaches) <= MAX_EMBEDDED_BREACHES:
+        event_json = record_json
+    else:
+        event_json = encode_json(
+            {**document, "breaches": breaches[:MAX_EMBEDDED_BREACHES], "breaches_total": len(breaches)}
+        )
+    return EncodedCycle(document, record_json, [encode_json(b) for b in breaches], event_json)
 
 
 def policy_versions(inputs: CycleInputs) -> dict[str, Any]:
@@ -108,17 +151,18 @@ def _id(x: Any) -> str:
     return str(x.node_limit_id)
 
 
-def demand_resolved_payload(result: CycleResult) -> DemandResolvedPayload:
-    """Demand resolution step: every checked scope with its source mode, inputs and threshold."""
+def demand_resolved_document(result: CycleResult) -> dict[str, Any]:
+    """Demand resolution step: every checked scope with its source mode, inputs and threshold
+    (DemandResolvedPayload's fields, as plain JSON data)."""
     used = [
-        DemandResolutionRecord(
-            node_id=UUID(r.node_id) if r.node_id else None,
-            source_mode=r.source_mode,
-            effective_demand_watts=r.effective_demand_watts,
-            measured_demand_watts=r.measured_watts,
-            observed_at=r.observed_at,
-            freshness_threshold_seconds=r.freshness_threshold_seconds,
-            fallback_inputs={
+        {
+            "node_id": r.node_id or None,
+            "source_mode": r.source_mode,
+            "effective_demand_watts": r.effective_demand_watts,
+            "measured_demand_watts": r.measured_watts,
+            "observed_at": r.observed_at.astimezone(UTC) if r.observed_at is not None else None,
+            "freshness_threshold_seconds": r.freshness_threshold_seconds,
+            "fallback_inputs": {
                 "role": r.role.value,
                 "telemetry_state": r.telemetry_state.value,
                 "age_seconds": r.age_seconds,
@@ -126,13 +170,17 @@ def demand_resolved_payload(result: CycleResult) -> DemandResolvedPayload:
                 "fallback_rule": to_jsonable(r.fallback_rule),
                 "fail_safe_limit_watts": r.fail_safe_limit_watts,
             },
-        )
+        }
         for r in result.demand_resolutions
     ]
     fallback = any(r.source_mode is SourceMode.FALLBACK_DERIVED for r in result.demand_resolutions)
-    return DemandResolvedPayload(
-        microgrid_id=UUID(result.microgrid_id),
-        cycle_id=UUID(result.cycle_id),
-        source_mode=SourceMode.FALLBACK_DERIVED if fallback else SourceMode.MEASURED,
-        inputs_used=used,
-    )
+    return {
+        "microgrid_id": result.microgrid_id,
+        "cycle_id": result.cycle_id,
+        "source_mode": SourceMode.FALLBACK_DERIVED if fallback else SourceMode.MEASURED,
+        "inputs_used": used,
+    }
+
+
+def demand_resolved_payload(result: CycleResult) -> DemandResolvedPayload:
+    return DemandResolvedPayload.model_validate_json(encode_json(demand_resolved_document(result)))

@@ -15,7 +15,6 @@ import asyncpg
 
 from contracts.enums import RebalanceSource
 from contracts.events import RebalanceRequested, RebalanceRequestedPayload
-from contracts.records import CycleResultRecord
 from libs.platform.advisory_locks import lock_for_transaction
 from libs.platform.clock import Clock
 from libs.platform.messaging.unit_of_work import UnitOfWork
@@ -23,7 +22,6 @@ from libs.platform.result_waiter import result_channel, wait_for_result
 from services.balancing.adapters import cycles, read_models, rebalance_requests
 from services.balancing.adapters.cycles import CycleAnswer
 from services.balancing.adapters.state_cache import MicrogridStateCache, preflight
-from services.balancing.console import handlers as console_handlers
 from services.balancing.cycle_execution import CYCLE_RESULT, PRODUCER, execute_cycle
 from services.balancing.cycle_inputs import CycleSettings
 from services.balancing.settings import BalancingContext, BalancingSettings
@@ -62,26 +60,22 @@ async def handle_rebalance_requested(
     clock: Clock,
     settings: BalancingSettings,
     cache: MicrogridStateCache | None = None,
-) -> CycleResultRecord | None:
-    """Run the request's one cycle, or park it until its topology version arrives. None when parked."""
+) -> None:
+    """Run the request's one cycle, or park it until its topology version arrives."""
     request = message.payload
     conn = uow.conn
     await lock_microgrid(conn, request.microgrid_id)
     stamps = await preflight(conn, request.microgrid_id, request.request_key)
     if stamps.cycle_done:
-        done = await cycles.answer_by_request_key(conn, request.request_key)
-        assert done is not None
-        return done.result  # one cycle per request key, whichever door repeated it
+        return  # one cycle per request key, whichever door repeated it
     known = stamps.topology_version
     wanted = request.expected_topology_version or 1
     if known is None or wanted > known:
         # Never balance on a stale tree: wait (off the consumer loop) for the version, or reject later.
         deadline = clock.now() + timedelta(seconds=settings.topology_wait_s)
         await rebalance_requests.defer(conn, message, wanted, deadline)
-        return None
-    return await execute_cycle(
-        uow, message, now=clock.now, settings=cycle_settings(settings), cache=cache, stamps=stamps
-    )
+        return
+    await execute_cycle(uow, message, now=clock.now, settings=cycle_settings(settings), cache=cache, stamps=stamps)
 
 
 async def run_ready_requests(
@@ -92,16 +86,15 @@ async def run_ready_requests(
     clock: Clock,
     settings: BalancingSettings,
     cache: MicrogridStateCache | None = None,
-) -> list[CycleResultRecord]:
-    """After a topology update: run the parked requests that version satisfies."""
+) -> int:
+    """After a topology update: run the parked requests that version satisfies; how many ran."""
     await lock_microgrid(uow.conn, microgrid_id)
-    out = []
+    ran = 0
     for message in await rebalance_requests.take_ready(uow.conn, microgrid_id, known_version):
         if not await cycles.request_key_done(uow.conn, message.payload.request_key):
-            out.append(
-                await execute_cycle(uow, message, now=clock.now, settings=cycle_settings(settings), cache=cache)
-            )
-    return out
+            await execute_cycle(uow, message, now=clock.now, settings=cycle_settings(settings), cache=cache)
+            ran += 1
+    return ran
 
 
 async def expire_waiting_requests(ctx: BalancingContext) -> int:
@@ -120,7 +113,6 @@ async def expire_waiting_requests(ctx: BalancingContext) -> int:
                 await execute_cycle(
                     uow, message, now=clock.now, settings=cycle_settings(settings), cache=state_cache_of(ctx)
                 )
-                await console_handlers.on_cycles_published(uow)
         handled += 1
 
 
@@ -191,7 +183,6 @@ async def request_rebalance(
             # dictionary's record of the request; when balancing's consumer reads it, the key is done and
             # nothing runs twice. A request for a topology version not seen yet is parked as before.
             await handle_rebalance_requested(uow, message, clock=clock, settings=settings, cache=state_cache_of(ctx))
-            await console_handlers.on_cycles_published(uow)
     return key, await wait_for_cycle(ctx, key, settings.rebalance_wait_s)
 
 

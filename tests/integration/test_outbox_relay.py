@@ -67,20 +67,40 @@ async def test_a_row_too_large_to_publish_is_parked_and_the_rest_flows_on_once(e
 
 
 class FlakyProducer:
-    """The real producer, except that one value's acknowledgement fails (broker gone) until released."""
+    """The real producer, except that the batch holding one value fails to be acknowledged (broker gone)
+    until released; the relay sends a record batch per partition."""
 
     def __init__(self, real: Any, failing_value: bytes) -> None:
         self.real, self.failing_value = real, failing_value
         self.released = asyncio.Event()
         self.failures = 0
+        self.failed_batch_size = 0
 
-    async def send(self, topic: str, value: bytes, **kwargs: Any) -> asyncio.Future[Any]:
-        if value == self.failing_value and not self.released.is_set():
+    async def partitions_for(self, topic: str) -> set[int]:
+        return await self.real.partitions_for(topic)
+
+    def create_batch(self) -> RecordingBatch:
+        return RecordingBatch(self.real.create_batch())
+
+    async def send_batch(self, batch: RecordingBatch, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        if self.failing_value in batch.values and not self.released.is_set():
             self.failures += 1
+            self.failed_batch_size = len(batch.values)
             failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             failed.set_exception(KafkaConnectionError("broker unavailable"))
             return failed
-        return await self.real.send(topic, value=value, **kwargs)
+        return await self.real.send_batch(batch.inner, topic, partition=partition)
+
+
+class RecordingBatch:
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.values = inner, []
+
+    def append(self, **record: Any) -> Any:
+        appended = self.inner.append(**record)
+        if appended is not None:
+            self.values.append(record["value"])
+        return appended
 
 
 async def test_rows_sent_before_a_failure_are_never_sent_again_and_the_backlog_stays_true(env) -> None:
@@ -93,9 +113,11 @@ async def test_rows_sent_before_a_failure_are_never_sent_again_and_the_backlog_s
     await relay.start()
     try:
         async with TopicReader(s, TOPIC) as reader:
-            await reader.wait_for(lambda rs: len(rs) >= 4)
-            # while the one row keeps failing, the gauges say so (they used to read 0 after an error)
-            await eventually(lambda: _value(flaky.failures >= 2 and relay.backlog.pending == 1))
+            # while the one batch keeps failing, the gauges say so (they used to read 0 after an error)
+            await eventually(
+                lambda: _value(flaky.failures >= 2 and relay.backlog.pending == flaky.failed_batch_size >= 1)
+            )
+            await reader.wait_for(lambda rs: len(rs) >= 5 - flaky.failed_batch_size)
             assert relay.backlog.oldest_pending_age_s() > 0
             flaky.released.set()
             await reader.wait_for(lambda rs: len(rs) >= 5)

@@ -89,7 +89,7 @@ class Metrics:
         self.outbox_lag_seconds = meter.create_histogram(
             "mgrid.outbox.lag",
             unit="s",
-            description="Time from outbox write to publish",
+            description="Time from outbox write to publish: the oldest row of each topic in each relay batch",
             explicit_bucket_boundaries_advisory=OUTBOX_LAG_BUCKETS,
         )
         self.dead_letters_total = meter.create_counter(

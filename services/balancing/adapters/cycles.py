@@ -10,6 +10,8 @@ from uuid import UUID
 import asyncpg
 
 from contracts.records import CycleResultRecord
+from services.balancing.console.store import TimelinePointRow
+from services.balancing.cycle_records import EncodedCycle
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class StoredCycle:
 async def insert_cycle(
     conn: asyncpg.Connection,
     *,
-    result: CycleResultRecord,
+    cycle: EncodedCycle,
     request_key: str,
     request_event_id: UUID,
     inputs: StoredInputs,
@@ -36,14 +38,22 @@ async def insert_cycle(
     missing_inputs: list[str],
     safe_action_taken: str | None,
     rotation: int,
+    timeline: list[TimelinePointRow],
 ) -> None:
-    """The cycle, its breaches and its new input parts in one statement (one round trip; the breaches'
-    key check runs at its end)."""
-    breaches = result.breaches
+    """The cycle, its breaches, its new input parts and its console timeline points in one statement (one
+    round trip; the breaches' key check runs at its end). Records go in as the bytes encode_cycle made."""
+    d = cycle.document
+    breaches = d["breaches"]
     await conn.execute(
         "WITH parts AS ("
         " INSERT INTO cycle_input_parts (digest, body)"
         " SELECT * FROM unnest($21::text[], $22::text[]) ON CONFLICT (digest) DO NOTHING),"
+        " timeline AS ("
+        " INSERT INTO console_timeline (microgrid_id, node_id, cycle_id, at, requested_watts, drawn_watts,"
+        " allocated_watts, effective_limit_watts)"
+        " SELECT $2, t.node_id, $1, $9, t.requested, t.drawn, t.allocated, t.effective_limit"
+        " FROM unnest($23::uuid[], $24::bigint[], $25::bigint[], $26::bigint[], $27::bigint[])"
+        " AS t(node_id, requested, drawn, allocated, effective_limit) ON CONFLICT DO NOTHING),"
         " cycle AS ("
         " INSERT INTO cycles (cycle_id, microgrid_id, node_id, request_key, request_event_id, topology_version,"
         " outcome, started_at, ended_at, result, inputs, output, inputs_digest, output_digest, missing_inputs,"
@@ -52,28 +62,29 @@ async def insert_cycle(
         " INSERT INTO breaches (breach_id, cycle_id, microgrid_id, record, detected_at)"
         " SELECT b.id, $1, $2, b.record::jsonb, b.at"
         " FROM unnest($18::uuid[], $19::text[], $20::timestamptz[]) AS b(id, record, at)",
-        result.cycle_id,
-        result.microgrid_id,
-        result.node_id,
+        UUID(d["cycle_id"]),
+        UUID(d["microgrid_id"]),
+        UUID(d["node_id"]) if d["node_id"] else None,
         request_key,
         request_event_id,
-        result.topology_version,
-        result.outcome.value,
-        result.started_at,
-        result.ended_at,
-        result.model_dump_json(),
+        d["topology_version"],
+        cycle.outcome.value,
+        d["started_at"],
+        d["ended_at"],
+        cycle.record_json.decode(),
         inputs.document,
         output,
-        result.audit.inputs_digest,
+        d["audit"]["inputs_digest"],
         output_digest,
         json.dumps(missing_inputs),
         safe_action_taken,
         rotation,
-        [b.breach_id for b in breaches],
-        [b.model_dump_json() for b in breaches],
-        [b.detected_at for b in breaches],
+        [b["breach_id"] for b in breaches],
+        [b.decode() for b in cycle.breach_jsons],
+        [b["detected_at"] for b in breaches],
         [digest for digest, _ in inputs.new_parts],
         [body for _, body in inputs.new_parts],
+        *([list(column) for column in zip(*timeline, strict=True)] if timeline else [[]] * 5),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,26 +13,30 @@ from contracts.api.console import CircuitCapacityView, EnvelopeTransition, Timel
 from contracts.enums import EnvelopeStatus, NodeType, ProjectionTrigger
 from contracts.events import EffectiveCircuitCapacityPayload
 from contracts.records import CycleResultRecord
+from libs.domain.demand import TelemetryReading
 
 Conn = asyncpg.Connection | asyncpg.Pool
 
 
-async def save_timeline(conn: asyncpg.Connection, cycle: CycleResultRecord, drawn: dict[UUID, int]) -> None:
-    """A timeline point per grid connection and circuit of a cycle (the cycle itself is in `cycles`)."""
-    await conn.executemany(
-        "INSERT INTO console_timeline (microgrid_id, node_id, cycle_id, at, requested_watts, drawn_watts,"
-        " allocated_watts, effective_limit_watts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        [
-            (cycle.microgrid_id, n.node_id, cycle.cycle_id, cycle.ended_at, n.requested_watts, drawn.get(n.node_id),
-             n.allocated_watts, n.effective_limit_watts)
-            for n in timeline_nodes(cycle)
-        ],
-    )
+# The nodes the timeline draws: grid connections and feeder circuits (a few rows per cycle, not the tree).
+TIMELINE_NODE_TYPES = (NodeType.GRID_CONNECTION, NodeType.CIRCUIT)
+
+TimelinePointRow = tuple[str, int, int | None, int, int | None]
+"""(node_id, requested_watts, drawn_watts, allocated_watts, effective_limit_watts) of one cycle."""
 
 
-def timeline_nodes(cycle: CycleResultRecord) -> list:
-    """The nodes the timeline draws: grid connections and feeder circuits (a few rows per cycle, not the tree)."""
-    return [n for n in cycle.allocation_summary.by_node if n.node_type in (NodeType.GRID_CONNECTION, NodeType.CIRCUIT)]
+def timeline_points(cycle: dict[str, Any], telemetry: Iterable[TelemetryReading]) -> list[TimelinePointRow]:
+    """A cycle's timeline points, from its record document (cycle_records.cycle_record_document) and the
+    telemetry it used; the cycle writes them with itself (adapters/cycles.insert_cycle)."""
+    nodes = [n for n in cycle["allocation_summary"]["by_node"] if n["node_type"] in TIMELINE_NODE_TYPES]
+    if not nodes:
+        return []
+    wanted = {n["node_id"] for n in nodes}
+    drawn = {r.node_id: r.measured_watts for r in telemetry if r.node_id in wanted}
+    return [
+        (n["node_id"], n["requested_watts"], drawn.get(n["node_id"]), n["allocated_watts"], n["effective_limit_watts"])
+        for n in nodes
+    ]
 
 
 async def save_transition(

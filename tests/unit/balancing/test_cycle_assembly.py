@@ -24,6 +24,7 @@ from contracts.enums import (
     RebalanceSource,
     SourceMode,
 )
+from contracts.base import encode_json
 from contracts.events import RebalanceRequestedPayload
 from contracts.records import (
     CapabilityControlPointRecord,
@@ -225,3 +226,58 @@ def test_the_record_is_the_one_built_model_by_model() -> None:
     )
     assert record.breaches and record == expected
     assert record.model_dump_json() == expected.model_dump_json()
+
+
+def test_the_cycle_is_serialised_once_into_the_bytes_its_models_would_write() -> None:
+    """encode_cycle and Message.encode (the cycle's hot path) write exactly what the models write: the row,
+    each breach row and event, demand_resolved, and cycle_completed with its breaches capped."""
+    from contracts.events import (
+        MAX_EMBEDDED_BREACHES,
+        ConstraintBreachDetected,
+        CycleCompleted,
+        DemandResolved,
+        RebalanceRequested,
+    )
+    from contracts.records import BreachRecord, CycleResultRecord
+    from contracts.topics import topic_for
+    from services.balancing.cycle_records import cycle_record_document, demand_resolved_document, encode_cycle
+
+    cycle_inputs = inputs()
+    result = run_balancing_cycle(cycle_inputs)
+    document = cycle_record_document(result, inputs=cycle_inputs, request=request(), started_at=NOW, ended_at=NOW)
+    # Many breaches: cycle_completed embeds the first MAX_EMBEDDED_BREACHES, the row keeps them all.
+    [breach] = document["breaches"][:1]
+    document["breaches"] = [
+        {**breach, "breach_id": str(uuid.uuid4())} for _ in range(MAX_EMBEDDED_BREACHES + 3)
+    ]
+    encoded = encode_cycle(document)
+    record = CycleResultRecord.model_validate_json(encoded.record_json)
+    assert encoded.record_json == record.model_dump_json().encode()
+    assert [b.encode() for b in map(BreachRecord.model_dump_json, record.breaches)] == encoded.breach_jsons
+
+    cause = RebalanceRequested.create(request(), producer="test", occurred_at=NOW)
+    later = NOW + timedelta(microseconds=1500)
+    event = CycleCompleted.encode(
+        encoded.event_json, key=str(MG), producer="balancing", occurred_at=later, causation=cause
+    )
+    model = CycleCompleted.create(record, producer="balancing", occurred_at=later, causation=cause,
+                                  event_id=event.event_id)
+    assert event.value == model.to_bytes()
+    assert event.key == topic_for(model).key_for(model) and event.decode() == model
+    assert model.payload.breaches_total == MAX_EMBEDDED_BREACHES + 3
+
+    breach_event = ConstraintBreachDetected.encode(
+        encoded.breach_jsons[0], key=str(MG), producer="balancing", occurred_at=later, causation=cause
+    )
+    assert breach_event.value == ConstraintBreachDetected.create(
+        record.breaches[0], producer="balancing", occurred_at=later, causation=cause, event_id=breach_event.event_id
+    ).to_bytes()
+
+    demand = DemandResolved.encode(
+        encode_json(demand_resolved_document(result)), key=str(MG), producer="balancing", occurred_at=later,
+        causation=cause,
+    )
+    assert demand.value == DemandResolved.create(
+        demand_resolved_payload(result), producer="balancing", occurred_at=later, causation=cause,
+        event_id=demand.event_id,
+    ).to_bytes()
