@@ -19,7 +19,7 @@ DEFINITION = ServiceDefinition(
     name=NAME,
     migrations=Path(__file__).parent / "migrations",
     # The operator console is a role balancing takes on (docs/console.md).
-    append_only_tables=("cycles", "breaches", "cycle_input_parts"),
+    append_only_tables=("cycles", "cycle_input_parts"),
     handlers=console_handlers.with_console(HANDLERS),
     routers=lambda: [*routers(), *console_routes.routers()],
     background=lambda ctx: [lambda: sweep_waiting_requests_forever(ctx)],

@@ -40,28 +40,23 @@ async def insert_cycle(
     rotation: int,
     timeline: list[TimelinePointRow],
 ) -> None:
-    """The cycle, its breaches, its new input parts and its console timeline points in one statement (one
-    round trip; the breaches' key check runs at its end). Records go in as the bytes encode_cycle made."""
+    """The cycle (its record lists every breach: the `breaches` view reads them from there), its new input
+    parts and its console timeline points in one statement. The record goes in as the bytes encode_cycle made."""
     d = cycle.document
-    breaches = d["breaches"]
     await conn.execute(
         "WITH parts AS ("
         " INSERT INTO cycle_input_parts (digest, body)"
-        " SELECT * FROM unnest($21::text[], $22::text[]) ON CONFLICT (digest) DO NOTHING),"
+        " SELECT * FROM unnest($18::text[], $19::text[]) ON CONFLICT (digest) DO NOTHING),"
         " timeline AS ("
         " INSERT INTO console_timeline (microgrid_id, node_id, cycle_id, at, requested_watts, drawn_watts,"
         " allocated_watts, effective_limit_watts)"
         " SELECT $2, t.node_id, $1, $9, t.requested, t.drawn, t.allocated, t.effective_limit"
-        " FROM unnest($23::uuid[], $24::bigint[], $25::bigint[], $26::bigint[], $27::bigint[])"
-        " AS t(node_id, requested, drawn, allocated, effective_limit) ON CONFLICT DO NOTHING),"
-        " cycle AS ("
+        " FROM unnest($20::uuid[], $21::bigint[], $22::bigint[], $23::bigint[], $24::bigint[])"
+        " AS t(node_id, requested, drawn, allocated, effective_limit) ON CONFLICT DO NOTHING)"
         " INSERT INTO cycles (cycle_id, microgrid_id, node_id, request_key, request_event_id, topology_version,"
         " outcome, started_at, ended_at, result, inputs, output, inputs_digest, output_digest, missing_inputs,"
         " safe_action_taken, rotation)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15::jsonb, $16, $17))"
-        " INSERT INTO breaches (breach_id, cycle_id, microgrid_id, record, detected_at)"
-        " SELECT b.id, $1, $2, b.record::jsonb, b.at"
-        " FROM unnest($18::uuid[], $19::text[], $20::timestamptz[]) AS b(id, record, at)",
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15::jsonb, $16, $17)",
         UUID(d["cycle_id"]),
         UUID(d["microgrid_id"]),
         UUID(d["node_id"]) if d["node_id"] else None,
@@ -79,9 +74,6 @@ async def insert_cycle(
         json.dumps(missing_inputs),
         safe_action_taken,
         rotation,
-        [b["breach_id"] for b in breaches],
-        [b.decode() for b in cycle.breach_jsons],
-        [b["detected_at"] for b in breaches],
         [digest for digest, _ in inputs.new_parts],
         [body for _, body in inputs.new_parts],
         *([list(column) for column in zip(*timeline, strict=True)] if timeline else [[]] * 5),

@@ -25,7 +25,7 @@ APPEND_ONLY = {
     "topology": ("capability_status_event",),
     "envelope_lifecycle": ("envelope_lifecycle_history",),
     "compatibility_adapter": ("translation_audit",),
-    "balancing": ("cycles", "breaches", "cycle_input_parts"),
+    "balancing": ("cycles", "cycle_input_parts"),
 }
 # One ordinary table per service, to read across schemas.
 SOME_TABLE = {
