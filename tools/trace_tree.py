@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from libs.platform.observability.trace_store import SpanRecord
 
 # Span attributes that carry the message envelope's correlation id: ours (set by `span(...)`),
-# and the messaging conventions used by faststream's telemetry middleware and our consumers.
+# and the OpenTelemetry messaging conventions (other instrumentations) and our consumers.
 CORRELATION_ATTRIBUTES = ("correlation.id", "messaging.correlation_id", "messaging.message.conversation_id")
 
 

@@ -66,6 +66,7 @@ def stored_engine_version(stored: StoredCycle) -> str:
 
 
 def replay_cycle(stored: StoredCycle) -> ReplayReport:
+    assert stored.inputs is not None, "replay reads the cycle with its inputs (cycle_by_id(..., with_inputs=True))"
     inputs = cycle_inputs_from_dict(stored.inputs)
     digest = inputs_digest(inputs)
     replayed = run_balancing_cycle(inputs, digest=digest)

@@ -7,7 +7,6 @@ event through the outbox and waits for the cycle, so the one-cycle-at-a-time rul
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -17,6 +16,7 @@ from contracts.enums import RebalanceSource
 from contracts.events import RebalanceRequested, RebalanceRequestedPayload
 from libs.platform.advisory_locks import lock_for_transaction
 from libs.platform.clock import Clock
+from libs.platform.messaging.parked import judge_expired, sweep_forever
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.result_waiter import result_channel, wait_for_result
 from services.balancing.adapters import cycles, read_models, rebalance_requests
@@ -99,28 +99,21 @@ async def run_ready_requests(
 
 async def expire_waiting_requests(ctx: BalancingContext) -> int:
     """Parked requests whose wait is over run now against what is known: REJECTED, TOPOLOGY_VERSION_CONFLICT."""
-    settings = ctx.settings
-    clock = ctx.clock
-    handled = 0
-    while True:
-        async with ctx.unit_of_work() as uow:
-            expired = await rebalance_requests.take_expired(uow.conn, clock.now(), limit=1)
-            if not expired:
-                return handled
-            message = expired[0]
-            await lock_microgrid(uow.conn, message.payload.microgrid_id)
-            if not await cycles.request_key_done(uow.conn, message.payload.request_key):
-                await execute_cycle(
-                    uow, message, now=clock.now, settings=cycle_settings(settings), cache=state_cache_of(ctx)
-                )
-        handled += 1
+
+    async def judge(uow: UnitOfWork, message: RebalanceRequested) -> None:
+        await lock_microgrid(uow.conn, message.payload.microgrid_id)
+        if not await cycles.request_key_done(uow.conn, message.payload.request_key):
+            await execute_cycle(
+                uow, message, now=ctx.clock.now, settings=cycle_settings(ctx.settings), cache=state_cache_of(ctx)
+            )
+
+    return await judge_expired(
+        rebalance_requests.take_expired, unit_of_work=ctx.unit_of_work, now=ctx.clock.now, judge=judge
+    )
 
 
 async def sweep_waiting_requests_forever(ctx: BalancingContext) -> None:
-    interval = ctx.settings.pending_sweep_interval_s
-    while True:
-        await expire_waiting_requests(ctx)
-        await asyncio.sleep(interval)
+    await sweep_forever(lambda: expire_waiting_requests(ctx), ctx.settings.pending_sweep_interval_s)
 
 
 # ---- the HTTP door ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from services.balancing.adapters.cycles import StoredCycle
 
 
 async def cycle_of_microgrid(pool: asyncpg.Pool, microgrid_id: UUID, cycle_id: UUID) -> StoredCycle:
-    found = await cycles.cycle_by_id(pool, cycle_id)
+    found = await cycles.cycle_by_id(pool, cycle_id, with_inputs=False)
     if found is None or found.result.microgrid_id != microgrid_id:
         raise ApiError.not_found(f"cycle {cycle_id} of microgrid {microgrid_id} not found")
     return found

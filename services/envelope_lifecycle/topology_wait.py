@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from contracts.commands import SubmitOperatingEnvelope
+from libs.platform.messaging.parked import judge_expired, sweep_forever
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from services.envelope_lifecycle.adapters import parked_submissions, topology
 from services.envelope_lifecycle.adapters.locks import lock_microgrid
@@ -83,24 +84,17 @@ async def submit_parked_now_known(
 async def expire_parked_submissions(ctx: EnvelopeLifecycleContext) -> int:
     """Commands whose wait is over are judged against what is known: rejected, saying they waited."""
     settings = ctx.settings
-    clock = ctx.clock
-    handled = 0
-    while True:
-        async with ctx.unit_of_work() as uow:
-            expired = await parked_submissions.take_expired(uow.conn, clock.now())
-            if not expired:
-                return handled
-            message = expired[0]
-            await lock_microgrid(uow.conn, message.payload.microgrid_id)
-            await submit_envelope(uow, settings=settings, submission=submission_of(message), now=clock.now(),
-                                  causation=message, waited_for_node_s=settings.envelope_topology_wait_s)
-        handled += 1
+
+    async def judge(uow: UnitOfWork, message: SubmitOperatingEnvelope) -> None:
+        await lock_microgrid(uow.conn, message.payload.microgrid_id)
+        await submit_envelope(uow, settings=settings, submission=submission_of(message), now=ctx.clock.now(),
+                              causation=message, waited_for_node_s=settings.envelope_topology_wait_s)
+
+    return await judge_expired(
+        parked_submissions.take_expired, unit_of_work=ctx.unit_of_work, now=ctx.clock.now, judge=judge
+    )
 
 
 def parked_submission_sweeper(ctx: EnvelopeLifecycleContext) -> list:
-    async def run() -> None:
-        while True:
-            await expire_parked_submissions(ctx)
-            await asyncio.sleep(ctx.settings.envelope_topology_sweep_interval_s)
-
-    return [run]
+    interval = ctx.settings.envelope_topology_sweep_interval_s
+    return [lambda: sweep_forever(lambda: expire_parked_submissions(ctx), interval)]

@@ -13,7 +13,9 @@ constants, never input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -21,6 +23,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 
 from contracts.base import Message
+from libs.platform.messaging.unit_of_work import UnitOfWork
 
 M = TypeVar("M", bound=Message)
 
@@ -73,3 +76,29 @@ class ParkedMessages(Generic[M]):
 
     def _messages(self, rows: Sequence[asyncpg.Record]) -> list[M]:
         return [self.message_type.model_validate_json(r["message"]) for r in rows]
+
+
+async def judge_expired(
+    take_expired: Callable[[asyncpg.Connection, datetime, int], Awaitable[list[M]]],
+    *,
+    unit_of_work: Callable[[], AbstractAsyncContextManager[UnitOfWork]],
+    now: Callable[[], datetime],
+    judge: Callable[[UnitOfWork, M], Awaitable[None]],
+) -> int:
+    """The sweeper's pass: each message whose wait is over is taken and judged in a transaction of its own
+    (one that fails leaves the others parked for the next pass); how many were judged."""
+    judged = 0
+    while True:
+        async with unit_of_work() as uow:
+            expired = await take_expired(uow.conn, now(), 1)
+            if not expired:
+                return judged
+            await judge(uow, expired[0])
+        judged += 1
+
+
+async def sweep_forever(sweep: Callable[[], Awaitable[int]], interval_s: float) -> None:
+    """Run a sweeper's pass every `interval_s` seconds, for as long as the service runs."""
+    while True:
+        await sweep()
+        await asyncio.sleep(interval_s)

@@ -1,6 +1,6 @@
 """Structured logs: JSON lines on stderr, each naming the service, trace, span, correlation and microgrid.
 
-structlog renders; stdlib logging (uvicorn, aiokafka, asyncpg, faststream) is routed through the same
+structlog renders; stdlib logging (uvicorn, aiokafka, asyncpg, httpx) is routed through the same
 processors by structlog's ProcessorFormatter, so every line of a service has one shape.
 """
 
@@ -26,7 +26,6 @@ _LIBRARY_LOGGERS = (
     "uvicorn",
     "uvicorn.error",
     "uvicorn.access",
-    "faststream",
     "aiokafka",
     "asyncpg",
     "httpx",

@@ -11,5 +11,5 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 # Explicit rather than the global default (OTEL_PROPAGATORS) so every service speaks the same format;
-# setup_observability also installs it globally for the FastAPI/httpx/faststream instrumentations.
+# setup_observability also installs it globally for the FastAPI and httpx instrumentations.
 PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])

@@ -18,7 +18,7 @@ from services.balancing.cycle_records import EncodedCycle
 class StoredCycle:
     result: CycleResultRecord
     request_key: str
-    inputs: dict[str, Any]
+    inputs: dict[str, Any] | None  # None when read without them (views: only replay needs the tree)
     output: bytes
     inputs_digest: str
     output_digest: str
@@ -115,13 +115,20 @@ async def _expanded_inputs(conn: asyncpg.Connection | asyncpg.Pool, document: di
     return document
 
 
+# A stored cycle's columns, but its inputs: a view never shows them, and expanding them reads and parses
+# the whole tree (its parts), hundreds of KB.
+_WITHOUT_INPUTS = (
+    "cycle_id, result, request_key, output, inputs_digest, output_digest, missing_inputs, safe_action_taken"
+)
+
+
 async def _stored(conn: asyncpg.Connection | asyncpg.Pool, row: asyncpg.Record | None) -> StoredCycle | None:
     if row is None:
         return None
     return StoredCycle(
         result=CycleResultRecord.model_validate_json(row["result"]),
         request_key=row["request_key"],
-        inputs=await _expanded_inputs(conn, json.loads(row["inputs"])),
+        inputs=await _expanded_inputs(conn, json.loads(row["inputs"])) if row.get("inputs") is not None else None,
         output=bytes(row["output"]),
         inputs_digest=row["inputs_digest"],
         output_digest=row["output_digest"],
@@ -130,8 +137,11 @@ async def _stored(conn: asyncpg.Connection | asyncpg.Pool, row: asyncpg.Record |
     )
 
 
-async def cycle_by_id(conn: asyncpg.Connection | asyncpg.Pool, cycle_id: UUID) -> StoredCycle | None:
-    return await _stored(conn, await conn.fetchrow("SELECT * FROM cycles WHERE cycle_id = $1", cycle_id))
+async def cycle_by_id(
+    conn: asyncpg.Connection | asyncpg.Pool, cycle_id: UUID, *, with_inputs: bool = True
+) -> StoredCycle | None:
+    columns = "*" if with_inputs else _WITHOUT_INPUTS
+    return await _stored(conn, await conn.fetchrow(f"SELECT {columns} FROM cycles WHERE cycle_id = $1", cycle_id))
 
 
 # Reason codes whose HTTP error quotes the decided output (services/balancing/routes.error_for).
@@ -177,10 +187,11 @@ async def cycle_by_request_key(conn: asyncpg.Connection | asyncpg.Pool, request_
 
 
 async def latest_cycle(conn: asyncpg.Connection | asyncpg.Pool, microgrid_id: UUID) -> StoredCycle | None:
+    """The microgrid's latest cycle, without its inputs (status and console views)."""
     return await _stored(
         conn,
         await conn.fetchrow(
-            "SELECT * FROM cycles WHERE microgrid_id = $1 ORDER BY seq DESC LIMIT 1",
+            f"SELECT {_WITHOUT_INPUTS} FROM cycles WHERE microgrid_id = $1 ORDER BY seq DESC LIMIT 1",
             microgrid_id,
         )
     )

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import pytest
 
+from contracts.base import encode_json
 from contracts.enums import (
     AssetType,
     CapabilityState,
@@ -24,7 +25,6 @@ from contracts.enums import (
     RebalanceSource,
     SourceMode,
 )
-from contracts.base import encode_json
 from contracts.events import RebalanceRequestedPayload
 from contracts.records import (
     CapabilityControlPointRecord,
