@@ -73,7 +73,13 @@ def settings(stack_endpoints: PlatformSettings, session_prefix: str) -> Platform
     from libs.platform.messaging.topics_admin import provision
 
     own = stack_endpoints.model_copy(
-        update={"topic_prefix": session_prefix, "consumer_backoff_initial_s": 0.05, "outbox_poll_interval_s": 0.2}
+        update={
+            "topic_prefix": session_prefix,
+            "consumer_backoff_initial_s": 0.05,
+            "outbox_poll_interval_s": 0.2,
+            # In-process services keep their published outbox rows, so a test can audit what one emitted.
+            "outbox_retention_s": 3600.0,
+        }
     )
     asyncio.run(provision(own))
     return own

@@ -46,8 +46,9 @@ class PlatformSettings(BaseSettings):
     dead_letter_excerpt_bytes: int = 4096
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 200
-    # Published outbox rows stay readable this long (audit, tests), then the relay deletes them.
-    outbox_retention_s: float = 3600.0
+    # Published outbox rows stay readable this long (tests audit what a service emitted), then the relay
+    # deletes them; 0 (the default): deleted once the broker has them, Kafka being the record.
+    outbox_retention_s: float = 0.0
     http_host: str = "127.0.0.1"
     http_port: int = 0
 

@@ -45,6 +45,30 @@ async def test_event_written_through_outbox_arrives_once_with_trace_context(back
         await relay.stop()
 
 
+async def test_by_default_a_published_row_leaves_the_outbox(backbone_env) -> None:
+    """Without a retention (the default) an acknowledged row is deleted at once: Kafka is the record of
+    what was published, and a fleet's cycles would otherwise keep hundreds of KB a cycle in Postgres."""
+    s, pool, producer = backbone_env
+    s = s.model_copy(update={"outbox_retention_s": 0.0})
+    assert PlatformSettings.model_fields["outbox_retention_s"].default == 0.0
+    relay = OutboxRelay(pool=pool, producer=producer, settings=s, schema="backbone")
+    await relay.start()
+    try:
+        event = topology_event()
+        async with unit_of_work(pool, s) as uow:
+            await uow.publish(event)
+        async with TopicReader(s, TOPIC) as reader:
+            await reader.wait_for(lambda rs: any(dict(r.headers)["event_id"] == str(event.event_id).encode()
+                                                 for r in rs))
+        await eventually(lambda: _no_rows(pool))
+    finally:
+        await relay.stop()
+
+
+async def _no_rows(pool) -> bool:  # noqa: ANN001
+    return await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+
 async def test_rolled_back_transaction_publishes_nothing(backbone_env) -> None:
     s, pool, _ = backbone_env
     with pytest.raises(RuntimeError):
