@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Self
@@ -296,16 +297,33 @@ class Message(Contract):
     ) -> EncodedMessage:
         """The message `create(...).to_bytes()` would give, around a payload serialised by the caller.
 
-        For the cycle's hot path (issue 13), where a payload is serialised once and reused (a breach is a
-        row, an event and part of the cycle record), and building and validating a model per event costs
+        For the cycle's hot path (issue 13), where a payload is serialised once and reused (a breach is
+        part of the cycle record and its own event), and building and validating a model per event cost
         more than the cycle. The caller vouches that `payload_json` is a valid payload of this type (its
-        producer builds it from validated data; tests/unit/contracts/test_encoded_messages.py holds the
-        bytes equal to the model's). The envelope's own fields come from `causation`, already validated.
+        producer builds it from validated data; tests/unit/balancing/test_cycle_assembly.py holds the
+        bytes equal to the models'). The envelope's own fields come from `causation`, already validated.
         """
-        event_id = event_id or uuid4()
-        head = orjson.dumps(
+        [message] = cls.encode_many(
+            [payload_json], key=key, producer=producer, occurred_at=occurred_at, causation=causation,
+            event_ids=[event_id or uuid4()],
+        )
+        return message
+
+    @classmethod
+    def encode_many(
+        cls,
+        payloads_json: Sequence[bytes],
+        *,
+        key: str,
+        producer: str,
+        occurred_at: datetime,
+        causation: Message,
+        event_ids: Sequence[UUID] | None = None,
+    ) -> list[EncodedMessage]:
+        """`encode` for several payloads with one envelope but the event id (a cycle's breach events)."""
+        # The envelope's fields in the model's order; event_id comes first, so the rest is written once.
+        rest = orjson.dumps(
             {
-                "event_id": str(event_id),
                 "event_type": cls.EVENT_TYPE,
                 "occurred_at": occurred_at.astimezone(UTC),
                 "correlation_id": causation.correlation_id,
@@ -315,13 +333,14 @@ class Message(Contract):
             },
             option=orjson.OPT_UTC_Z,
         )
-        return EncodedMessage(
-            message_type=cls,
-            event_id=event_id,
-            correlation_id=causation.correlation_id,
-            key=key.encode(),
-            value=b"".join((head[:-1], b',"payload":', payload_json, b"}")),
-        )
+        middle = b'",' + rest[1:-1] + b',"payload":'
+        ids = event_ids if event_ids is not None else [uuid4() for _ in payloads_json]
+        key_bytes, correlation_id = key.encode(), causation.correlation_id
+        return [
+            EncodedMessage(cls, event_id, correlation_id, key_bytes,
+                           b"".join((b'{"event_id":"', str(event_id).encode(), middle, payload, b"}")))
+            for event_id, payload in zip(ids, payloads_json, strict=True)
+        ]
 
 
 def encode_json(document: Any) -> bytes:

@@ -138,10 +138,9 @@ async def execute_cycle(
         outgoing.append(DemandResolved.encode(
             encode_json(demand_resolved_document(result)), key=key, producer=PRODUCER, occurred_at=at, causation=message
         ))
-    outgoing += [
-        ConstraintBreachDetected.encode(breach, key=key, producer=PRODUCER, occurred_at=at, causation=message)
-        for breach in encoded_cycle.breach_jsons
-    ]
+    outgoing += ConstraintBreachDetected.encode_many(
+        encoded_cycle.breach_jsons, key=key, producer=PRODUCER, occurred_at=at, causation=message
+    )
     outgoing.append(
         CycleCompleted.encode(encoded_cycle.event_json, key=key, producer=PRODUCER, occurred_at=at, causation=message)
     )

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     InvalidTopicError,
@@ -303,7 +303,9 @@ class OutboxRelay:
         if sent:
             ids = [r["id"] for r in sent]
             if self._settings.outbox_retention_s > 0:
-                await conn.execute("UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])", ids)
+                await conn.execute(
+                    "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])", ids
+                )
             else:  # the default: nothing keeps a published row (Kafka has it); one write less per event
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
         for row, exc in failed:
@@ -464,7 +466,7 @@ def _trace_groups(rows: Sequence[asyncpg.Record]) -> list[list[tuple[int, asyncp
     groups: list[list[tuple[int, asyncpg.Record, dict[str, str]]]] = []
     last: tuple[str, str] | None = None
     for index, row in enumerate(rows):
-        headers: dict[str, str] = json.loads(row["headers"])
+        headers: dict[str, str] = orjson.loads(row["headers"])
         run = (headers.get("traceparent", ""), row["topic"])
         if run != last:
             groups.append([])

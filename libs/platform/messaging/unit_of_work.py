@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import asyncpg
+import orjson
 from opentelemetry import propagate
 
 from contracts.base import EncodedMessage, Message
@@ -53,19 +53,20 @@ class UnitOfWork:
         trace_headers: dict[str, str] = {}
         propagate.inject(trace_headers)
         rows = []
+        trace = orjson.dumps(trace_headers)[1:-1]  # the request's trace context, the same on every row
         for message in messages:
             if isinstance(message, EncodedMessage):
                 topic, key, value = topic_for(message.message_type).name, message.key, message.value
             else:
                 spec = topic_for(message)
                 topic, key, value = spec.name, spec.key_for(message), message.to_bytes()
-            headers = {
-                "event_id": str(message.event_id),
-                "event_type": message.event_type,
-                "correlation_id": message.correlation_id,
-                **trace_headers,
-            }
-            rows.append((message.event_id, self.settings.topic(topic), key, value, json.dumps(headers)))
+            headers = orjson.dumps(
+                {"event_id": str(message.event_id), "event_type": message.event_type,
+                 "correlation_id": message.correlation_id}
+            )
+            if trace:
+                headers = headers[:-1] + b"," + trace + b"}"
+            rows.append((message.event_id, self.settings.topic(topic), key, value, headers.decode()))
         self._outbox_rows.extend(rows)
         self.published.extend(messages)
 
