@@ -285,6 +285,12 @@ class Message(Contract):
         return self.model_dump_json().encode()
 
     @classmethod
+    def decode(cls, raw: bytes | str) -> Self:
+        """One serialised message (a record's value) as this model (raises pydantic.ValidationError).
+        A view of a heavy message (contracts.topics.VIEWS) may keep what it skipped."""
+        return cls.model_validate_json(raw)
+
+    @classmethod
     def encode(
         cls,
         payload_json: bytes,

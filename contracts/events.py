@@ -6,10 +6,10 @@ own read model. Topic names are the event names (see contracts.topics).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from uuid import UUID
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from contracts.base import MAX_NODES, Contract, Flag, Message, Name, PositiveVersion, UtcDateTime, Version, Watts
 from contracts.enums import (
@@ -195,6 +195,52 @@ class CycleCompleted(Message):
     @classmethod
     def _breaches_capped(cls, payload: CycleResultRecord) -> CycleResultRecord:
         return payload.with_breaches_capped(MAX_EMBEDDED_BREACHES)
+
+
+# ---- views: a heavy message read for a few fields (contracts.topics.VIEWS) -----------------------
+# A view is not a contract of its own: the topic's one model stays the definition, and a view is never
+# published. Its fields are the model's, with the same bounds; what it does not name is skipped without
+# being turned into Python objects, which is most of the cost of reading a large message.
+
+
+class _ViewOf(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class CycleAuditSummary(_ViewOf):
+    """CycleAuditRecord's keys: who asked for the cycle."""
+
+    correlation_id: str
+    request_key: str | None = None
+
+
+class CycleResultSummary(_ViewOf):
+    """CycleResultRecord without its allocations and breaches (a row per node: tens of KB)."""
+
+    cycle_id: UUID
+    microgrid_id: UUID
+    audit: CycleAuditSummary
+
+
+class CycleCompletedSummary(Message):
+    """microgrid.cycle_completed for a consumer that keeps only the few cycles it asked for (the
+    compatibility adapter): the summary is validated on receipt, the whole message on `complete()`."""
+
+    EVENT_TYPE: ClassVar[str] = CycleCompleted.EVENT_TYPE
+    payload: CycleResultSummary
+    _raw: bytes = PrivateAttr(default=b"")
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Self:
+        view = cls.model_validate_json(raw)
+        view._raw = raw.encode() if isinstance(raw, str) else bytes(raw)
+        return view
+
+    def complete(self) -> CycleCompleted:
+        """The whole message, parsed and validated now (raises pydantic.ValidationError)."""
+        if not self._raw:
+            raise ValueError("a CycleCompletedSummary built without decode() has no message to complete")
+        return CycleCompleted.decode(self._raw)
 
 
 # ---- telemetry (implied by the spec: Telemetry Ingest actor) ----------------------------------

@@ -105,6 +105,9 @@ TOPICS: tuple[TopicSpec, ...] = (
 
 BY_NAME: dict[str, TopicSpec] = {t.name: t for t in TOPICS}
 BY_MESSAGE: dict[type[Message], TopicSpec] = {t.message: t for t in TOPICS}
+# Views a consumer may subscribe with instead of a topic's model (contracts.events, "views"): read only,
+# never published (`topic_for` does not know them).
+VIEWS: dict[type[Message], TopicSpec] = {ev.CycleCompletedSummary: BY_NAME["microgrid.cycle_completed"]}
 
 # The thirteen events of the spec's Event Dictionary.
 SPEC_EVENT_NAMES: tuple[str, ...] = (
@@ -135,6 +138,11 @@ def dead_letter_topic(consumer_group: str) -> str:
 def topic_for(message: Message | type[Message]) -> TopicSpec:
     cls = message if isinstance(message, type) else type(message)
     return BY_MESSAGE[cls]
+
+
+def subscribed_topic(message_type: type[Message]) -> TopicSpec | None:
+    """The topic a handler of `message_type` consumes: the type's own topic, or the one it is a view of."""
+    return BY_MESSAGE.get(message_type) or VIEWS.get(message_type)
 
 
 def decode(topic: str, raw: bytes) -> Message:

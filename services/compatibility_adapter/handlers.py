@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from pydantic import ValidationError
+
 from contracts import events as ev
 from contracts.base import Message
+from libs.platform.messaging.consumer import PermanentHandlerError
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.runtime import ServiceHandler
 from services.compatibility_adapter import capacity_changes, service, tou_limits
@@ -42,8 +45,11 @@ async def on_effective_circuit_capacity_reconciled(
     await capacity_changes.apply_capacity_reconciled(uow=uow, message=message)
 
 
-async def on_cycle_completed(message: ev.CycleCompleted, uow: UnitOfWork, ctx: Ctx) -> None:
-    await service.record_cycle_result(uow=uow, cycle=message.payload)
+async def on_cycle_completed(message: ev.CycleCompletedSummary, uow: UnitOfWork, ctx: Ctx) -> None:
+    try:
+        await service.record_cycle_result(uow=uow, cycle=message)
+    except ValidationError as exc:  # the whole message, validated only when kept, breaks its contract
+        raise PermanentHandlerError("INVALID_MESSAGE", str(exc)) from exc
 
 
 async def on_operating_envelope_received(message: ev.OperatingEnvelopeReceived, uow: UnitOfWork, ctx: Ctx) -> None:
@@ -66,7 +72,8 @@ HANDLERS: Mapping[type[Message], ServiceHandler] = {
     ev.ScheduledRebalancePeriodic: on_rebalance_periodic,
     ev.EffectiveCircuitCapacityChanged: on_effective_circuit_capacity_changed,
     ev.EffectiveCircuitCapacityReconciled: on_effective_circuit_capacity_reconciled,
-    ev.CycleCompleted: on_cycle_completed,
+    # Every cycle of every microgrid comes by, tens of KB each; the adapter keeps a few: read the summary.
+    ev.CycleCompletedSummary: on_cycle_completed,
     ev.OperatingEnvelopeReceived: on_operating_envelope_received,
     ev.OperatingEnvelopeLifecycleEvaluated: on_operating_envelope_lifecycle_evaluated,
 }

@@ -17,6 +17,7 @@ from uuid import UUID, uuid4
 
 from contracts.enums import AliasPath, RebalanceSource
 from contracts.events import (
+    CycleCompletedSummary,
     LegacyRebalanceRequested,
     RebalanceRequested,
     RebalanceRequestedPayload,
@@ -41,6 +42,7 @@ from services.compatibility_adapter.translation import (
 )
 from services.compatibility_adapter.translation_keys import (
     derived_event_id,
+    is_legacy_http_request_key,
     legacy_event_request_key,
     legacy_http_request_key,
     scheduler_request_key,
@@ -247,9 +249,11 @@ async def await_cycle_result(*, ctx: CompatibilityAdapterContext, request_key: s
     )
 
 
-async def record_cycle_result(*, uow: UnitOfWork, cycle: CycleResultRecord) -> None:
-    """Keep the results of the cycles the adapter requested (the others are not its business)."""
-    key = cycle.audit.request_key
-    if key and await translation_audit.requested(uow.conn, key):
-        await cycle_results.save(uow.conn, key, cycle)
+async def record_cycle_result(*, uow: UnitOfWork, cycle: CycleCompletedSummary) -> None:
+    """Keep the results the HTTP door waits for: of the cycles it requested. Every other cycle (the
+    adapter's legacy-event and scheduler translations too: nobody reads their result here) is passed
+    over on its summary, without a query and without parsing its allocations."""
+    key = cycle.payload.audit.request_key
+    if key and is_legacy_http_request_key(key) and await translation_audit.requested(uow.conn, key):
+        await cycle_results.save(uow.conn, key, cycle.complete().payload)
         uow.signal_after_commit(result_channel(uow.settings, CYCLE_RESULT, key))

@@ -27,9 +27,17 @@ def legacy_event_request_key(legacy_event_id: UUID) -> str:
     return f"legacy-event:{legacy_event_id}"
 
 
+_LEGACY_HTTP = "legacy-http:"
+
+
 def legacy_http_request_key(circuit_id: UUID, idempotency_key: str) -> str:
     # Scoped by circuit: one Idempotency-Key reused on another circuit is another request.
-    return _bounded(f"legacy-http:{circuit_id}:{idempotency_key}")
+    return _bounded(f"{_LEGACY_HTTP}{circuit_id}:{idempotency_key}")
+
+
+def is_legacy_http_request_key(request_key: str) -> bool:
+    """Whether `request_key` has the HTTP door's shape (whether the adapter made it, its audit says)."""
+    return request_key.startswith(_LEGACY_HTTP)
 
 
 def scheduler_request_key(schedule_ref: str, target_id: UUID, scheduled_for: datetime) -> str:

@@ -45,7 +45,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 
 from contracts.base import Message
-from contracts.topics import BY_MESSAGE, BY_NAME
+from contracts.topics import subscribed_topic
 from libs.platform.messaging.dead_letter import DeadLetter, DeadLetterPublisher
 from libs.platform.messaging.failures import FailureKind, classify
 from libs.platform.messaging.kafka import create_consumer
@@ -119,12 +119,15 @@ class EventConsumer:
         on_dead_letter: Callable[[str, str], None] | None = None,
         signaller: Signaller | None = None,
     ) -> None:
-        unknown = [m.__name__ for m in handlers if m not in BY_MESSAGE]
+        specs = {message: subscribed_topic(message) for message in handlers}
+        unknown = [m.__name__ for m, spec in specs.items() if spec is None]
         if unknown:
             raise ValueError(f"no topic registered for messages {unknown}")
         self.group = settings.topic(group)
-        # The topic of each message type (the registry holds one model per topic, one topic per model).
-        self._handlers = {BY_MESSAGE[message].name: handler for message, handler in handlers.items()}
+        # The topic of each message type (the registry holds one model per topic, one topic per model;
+        # a handler may take a view of the topic's model instead, decoded as such: contracts.topics.VIEWS).
+        self._handlers = {spec.name: handlers[message] for message, spec in specs.items() if spec}
+        self._models = {spec.name: message for message, spec in specs.items() if spec}
         self._pool = pool
         self._settings = settings
         self._dead_letters = dead_letters
@@ -241,7 +244,7 @@ class EventConsumer:
         topic = self._settings.unprefixed(record.topic)
         headers = tuple((k, bytes(v)) for k, v in (record.headers or ()))
         try:
-            message = BY_NAME[topic].message.model_validate_json(record.value)
+            message = self._models[topic].decode(record.value)
         except (ValidationError, ValueError, KeyError, TypeError) as exc:
             return Delivery(record, topic, headers, None, str(exc))
         return Delivery(record, topic, headers, message)

@@ -4,6 +4,7 @@ mapped ids (sequence "Rebalance with Compatibility Alias"). The test plays the b
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -191,3 +192,48 @@ async def test_a_cycle_slower_than_the_wait_bound_is_202_pending_then_collected_
     assert done.status_code == 200
     assert done.json()["request_key"] == pending.json()["request_key"] == request.payload.request_key
     assert done.json()["result"]["audit"]["request_key"] == request.payload.request_key
+
+
+async def test_a_result_the_http_door_waits_for_is_validated_whole_and_dead_lettered_if_broken(
+    adapter: Adapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The adapter reads every cycle_completed as its summary; the one it keeps is validated whole, and a
+    broken one goes to the dead-letter topic (INVALID_MESSAGE) instead of being answered."""
+    site = await known_site(adapter)
+    monkeypatch.setattr(adapter.service.ctx.settings, "compat_rebalance_wait_s", 0.2)
+    headers = auth_headers("integration:write") | {"Idempotency-Key": "broken-1"}
+    url = f"/api/circuit/{site.circuit_id}/rebalance_load"
+    assert (await adapter.service.client.post(url, headers=headers)).status_code == 202
+
+    async with TopicReader(adapter.settings, "microgrid.rebalance_requested") as reader:
+
+        def mine(rs: list) -> list[RebalanceRequested]:
+            found = [RebalanceRequested.model_validate_json(r.value) for r in rs]
+            return [m for m in found if m.payload.circuit_id == site.circuit_id]
+
+        [request] = mine(await reader.wait_for(mine))
+    now = datetime.now(UTC)
+    cycle = CycleResultRecord(
+        cycle_id=uuid.uuid4(),
+        microgrid_id=request.payload.microgrid_id,
+        topology_version=1,
+        started_at=now,
+        ended_at=now,
+        outcome=CycleOutcome.CURTAILED,
+        reason_codes=[ReasonCode.NODE_CAP_EXCEEDED],
+        allocation_summary=AllocationSummaryRecord(total_allocated_watts=11_000, total_requested_watts=22_000),
+        audit=CycleAuditRecord(actor="a", source=RebalanceSource.LEGACY_ALIAS, correlation_id=request.correlation_id,
+                               request_key=request.payload.request_key, inputs_digest="sha256:test"),
+    )
+    completed = json.loads(CycleCompleted.create(cycle, producer="balancing", occurred_at=now).to_bytes())
+    completed["payload"]["allocation_summary"]["total_allocated_watts"] = "lots"  # outside the summary
+    raw = json.dumps(completed).encode()
+    await adapter.producer.send_and_wait(
+        adapter.settings.topic("microgrid.cycle_completed"), raw, key=str(cycle.microgrid_id).encode()
+    )
+
+    async with TopicReader(adapter.settings, "dlq.compatibility_adapter") as dlq:
+        [letter] = [r for r in await dlq.wait_for(lambda rs: any(r.value == raw for r in rs)) if r.value == raw]
+    assert dict(letter.headers)["dlq.reason"] == b"INVALID_MESSAGE"
+    still = await adapter.service.client.post(url, headers=headers)
+    assert (still.status_code, still.json()["status"]) == (202, "PENDING")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts.base import Message
-from contracts.events import TopologyUpdated
+from contracts.events import CycleCompletedSummary, TopologyUpdated
 from libs.platform.messaging.consumer import EventConsumer
 from libs.platform.settings import PlatformSettings
 
@@ -33,3 +33,10 @@ def test_a_message_type_without_a_topic_is_refused() -> None:
 
     with pytest.raises(ValueError, match="Unregistered"):
         _consumer({Unregistered: _nothing})
+
+
+def test_a_handler_of_a_view_is_subscribed_to_the_viewed_topic_and_decodes_with_the_view() -> None:
+    consumer = _consumer({CycleCompletedSummary: _nothing})
+
+    assert consumer._handlers == {"microgrid.cycle_completed": _nothing}  # noqa: SLF001
+    assert consumer._models == {"microgrid.cycle_completed": CycleCompletedSummary}  # noqa: SLF001
