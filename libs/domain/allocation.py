@@ -162,15 +162,32 @@ def allocate_columns(
     requests: RequestColumns,
     rotation: int = 0,
     tree: ArrayTree | None = None,
+    capped_at: Sequence[int] | None = None,
 ) -> AllocationOutcome:
     """`allocate` on request columns: numpy arrays by tree depth (`allocation_arrays`) when the exact
-    fixed-point sums fit in int64, the Python walk otherwise; both give the same integers."""
+    fixed-point sums fit in int64, the Python walk otherwise; both give the same integers.
+
+    ``tree``: the same tree as arrays, when the caller keeps one; ``capped_at``: the nodes whose
+    headroom is not None, when the caller knows them (it then need not scan every node)."""
     count = len(requests)
     n = len(parent)
-    wanted = np.asarray(requests.requested_watts, dtype=object if count and _huge(requests) else np.int64)
-    if wanted.dtype == object:
+    try:
+        columns = (requests.requested_watts, requests.min_watts, requests.weight, requests.priority, requests.rank)
+        wanted, minimum, weight, priority, rank = (np.asarray(column, dtype=np.int64) for column in columns)
+        if capped_at is None:
+            capped = np.fromiter((h is not None for h in headroom), dtype=bool, count=n)
+            room = np.zeros(n, dtype=np.int64)
+            room[capped] = [h for h in headroom if h is not None]
+        else:
+            capped = np.zeros(n, dtype=bool)
+            capped[capped_at] = True
+            room = np.zeros(n, dtype=np.int64)
+            room[capped_at] = [headroom[i] for i in capped_at]
+    except OverflowError:  # a number beyond int64
         return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
-    weight = np.maximum(np.asarray(requests.weight, dtype=np.int64), 1)
+    if count and _huge(wanted, minimum, weight, priority, rank):
+        return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
+    weight = np.maximum(weight, 1)
     scale = 1
     for w in np.unique(weight).tolist():
         scale = lcm(scale, w)
@@ -178,15 +195,7 @@ def allocate_columns(
     if not arrays_fit(int(wanted[positive].sum()), scale * _FINE):
         return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
     node = np.asarray(requests.node, dtype=np.int64)
-    minimum = np.asarray(requests.min_watts, dtype=np.int64)
-    priority = np.asarray(requests.priority, dtype=np.int64)
-    rank = np.asarray(requests.rank, dtype=np.int64)
-    rooms = np.array(headroom, dtype=object)
-    capped = rooms != None  # noqa: E711 - elementwise
-    try:
-        room = np.maximum(np.where(capped, rooms, 0).astype(np.int64), 0)
-    except OverflowError:  # a cap beyond int64
-        return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
+    room = np.maximum(room, 0)
     arrays = tree if tree is not None else ArrayTree(parent, subtree_end)
     watts = np.zeros(count, dtype=np.int64)
     state = np.full(count, _IDLE, dtype=np.int64)
@@ -206,13 +215,10 @@ def allocate_columns(
     return AllocationOutcome(tuple(watts.tolist()), tuple(states), tuple(binding.tolist()))
 
 
-def _huge(requests: RequestColumns) -> bool:
+def _huge(*columns: np.ndarray) -> bool:
     """Whether any number is beyond what the array walk's int64 sums are checked for."""
     big = 1 << 40
-    for column in (requests.requested_watts, requests.min_watts, requests.weight, requests.priority, requests.rank):
-        if column and (max(column) > big or min(column) < -big):
-            return True
-    return False
+    return any(int(column.max()) > big or int(column.min()) < -big for column in columns)
 
 
 def _admit_arrays(

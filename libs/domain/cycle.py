@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 
 from contracts.enums import (
     ConstraintType,
@@ -230,6 +231,7 @@ class AllocationProblem:
     headroom: list[int | None]  # what each node's caps leave for controllable load (None: uncapped)
     positions: list[int]  # preorder position of the node behind each request
     columns: RequestColumns
+    capped_at: list[int]  # the tree positions whose headroom is not None
 
     @property
     def requests(self) -> list[AllocationRequest]:
@@ -253,18 +255,37 @@ def allocation_problem(view: PhysicalView, lo: int, hi: int) -> AllocationProble
                 watts = x
         headroom[pos + 1] = watts
     positions = view.wished if lo == 0 and hi == n else [p for p in view.wished if lo <= p < hi]
-    demand, id_rank = view.demand, index.id_rank
-    wishes = [demand[pos] for pos in positions]
+    wishes = list(map(view.demand.__getitem__, positions))
+    # Columns by C-level maps (a depot has tens of thousands of requests); clamped only where needed.
+    requested = list(map(_REQUESTED, wishes))
+    minimum = list(map(_MIN, wishes))
+    weight = list(map(_WEIGHT, wishes))
+    if requested and min(requested) < 0:
+        requested = [max(0, x) for x in requested]
+    if minimum and min(minimum) < 0:
+        minimum = [max(0, x) for x in minimum]
+    if weight and min(weight) < 1:
+        weight = [max(1, x) for x in weight]
     # Ranks follow node_id order (the documented tie-break); any strictly increasing numbering will do.
     columns = RequestColumns(
-        [pos + 1 for pos in positions],
-        [max(0, d.requested_watts) for d in wishes],  # type: ignore[union-attr]
-        [max(0, d.min_watts) for d in wishes],  # type: ignore[union-attr]
-        [max(1, d.weight) for d in wishes],  # type: ignore[union-attr]
-        [d.priority for d in wishes],  # type: ignore[union-attr]
-        [id_rank[pos] for pos in positions],
+        list(map(_NEXT, positions)),
+        requested,
+        minimum,
+        weight,
+        list(map(_PRIORITY, wishes)),
+        list(map(index.id_rank.__getitem__, positions)),
     )
-    return AllocationProblem(index.alloc_parent, index.alloc_end, headroom, positions, columns)
+    capped_at = list(map(_NEXT, view.capped))  # a cap there gives a headroom
+    if room is not None:
+        capped_at.insert(0, 0)
+    return AllocationProblem(index.alloc_parent, index.alloc_end, headroom, positions, columns, capped_at)
+
+
+_REQUESTED = attrgetter("requested_watts")
+_MIN = attrgetter("min_watts")
+_WEIGHT = attrgetter("weight")
+_PRIORITY = attrgetter("priority")
+_NEXT = (1).__add__  # preorder position -> allocation-tree position
 
 
 def breach_id(name: str) -> str:
@@ -284,7 +305,13 @@ def _allocate(
 ) -> tuple[AllocationSummary, bool]:
     problem = allocation_problem(view, lo, hi)
     outcome = allocate_columns(
-        problem.parent, problem.subtree_end, problem.headroom, problem.columns, inputs.rotation, view.index.alloc_tree
+        problem.parent,
+        problem.subtree_end,
+        problem.headroom,
+        problem.columns,
+        inputs.rotation,
+        view.index.alloc_tree,
+        problem.capped_at,
     )
     curtailed = AllocationState.CURTAILED in outcome.states or AllocationState.PAUSED in outcome.states
     total = sum(outcome.watts)

@@ -165,6 +165,7 @@ class PhysicalView:
         missing: list[str] = []
         wished: list[int] = []  # controllable connectors with a demand, in preorder
         fallback_mode = SourceMode.FALLBACK_DERIVED
+        fail_safe = FallbackBasis.FAIL_SAFE_TIGHTEST_CAP
         power_source, connector = NodeType.POWER_SOURCE, NodeType.CONNECTOR
         root_base = root_generation = root_generation_seen = root_requested = 0
         root_fallback = root_generation_fallback = False
@@ -214,57 +215,65 @@ class PhysicalView:
             uncontrolled = index.inner
         else:
             uncontrolled = [pos for pos in range(n) if not controllable[pos]]
+        any_generation = False  # no generation seen yet: nothing to carry up
         for pos in reversed(uncontrolled):
             node = nodes_at[pos]
             node_id = node.node_id
             reading = readings.get(node_id)
+            rule = rules.get(node_id) if rules else None
             p = parent[pos]
             own = children_base[pos]
-            rule = rules.get(node_id)
-            floor = 0
-            if live[pos] and node.node_type is connector:
-                wish = demands.get(node_id)
-                floor = max(0, wish.requested_watts) if wish is not None else 0
-            if reading is not None or rule is not None:
-                if node.node_type is connector:  # a leaf: its tightest cap is not walked top-down
-                    up_tight = root_tight if p < 0 else tight[p]
-                    tight[pos] = _tightest(up_tight, cons[pos], net[pos])
-                res = resolve_scope_demand(node_id, reading, rule, now, threshold, tight[pos])
-                resolutions.append(res)
-                res_at.append(pos)
-                value = max(res.effective_demand_watts, floor)
-                if res.fallback_basis is FallbackBasis.FAIL_SAFE_TIGHTEST_CAP:
-                    missing.append(node_id)  # the whole assumed load is uncontrolled: nothing below may draw
-                else:
-                    value -= draw[pos]
-                if value > own:
-                    own = value
-                if res.source_mode is fallback_mode:
-                    fallback_used[pos] = True
-            elif floor > own:
-                own = floor
+            kind = node.node_type
+            # Most nodes (no meter, no rule, neither a connector nor a power source) only add up.
+            if reading is not None or rule is not None or kind is connector or kind is power_source:
+                floor = 0
+                if live[pos] and kind is connector:
+                    wish = demands.get(node_id)
+                    floor = max(0, wish.requested_watts) if wish is not None else 0
+                if reading is not None or rule is not None:
+                    if kind is connector:  # a leaf: its tightest cap is not walked top-down
+                        up_tight = root_tight if p < 0 else tight[p]
+                        tight[pos] = _tightest(up_tight, cons[pos], net[pos])
+                    res = resolve_scope_demand(node_id, reading, rule, now, threshold, tight[pos])
+                    resolutions.append(res)
+                    res_at.append(pos)
+                    value = res.effective_demand_watts
+                    if floor > value:
+                        value = floor
+                    if res.fallback_basis is fail_safe:
+                        missing.append(node_id)  # the whole assumed load is uncontrolled: nothing below may draw
+                    else:
+                        value -= draw[pos]
+                    if value > own:
+                        own = value
+                    if res.source_mode is fallback_mode:
+                        fallback_used[pos] = True
+                elif floor > own:
+                    own = floor
+                if reading is not None and kind is power_source and gen_checked[pos]:
+                    res = resolve_reading_value(
+                        node_id, DemandRole.GENERATION, reading.generation_watts, reading, now, threshold
+                    )
+                    resolutions.append(res)
+                    res_at.append(pos)
+                    any_generation = True
+                    generation[pos] += res.effective_demand_watts
+                    if reading.valid:
+                        generation_seen[pos] += max(0, reading.generation_watts)
+                    if res.telemetry_state is not TelemetryState.FRESH:
+                        generation_fallback[pos] = True
             base[pos] = own
-            if reading is not None and node.node_type is power_source and gen_checked[pos]:
-                res = resolve_reading_value(
-                    node_id, DemandRole.GENERATION, reading.generation_watts, reading, now, threshold
-                )
-                resolutions.append(res)
-                res_at.append(pos)
-                generation[pos] += res.effective_demand_watts
-                if reading.valid:
-                    generation_seen[pos] += max(0, reading.generation_watts)
-                if res.telemetry_state is not TelemetryState.FRESH:
-                    generation_fallback[pos] = True
             if p >= 0:
                 children_base[p] += own
                 draw[p] += draw[pos]
-                generation[p] += generation[pos]
-                generation_seen[p] += generation_seen[pos]
                 requested[p] += requested[pos]
+                if any_generation:
+                    generation[p] += generation[pos]
+                    generation_seen[p] += generation_seen[pos]
+                    if generation_fallback[pos]:
+                        generation_fallback[p] = True
                 if fallback_used[pos]:
                     fallback_used[p] = True
-                if generation_fallback[pos]:
-                    generation_fallback[p] = True
             else:
                 root_base += own
                 root_generation += generation[pos]
@@ -350,7 +359,10 @@ def _metered(node: object, controllable: bool, readings: dict, rules: dict) -> b
 
 
 def _latest_readings(readings: Collection[TelemetryReading]) -> dict[str, TelemetryReading]:
-    out: dict[str, TelemetryReading] = {}
+    out = {r.node_id: r for r in readings}
+    if len(out) == len(readings):  # one reading per node, the usual case: nothing to choose
+        return out
+    out = {}
     for r in readings:
         seen = out.get(r.node_id)
         if seen is None:
@@ -377,7 +389,10 @@ def _strictest_rules(rules: Collection[FallbackRule]) -> dict[str, FallbackRule]
 
 
 def _demands(demands: Collection[ConnectorDemand]) -> dict[str, ConnectorDemand]:
-    out: dict[str, ConnectorDemand] = {}
+    out = {d.node_id: d for d in demands}
+    if len(out) == len(demands):  # one demand per connector, the usual case: nothing to choose
+        return out
+    out = {}
     for d in demands:
         seen = out.get(d.node_id)
         if seen is None:
