@@ -28,6 +28,7 @@ from libs.domain.topology import MicrogridNode
 
 Id = TypeVar("Id", str, UUID)
 
+
 class AliasScope(StrEnum):
     """What the alias is resolved for: it decides the rule and which Appendix A code a failure carries."""
 

@@ -17,7 +17,7 @@ import hashlib
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar
@@ -123,12 +123,37 @@ def _native_plan(cls: type) -> Any:
     if issubclass(cls, datetime):
         return format_datetime
     if issubclass(cls, LazyRecords):
-        return LazyRecords.items
+        return _lazy_records
     if issubclass(cls, (frozenset, set)):
         return lambda v: orjson.Fragment(canonical_bytes(to_jsonable(v)))
     if cls is float:  # only reached inside a container orjson passes through (none today)
         return lambda v: orjson.Fragment(_float_text(v))
     raise TypeError(f"cannot encode {cls.__name__}")
+
+
+_KEPT: dict[int, tuple[Any, bytes]] = {}  # id -> (the record, kept alive so the id stays its own; its text)
+_KEEP_TEXTS = 200_000
+
+
+def kept_records_json(records: Iterable[Any]) -> bytes:
+    """The canonical JSON array of deeply immutable records (frozen dataclasses of plain values), each
+    record's text kept by identity: records a memo hands out again every cycle (the effective constraints
+    of unchanged limits) are encoded once. The same bytes as encoding the array."""
+    kept = _KEPT
+    texts = []
+    for record in records:
+        hit = kept.get(id(record))
+        if hit is None or hit[0] is not record:
+            if len(kept) >= _KEEP_TEXTS:
+                kept.clear()
+            hit = kept[id(record)] = (record, _native_canonical_json(record))
+        texts.append(hit[1])
+    return b"[" + b",".join(texts) + b"]"
+
+
+def _lazy_records(value: LazyRecords[Any]) -> Any:
+    text = value.canonical_json()
+    return value.items() if text is None else orjson.Fragment(text)
 
 
 def _holds_float(hint: Any) -> bool:

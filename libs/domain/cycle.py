@@ -23,16 +23,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
+from typing import Any
+
+import orjson
 
 from contracts.enums import (
     ConstraintType,
     CycleOutcome,
-    NodeType,
     ReasonCode,
     SourceMode,
     order_reason_codes,
@@ -44,7 +46,7 @@ from libs.domain.allocation import (
     RequestColumns,
     allocate_columns,
 )
-from libs.domain.codec import inputs_digest
+from libs.domain.codec import format_datetime, inputs_digest, kept_records_json
 from libs.domain.cycle_inputs import CycleInputs
 from libs.domain.cycle_result import (
     AllocationSummary,
@@ -137,7 +139,10 @@ def run_balancing_cycle(
         digest,
         breaches=breaches,
         view=view,
-        constraints=LazyRecords(lambda: _checked_constraints(view, checked)),
+        constraints=LazyRecords(
+            lambda: _checked_constraints(view, checked),
+            lambda: kept_records_json(_checked_constraints(view, checked)),
+        ),
         circuits=circuits,
     )
 
@@ -158,7 +163,7 @@ def _breaches(
     inputs: CycleInputs, view: PhysicalView, checked: range | list[int]
 ) -> tuple[LazyRecords[Breach], list[ReasonCode]]:
     """The breaches in check order, and their reason codes: decided here, their records built lazily."""
-    found: list[tuple[str | None, EffectiveConstraint, int, ReasonCode, bool]] = []
+    found: _Found = []
     add = found.append
     agg = view.constraints.aggregate
     ancestor, node_cap = ReasonCode.ANCESTOR_CAP_EXCEEDED, ReasonCode.NODE_CAP_EXCEEDED
@@ -195,31 +200,59 @@ def _breaches(
             if base + req - gen > limit:
                 code = node_cap if view.controllable[pos] or base - gen > limit else ancestor
                 add((order[pos], net, base + req - gen, code, view.fallback_used[pos]))
-    return LazyRecords(lambda: _breach_records(inputs, found)), [f[3] for f in found]
+    records = LazyRecords(
+        lambda: [Breach(*row) for row in _breach_rows(inputs, found)], lambda: _breaches_json(inputs, found)
+    )
+    return records, [f[3] for f in found]
 
 
-def _breach_records(
-    inputs: CycleInputs, found: list[tuple[str | None, EffectiveConstraint, int, ReasonCode, bool]]
-) -> list[Breach]:
+_Found = list[tuple[str | None, EffectiveConstraint, int, ReasonCode, bool]]
+
+
+def _breach_rows(inputs: CycleInputs, found: _Found) -> list[tuple]:
+    """The breaches' field values, in `Breach` field order."""
     mid = inputs.microgrid.microgrid_id
     cycle_id = inputs.cycle_id
     now = inputs.now
     measured = SourceMode.MEASURED
     return [
-        Breach(
-            breach_id=breach_id(f"{cycle_id}/{node_id or 'aggregate'}/{c.constraint_type.value}"),
-            microgrid_id=mid,
-            node_id=node_id,
-            constraint_type=c.constraint_type,
-            constraint_ref=c.binding.ref,
-            reason_code=code,
-            effective_demand_watts=demand,
-            resolved_limit_watts=c.limit_watts,
-            source_mode=_FALLBACK if fallback else measured,
-            detected_at=now,
+        (
+            breach_id(f"{cycle_id}/{node_id or 'aggregate'}/{c.constraint_type.value}"),
+            mid,
+            node_id,
+            c.constraint_type,
+            c.binding.ref,
+            code,
+            demand,
+            c.limit_watts,
+            _FALLBACK if fallback else measured,
+            now,
         )
         for node_id, c, demand, code, fallback in found
     ]
+
+
+def _breaches_json(inputs: CycleInputs, found: _Found) -> bytes:
+    """The canonical JSON of the breach records, written from their field values (no records built).
+    Keys are written in sorted order, as the codec sorts them."""
+    now = format_datetime(inputs.now)
+    return orjson.dumps(
+        [
+            {
+                "breach_id": b,
+                "constraint_ref": ref,
+                "constraint_type": t,
+                "detected_at": now,
+                "effective_demand_watts": demand,
+                "microgrid_id": m,
+                "node_id": node,
+                "reason_code": code,
+                "resolved_limit_watts": limit,
+                "source_mode": mode,
+            }
+            for b, m, node, t, ref, code, demand, limit, mode, _ in _breach_rows(inputs, found)
+        ]
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,64 +349,102 @@ def _allocate(
     curtailed = AllocationState.CURTAILED in outcome.states or AllocationState.PAUSED in outcome.states
     total = sum(outcome.watts)
     requested_total = sum(problem.columns.requested_watts)
-    nodes = LazyRecords(lambda: _node_allocations(view, checked, problem, outcome))
+    nodes = LazyRecords(
+        lambda: list(map(NodeAllocation, *_node_columns(view, checked, problem, outcome))),
+        lambda: _node_allocations_json(_node_columns(view, checked, problem, outcome, _binding_json)),
+    )
     return AllocationSummary(requested_total, total, nodes), curtailed  # type: ignore[arg-type]
 
 
-def _node_allocations(
-    view: PhysicalView, checked: range | list[int], problem: AllocationProblem, outcome: AllocationOutcome
-) -> list[NodeAllocation]:
-    """One record per checked node, in preorder: what the allocation arrays say about it."""
+def _node_columns(
+    view: PhysicalView,
+    checked: range | list[int],
+    problem: AllocationProblem,
+    outcome: AllocationOutcome,
+    binding_as: Callable[[Binding], object] | None = None,
+) -> tuple[Sequence[Any], ...]:
+    """What the allocation arrays say about each checked node, in preorder: one column per
+    `NodeAllocation` field, in field order (the records are the columns zipped). ``binding_as``: what
+    to put in the binding column for each binding record (made once per binding cap)."""
     index = view.index
     order = index.order
     n = len(order)
     positions = problem.positions
     granted = [0] * n
-    state_at: dict[int, tuple[AllocationState, int]] = {}
-    for pos, watts, got, bound in zip(positions, outcome.watts, outcome.states, outcome.binding, strict=True):
+    state_of: list[AllocationState | None] = [None] * n  # None: not a connector
+    binding_of: list[Binding | None] = [None] * n
+    minimum_of = [0] * n
+    controllable = view.controllable
+    unavailable, idle = AllocationState.UNAVAILABLE, AllocationState.IDLE
+    for pos in index.connectors:
+        state_of[pos] = idle if controllable[pos] else unavailable
+    bindings: dict[int, Binding | None] = {}  # one record per binding cap, shared by the connectors it bound
+    for pos, watts, got, bound, minimum in zip(
+        positions, outcome.watts, outcome.states, outcome.binding, problem.columns.min_watts, strict=True
+    ):
         granted[pos] = watts
-        state_at[pos] = (got, bound)
+        state_of[pos] = got
+        minimum_of[pos] = minimum  # the request's minimum, clamped at 0
+        if bound >= 0:
+            if bound in bindings:
+                binding_of[pos] = bindings[bound]
+            else:
+                room = view.headroom(bound - 1)
+                if room is not None:
+                    c = room.constraint
+                    where = None if bound == 0 else order[bound - 1]
+                    binding = Binding(
+                        where, c.constraint_type, c.binding.ref, c.binding.source, c.limit_watts, room.watts
+                    )
+                    binding_of[pos] = binding if binding_as is None else binding_as(binding)  # type: ignore[assignment]
+                bindings[bound] = binding_of[pos]
     subtotal = granted
     parent_pos = index.parent_pos
     for pos in range(n - 1, 0, -1):
         p = parent_pos[pos]
         if p >= 0:
             subtotal[p] += subtotal[pos]
-    nodes_out: list[NodeAllocation] = []
-    append = nodes_out.append
-    bindings: dict[int, Binding] = {}  # one record per binding cap, shared by the connectors it bound
-    connector, unavailable, idle = NodeType.CONNECTOR, AllocationState.UNAVAILABLE, AllocationState.IDLE
-    nodes_at, demand, controllable = index.nodes_at, view.demand, view.controllable
-    requested, base = view.requested, view.base
-    for pos in checked:
-        node = nodes_at[pos]
-        node_type = node.node_type
-        state: AllocationState | None = None
-        binding = None
-        minimum = 0
-        if node_type is connector:
-            d = demand[pos]
-            minimum = max(0, d.min_watts) if d is not None else 0
-            at = state_at.get(pos)
-            if at is not None:
-                state, bound = at
-                if bound >= 0:
-                    binding = bindings.get(bound)
-                    room = view.headroom(bound - 1) if binding is None else None
-                    if binding is None and room is not None:
-                        where = None if bound == 0 else order[bound - 1]
-                        c = room.constraint
-                        binding = bindings[bound] = Binding(
-                            where, c.constraint_type, c.binding.ref, c.binding.source, c.limit_watts, room.watts
-                        )
-            elif not controllable[pos]:
-                state = unavailable
-            else:
-                state = idle
-        append(
-            NodeAllocation(node.node_id, node_type, requested[pos], subtotal[pos], base[pos], state, minimum, binding)
+    columns = (order, index.types_at, view.requested, subtotal, view.base, state_of, minimum_of, binding_of)
+    if isinstance(checked, range) and checked == range(n):
+        return columns
+    return tuple([column[pos] for pos in checked] for column in columns)
+
+
+def _node_allocations_json(columns: tuple[Sequence[Any], ...]) -> bytes:
+    """The canonical JSON of the per-node records, written from their columns (no records built; the
+    binding column holds each binding's JSON). Keys are written in sorted order, as the codec sorts them."""
+    return orjson.dumps(
+        [
+            {
+                "allocated_watts": allocated,
+                "binding": binding,
+                "min_watts": minimum,
+                "node_id": node_id,
+                "node_type": node_type,
+                "requested_watts": requested,
+                "state": state,
+                "uncontrolled_watts": uncontrolled,
+            }
+            for node_id, node_type, requested, allocated, uncontrolled, state, minimum, binding in zip(
+                *columns, strict=True
+            )
+        ]
+    )
+
+
+def _binding_json(b: Binding) -> orjson.Fragment:
+    return orjson.Fragment(
+        orjson.dumps(
+            {
+                "constraint_ref": b.constraint_ref,
+                "constraint_type": b.constraint_type,
+                "headroom_watts": b.headroom_watts,
+                "limit_watts": b.limit_watts,
+                "node_id": b.node_id,
+                "source": b.source,
+            }
         )
-    return nodes_out
+    )
 
 
 def _result(

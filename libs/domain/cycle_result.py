@@ -27,18 +27,28 @@ class LazyRecords(Sequence[T], Generic[T]):
     Equal to a tuple of the same records, so results compare as before.
     """
 
-    __slots__ = ("_build", "_items")
+    __slots__ = ("_build", "_items", "_json")
 
-    def __init__(self, build: Callable[[], Iterable[T]]) -> None:
+    def __init__(self, build: Callable[[], Iterable[T]], json: Callable[[], bytes] | None = None) -> None:
+        """``json``: the canonical JSON array of the records, written straight from the values they are
+        built from (the same bytes as encoding the records): a result serialised without being read
+        never builds them."""
         self._build: Callable[[], Iterable[T]] | None = build
         self._items: tuple[T, ...] | None = None
+        self._json = json
 
     def items(self) -> tuple[T, ...]:
         items = self._items
         if items is None:
             items = self._items = tuple(self._build())  # type: ignore[misc]
             self._build = None
+            self._json = None
         return items
+
+    def canonical_json(self) -> bytes | None:
+        """The records' canonical JSON array without building them, when they are not built yet and a
+        writer was left (None otherwise: encode the records)."""
+        return self._json() if self._json is not None else None
 
     def __len__(self) -> int:
         return len(self.items())

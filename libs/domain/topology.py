@@ -87,6 +87,7 @@ class TopologyIndex:
         "parent_pos",
         "subtree_end",
         "nodes_at",
+        "types_at",
         "alloc_parent",
         "alloc_end",
         "id_rank",
@@ -208,6 +209,7 @@ class TopologyIndex:
         self.subtree_end = subtree_end
         # Compiled once with the index (see `compiled_topology`), for the cycle's per-position work:
         self.nodes_at = [by_id[node_id] for node_id in order]  # the node at each preorder position
+        self.types_at = [node.node_type for node in self.nodes_at]
         # The allocation tree: position 0 is the microgrid (aggregate caps), the node at p is p + 1.
         self.alloc_parent = [-1, *(p + 1 for p in parent_pos)]
         self.alloc_end = [len(order) + 1, *(e + 1 for e in subtree_end)]
