@@ -280,10 +280,9 @@ def _fill_columns(
     asked = wanted[by_node]
     tie_of = np.zeros(len(node), dtype=np.int64)
     tie_of[ordered] = np.arange(len(ordered), dtype=np.int64)
-    granted, bound = fill_arrays(
+    granted, bound, first = fill_arrays(
         arrays, capped, room, node_of, asked, minimum[by_node], weight[by_node], tie_of[by_node], unit
     )
-    first = np.searchsorted(node_of, np.arange(n + 1, dtype=np.int64), side="left")
     cumulative = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(granted)))
     use = cumulative[first[arrays.subtree_end]] - cumulative[first[:n]]
     room -= np.where(capped, use, 0)

@@ -26,7 +26,7 @@ def fits(total_wanted: int, unit: int) -> bool:
 class ArrayTree:
     """A tree in preorder as arrays: parents, subtree ends and the nodes of each depth, deepest first."""
 
-    __slots__ = ("parent", "subtree_end", "by_depth", "n")
+    __slots__ = ("parent", "subtree_end", "by_depth", "n", "positions", "depth_of", "_near_up")
 
     def __init__(self, parent: Sequence[int], subtree_end: Sequence[int]) -> None:
         p = np.asarray(parent, dtype=_INT)
@@ -45,6 +45,34 @@ class ArrayTree:
         counts = np.bincount(depth) if n else np.zeros(0, dtype=_INT)
         cuts = np.cumsum(counts)[:-1]
         self.by_depth = [d for d in reversed(np.split(order, cuts)) if len(d)]  # deepest first
+        # Kept with the tree (it is compiled once per topology) rather than redone per allocation:
+        self.positions = np.arange(n + 1, dtype=_INT)
+        self.depth_of = np.zeros(n, dtype=_INT)  # depth from the top, counted over the non-empty depths
+        for d, nodes in enumerate(reversed(self.by_depth)):
+            self.depth_of[nodes] = d
+        self._near_up: tuple[bytes, np.ndarray, np.ndarray] | None = None
+
+    def near_up(self, capped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per node, the nearest capped node at or above it, and for a capped node the nearest capped
+        node strictly above it (-1: none). Kept for the last set of capped nodes (the same every cycle
+        while the limits are)."""
+        key = capped.tobytes()
+        kept = self._near_up
+        if kept is not None and kept[0] == key:
+            return kept[1], kept[2]
+        n, parent = self.n, self.parent
+        near = np.full(n, -1, dtype=_INT)
+        up = np.full(n, -1, dtype=_INT)
+        for nodes in reversed(self.by_depth):  # top-down
+            p = parent[nodes]
+            above = np.where(p >= 0, near[np.maximum(p, 0)], -1)
+            c = capped[nodes]
+            near[nodes] = np.where(c, nodes, above)
+            up[nodes] = np.where(c, above, -1)
+        near.flags.writeable = False
+        up.flags.writeable = False
+        self._near_up = (key, near, up)
+        return near, up
 
 
 def _segments(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,8 +152,9 @@ def fill(
     weight: np.ndarray,
     tie: np.ndarray,
     unit: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Granted watts and the binding node of each request, requests sorted by node (preorder).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Granted watts and the binding node of each request, requests sorted by node (preorder), and
+    where each node's requests start (``first[i]..first[subtree_end[i]]``: its subtree's).
 
     ``capped``/``avail``: per node, whether it has a cap and what the cap leaves (>= 0);
     ``tie``: each request's position in the class's tie-break order.
@@ -137,7 +166,7 @@ def fill(
     low = min_watts * units
     level = wanted * units
     bound = np.full(k, -1, dtype=_INT)
-    first = np.searchsorted(node_of, np.arange(n + 1, dtype=_INT), side="left")
+    first = np.searchsorted(node_of, tree.positions, side="left")
     ginf = np.zeros(n, dtype=_INT)
     np.add.at(ginf, node_of, wanted)
     for nodes in tree.by_depth:
@@ -158,7 +187,7 @@ def fill(
         has_parent = parent[nodes] >= 0
         np.add.at(ginf, parent[nodes][has_parent], g[has_parent])
     share = weight * np.maximum(level, low)
-    return _round_shares(tree, capped, node_of, share, tie, unit), bound
+    return _round_shares(tree, capped, node_of, share, tie, unit), bound, first
 
 
 def _round_shares(
@@ -166,16 +195,8 @@ def _round_shares(
 ) -> np.ndarray:
     """`allocation._round_shares` by depth: the same largest-remainder rounding down the capped nodes."""
     n = tree.n
-    parent = tree.parent
     k = len(share)
-    near = np.full(n, -1, dtype=_INT)  # nearest capped node at or above each node
-    up = np.full(n, -1, dtype=_INT)  # of a capped node: the nearest capped node strictly above it
-    for nodes in reversed(tree.by_depth):  # top-down
-        p = parent[nodes]
-        above = np.where(p >= 0, near[np.maximum(p, 0)], -1)
-        c = capped[nodes]
-        near[nodes] = np.where(c, nodes, above)
-        up[nodes] = np.where(c, above, -1)
+    near, up = tree.near_up(capped)
     granted = np.zeros(k, dtype=_INT)
     c_of = near[node_of] if k else np.zeros(0, dtype=_INT)
     free = c_of < 0
@@ -221,10 +242,7 @@ def _round_shares(
     if m:
         first_of[1:] = item_group[1:] != item_group[:-1]
     rank = np.arange(m) - np.maximum.accumulate(np.where(first_of, np.arange(m), 0))
-    depth_of = np.zeros(n, dtype=_INT)
-    for d, nodes in enumerate(reversed(tree.by_depth)):
-        depth_of[nodes] = d
-    item_depth = depth_of[item_group]
+    item_depth = tree.depth_of[item_group]
     for d in range(len(tree.by_depth)):  # a node's target is complete once the level above handed out
         here = item_depth == d
         if not here.any():

@@ -132,7 +132,7 @@ def _native_plan(cls: type) -> Any:
 
 
 _KEPT: dict[int, tuple[Any, bytes]] = {}  # id -> (the record, kept alive so the id stays its own; its text)
-_KEEP_TEXTS = 200_000
+_KEEP_TEXTS = 100_000  # as _REMEMBER: forgotten all at once beyond it
 
 
 def kept_records_json(records: Iterable[Any]) -> bytes:
