@@ -105,7 +105,7 @@ def _levels(
     x = np.concatenate((es, ee))
     dw = np.concatenate((ew, -ew))
     sg = np.concatenate((eseg, eseg))
-    order = np.lexsort((x, sg))
+    order = _by_segment_then_x(sg, x, m)
     x, dw, sg = x[order], dw[order], sg[order]
     k = len(x)
     slope = np.cumsum(dw)  # slope after each event: a segment's events sum to zero, so no reset is needed
@@ -140,6 +140,31 @@ def _levels(
         out[segs] = x[at] + (target[segs] - value_here) // slope[at]
         reached[segs] = True
     return out, reached
+
+
+def _by_segment_then_x(sg: np.ndarray, x: np.ndarray, m: int) -> np.ndarray:
+    """``np.lexsort((x, sg))`` (x >= 0, 0 <= sg < m): one stable sort of a combined key when it fits in
+    int64 (the same permutation, several times faster than lexsort's pass per key)."""
+    if len(x):
+        span = int(x.max()) + 1
+        if span * m < _LIMIT:
+            return np.argsort(sg * span + x, kind="stable")
+    return np.lexsort((x, sg))
+
+
+def _items_in_order(
+    group: np.ndarray, rem: np.ndarray, tie: np.ndarray, kind: np.ndarray, index: np.ndarray, n: int, unit: int
+) -> np.ndarray:
+    """``np.lexsort((index, kind, tie, -rem, group))``: by group, largest remainder first, then tie-break
+    order, requests before nodes, index. (kind, index) names each item once, so the order is total and
+    two sorts of combined int64 keys give the same permutation, much faster, when the keys fit."""
+    m = len(group)
+    wide = max(m, n) + 1  # above every index (a request's or a node's)
+    if m and (int(tie.max()) + 1) * 2 * wide < _LIMIT and n * unit < _LIMIT:
+        first = np.argsort(tie * (2 * wide) + kind * wide + index)  # unique keys: any sort will do
+        then = np.argsort((group * unit + (unit - 1 - rem))[first], kind="stable")
+        return first[then]
+    return np.lexsort((index, kind, tie, -rem, group))
 
 
 def fill(
@@ -232,7 +257,7 @@ def _round_shares(
     item_kind = np.concatenate((np.zeros(len(req_ids), dtype=_INT), np.ones(len(child), dtype=_INT)))
     item_index = np.concatenate((req_ids, child))
     item_whole = np.concatenate((whole_req[req_ids], whole_node[child]))
-    order = np.lexsort((item_index, item_kind, item_tie, -item_rem, item_group))
+    order = _items_in_order(item_group, item_rem, item_tie, item_kind, item_index, n, unit)
     item_group, item_rem = item_group[order], item_rem[order]
     item_kind, item_index, item_whole = item_kind[order], item_index[order], item_whole[order]
     m = len(order)

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import orjson
 
 from libs.domain.cycle_result import LazyRecords
+from libs.domain.gc_pause import collector_paused
 
 T = TypeVar("T")
 
@@ -92,7 +93,8 @@ _NATIVE_PLANS: dict[type, Any] = {}
 
 def _native_canonical_json(value: Any) -> bytes:
     try:
-        return orjson.dumps(value, default=_native_default, option=_NATIVE_OPTIONS)
+        with collector_paused():  # a large result's writers build tens of thousands of dicts
+            return orjson.dumps(value, default=_native_default, option=_NATIVE_OPTIONS)
     except orjson.JSONEncodeError as exc:
         raise TypeError(str(exc)) from exc
 

@@ -58,6 +58,7 @@ from libs.domain.cycle_result import (
     NodeAllocation,
 )
 from libs.domain.effective_constraints import EffectiveConstraint
+from libs.domain.gc_pause import collector_paused
 from libs.domain.physical_view import PhysicalView
 from libs.domain.topology import TopologyRule, TopologyViolation, compiled_topology
 
@@ -82,6 +83,11 @@ def run_balancing_cycle(
     inputs for its audit anyway: ``sha256(canonical_inputs_json(inputs))``); computed here otherwise.
     ``step``: wraps each step (topology_check, demand_resolution, constraint_evaluation, allocation) so
     a service can trace them; it sees no data and cannot change the result."""
+    with collector_paused():
+        return _run(inputs, digest, step)
+
+
+def _run(inputs: CycleInputs, digest: str | None, step: StepObserver) -> CycleResult:
     _require_aware(inputs.now, "now")
     with step("topology_check"):
         index = compiled_topology(inputs.microgrid, tuple(inputs.nodes))
