@@ -173,7 +173,8 @@ def allocate_columns(
     n = len(parent)
     try:
         columns = (requests.requested_watts, requests.min_watts, requests.weight, requests.priority, requests.rank)
-        wanted, minimum, weight, priority, rank = (np.asarray(column, dtype=np.int64) for column in columns)
+        block = np.array(columns, dtype=np.int64).reshape(5, count)  # one conversion, one row per column
+        wanted, minimum, weight, priority, rank = block
         if capped_at is None:
             capped = np.fromiter((h is not None for h in headroom), dtype=bool, count=n)
             room = np.zeros(n, dtype=np.int64)
@@ -185,12 +186,10 @@ def allocate_columns(
             room[capped_at] = [headroom[i] for i in capped_at]
     except OverflowError:  # a number beyond int64
         return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
-    if count and _huge(wanted, minimum, weight, priority, rank):
+    if count and _huge(block):
         return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
     weight = np.maximum(weight, 1)
-    scale = 1
-    for w in np.unique(weight).tolist():
-        scale = lcm(scale, w)
+    scale = _lcm_of(weight)
     positive = wanted > 0
     if not arrays_fit(int(wanted[positive].sum()), scale * _FINE):
         return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
@@ -203,7 +202,7 @@ def allocate_columns(
     below = positive & (minimum > wanted)
     state[below] = _BELOW
     eligible = positive & ~below
-    for p in np.unique(priority[eligible])[::-1].tolist():
+    for p in _distinct(priority[eligible])[::-1]:
         members = np.flatnonzero(eligible & (priority == p))
         members = members[np.argsort(rank[members], kind="stable")]  # stable: equal ranks keep input order
         start = rotation % len(members)
@@ -215,10 +214,25 @@ def allocate_columns(
     return AllocationOutcome(tuple(watts.tolist()), tuple(states), tuple(binding.tolist()))
 
 
-def _huge(*columns: np.ndarray) -> bool:
+def _huge(block: np.ndarray) -> bool:
     """Whether any number is beyond what the array walk's int64 sums are checked for."""
     big = 1 << 40
-    return any(int(column.max()) > big or int(column.min()) < -big for column in columns)
+    return int(block.max()) > big or int(block.min()) < -big
+
+
+def _distinct(values: np.ndarray) -> list[int]:
+    """The distinct values, ascending (one without sorting when all are equal: the usual case)."""
+    if not len(values):
+        return []
+    low, high = int(values.min()), int(values.max())
+    return [low] if low == high else np.unique(values).tolist()
+
+
+def _lcm_of(weights: np.ndarray) -> int:
+    scale = 1
+    for w in _distinct(weights):
+        scale = lcm(scale, w)
+    return scale
 
 
 def _admit_arrays(
@@ -271,10 +285,7 @@ def _fill_columns(
 ) -> None:
     """`_fill` on arrays: one class's shares, rounded, and what they use of every cap (``room`` shrinks)."""
     n = arrays.n
-    scale = 1
-    for w in np.unique(weight[admitted]).tolist():
-        scale = lcm(scale, w)
-    unit = scale * _FINE
+    unit = _lcm_of(weight[admitted]) * _FINE
     by_node = admitted[np.argsort(node[admitted], kind="stable")]  # preorder: every subtree one slice
     node_of = node[by_node]
     asked = wanted[by_node]

@@ -26,7 +26,7 @@ def fits(total_wanted: int, unit: int) -> bool:
 class ArrayTree:
     """A tree in preorder as arrays: parents, subtree ends and the nodes of each depth, deepest first."""
 
-    __slots__ = ("parent", "subtree_end", "by_depth", "n", "positions", "depth_of", "_near_up")
+    __slots__ = ("parent", "subtree_end", "by_depth", "n", "positions", "depth_of", "parents_by_depth", "_near_up")
 
     def __init__(self, parent: Sequence[int], subtree_end: Sequence[int]) -> None:
         p = np.asarray(parent, dtype=_INT)
@@ -50,16 +50,19 @@ class ArrayTree:
         self.depth_of = np.zeros(n, dtype=_INT)  # depth from the top, counted over the non-empty depths
         for d, nodes in enumerate(reversed(self.by_depth)):
             self.depth_of[nodes] = d
-        self._near_up: tuple[bytes, np.ndarray, np.ndarray] | None = None
+        # Each depth's parents, and whether all of them are nodes (only the top depth holds roots).
+        self.parents_by_depth = [(p[nodes], bool((p[nodes] >= 0).all())) for nodes in self.by_depth]
+        self._near_up: tuple[bytes, np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]] | None = None
 
-    def near_up(self, capped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def near_up(self, capped: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
         """Per node, the nearest capped node at or above it, and for a capped node the nearest capped
-        node strictly above it (-1: none). Kept for the last set of capped nodes (the same every cycle
-        while the limits are)."""
+        node strictly above it (-1: none); and per depth, deepest first, the capped nodes with a capped
+        node above and that node. Kept for the last set of capped nodes (the same every cycle while the
+        limits are)."""
         key = capped.tobytes()
         kept = self._near_up
         if kept is not None and kept[0] == key:
-            return kept[1], kept[2]
+            return kept[1], kept[2], kept[3]
         n, parent = self.n, self.parent
         near = np.full(n, -1, dtype=_INT)
         up = np.full(n, -1, dtype=_INT)
@@ -71,8 +74,13 @@ class ArrayTree:
             up[nodes] = np.where(c, above, -1)
         near.flags.writeable = False
         up.flags.writeable = False
-        self._near_up = (key, near, up)
-        return near, up
+        climbs = []
+        for nodes in self.by_depth:
+            mine = nodes[capped[nodes] & (up[nodes] >= 0)]
+            if len(mine):
+                climbs.append((mine, up[mine]))
+        self._near_up = (key, near, up, climbs)
+        return near, up, climbs
 
 
 def _segments(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -185,7 +193,7 @@ def fill(
     ``tie``: each request's position in the class's tie-break order.
     """
     n = tree.n
-    parent, subtree_end = tree.parent, tree.subtree_end
+    subtree_end = tree.subtree_end
     k = len(node_of)
     units = unit // weight
     low = min_watts * units
@@ -194,7 +202,7 @@ def fill(
     first = np.searchsorted(node_of, tree.positions, side="left")
     ginf = np.zeros(n, dtype=_INT)
     np.add.at(ginf, node_of, wanted)
-    for nodes in tree.by_depth:
+    for nodes, (above, all_above) in zip(tree.by_depth, tree.parents_by_depth, strict=True):
         g = ginf[nodes]
         sat = capped[nodes] & (g > avail[nodes])
         if sat.any():
@@ -209,8 +217,11 @@ def fill(
                 level[j] = lam[seg][clamp]
                 bound[j] = at[seg][clamp]
             g = np.where(sat, avail[nodes], g)
-        has_parent = parent[nodes] >= 0
-        np.add.at(ginf, parent[nodes][has_parent], g[has_parent])
+        if all_above:
+            np.add.at(ginf, above, g)
+        else:
+            has_parent = above >= 0
+            np.add.at(ginf, above[has_parent], g[has_parent])
     share = weight * np.maximum(level, low)
     return _round_shares(tree, capped, node_of, share, tie, unit), bound, first
 
@@ -221,7 +232,7 @@ def _round_shares(
     """`allocation._round_shares` by depth: the same largest-remainder rounding down the capped nodes."""
     n = tree.n
     k = len(share)
-    near, up = tree.near_up(capped)
+    near, up, climbs = tree.near_up(capped)
     granted = np.zeros(k, dtype=_INT)
     c_of = near[node_of] if k else np.zeros(0, dtype=_INT)
     free = c_of < 0
@@ -231,11 +242,9 @@ def _round_shares(
     np.add.at(total, c_of[under], share[under])
     best = np.full(n, k, dtype=_INT)
     np.minimum.at(best, c_of[under], tie[under])
-    for nodes in tree.by_depth:  # bottom-up over the capped nodes
-        mine = nodes[capped[nodes] & (up[nodes] >= 0)]
-        if len(mine):
-            np.add.at(total, up[mine], total[mine])
-            np.minimum.at(best, up[mine], best[mine])
+    for mine, above in climbs:  # bottom-up over the capped nodes
+        np.add.at(total, above, total[mine])
+        np.minimum.at(best, above, best[mine])
     # Whole watts of every item: each request under a cap, and each capped node under another one.
     whole_req, rem_req = np.divmod(share, unit)
     granted[under] = whole_req[under]

@@ -1,5 +1,6 @@
 import hashlib
 import random
+import uuid
 from dataclasses import replace
 
 import pytest
@@ -20,7 +21,7 @@ from contracts.enums import ReasonCode as RC
 from libs.domain.allocation import AllocationState
 from libs.domain.circuit_capacity import CircuitCapacity, ForecastBasis, ForecastSource
 from libs.domain.codec import canonical_bytes, cycle_inputs_to_dict, to_canonical_json
-from libs.domain.cycle import run_balancing_cycle
+from libs.domain.cycle import breach_id, run_balancing_cycle
 from libs.domain.explanation import explain_cycle
 from libs.domain.limits import AggregateCap, ConstraintSource
 from tests.unit.domain.scenario import (
@@ -373,3 +374,10 @@ def test_explanation_names_the_binding_constraint_its_source_and_the_shortfall()
         run_balancing_cycle(replace(inputs, microgrid=replace(MICROGRID, version=8), expected_topology_version=7))
     )
     assert "Expected topology v7, found v8" in rejected
+
+
+def test_breach_ids_are_the_uuid5_of_their_name() -> None:
+    names = ["c/aggregate/CONSUMPTION_CAP", "", "cycle-1/cp00001/NET_CAP", "é漢/\u2028/x" * 20]
+    names += [f"{uuid.UUID(int=random.Random(i).getrandbits(128))}/n{i}/GENERATION_CAP" for i in range(200)]
+    for name in names:
+        assert breach_id(name) == str(uuid.uuid5(uuid.NAMESPACE_URL, name))
