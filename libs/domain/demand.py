@@ -101,22 +101,20 @@ def resolve_scope_demand(
     fail_safe_limit_watts: int | None,
 ) -> DemandResolution:
     """Consumption demand of one metered scope (a node with a reading or a fallback rule)."""
-    state = telemetry_state(reading, now, threshold_seconds)
-    measured = reading.measured_watts if reading is not None else None
-    observed = reading.observed_at if reading is not None else None
-    age = (now - reading.observed_at).total_seconds() if reading is not None else None
-    if state is TelemetryState.FRESH:
-        return DemandResolution(
-            node_id,
-            DemandRole.SCOPE,
-            SourceMode.MEASURED,
-            max(0, measured or 0),
-            state,
-            threshold_seconds,
-            measured,
-            observed,
-            age,
-        )
+    if reading is None:
+        state, measured, observed, age = _MISSING, None, None, None
+    else:
+        # `telemetry_state`, with the age worked out once (this runs for every metered node).
+        measured, observed = reading.measured_watts, reading.observed_at
+        age = (now - observed).total_seconds()
+        if not reading.valid:
+            state = _INVALID
+        elif -threshold_seconds <= age <= threshold_seconds:
+            return DemandResolution(
+                node_id, _SCOPE, _MEASURED, max(0, measured or 0), _FRESH, threshold_seconds, measured, observed, age
+            )
+        else:
+            state = _STALE
     last_known = max(0, measured) if state is TelemetryState.STALE and measured is not None else 0
     if rule is not None:
         raised = -((-last_known * (100 + rule.last_known_margin_percent)) // 100)  # ceiling: never round down
@@ -152,6 +150,15 @@ def resolve_scope_demand(
         None,
         fail_safe_limit_watts,
     )
+
+
+_MISSING, _INVALID, _FRESH, _STALE = (
+    TelemetryState.MISSING,
+    TelemetryState.INVALID,
+    TelemetryState.FRESH,
+    TelemetryState.STALE,
+)
+_SCOPE, _MEASURED = DemandRole.SCOPE, SourceMode.MEASURED
 
 
 def resolve_reading_value(

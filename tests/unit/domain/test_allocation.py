@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from libs.domain.allocation import AllocationRequest as Req
-from libs.domain.allocation import AllocationState, _allocate_walk, allocate
+from libs.domain.allocation import AllocationState, RequestColumns, _allocate_walk, allocate, allocate_columns
 from tests.unit.domain.strategies import allocation_problems, amplifying_problems
 
 # root(0) -> A(1) -> a1(2), a2(3) ; root -> B(4) -> b1(5)
@@ -109,12 +109,16 @@ def _mixed_problems(draw):  # noqa: ANN001, ANN202
 @given(st.one_of(_mixed_problems(), amplifying_problems(7).map(lambda p: (*p, 0))))
 def test_array_walk_gives_exactly_what_the_python_walk_gives(problem):
     parent, end, headroom, requests, rotation = problem
-    assert allocate(parent, end, headroom, requests, rotation) == _allocate_walk(
-        parent, end, headroom, requests, rotation
-    )
+    columns = RequestColumns(*map(list, zip(*requests, strict=True))) if requests else RequestColumns.empty()
+    arrays = allocate_columns(parent, end, headroom, columns, rotation, walk_below=0)
+    assert arrays == _allocate_walk(parent, end, headroom, requests, rotation)
+    assert allocate(parent, end, headroom, requests, rotation) == arrays  # the path chosen by size
 
 
 def test_numbers_beyond_int64_take_the_python_walk_with_the_same_rule():
     huge = 10**15  # times 2**32 fixed-point units: beyond int64, so the Python walk answers
     outcome = allocate([-1, 0, 0], [3, 2, 3], [3 * huge, None, None], [Req(1, 2 * huge), Req(2, 2 * huge, rank=1)])
     assert outcome.watts == (3 * huge // 2, 3 * huge // 2)
+    columns = RequestColumns([1, 2], [2 * huge, 2 * huge], [0, 0], [1, 1], [0, 0], [0, 1])
+    arrays = allocate_columns([-1, 0, 0], [3, 2, 3], [3 * huge, None, None], columns, walk_below=0)
+    assert arrays == outcome  # the array path falls back to the walk
