@@ -175,14 +175,15 @@ class PhysicalView:
         # First the controllable connectors: leaves (a valid tree has nothing under a connector), so
         # they have no base and no generation; only their request and their draw go up.
         draws_fallen: list[tuple[int, DemandResolution]] = []
-        controlled = 0
-        for pos in index.connectors:
-            if not controllable[pos]:
-                continue
-            controlled += 1
-            node_id = order[pos]
+        if controllable_ids is None:  # every live connector: their positions and ids are compiled
+            at, ids = index.live_connectors, index.live_connector_ids
+        else:
+            at = [pos for pos in index.connectors if controllable[pos]]
+            ids = [order[pos] for pos in at]
+        controlled = len(at)
+        # Looked up by C-level maps, walked together (tens of thousands of connectors on a large depot).
+        for pos, node_id, wish, reading in zip(at, ids, map(demands.get, ids), map(readings.get, ids), strict=True):
             p = parent[pos]
-            wish = demands.get(node_id)
             if wish is not None:
                 demand_at[pos] = wish
                 wished.append(pos)
@@ -190,7 +191,6 @@ class PhysicalView:
                 if asked > 0:
                     requested[pos] = asked
                     requested[p] += asked
-            reading = readings.get(node_id)
             if reading is not None and meters[p]:
                 # A fresh draw is just its input value; only a fallen-back draw is worth a record.
                 if reading.valid and earliest <= reading.observed_at <= latest:

@@ -95,6 +95,8 @@ class TopologyIndex:
         "live_connector",
         "inner",
         "connectors",
+        "live_connectors",
+        "live_connector_ids",
         "first_level",
         "_alloc_tree",
     )
@@ -230,6 +232,8 @@ class TopologyIndex:
         self.live_connector = [a and b for a, b in zip(live_at, is_connector, strict=True)]
         self.inner = [pos for pos, c in enumerate(is_connector) if not c]
         self.connectors = [pos for pos, c in enumerate(is_connector) if c]
+        self.live_connectors = [pos for pos in self.connectors if live_at[pos]]
+        self.live_connector_ids = [order[pos] for pos in self.live_connectors]
         self.first_level = [pos for pos, p in enumerate(parent_pos) if p < 0]
         self._alloc_tree: ArrayTree | None = None
 
