@@ -201,10 +201,11 @@ def main() -> None:
         view = PhysicalView(inputs, index, None)
         problem = allocation_problem(view, 0, len(index.order))
         headroom = problem.headroom
+        requests = problem.requests  # built once: the water-fill and the allocator are timed, not this
         known = inputs_digest(inputs)
-        fill = timed(lambda: water_fill(problem.parent, problem.subtree_end, headroom, problem.requests), args.repeat)  # noqa: B023
+        fill = timed(lambda: water_fill(problem.parent, problem.subtree_end, headroom, requests), args.repeat)  # noqa: B023
         alloc = timed(
-            lambda: allocate(problem.parent, problem.subtree_end, headroom, problem.requests),  # noqa: B023
+            lambda: allocate(problem.parent, problem.subtree_end, headroom, requests),  # noqa: B023
             args.repeat,
         )
         cycle = timed(lambda: run_balancing_cycle(inputs, digest=known), args.repeat)  # noqa: B023
@@ -215,7 +216,7 @@ def main() -> None:
         if size <= args.lp_max_nodes:
             from tests.unit.domain.lp_reference import lp_max_min
 
-            outcome = allocate(problem.parent, problem.subtree_end, headroom, problem.requests)
+            outcome = allocate(problem.parent, problem.subtree_end, headroom, requests)
             spec = [
                 (
                     r.node,
@@ -223,7 +224,7 @@ def main() -> None:
                     r.requested_watts if s.value in ("ALLOCATED", "CURTAILED") else 0,
                     r.weight,
                 )
-                for r, s in zip(problem.requests, outcome.states, strict=True)
+                for r, s in zip(requests, outcome.states, strict=True)
             ]
             lp = timed(lambda: lp_max_min(problem.parent, problem.subtree_end, headroom, spec), 1)  # noqa: B023
             reference = lp_max_min(problem.parent, problem.subtree_end, headroom, spec)
