@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -70,6 +70,7 @@ _SAFE_ACTION = "scopes without usable telemetry or a fallback rule were assumed 
 
 
 StepObserver = Callable[[str], AbstractContextManager[object]]
+T = TypeVar("T")
 
 
 def _no_observer(_: str) -> AbstractContextManager[object]:
@@ -206,10 +207,23 @@ def _breaches(
             if base + req - gen > limit:
                 code = node_cap if view.controllable[pos] or base - gen > limit else ancestor
                 add((order[pos], net, base + req - gen, code, view.fallback_used[pos]))
-    records = LazyRecords(
-        lambda: [Breach(*row) for row in _breach_rows(inputs, found)], lambda: _breaches_json(inputs, found)
-    )
+    # A caller may write the JSON and then read the records (the balancing service does): the rows,
+    # with their breach ids (a SHA-1 each), are made once for both.
+    rows = _once(lambda: _breach_rows(inputs, found))
+    records = LazyRecords(lambda: [Breach(*row) for row in rows()], lambda: _breaches_json(inputs, rows()))
     return records, [f[3] for f in found]
+
+
+def _once(make: Callable[[], T]) -> Callable[[], T]:
+    """``make``, called on first use only; later calls give what it gave."""
+    made: list[T] = []
+
+    def once() -> T:
+        if not made:
+            made.append(make())
+        return made[0]
+
+    return once
 
 
 _Found = list[tuple[str | None, EffectiveConstraint, int, ReasonCode, bool]]
@@ -238,7 +252,7 @@ def _breach_rows(inputs: CycleInputs, found: _Found) -> list[tuple]:
     ]
 
 
-def _breaches_json(inputs: CycleInputs, found: _Found) -> bytes:
+def _breaches_json(inputs: CycleInputs, rows: list[tuple]) -> bytes:
     """The canonical JSON of the breach records, written from their field values (no records built).
     Keys are written in sorted order, as the codec sorts them."""
     now = format_datetime(inputs.now)
@@ -256,7 +270,7 @@ def _breaches_json(inputs: CycleInputs, found: _Found) -> bytes:
                 "resolved_limit_watts": limit,
                 "source_mode": mode,
             }
-            for b, m, node, t, ref, code, demand, limit, mode, _ in _breach_rows(inputs, found)
+            for b, m, node, t, ref, code, demand, limit, mode, _ in rows
         ]
     )
 
@@ -356,9 +370,10 @@ def _allocate(
     curtailed = AllocationState.CURTAILED in outcome.states or AllocationState.PAUSED in outcome.states
     total = sum(outcome.watts)
     requested_total = sum(problem.columns.requested_watts)
+    columns = _once(lambda: _node_columns(view, checked, problem, outcome))  # for the records and the JSON
     nodes = LazyRecords(
-        lambda: list(map(NodeAllocation, *_node_columns(view, checked, problem, outcome))),
-        lambda: _node_allocations_json(_node_columns(view, checked, problem, outcome, _binding_json)),
+        lambda: list(map(NodeAllocation, *columns()[:8])),
+        lambda: _node_allocations_json((*columns()[:7], columns()[8])),
     )
     return AllocationSummary(requested_total, total, nodes), curtailed  # type: ignore[arg-type]
 
@@ -368,11 +383,10 @@ def _node_columns(
     checked: range | list[int],
     problem: AllocationProblem,
     outcome: AllocationOutcome,
-    binding_as: Callable[[Binding], object] | None = None,
 ) -> tuple[Sequence[Any], ...]:
     """What the allocation arrays say about each checked node, in preorder: one column per
-    `NodeAllocation` field, in field order (the records are the columns zipped). ``binding_as``: what
-    to put in the binding column for each binding record (made once per binding cap)."""
+    `NodeAllocation` field, in field order (the records are the first eight columns zipped), then each
+    binding's JSON (made once per binding cap)."""
     index = view.index
     order = index.order
     n = len(order)
@@ -380,12 +394,13 @@ def _node_columns(
     granted = [0] * n
     state_of: list[AllocationState | None] = [None] * n  # None: not a connector
     binding_of: list[Binding | None] = [None] * n
+    binding_json_of: list[orjson.Fragment | None] = [None] * n
     minimum_of = [0] * n
     controllable = view.controllable
     unavailable, idle = AllocationState.UNAVAILABLE, AllocationState.IDLE
     for pos in index.connectors:
         state_of[pos] = idle if controllable[pos] else unavailable
-    bindings: dict[int, Binding | None] = {}  # one record per binding cap, shared by the connectors it bound
+    bindings: dict[int, tuple[Binding, orjson.Fragment] | None] = {}  # one per binding cap, shared
     for pos, watts, got, bound, minimum in zip(
         positions, outcome.watts, outcome.states, outcome.binding, problem.columns.min_watts, strict=True
     ):
@@ -394,8 +409,9 @@ def _node_columns(
         minimum_of[pos] = minimum  # the request's minimum, clamped at 0
         if bound >= 0:
             if bound in bindings:
-                binding_of[pos] = bindings[bound]
+                made = bindings[bound]
             else:
+                made = None
                 room = view.headroom(bound - 1)
                 if room is not None:
                     c = room.constraint
@@ -403,15 +419,27 @@ def _node_columns(
                     binding = Binding(
                         where, c.constraint_type, c.binding.ref, c.binding.source, c.limit_watts, room.watts
                     )
-                    binding_of[pos] = binding if binding_as is None else binding_as(binding)  # type: ignore[assignment]
-                bindings[bound] = binding_of[pos]
+                    made = (binding, _binding_json(binding))
+                bindings[bound] = made
+            if made is not None:
+                binding_of[pos], binding_json_of[pos] = made
     subtotal = granted
     parent_pos = index.parent_pos
     for pos in range(n - 1, 0, -1):
         p = parent_pos[pos]
         if p >= 0:
             subtotal[p] += subtotal[pos]
-    columns = (order, index.types_at, view.requested, subtotal, view.base, state_of, minimum_of, binding_of)
+    columns = (
+        order,
+        index.types_at,
+        view.requested,
+        subtotal,
+        view.base,
+        state_of,
+        minimum_of,
+        binding_of,
+        binding_json_of,
+    )
     if isinstance(checked, range) and checked == range(n):
         return columns
     return tuple([column[pos] for pos in checked] for column in columns)
