@@ -32,7 +32,8 @@ def timeline_points(cycle: dict[str, Any], telemetry: Iterable[TelemetryReading]
     if not nodes:
         return []
     wanted = {n["node_id"] for n in nodes}
-    drawn = {r.node_id: r.measured_watts for r in telemetry if r.node_id in wanted}
+    # A reading that measured nothing (or was marked invalid) draws no point: unknown, not 0 W.
+    drawn = {r.node_id: r.measured_watts for r in telemetry if r.node_id in wanted and r.valid}
     return [
         (n["node_id"], n["requested_watts"], drawn.get(n["node_id"]), n["allocated_watts"], n["effective_limit_watts"])
         for n in nodes

@@ -281,3 +281,21 @@ def test_the_cycle_is_serialised_once_into_the_bytes_its_models_would_write() ->
         demand_resolved_payload(result), producer="balancing", occurred_at=later, causation=cause,
         event_id=demand.event_id,
     ).to_bytes()
+
+
+def test_timeline_points_are_the_cycles_grid_connections_and_circuits_with_what_they_drew() -> None:
+    from libs.domain.demand import TelemetryReading
+    from services.balancing.console.store import timeline_points
+    from services.balancing.cycle_records import cycle_record_document
+
+    cycle_inputs = inputs()
+    result = run_balancing_cycle(cycle_inputs)
+    document = cycle_record_document(result, inputs=cycle_inputs, request=request(), started_at=NOW, ended_at=NOW)
+    gc = next(n for n in document["allocation_summary"]["by_node"] if n["node_id"] == str(GC))
+    measured = TelemetryReading(node_id=str(GC), observed_at=NOW, measured_watts=12_345)
+    [point] = timeline_points(document, [measured])
+    assert point == (str(GC), gc["requested_watts"], 12_345, gc["allocated_watts"], 55_000)
+    # A reading that measured nothing is no drawn value (not 0 W); other node types draw no point.
+    nothing = TelemetryReading(node_id=str(GC), observed_at=NOW, valid=False)
+    assert timeline_points(document, [nothing]) == [(str(GC), gc["requested_watts"], None, gc["allocated_watts"],
+                                                     55_000)]
