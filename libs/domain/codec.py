@@ -169,12 +169,24 @@ def _holds_float(hint: Any) -> bool:
     return False
 
 
+_FORMATTED: dict[datetime, str] = {}  # instant -> its text; a cycle writes the same few instants hundreds of times
+_FORMATTED_MAX = 10_000  # forgotten all at once beyond it
+
+
 def format_datetime(value: datetime) -> str:
+    # Equal aware datetimes are the same instant, so they have the same text; a naive one never equals
+    # an aware key, so it always reaches the check below.
+    text = _FORMATTED.get(value)
+    if text is not None:
+        return text
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("datetimes must be timezone-aware")
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds")[:-6] + "Z"
+    instant = value if value.tzinfo is UTC else value.astimezone(UTC)
+    text = instant.isoformat(timespec="microseconds")[:-6] + "Z"
+    if len(_FORMATTED) >= _FORMATTED_MAX:
+        _FORMATTED.clear()
+    _FORMATTED[value] = text
+    return text
 
 
 def parse_datetime(text: str) -> datetime:

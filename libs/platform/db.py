@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -23,6 +24,28 @@ def _checked_schema(schema: str) -> str:
     if not _SCHEMA_NAME.match(schema):
         raise ValueError(f"invalid schema name {schema!r}")
     return schema
+
+
+# Backend pids of pooled connections whose session was changed (a SET, a LISTEN, a session advisory
+# lock): only these get the full reset when released. asyncpg's default reset is a fifth round trip
+# (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) on every release, paid by every unit of work,
+# whose state is all transaction-scoped (SET LOCAL, pg_advisory_xact_lock) and ends with it.
+_SESSION_CHANGED: set[int] = set()
+
+
+def changes_session(conn: Any) -> None:
+    """Say that `conn` (pooled) is about to change its session: released, it is reset in full."""
+    _SESSION_CHANGED.add(conn.get_server_pid())
+
+
+async def _reset_changed_session(conn: asyncpg.Connection) -> None:
+    # asyncpg has already rolled back an open transaction and dropped the connection's listeners.
+    pid = conn.get_server_pid()
+    if pid in _SESSION_CHANGED:
+        query = conn.get_reset_query()
+        if query:
+            await conn.execute(query)
+        _SESSION_CHANGED.discard(pid)
 
 
 async def create_pool(
@@ -40,7 +63,11 @@ async def create_pool(
         finally:
             await conn.close()
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, server_settings={"search_path": f'"{schema}"'}
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": f'"{schema}"'},
+        reset=_reset_changed_session,
     )
     assert pool is not None
     return pool
@@ -61,6 +88,7 @@ async def migrate(pool: asyncpg.Pool, schema: str, service_migrations: Path | No
     lock_key = advisory_lock_key("migrate", schema)
     applied: list[str] = []
     async with pool.acquire() as conn:
+        changes_session(conn)
         await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
         try:
             await conn.execute(

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -88,6 +88,9 @@ class ServiceDefinition:
     memory: Callable[[], Any] | None = None
     # Audit tables the service's role may only INSERT into and SELECT from (docs/security.md).
     append_only_tables: tuple[str, ...] = ()
+    # {message type: predicate}: a message its predicate holds for is none of this service's business
+    # (it would change nothing), so the consumer passes it over without a transaction or an inbox row.
+    passes_over: Mapping[type[Message], Callable[[Any], bool]] = field(default_factory=dict)
 
     def schema(self, settings: PlatformSettings) -> str:
         """The service's own Postgres schema; a topic prefix (tests) isolates runs on one database."""
@@ -152,6 +155,7 @@ class ServiceRuntime:
             self.consumer = EventConsumer(
                 group=d.name,
                 handlers=handlers,
+                passes_over=d.passes_over,
                 pool=pool,
                 settings=s,
                 dead_letters=DeadLetterPublisher(self._producer, s),

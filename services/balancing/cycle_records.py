@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ from contracts.events import MAX_EMBEDDED_BREACHES, DemandResolvedPayload, Rebal
 from contracts.records import CycleResultRecord
 from libs.domain import ENGINE_VERSION, CycleInputs, CycleResult, EffectiveConstraint
 from libs.domain.codec import to_jsonable
+from libs.domain.limits import NodeLimit
 
 # Which cap a node's allocation summary reports as its effective limit, first found wins.
 _REPORTED_LIMIT = (ConstraintType.CONSUMPTION_CAP, ConstraintType.NET_CAP)
@@ -138,13 +140,34 @@ def policy_versions(inputs: CycleInputs) -> dict[str, Any]:
     return {
         "engine_version": ENGINE_VERSION,
         "topology_version": inputs.microgrid.version,
-        "node_limits": {x.node_limit_id: to_jsonable(x.updated_at) for x in sorted(inputs.node_limits, key=_id)},
+        "node_limits": _node_limit_stamps(inputs.node_limits),
         "envelopes": {e.envelope_id: e.status.value for e in sorted(inputs.envelopes, key=lambda e: e.envelope_id)},
         "aggregate_caps": sorted({c.control_point_id for c in inputs.aggregate_caps}),
         "circuit_capacities": sorted(c.circuit_id for c in inputs.circuit_capacities),
         "freshness_threshold_seconds": inputs.freshness_threshold_seconds,
         "gap_policy": inputs.gap_policy.value,
     }
+
+
+# The node limits' stamps by the identity of their tuple: the state cache hands a microgrid's cycles the
+# same tuple until a limit changes, and a depot has hundreds of limits (read only: never mutate it).
+_STAMPS: dict[int, tuple[tuple[NodeLimit, ...], dict[str, Any]]] = {}
+_STAMPS_MAX = 4_096
+
+
+def _node_limit_stamps(limits: Sequence[NodeLimit]) -> dict[str, Any]:
+    if not isinstance(limits, tuple):  # a list may change under the same identity
+        return _stamps_of(limits)
+    hit = _STAMPS.get(id(limits))
+    if hit is None or hit[0] is not limits:
+        if len(_STAMPS) >= _STAMPS_MAX:
+            _STAMPS.clear()
+        hit = _STAMPS[id(limits)] = (limits, _stamps_of(limits))
+    return hit[1]
+
+
+def _stamps_of(limits: Sequence[NodeLimit]) -> dict[str, Any]:
+    return {x.node_limit_id: to_jsonable(x.updated_at) for x in sorted(limits, key=_id)}
 
 
 def _id(x: Any) -> str:

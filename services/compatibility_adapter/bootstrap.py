@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from libs.platform.runtime import ServiceDefinition
-from services.compatibility_adapter.handlers import HANDLERS
+from services.compatibility_adapter.handlers import HANDLERS, PASSES_OVER
 from services.compatibility_adapter.routes import router
 from services.compatibility_adapter.settings import CompatibilityAdapterSettings
 
@@ -18,6 +18,7 @@ DEFINITION = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     append_only_tables=("translation_audit",),
     handlers=HANDLERS,
+    passes_over=PASSES_OVER,
     routers=lambda: [router],
     settings_type=CompatibilityAdapterSettings,
 )

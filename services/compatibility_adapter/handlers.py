@@ -3,7 +3,8 @@ handler runs in the consumer's unit of work and hands on to the use case."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -76,4 +77,10 @@ HANDLERS: Mapping[type[Message], ServiceHandler] = {
     ev.CycleCompletedSummary: on_cycle_completed,
     ev.OperatingEnvelopeReceived: on_operating_envelope_received,
     ev.OperatingEnvelopeLifecycleEvaluated: on_operating_envelope_lifecycle_evaluated,
+}
+
+# Every cycle of the fleet comes by; the adapter keeps only those its HTTP door asked for, and passes
+# over the rest before opening a transaction (three round trips and an inbox row saved per cycle).
+PASSES_OVER: Mapping[type[Message], Callable[[Any], bool]] = {
+    ev.CycleCompletedSummary: lambda cycle: not service.keeps_result_of(cycle),
 }

@@ -249,11 +249,17 @@ async def await_cycle_result(*, ctx: CompatibilityAdapterContext, request_key: s
     )
 
 
+def keeps_result_of(cycle: CycleCompletedSummary) -> bool:
+    """Whether the cycle may be one the HTTP door waits for (its request key is the door's kind)."""
+    key = cycle.payload.audit.request_key
+    return bool(key) and is_legacy_http_request_key(key)
+
+
 async def record_cycle_result(*, uow: UnitOfWork, cycle: CycleCompletedSummary) -> None:
     """Keep the results the HTTP door waits for: of the cycles it requested. Every other cycle (the
     adapter's legacy-event and scheduler translations too: nobody reads their result here) is passed
     over on its summary, without a query and without parsing its allocations."""
     key = cycle.payload.audit.request_key
-    if key and is_legacy_http_request_key(key) and await translation_audit.requested(uow.conn, key):
+    if key and keeps_result_of(cycle) and await translation_audit.requested(uow.conn, key):
         await cycle_results.save(uow.conn, key, cycle.complete().payload)
         uow.signal_after_commit(result_channel(uow.settings, CYCLE_RESULT, key))

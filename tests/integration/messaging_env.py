@@ -8,9 +8,10 @@ removed afterwards. The consumer group is `backbone`, its dead letters go to `dl
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -70,11 +71,16 @@ async def record_effect(message: Message, uow: UnitOfWork) -> None:
 
 
 def consumer_for(
-    s: PlatformSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer, handler: Handler = record_effect
+    s: PlatformSettings,
+    pool: asyncpg.Pool,
+    producer: AIOKafkaProducer,
+    handler: Handler = record_effect,
+    passes_over: Callable[[Any], bool] | None = None,
 ) -> EventConsumer:
     return EventConsumer(
         group=GROUP,
         handlers={TopologyUpdated: handler},
+        passes_over={TopologyUpdated: passes_over} if passes_over else None,
         pool=pool,
         settings=s,
         dead_letters=DeadLetterPublisher(producer, s),

@@ -93,6 +93,41 @@ async def test_same_event_delivered_twice_has_one_effect(backbone_env) -> None:
         await broker.stop()
 
 
+async def test_a_message_its_service_passes_over_takes_no_transaction_and_leaves_no_inbox_row(backbone_env) -> None:
+    """A predicate in `passes_over` says a message would change nothing (the adapter and the fleet's
+    cycles it did not ask for): no unit of work, no inbox row; the others are applied as ever."""
+    s, pool, producer = backbone_env
+    passed, applied = topology_event(version=1), topology_event(version=2)
+    for event in (passed, applied):
+        await producer.send_and_wait(s.topic(TOPIC), event.to_bytes(), key=b"k")
+    consumer = consumer_for(s, pool, producer, passes_over=lambda m: m.payload.version == 1)
+    broker = await start_consuming(s, consumer)
+    try:
+        await eventually(lambda: _async(consumer.stats.processed == 1 and consumer.stats.passed_over == 1))
+        assert await pool.fetchval("SELECT event_id FROM effects") == applied.event_id
+        inbox = await pool.fetch("SELECT event_id FROM inbox")
+        assert [r["event_id"] for r in inbox] == [str(applied.event_id)]
+        await eventually(lambda: _committed_is(s, consumer, 2))  # passed over, and its offset committed
+    finally:
+        await broker.stop()
+
+
+async def _committed_is(s: PlatformSettings, consumer: EventConsumer, offset: int) -> bool:
+    return await _committed(s, consumer) == offset
+
+
+async def test_a_units_events_reach_the_outbox_in_the_order_given(backbone_env) -> None:
+    s, pool, _ = backbone_env
+    events = [topology_event(version=v) for v in range(1, 8)]
+    async with unit_of_work(pool, s) as uow:
+        await uow.publish_all(events[:3])
+        await uow.publish(events[3])
+        await uow.publish_all(events[4:])
+    rows = await pool.fetch("SELECT event_id, headers FROM outbox ORDER BY id")
+    assert [r["event_id"] for r in rows] == [e.event_id for e in events]
+    assert all('"event_type"' in r["headers"] for r in rows)
+
+
 async def test_consumer_killed_after_transaction_before_commit_has_no_second_effect(backbone_env) -> None:
     s, pool, producer = backbone_env
     event = topology_event()

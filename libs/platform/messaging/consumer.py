@@ -79,6 +79,7 @@ class ConsumerStats:
     dead_lettered: int = 0
     batches: int = 0
     batch_fallbacks: int = 0
+    passed_over: int = 0  # records no handler had anything to do with (ServiceDefinition.passes_over)
     last_progress_monotonic: float = field(default_factory=time.monotonic)
     last_error: str | None = None
     # Set while the consumer is paused, waiting for a dependency to come back (readiness shows it).
@@ -118,6 +119,7 @@ class EventConsumer:
         dead_letters: DeadLetterPublisher,
         on_dead_letter: Callable[[str, str], None] | None = None,
         signaller: Signaller | None = None,
+        passes_over: Mapping[type[Message], Callable[[Any], bool]] | None = None,
     ) -> None:
         specs = {message: subscribed_topic(message) for message in handlers}
         unknown = [m.__name__ for m, spec in specs.items() if spec is None]
@@ -128,6 +130,10 @@ class EventConsumer:
         # a handler may take a view of the topic's model instead, decoded as such: contracts.topics.VIEWS).
         self._handlers = {spec.name: handlers[message] for message, spec in specs.items() if spec}
         self._models = {spec.name: message for message, spec in specs.items() if spec}
+        strays = [m.__name__ for m in (passes_over or {}) if specs.get(m) is None]
+        if strays:
+            raise ValueError(f"passes_over names messages without a handler: {strays}")
+        self._passes_over = {specs[m].name: predicate for m, predicate in (passes_over or {}).items()}  # type: ignore[union-attr]
         self._pool = pool
         self._settings = settings
         self._dead_letters = dead_letters
@@ -222,7 +228,7 @@ class EventConsumer:
         for delivery in deliveries:
             if delivery.message is None:
                 await self._dead_letter(delivery, "INVALID_MESSAGE", delivery.invalid_reason, attempts=0)
-        valid = [d for d in deliveries if d.message is not None]
+        valid = [d for d in deliveries if d.message is not None and not self._passed_over(d)]
         if len(valid) > 1:
             try:
                 await self._until_available(lambda: self._apply_together(valid))
@@ -239,6 +245,18 @@ class EventConsumer:
         # duplicate (the commit had landed as the connection dropped) or dead-lettered, else the paused
         # partitions stay paused for good.
         self._recovered()
+
+    def _passed_over(self, delivery: Delivery) -> bool:
+        predicate = self._passes_over.get(delivery.topic)
+        if predicate is None:
+            return False
+        try:
+            passed = bool(predicate(delivery.message))
+        except Exception:  # the handler decides what a message it cannot judge deserves
+            return False
+        if passed:
+            self.stats.passed_over += 1
+        return passed
 
     def _decode(self, record: Any) -> Delivery:
         topic = self._settings.unprefixed(record.topic)

@@ -48,6 +48,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from libs.platform.advisory_locks import advisory_lock_key
+from libs.platform.db import changes_session
 from libs.platform.messaging.unit_of_work import OUTBOX_CHANNEL
 from libs.platform.settings import PlatformSettings
 
@@ -175,6 +176,7 @@ class OutboxRelay:
             await self._disconnect()  # the database restarted: the lock went with the old session
         if self._conn is None:
             conn = await self._pool.acquire()
+            changes_session(conn)  # LISTEN, SET, the relay lock: all undone when it goes back to the pool
             try:
                 await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
                 # No wait for the WAL flush when marking rows sent (measured ~10 ms of the relay delay

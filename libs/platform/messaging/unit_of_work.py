@@ -16,6 +16,14 @@ from contracts.topics import topic_for
 from libs.platform.settings import PlatformSettings
 
 OUTBOX_CHANNEL = "mgrid_outbox"
+_WRITE_OUTBOX = (
+    "WITH written AS ("
+    " INSERT INTO outbox (event_id, topic, key, value, headers)"
+    # In the order given: the relay publishes by id.
+    " SELECT e, t, k, v, h FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[])"
+    " WITH ORDINALITY AS u(e, t, k, v, h, n) ORDER BY n RETURNING 1)"
+    " SELECT pg_notify($6, '') FROM (SELECT count(*) FROM written) AS done"
+)
 log = logging.getLogger(__name__)
 
 Signaller = Callable[[str], Awaitable[None]]
@@ -26,7 +34,7 @@ class UnitOfWork:
     conn: asyncpg.Connection
     settings: PlatformSettings
     published: list[Message | EncodedMessage] = field(default_factory=list)
-    # Outbox rows recorded by publish(), written in one COPY just before the commit.
+    # Outbox rows recorded by publish(), written in one statement just before the commit.
     _outbox_rows: list[tuple[object, ...]] = field(default_factory=list)
     signals: list[str] = field(default_factory=list)
     committed_callbacks: list[Callable[[], None]] = field(default_factory=list)
@@ -44,7 +52,7 @@ class UnitOfWork:
         await self.publish_all([message])
 
     async def publish_all(self, messages: Sequence[Message | EncodedMessage]) -> None:
-        """Record several messages, in the given order; all of a unit's messages are written in one COPY.
+        """Record several messages, in the given order; all of a unit's messages are written in one statement.
 
         An `EncodedMessage` (Message.encode) goes in as its bytes: the cycle's hot path serialises once."""
         if not messages:
@@ -71,12 +79,20 @@ class UnitOfWork:
         self.published.extend(messages)
 
     async def flush_outbox(self) -> None:
-        """Write the recorded messages to the outbox (in the unit's transaction, before it commits)."""
+        """Write the recorded messages to the outbox (in the unit's transaction, before it commits) and
+        wake the relay at commit (a notification is delivered then, never for a rolled-back event)."""
         if not self._outbox_rows:
             return
         rows, self._outbox_rows = self._outbox_rows, []
-        await self.conn.copy_records_to_table(
-            "outbox", records=rows, columns=("event_id", "topic", "key", "value", "headers")
+        # One round trip for rows and wake-up: COPY costs two (COPY, then the data), the NOTIFY a third.
+        await self.conn.execute(
+            _WRITE_OUTBOX,
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+            OUTBOX_CHANNEL,
         )
 
     async def claim_inbox_many(self, consumer_group: str, events: Sequence[tuple[str, str]]) -> set[str]:
@@ -114,9 +130,6 @@ async def unit_of_work(
             uow = UnitOfWork(conn=conn, settings=settings)
             yield uow
             await uow.flush_outbox()
-            if uow.published:
-                # Delivered at commit only, so the relay never wakes for a rolled-back event.
-                await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)
     for callback in uow.committed_callbacks:
         try:
             callback()
