@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -340,13 +341,26 @@ class Message(Contract):
             option=orjson.OPT_UTC_Z,
         )
         middle = b'",' + rest[1:-1] + b',"payload":'
-        ids = event_ids if event_ids is not None else [uuid4() for _ in payloads_json]
+        ids = event_ids if event_ids is not None else random_uuids(len(payloads_json))
         key_bytes, correlation_id = key.encode(), causation.correlation_id
         return [
             EncodedMessage(cls, event_id, correlation_id, key_bytes,
                            b"".join((b'{"event_id":"', str(event_id).encode(), middle, payload, b"}")))
             for event_id, payload in zip(ids, payloads_json, strict=True)
         ]
+
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version nibble and the variant's two bits
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
+
+
+def random_uuids(count: int) -> list[UUID]:
+    """`count` random (version 4) UUIDs from one read of the system's random source; uuid4() makes a
+    system call per id, and a curtailed depot's cycle publishes a hundred breach events."""
+    raw = os.urandom(16 * count)
+    return [
+        UUID(int=(int.from_bytes(raw[i : i + 16]) & _UUID4_CLEAR) | _UUID4_SET) for i in range(0, 16 * count, 16)
+    ]
 
 
 def encode_json(document: Any) -> bytes:

@@ -374,6 +374,7 @@ def _allocate(
     nodes = LazyRecords(
         lambda: list(map(NodeAllocation, *columns()[:8])),
         lambda: _node_allocations_json((*columns()[:7], columns()[8])),
+        lambda: columns()[:8],
     )
     return AllocationSummary(requested_total, total, nodes), curtailed  # type: ignore[arg-type]
 

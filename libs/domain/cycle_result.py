@@ -27,15 +27,21 @@ class LazyRecords(Sequence[T], Generic[T]):
     Equal to a tuple of the same records, so results compare as before.
     """
 
-    __slots__ = ("_build", "_items", "_json")
+    __slots__ = ("_build", "_items", "_json", "_columns")
 
-    def __init__(self, build: Callable[[], Iterable[T]], json: Callable[[], bytes] | None = None) -> None:
+    def __init__(
+        self,
+        build: Callable[[], Iterable[T]],
+        json: Callable[[], bytes] | None = None,
+        columns: Callable[[], tuple[Sequence[Any], ...]] | None = None,
+    ) -> None:
         """``json``: the canonical JSON array of the records, written straight from the values they are
         built from (the same bytes as encoding the records): a result serialised without being read
-        never builds them."""
+        never builds them. ``columns``: those values, one sequence per record field in field order."""
         self._build: Callable[[], Iterable[T]] | None = build
         self._items: tuple[T, ...] | None = None
         self._json = json
+        self._columns = columns
 
     def items(self) -> tuple[T, ...]:
         items = self._items
@@ -49,6 +55,11 @@ class LazyRecords(Sequence[T], Generic[T]):
         """The records' canonical JSON array without building them, when they are not built yet and a
         writer was left (None otherwise: encode the records)."""
         return self._json() if self._json is not None else None
+
+    def columns(self) -> tuple[Sequence[Any], ...] | None:
+        """The records' fields as columns (one per field, in field order), when the cycle left them: a
+        writer of some fields reads them without building a record per node."""
+        return self._columns() if self._columns is not None else None
 
     def __len__(self) -> int:
         return len(self.items())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +42,9 @@ class PlatformSettings(BaseSettings):
     # Records handled per unit of work (one transaction, one offset commit). Bounds the latency a
     # batch adds to its first record; under load batches fill up and amortise commits.
     consumer_max_batch: int = 100
+    # Lanes a polled batch is split into by record key, run concurrently, each in its own transaction
+    # (libs.platform.messaging.consumer). 1: the whole batch in one transaction, in order.
+    consumer_lanes: int = Field(default=1, ge=1, le=16)
     # A dead letter above this size carries an excerpt of the payload instead (broker limit is 1 MiB).
     dead_letter_max_bytes: int = 900_000
     dead_letter_excerpt_bytes: int = 4096

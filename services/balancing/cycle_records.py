@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +13,7 @@ from contracts.events import MAX_EMBEDDED_BREACHES, DemandResolvedPayload, Rebal
 from contracts.records import CycleResultRecord
 from libs.domain import ENGINE_VERSION, CycleInputs, CycleResult, EffectiveConstraint
 from libs.domain.codec import to_jsonable
+from libs.domain.cycle_result import Binding, LazyRecords
 from libs.domain.limits import NodeLimit
 
 # Which cap a node's allocation summary reports as its effective limit, first found wins.
@@ -53,17 +54,17 @@ def cycle_record_document(
             "total_requested_watts": result.allocation_summary.total_requested_watts,
             "by_node": [
                 {
-                    "node_id": n.node_id,
-                    "node_type": n.node_type,
-                    "allocated_watts": n.allocated_watts,
-                    "requested_watts": n.requested_watts,
-                    "effective_limit_watts": limits[n.node_id].limit_watts if n.node_id in limits else None,
+                    "node_id": node_id,
+                    "node_type": node_type,
+                    "allocated_watts": allocated,
+                    "requested_watts": requested,
+                    "effective_limit_watts": limits[node_id].limit_watts if node_id in limits else None,
                     "binding_constraint_ref": (
-                        n.binding.constraint_ref if n.binding is not None
-                        else limits[n.node_id].binding.ref if n.node_id in limits else None
+                        binding.constraint_ref if binding is not None
+                        else limits[node_id].binding.ref if node_id in limits else None
                     ),
                 }
-                for n in result.allocation_summary.nodes
+                for node_id, node_type, requested, allocated, binding in _node_fields(result)
             ],
         },
         "breaches": [
@@ -92,6 +93,17 @@ def cycle_record_document(
             "inputs_digest": result.inputs_digest,
         },
     }
+
+
+def _node_fields(result: CycleResult) -> Iterable[tuple[str, Any, int, int, Binding | None]]:
+    """Each node allocation's (node_id, node_type, requested, allocated, binding): from the cycle's
+    columns when it left them (no record built per node), else from the records."""
+    nodes = result.allocation_summary.nodes
+    columns = nodes.columns() if isinstance(nodes, LazyRecords) else None
+    if columns is not None:
+        node_ids, types, requested, allocated, bindings = columns[0], columns[1], columns[2], columns[3], columns[7]
+        return zip(node_ids, types, requested, allocated, bindings, strict=True)
+    return ((n.node_id, n.node_type, n.requested_watts, n.allocated_watts, n.binding) for n in nodes)
 
 
 def cycle_result_record(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from libs.platform.runtime import ServiceContext
 from libs.platform.settings import PlatformSettings
 
@@ -15,6 +17,9 @@ class BalancingSettings(PlatformSettings):
     topology_wait_s: float = 10.0
     # How often waiting requests are checked against their deadline.
     pending_sweep_interval_s: float = 0.5
+    # Different microgrids' cycles of one polled batch run in this many lanes at once, each in its own
+    # transaction (one microgrid's stay in order in one lane): their database round trips overlap.
+    consumer_lanes: int = Field(default=4, ge=1, le=16)
 
 
 # What balancing's handlers, routes and loops get: the context with these settings on it (and, as

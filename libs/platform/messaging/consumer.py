@@ -14,6 +14,9 @@ completion before its offsets are committed:
    pauses the partitions and retries, with capped backoff, for as long as it takes; a failure the
    message causes (bad data for a column, a `PermanentHandlerError`) is dead-lettered at once; an
    unknown error is retried a bounded number of times, then dead-lettered;
+   With `consumer_lanes` > 1 (balancing) the batch is first split by record key into that many lanes,
+   each its own unit of work, run concurrently: one microgrid's records stay in one lane, in order,
+   while different microgrids' cycles overlap their database round trips (issue 13);
 4. only then are the batch's offsets committed, once per batch. A crash before that redelivers the
    batch; the inbox makes the redelivery a no-op.
 The consumer never commits past a record that was neither handled nor dead-lettered: a dead letter
@@ -33,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,6 +150,8 @@ class EventConsumer:
         self._batch_done = asyncio.Event()
         self._batch_done.set()
         self._next_offsets: dict[tuple[str, int], int] = {}
+        self._lanes = max(1, settings.consumer_lanes)
+        self._poll_lock = asyncio.Lock()  # lanes waiting out an outage take turns to poll (keep-alive)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -229,22 +235,42 @@ class EventConsumer:
             if delivery.message is None:
                 await self._dead_letter(delivery, "INVALID_MESSAGE", delivery.invalid_reason, attempts=0)
         valid = [d for d in deliveries if d.message is not None and not self._passed_over(d)]
-        if len(valid) > 1:
-            try:
-                await self._until_available(lambda: self._apply_together(valid))
-                self.stats.batches += 1
-            except _BatchFallback:
-                self.stats.batch_fallbacks += 1
-                for delivery in valid:
-                    await self._apply_alone(delivery)
+        lanes = self._split_by_key(valid)
+        if len(lanes) > 1:
+            outcomes = await asyncio.gather(*(self._apply_lane(lane) for lane in lanes), return_exceptions=True)
+            for outcome in outcomes:  # every lane has finished: no effect is left running behind a failure
+                if isinstance(outcome, BaseException):
+                    raise outcome
         elif valid:
-            await self._apply_alone(valid[0])
+            await self._apply_lane(valid)
         for delivery in deliveries:
             self._mark_done(delivery.record)
         # Every record is settled, so any outage is over: resume also when the retry after it found a
         # duplicate (the commit had landed as the connection dropped) or dead-lettered, else the paused
         # partitions stay paused for good.
         self._recovered()
+
+    def _split_by_key(self, valid: list[Delivery]) -> list[list[Delivery]]:
+        """The batch in at most `consumer_lanes` lanes by record key, each in the batch's order."""
+        if self._lanes == 1 or len(valid) < 2:
+            return [valid] if valid else []
+        lanes: dict[int, list[Delivery]] = {}
+        for delivery in valid:
+            lane = zlib.crc32(delivery.record.key or b"") % self._lanes
+            lanes.setdefault(lane, []).append(delivery)
+        return list(lanes.values())
+
+    async def _apply_lane(self, lane: list[Delivery]) -> None:
+        if len(lane) == 1:
+            await self._apply_alone(lane[0])
+            return
+        try:
+            await self._until_available(lambda: self._apply_together(lane))
+            self.stats.batches += 1
+        except _BatchFallback:
+            self.stats.batch_fallbacks += 1
+            for delivery in lane:
+                await self._apply_alone(delivery)
 
     def _passed_over(self, delivery: Delivery) -> bool:
         predicate = self._passes_over.get(delivery.topic)
@@ -390,12 +416,14 @@ class EventConsumer:
         deadline = time.monotonic() + delay
         consumer = self._consumer
         while consumer is not None and not self._stopping and time.monotonic() < deadline:
-            consumer.pause(*consumer.assignment())
-            polled = await consumer.getmany(timeout_ms=int(min(0.2, max(0.0, deadline - time.monotonic())) * 1000))
-            # A partition assigned meanwhile may have delivered: put it back to be read after the outage.
-            for tp, records in polled.items():
-                if records:
-                    consumer.seek(tp, records[0].offset)
+            async with self._poll_lock:
+                consumer.pause(*consumer.assignment())
+                wait_ms = int(min(0.2, max(0.0, deadline - time.monotonic())) * 1000)
+                polled = await consumer.getmany(timeout_ms=wait_ms)
+                # A partition assigned meanwhile may have delivered: put it back to be read after the outage.
+                for tp, records in polled.items():
+                    if records:
+                        consumer.seek(tp, records[0].offset)
         remaining = deadline - time.monotonic()
         if remaining > 0:
             await asyncio.sleep(remaining)

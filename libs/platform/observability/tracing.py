@@ -110,9 +110,18 @@ def build_tracer_provider(
     return provider
 
 
+_TRACER: tuple[trace.TracerProvider, trace.Tracer] | None = None
+
+
 def get_tracer() -> trace.Tracer:
-    """The project's tracer on the process-wide provider (a no-op one until setup_observability runs)."""
-    return trace.get_tracer(INSTRUMENTATION_NAME)
+    """The project's tracer on the process-wide provider (a no-op one until setup_observability runs).
+
+    Kept per provider: a provider makes a new tracer on every call, and a cycle opens several spans."""
+    global _TRACER
+    provider = trace.get_tracer_provider()
+    if _TRACER is None or _TRACER[0] is not provider:
+        _TRACER = (provider, provider.get_tracer(INSTRUMENTATION_NAME))
+    return _TRACER[1]
 
 
 def attribute_key(name: str) -> str:

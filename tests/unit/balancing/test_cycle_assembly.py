@@ -228,6 +228,26 @@ def test_the_record_is_the_one_built_model_by_model() -> None:
     assert record.model_dump_json() == expected.model_dump_json()
 
 
+def test_the_record_read_from_the_cycles_columns_is_the_one_read_from_its_node_records() -> None:
+    """cycle_record_document reads a fresh result's per-node columns (no record built per node); a
+    result whose nodes are plain records gives the same document."""
+    import dataclasses
+
+    from services.balancing.cycle_records import cycle_record_document
+
+    cycle_inputs = inputs()
+    fresh = run_balancing_cycle(cycle_inputs)
+    assert fresh.allocation_summary.nodes.columns() is not None
+    summary = fresh.allocation_summary
+    built = dataclasses.replace(fresh, allocation_summary=dataclasses.replace(summary, nodes=tuple(summary.nodes)))
+    args = {"inputs": cycle_inputs, "request": request(), "started_at": NOW, "ended_at": NOW}
+    from_columns = cycle_record_document(run_balancing_cycle(cycle_inputs), **args)
+    from_records = cycle_record_document(built, **args)
+    assert from_columns["allocation_summary"]["by_node"]
+    assert any(n["binding_constraint_ref"] for n in from_columns["allocation_summary"]["by_node"])
+    assert encode_json(from_columns) == encode_json(from_records)
+
+
 def test_the_cycle_is_serialised_once_into_the_bytes_its_models_would_write() -> None:
     """encode_cycle and Message.encode (the cycle's hot path) write exactly what the models write: the row,
     each breach row and event, demand_resolved, and cycle_completed with its breaches capped."""
