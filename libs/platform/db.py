@@ -60,6 +60,8 @@ async def create_pool(
         conn = await asyncpg.connect(dsn)
         try:
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        except (asyncpg.UniqueViolationError, asyncpg.DuplicateSchemaError):
+            pass  # a replica starting at the same moment created it between the check and the insert
         finally:
             await conn.close()
     pool = await asyncpg.create_pool(
@@ -139,6 +141,9 @@ async def prepare_schema(
         applied = await migrate(pool, schema, service_migrations)
         if service_role:
             async with pool.acquire() as conn, conn.transaction():
+                # Replicas starting together grant at once, and Postgres refuses concurrent updates of
+                # one catalog row ("tuple concurrently updated"): one at a time, under the migration lock.
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", advisory_lock_key("migrate", schema))
                 await conn.execute(grant_statements(schema, service_role, append_only))
         return applied
     finally:

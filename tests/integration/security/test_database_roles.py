@@ -148,3 +148,36 @@ async def test_a_service_role_cannot_touch_another_services_schema(
                     await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def test_replicas_starting_together_all_prepare_the_schema(settings: PlatformSettings) -> None:
+    """`--replicas N` starts N processes of a service at once: each migrates and grants on start. Postgres
+    refuses concurrent GRANTs on one catalog row ("tuple concurrently updated"), so they take turns."""
+    import asyncio
+    import uuid
+
+    if sc.load() is None:
+        pytest.skip("the stack under test has no generated roles (not the local stack)")
+    own = sc.for_service(settings, "compatibility_adapter")
+    definition = _definition("compatibility_adapter")
+    schema = f"replicas_{uuid.uuid4().hex[:8]}_compatibility_adapter"
+    starts = [
+        prepare_service_schema(
+            own.postgres_owner_dsn, own.postgres_dsn, schema, definition.migrations, definition.append_only_tables
+        )
+        for _ in range(4)
+    ]
+    try:
+        applied = await asyncio.gather(*starts)
+        assert sorted(len(a) for a in applied)[-1] > 0 and sum(1 for a in applied if a) == 1  # migrated once
+        conn = await _connect(own.postgres_dsn, schema)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM translation_audit") == 0  # granted
+        finally:
+            await conn.close()
+    finally:
+        conn = await asyncpg.connect(own.postgres_owner_dsn)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
