@@ -27,6 +27,7 @@ from libs.platform.auth import require_verifier
 from libs.platform.clock import Clock, SystemClock
 from libs.platform.db import create_pool, prepare_service_schema
 from libs.platform.http import create_app
+from libs.platform.messaging.backpressure import report_backlog_forever
 from libs.platform.messaging.consumer import EventConsumer, Handler
 from libs.platform.messaging.dead_letter import DeadLetterPublisher
 from libs.platform.messaging.dead_letter_replay import DeadLetterCounts
@@ -63,6 +64,8 @@ class ServiceContext(Generic[S]):
     pool: asyncpg.Pool
     redis: aioredis.Redis
     memory: Any = None
+    # The service's consumer once started (None for a service without handlers): backpressure holds on it.
+    consumer: EventConsumer | None = None
 
     def unit_of_work(self) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
         return unit_of_work(self.pool, self.settings, redis_signaller(self.redis))
@@ -163,7 +166,13 @@ class ServiceRuntime:
                 signaller=redis_signaller(cache),
             )
             await self.consumer.start()
+            ctx.consumer = self.consumer
             metrics.observe_consumer_lag(self.consumer.lag)
+            # How far behind this process is, for the services that feed it (backpressure).
+            consumer = self.consumer
+            self._tasks.append(asyncio.create_task(
+                report_backlog_forever(cache, s, d.name, lambda: consumer.backlog), name=f"{d.name}-backlog"
+            ))
             # dead letters waiting and replayed, on /metrics (refreshed off the scrape: it asks the broker)
             letters = DeadLetterCounts(s, d.name, pool)
             metrics.observe_dead_letters(letters.readings)

@@ -37,7 +37,7 @@ import contextlib
 import logging
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +152,7 @@ class EventConsumer:
         self._next_offsets: dict[tuple[str, int], int] = {}
         self._lanes = max(1, settings.consumer_lanes)
         self._poll_lock = asyncio.Lock()  # lanes waiting out an outage take turns to poll (keep-alive)
+        self._held: frozenset[str] = frozenset()  # topics (prefixed) held back by backpressure
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -182,9 +183,33 @@ class EventConsumer:
                 await self._consumer.stop()
             self._consumer = None
 
+    def hold(self, topics: Iterable[str]) -> None:
+        """Stop fetching these topics (unprefixed names) until held no more: backpressure
+        (libs.platform.messaging.backpressure). Their records wait in Kafka; nothing is skipped."""
+        self._held = frozenset(self._settings.topic(t) for t in topics)
+
+    @property
+    def backlog(self) -> int:
+        """Records visible on the assigned partitions and not handled yet (the lag gauge, summed)."""
+        return sum(value for value, _ in self.lag())
+
+    def _apply_holds(self) -> None:
+        consumer = self._consumer
+        if consumer is None or self.stats.waiting_for_dependency is not None:
+            return  # an outage pauses everything; _recovered resumes what is not held
+        assigned = consumer.assignment()
+        paused = consumer.paused()
+        hold = [tp for tp in assigned if tp.topic in self._held and tp not in paused]
+        release = [tp for tp in paused if tp.topic not in self._held]
+        if hold:
+            consumer.pause(*hold)
+        if release:
+            consumer.resume(*release)
+
     async def _run(self) -> None:
         assert self._consumer is not None
         while not self._stopping:
+            self._apply_holds()
             try:
                 polled = await self._consumer.getmany(
                     timeout_ms=_POLL_TIMEOUT_MS, max_records=self._settings.consumer_max_batch
@@ -409,7 +434,7 @@ class EventConsumer:
             log.warning("dependency back, resuming consumption")
             self.stats.waiting_for_dependency = None
             if self._consumer is not None:
-                self._consumer.resume(*self._consumer.paused())
+                self._consumer.resume(*[tp for tp in self._consumer.paused() if tp.topic not in self._held])
 
     async def _keep_alive_sleep(self, delay: float) -> None:
         """Sleep, but keep polling (paused) so the group does not evict us during a long outage."""
