@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 
-from benchmarks.fleet_support import bare_hop  # noqa: E402
+from benchmarks.fleet_support import bare_hop, trace_hops  # noqa: E402
 from benchmarks.fleet_support.depots import TRIGGERS, FleetDepot, seed_fleet  # noqa: E402
 from benchmarks.fleet_support.probes import (  # noqa: E402
     CpuGroup,
@@ -69,6 +69,7 @@ from benchmarks.fleet_support.probes import (  # noqa: E402
 from libs.platform.auth import Grant, Scope, issue_token  # noqa: E402
 from libs.platform.messaging.kafka import client_options  # noqa: E402
 from libs.platform.messaging.topics_admin import provision  # noqa: E402
+from libs.platform.observability.trace_store import trace_dir  # noqa: E402
 from simulator.service_processes import ServiceProcesses  # noqa: E402
 from simulator.transport import SimulatorSettings  # noqa: E402
 from tools.run_cli import SERVICES  # noqa: E402
@@ -658,6 +659,16 @@ def print_fleet(result: FleetResult, hop: bare_hop.BareHop, *, seeding_s: float 
                        result.duplicated, hop.burst_msgs_per_s))
 
 
+def print_hops(steps: list[trace_hops.Step]) -> None:
+    if not steps:
+        print("where the time goes: no spans of this run in the trace store (services not started here?)")
+        return
+    print(f"where the time goes (legacy trigger, median over {max(s.traces for s in steps)} traces; "
+          "from the adapter taking it; the gaps are commit + relay, and the Kafka hop with the fetch):")
+    for s in steps:
+        print(f"  +{s.start_ms:7.1f} ms  {s.duration_ms:6.1f} ms  {s.service:22s} {s.name}")
+
+
 def print_latency(result: LatencyResult, hop: bare_hop.BareHop) -> None:
     print(f"legacy event -> cycle_completed (1/s):    {ms(result.event_s)}")
     print(f"POST /rebalance -> 200 with result (1/s): {ms(result.http_s)}  statuses {result.http_statuses}")
@@ -732,6 +743,7 @@ async def amain(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
         return 2
     started = None if args.running else StartedServices(base, service_env, replicas=args.replicas)
+    started_stopped = False
     settings = base if started is None else started.settings
     print(f"machine: {machine()}")
     print(f"settings: brokers {args.brokers}, replicas {args.replicas}, kafka {settings.kafka_bootstrap}, "
@@ -746,7 +758,14 @@ async def amain(args: argparse.Namespace) -> int:
             await started.start()
             print(f"services: started in {time.perf_counter() - t:.0f} s, logs under {started.run_dir}/logs")
         if args.latency:
+            since = time.time()
             print_latency(await run_latency(settings, args.latency_samples, seed=args.seed, trigger=args.trigger), hop)
+            if started is not None:
+                started.stop()  # the services flush their last spans as they stop
+                started_stopped = True
+                print_hops(trace_hops.hop_timeline(
+                    trace_hops.read_run_spans(trace_dir(), settings.topic_prefix, since), settings.topic_prefix
+                ))
             return 0
         sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else [args.depots]
         options = FleetOptions(depots=max(sizes), period_s=args.period, duration_s=args.duration,
@@ -762,7 +781,8 @@ async def amain(args: argparse.Namespace) -> int:
         return 0
     finally:
         if started is not None:
-            started.stop()
+            if not started_stopped:
+                started.stop()
             if not args.keep:
                 await started.clean_up()
 
