@@ -140,3 +140,31 @@ def test_cpu_and_listener_probes_read_proc() -> None:
         assert probes.listening_pid(s.getsockname()[1]) == os.getpid()
     assert probes.percentile([3.0, 1.0, 2.0], 0.5) == 2.0
     assert probes.percentile([], 0.99) == 0.0
+
+
+def test_the_latency_runs_timeline_is_the_median_of_its_legacy_trigger_traces() -> None:
+    """fleet.py --latency: per step, the median start from the adapter's consumer span and duration,
+    over the traces of legacy triggers; steps in under half of them (a rare retry) are left out."""
+    from benchmarks.fleet_support.trace_hops import hop_timeline
+    from libs.platform.observability.trace_store import SpanRecord
+
+    def span(trace: str, service: str, name: str, start_ms: float, ms: float) -> SpanRecord:
+        start = int(start_ms * 1e6)
+        return SpanRecord(trace, f"{trace}{name}", None, name, "INTERNAL", service, start, start + int(ms * 1e6))
+
+    spans = []
+    for i, (hop, cycle) in enumerate([(6.0, 5.0), (8.0, 7.0), (10.0, 9.0)]):
+        t, base = f"t{i}", 1000.0 * i
+        spans += [
+            span(t, "compatibility_adapter", "run1.load_balancer.rebalance_requested process", base, 1.5),
+            span(t, "balancing", "run1.microgrid.rebalance_requested process", base + hop, cycle + 2),
+            span(t, "balancing", "balancing_cycle", base + hop + 1, cycle),
+        ]
+    spans.append(span("t0", "balancing", "a retry", 50.0, 1.0))  # one trace in three
+    spans.append(span("other", "balancing", "balancing_cycle", 0.0, 99.0))  # not a legacy trigger's trace
+    steps = hop_timeline(spans, "run1.")
+    assert [(s.service, s.name, s.start_ms, s.duration_ms, s.traces) for s in steps] == [
+        ("compatibility_adapter", "load_balancer.rebalance_requested process", 0.0, 1.5, 3),
+        ("balancing", "microgrid.rebalance_requested process", 8.0, 9.0, 3),
+        ("balancing", "balancing_cycle", 9.0, 7.0, 3),
+    ]
