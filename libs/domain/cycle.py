@@ -210,7 +210,11 @@ def _breaches(
     # A caller may write the JSON and then read the records (the balancing service does): the rows,
     # with their breach ids (a SHA-1 each), are made once for both.
     rows = _once(lambda: _breach_rows(inputs, found))
-    records = LazyRecords(lambda: [Breach(*row) for row in rows()], lambda: _breaches_json(inputs, rows()))
+    records = LazyRecords(
+        lambda: [Breach(*row) for row in rows()],
+        lambda: _breaches_json(inputs, rows()),
+        lambda: tuple(zip(*rows(), strict=True)),  # the rows as columns
+    )
     return records, [f[3] for f in found]
 
 

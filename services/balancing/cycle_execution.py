@@ -147,13 +147,14 @@ async def execute_cycle(
     await uow.publish_all(outgoing)
     uow.signal_after_commit(result_channel(uow.settings, CYCLE_RESULT, request.request_key))
     uow.signal_after_commit(console_channel(uow.settings, request.microgrid_id))
-    uow.on_commit(lambda: _count(result, started_at=started_at, ended_at=at))
+    uow.on_commit(lambda: _count(result, document, started_at=started_at, ended_at=at))
     return encoded_cycle
 
 
-def _count(result: CycleResult, *, started_at: datetime, ended_at: datetime) -> None:
+def _count(result: CycleResult, document: dict, *, started_at: datetime, ended_at: datetime) -> None:
     metrics = get_metrics()
     metrics.record_cycle(outcome=result.outcome, duration_seconds=(ended_at - started_at).total_seconds())
-    # One add per reason code: a curtailed depot has a hundred breaches a cycle, and each add costs.
-    for reason_code, count in Counter(b.reason_code for b in result.breaches).items():
+    # One add per reason code: a curtailed depot has a hundred breaches a cycle, and each add costs. Read
+    # from the record's breaches: the result's breach records are never built on this path.
+    for reason_code, count in Counter(b["reason_code"] for b in document["breaches"]).items():
         metrics.count_breach(reason_code=reason_code, count=count)

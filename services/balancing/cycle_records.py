@@ -69,19 +69,22 @@ def cycle_record_document(
         },
         "breaches": [
             {
-                "breach_id": b.breach_id,
-                "microgrid_id": b.microgrid_id,
+                "breach_id": breach_id,
+                "microgrid_id": microgrid_id,
                 "cycle_id": cycle_id,
-                "node_id": b.node_id or None,
-                "constraint_ref": b.constraint_ref,
-                "constraint_type": b.constraint_type,
-                "reason_code": b.reason_code,
-                "effective_demand_watts": b.effective_demand_watts,
-                "resolved_limit_watts": b.resolved_limit_watts,
-                "source_mode": b.source_mode,
-                "detected_at": b.detected_at.astimezone(UTC),
+                "node_id": node_id or None,
+                "constraint_ref": constraint_ref,
+                "constraint_type": constraint_type,
+                "reason_code": reason_code,
+                "effective_demand_watts": demand,
+                "resolved_limit_watts": limit,
+                "source_mode": source_mode,
+                "detected_at": detected_at.astimezone(UTC),
             }
-            for b in result.breaches
+            for (
+                breach_id, microgrid_id, node_id, constraint_type, constraint_ref, reason_code, demand, limit,
+                source_mode, detected_at,
+            ) in _breach_fields(result)
         ],
         "breaches_total": None,
         "audit": {
@@ -104,6 +107,19 @@ def _node_fields(result: CycleResult) -> Iterable[tuple[str, Any, int, int, Bind
         node_ids, types, requested, allocated, bindings = columns[0], columns[1], columns[2], columns[3], columns[7]
         return zip(node_ids, types, requested, allocated, bindings, strict=True)
     return ((n.node_id, n.node_type, n.requested_watts, n.allocated_watts, n.binding) for n in nodes)
+
+
+def _breach_fields(result: CycleResult) -> Iterable[tuple[Any, ...]]:
+    """Each breach's field values in `Breach` field order: from the cycle's columns when it left them."""
+    breaches = result.breaches
+    columns = breaches.columns() if isinstance(breaches, LazyRecords) else None
+    if columns is not None:
+        return zip(*columns, strict=True)
+    return (
+        (b.breach_id, b.microgrid_id, b.node_id, b.constraint_type, b.constraint_ref, b.reason_code,
+         b.effective_demand_watts, b.resolved_limit_watts, b.source_mode, b.detected_at)
+        for b in breaches
+    )
 
 
 def cycle_result_record(

@@ -229,8 +229,8 @@ def test_the_record_is_the_one_built_model_by_model() -> None:
 
 
 def test_the_record_read_from_the_cycles_columns_is_the_one_read_from_its_node_records() -> None:
-    """cycle_record_document reads a fresh result's per-node columns (no record built per node); a
-    result whose nodes are plain records gives the same document."""
+    """cycle_record_document reads a fresh result's per-node and breach columns (no record built per node
+    or breach); a result whose nodes and breaches are plain records gives the same document."""
     import dataclasses
 
     from services.balancing.cycle_records import cycle_record_document
@@ -239,12 +239,17 @@ def test_the_record_read_from_the_cycles_columns_is_the_one_read_from_its_node_r
     fresh = run_balancing_cycle(cycle_inputs)
     assert fresh.allocation_summary.nodes.columns() is not None
     summary = fresh.allocation_summary
-    built = dataclasses.replace(fresh, allocation_summary=dataclasses.replace(summary, nodes=tuple(summary.nodes)))
+    built = dataclasses.replace(
+        fresh,
+        allocation_summary=dataclasses.replace(summary, nodes=tuple(summary.nodes)),
+        breaches=tuple(fresh.breaches),
+    )
     args = {"inputs": cycle_inputs, "request": request(), "started_at": NOW, "ended_at": NOW}
     from_columns = cycle_record_document(run_balancing_cycle(cycle_inputs), **args)
     from_records = cycle_record_document(built, **args)
     assert from_columns["allocation_summary"]["by_node"]
     assert any(n["binding_constraint_ref"] for n in from_columns["allocation_summary"]["by_node"])
+    assert from_columns["breaches"]
     assert encode_json(from_columns) == encode_json(from_records)
 
 
