@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -101,6 +102,12 @@ class ServiceDefinition:
         return f"{prefix}{self.name}"
 
 
+def tune_collector(settings: PlatformSettings) -> None:
+    """Young-generation threshold of the cycle collector from the settings (the older ones as they are)."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(settings.gc_gen0_threshold, older, oldest)
+
+
 def typed_settings(definition: ServiceDefinition, settings: PlatformSettings | None) -> PlatformSettings:
     """The service's own settings class: from the environment, or carrying over what it was handed (tests)."""
     wanted = definition.settings_type
@@ -127,6 +134,7 @@ class ServiceRuntime:
     async def start(self) -> ServiceContext[Any]:
         d, s = self.definition, self.settings
         require_verifier()  # no signing key and no identity provider: refuse to start
+        tune_collector(s)
         setup_observability(d.name)
         metrics = get_metrics()
         await ensure_topics(s)

@@ -40,3 +40,4 @@ def test_a_handler_of_a_view_is_subscribed_to_the_viewed_topic_and_decodes_with_
 
     assert consumer._handlers == {"microgrid.cycle_completed": _nothing}  # noqa: SLF001
     assert consumer._models == {"microgrid.cycle_completed": CycleCompletedSummary}  # noqa: SLF001
+
