@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from contracts.events import MAX_EMBEDDED_BREACHES, DemandResolvedPayload, Rebal
 from contracts.records import CycleResultRecord
 from libs.domain import ENGINE_VERSION, CycleInputs, CycleResult, EffectiveConstraint
 from libs.domain.codec import to_jsonable
-from libs.domain.cycle_result import Binding, LazyRecords
+from libs.domain.cycle_result import LazyRecords
 from libs.domain.limits import NodeLimit
 
 # Which cap a node's allocation summary reports as its effective limit, first found wins.
@@ -64,7 +65,9 @@ def cycle_record_document(
                         else limits[node_id].binding.ref if node_id in limits else None
                     ),
                 }
-                for node_id, node_type, requested, allocated, binding in _node_fields(result)
+                for node_id, node_type, requested, allocated, _, _, _, binding in _fields(
+                    result.allocation_summary.nodes
+                )
             ],
         },
         "breaches": [
@@ -84,7 +87,7 @@ def cycle_record_document(
             for (
                 breach_id, microgrid_id, node_id, constraint_type, constraint_ref, reason_code, demand, limit,
                 source_mode, detected_at,
-            ) in _breach_fields(result)
+            ) in _fields(result.breaches)
         ],
         "breaches_total": None,
         "audit": {
@@ -98,28 +101,13 @@ def cycle_record_document(
     }
 
 
-def _node_fields(result: CycleResult) -> Iterable[tuple[str, Any, int, int, Binding | None]]:
-    """Each node allocation's (node_id, node_type, requested, allocated, binding): from the cycle's
-    columns when it left them (no record built per node), else from the records."""
-    nodes = result.allocation_summary.nodes
-    columns = nodes.columns() if isinstance(nodes, LazyRecords) else None
-    if columns is not None:
-        node_ids, types, requested, allocated, bindings = columns[0], columns[1], columns[2], columns[3], columns[7]
-        return zip(node_ids, types, requested, allocated, bindings, strict=True)
-    return ((n.node_id, n.node_type, n.requested_watts, n.allocated_watts, n.binding) for n in nodes)
-
-
-def _breach_fields(result: CycleResult) -> Iterable[tuple[Any, ...]]:
-    """Each breach's field values in `Breach` field order: from the cycle's columns when it left them."""
-    breaches = result.breaches
-    columns = breaches.columns() if isinstance(breaches, LazyRecords) else None
+def _fields(records: Sequence[Any]) -> Iterable[tuple[Any, ...]]:
+    """Each record's field values, in field order: from the cycle's columns when it left them (no record
+    built per node or breach), else from the records."""
+    columns = records.columns() if isinstance(records, LazyRecords) else None
     if columns is not None:
         return zip(*columns, strict=True)
-    return (
-        (b.breach_id, b.microgrid_id, b.node_id, b.constraint_type, b.constraint_ref, b.reason_code,
-         b.effective_demand_watts, b.resolved_limit_watts, b.source_mode, b.detected_at)
-        for b in breaches
-    )
+    return (tuple(getattr(r, f.name) for f in dataclasses.fields(r)) for r in records)
 
 
 def cycle_result_record(

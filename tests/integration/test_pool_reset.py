@@ -46,6 +46,10 @@ async def test_a_unit_of_works_connection_is_not_reset_and_keeps_nothing_of_its_
     with it, and a transaction left open is rolled back on release."""
     schema, pool = await _with_one_connection(settings)
     try:
+        async with pool.acquire() as conn:  # a session change nobody declared: no reset undoes it
+            await conn.execute("SET application_name = 'not_reset'")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW application_name") == "not_reset"
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("SET LOCAL synchronous_commit = off")
             await conn.execute("SELECT pg_advisory_xact_lock(4243)")
