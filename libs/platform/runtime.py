@@ -102,6 +102,9 @@ class ServiceDefinition:
         return f"{prefix}{self.name}"
 
 
+_POOL_CLOSE_S = 10.0
+
+
 def tune_collector(settings: PlatformSettings) -> None:
     """Young-generation threshold of the cycle collector from the settings (the older ones as they are)."""
     _, older, oldest = gc.get_threshold()
@@ -204,7 +207,13 @@ class ServiceRuntime:
             await self._producer.stop()
         if self.ctx is not None:
             await self.ctx.redis.aclose()
-            await self.ctx.pool.close()
+            # A connection whose release was cut short (a handler cancelled mid-release as the consumer
+            # stopped) never comes back, and close() waits for it: stopping must not wedge on it.
+            try:
+                await asyncio.wait_for(self.ctx.pool.close(), _POOL_CLOSE_S)
+            except TimeoutError:
+                log.warning("database pool did not close in %.0f s; terminating its connections", _POOL_CLOSE_S)
+                self.ctx.pool.terminate()
 
     # -- readiness checks -----------------------------------------------------------------------
 
