@@ -11,7 +11,7 @@ it), circuit and charge point, plus an aggregate cap; fresh telemetry on grid co
 circuits and connectors; every connector requests 7-22 kW, half with a 4.2 kW minimum. Everything
 is derived from a fixed seed, so runs are comparable.
 
-Figures, median of the repeats, one process pinned to one core:
+Figures, median of the rounds (each round runs every column once, in turn), one process pinned to one core:
 
 - water-fill: the baseline, measured in the same run: a naive pure-Python hierarchical water-fill of
   the cycle's allocation problem (equal weights, no minimums or priorities, float levels): for each
@@ -159,13 +159,27 @@ def water_fill(parent: list[int], subtree_end: list[int], headroom: list[int | N
 def timed(fn: Callable[[], object], repeat: int) -> float:
     """Median CPU seconds of this process over ``repeat`` runs (after one warm-up): CPU time, not wall
     time, so other processes sharing the core do not count."""
-    fn()
-    samples = []
-    for _ in range(repeat):
-        start = time.process_time()
+    return statistics.median(interleaved({"": fn}, repeat)[""])
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
+    """CPU seconds of each function over ``repeat`` rounds, one run of each per round (after one warm-up
+    round). Taken in turn, so a ratio of two of them is formed within a round: a neighbour slowing
+    the shared machine for a while slows both sides of it alike."""
+    for fn in fns.values():
         fn()
-        samples.append(time.process_time() - start)
-    return statistics.median(samples)
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.process_time()
+            fn()
+            samples[name].append(time.process_time() - start)
+    return samples
+
+
+def median_ratio(samples: dict[str, list[float]], name: str, reference: str) -> float:
+    """The median over rounds of one function's time over the reference's in the same round."""
+    return statistics.median(a / b for a, b in zip(samples[name], samples[reference], strict=True))
 
 
 def ms(seconds: float) -> str:
@@ -187,8 +201,8 @@ def main() -> None:
         f"python={platform.python_version()} {platform.platform()}"
     )
     print(
-        f"settings: repeat={args.repeat} (median CPU time), pinned to one core, lp-max-nodes={args.lp_max_nodes}, "
-        f"load average {os.getloadavg()[0]:.1f}"
+        f"settings: repeat={args.repeat} rounds (median CPU time, columns interleaved), pinned to one core, "
+        f"lp-max-nodes={args.lp_max_nodes}, load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"{'nodes':>6} {'conns':>6} {'water-fill':>10} {'allocate':>9} {'ratio':>6} {'cycle':>9} {'ratio':>6} "
@@ -203,15 +217,35 @@ def main() -> None:
         headroom = problem.headroom
         requests = problem.requests  # built once: the water-fill and the allocator are timed, not this
         known = inputs_digest(inputs)
-        fill = timed(lambda: water_fill(problem.parent, problem.subtree_end, headroom, requests), args.repeat)  # noqa: B023
-        alloc = timed(
-            lambda: allocate(problem.parent, problem.subtree_end, headroom, requests),  # noqa: B023
+
+        # Two groups, each with the water-fill: the serialising columns allocate hundreds of MB at the
+        # large size, which would otherwise leave the allocator and caches cold for the cycle after them.
+        def fill_once() -> object:
+            return water_fill(problem.parent, problem.subtree_end, headroom, requests)  # noqa: B023
+
+        samples = interleaved(
+            {
+                "fill": fill_once,
+                "alloc": lambda: allocate(problem.parent, problem.subtree_end, headroom, requests),  # noqa: B023
+                "cycle": lambda: run_balancing_cycle(inputs, digest=known),  # noqa: B023
+            },
             args.repeat,
         )
-        cycle = timed(lambda: run_balancing_cycle(inputs, digest=known), args.repeat)  # noqa: B023
-        with_digest = timed(lambda: run_balancing_cycle(inputs), args.repeat)  # noqa: B023
-        digest = timed(lambda: inputs_digest(inputs), args.repeat)  # noqa: B023
-        output = timed(lambda: to_canonical_json(run_balancing_cycle(inputs, digest=known)), args.repeat)  # noqa: B023
+        serialising = interleaved(
+            {
+                "fill": fill_once,
+                "with_digest": lambda: run_balancing_cycle(inputs),  # noqa: B023
+                "digest": lambda: inputs_digest(inputs),  # noqa: B023
+                "output": lambda: to_canonical_json(run_balancing_cycle(inputs, digest=known)),  # noqa: B023
+            },
+            args.repeat,
+        )
+        fill, alloc, cycle = (statistics.median(samples[name]) for name in ("fill", "alloc", "cycle"))
+        with_digest, digest, output = (
+            statistics.median(serialising[name]) for name in ("with_digest", "digest", "output")
+        )
+        alloc_ratio, cycle_ratio = (median_ratio(samples, name, "fill") for name in ("alloc", "cycle"))
+        output_ratio = median_ratio(serialising, "output", "fill")
         lp_text, ratio_text = f"{'-':>10}", f"{'-':>9}"
         if size <= args.lp_max_nodes:
             from tests.unit.domain.lp_reference import lp_max_min
@@ -232,11 +266,12 @@ def main() -> None:
             lp_text, ratio_text = ms(lp) + " ", f"{lp / alloc:8.0f}x"
             ratio_text += f" (max |diff| {worst:.2f} W)"
         print(
-            f"{size:>6} {connectors:>6} {ms(fill):>10} {ms(alloc)} {alloc / fill:5.2f}x {ms(cycle)} "
-            f"{cycle / fill:5.2f}x {ms(with_digest)} {ms(digest)} {ms(output)} {output / fill:5.2f}x "
+            f"{size:>6} {connectors:>6} {ms(fill):>10} {ms(alloc)} {alloc_ratio:5.2f}x {ms(cycle)} "
+            f"{cycle_ratio:5.2f}x {ms(with_digest)} {ms(digest)} {ms(output)} {output_ratio:5.2f}x "
             f"{lp_text}{ratio_text}"
         )
-    print("times in ms; ratio = against the water-fill of the same instance, measured in this run.")
+    print("times in ms (median CPU time); ratio = median over rounds of the time over the water-fill's in the")
+    print("same round (each round runs every column once, in turn, on the same instance).")
     print("cycle = run_balancing_cycle with the caller's inputs digest (the service path); +digest = computing")
     print("it from the inputs; digest = inputs_digest alone; +output = cycle and to_canonical_json of its result;")
     print("LP = lexicographic max-min by HiGHS.")

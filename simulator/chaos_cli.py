@@ -6,7 +6,7 @@ Faults on Kafka, Postgres and Redis run on a stack of the run's own (started in 
 free ports, deleted at the end), never on the shared one (`mgrid stack up`), which the others use.
 
     mgrid chaos                                     # every fault once, 300 events each at 10/s (as CI)
-    mgrid chaos --fault broker-kill                 # opt-in: on a stack of three brokers of its own
+    mgrid chaos --fault broker-kill                 # on a stack of three brokers of its own (not in the default set)
     mgrid chaos --fault service-kill --fault poison # these two only: on the shared stack
     mgrid chaos --events 20000 --rate 20 --every 30 # large: one run, a fault every 30 s, in turn
 """
@@ -36,7 +36,7 @@ def chaos(
     keep: Annotated[bool, typer.Option(help="keep the run dir (service and stack logs); kept on failure")] = False,
 ) -> None:
     """Run faults under load against the four services; print sent/once/lost/duplicated per run."""
-    # By default every fault but the opt-in ones (they need a cluster of three brokers, a fifth process).
+    # By default every fault but the cluster ones (they need a cluster of three brokers, a fifth process).
     faults = fault or [f for f in FAULTS + STACK_FAULTS if every is None or f not in ("none", "duplicate", "poison")]
     unknown = sorted(set(faults) - set(ALL_FAULTS))
     if unknown:

@@ -58,7 +58,7 @@ def own_stack_services(own_stack: OwnStack, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture(scope="session")
 def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
-    """Three Kafka brokers (RF 3, min ISR 2), Postgres and Redis of the suite's own (opt-in cases)."""
+    """Three Kafka brokers (RF 3, min ISR 2), Postgres and Redis of the suite's own (the cluster cases)."""
     yield from _stack(tmp_path_factory.mktemp("chaos-cluster"), brokers=3)
 
 

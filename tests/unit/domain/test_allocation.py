@@ -115,6 +115,51 @@ def test_array_walk_gives_exactly_what_the_python_walk_gives(problem):
     assert allocate(parent, end, headroom, requests, rotation) == arrays  # the path chosen by size
 
 
+def _tied_problem(seed: int):
+    """A depot-sized tree (grid connection, circuits, charge points, connectors) whose requests share a
+    few values, so the array walk's sorts meet long runs of equal keys (where an unstable sort may
+    order them any way)."""
+    import random
+
+    rng = random.Random(seed)
+    parent, headroom, requests = [-1], [rng.choice([None, 40_000, 90_000])], []
+    for _ in range(rng.randint(2, 6)):
+        circuit = len(parent)
+        parent.append(0)
+        headroom.append(rng.choice([None, 20_000, 30_000]))
+        for _ in range(rng.randint(1, 8)):
+            point = len(parent)
+            parent.append(circuit)
+            headroom.append(rng.choice([None, 11_000, 22_000]))
+            for _ in range(rng.randint(1, 4)):
+                requests.append(
+                    Req(
+                        len(parent),
+                        rng.choice([0, 7_400, 11_000, 22_000]),
+                        rng.choice([0, 0, 4_200]),
+                        rng.choice([1, 1, 2]),
+                        rng.choice([0, 0, 1]),
+                        len(requests),
+                    )
+                )
+                parent.append(point)
+                headroom.append(None)
+    end = list(range(1, len(parent) + 1))
+    for i in range(len(parent) - 1, 0, -1):
+        end[parent[i]] = max(end[parent[i]], end[i])
+    return parent, end, headroom, requests
+
+
+@pytest.mark.req("FR-003", "NFR-001")
+@pytest.mark.parametrize("seed", range(40))
+def test_array_walk_matches_the_python_walk_on_depot_sized_trees_full_of_ties(seed):
+    parent, end, headroom, requests = _tied_problem(seed)
+    columns = RequestColumns(*map(list, zip(*requests, strict=True)))
+    rotation = seed % 5
+    arrays = allocate_columns(parent, end, headroom, columns, rotation, walk_below=0)
+    assert arrays == _allocate_walk(parent, end, headroom, requests, rotation)
+
+
 def test_numbers_beyond_int64_take_the_python_walk_with_the_same_rule():
     huge = 10**15  # times 2**32 fixed-point units: beyond int64, so the Python walk answers
     outcome = allocate([-1, 0, 0], [3, 2, 3], [3 * huge, None, None], [Req(1, 2 * huge), Req(2, 2 * huge, rank=1)])
