@@ -17,6 +17,9 @@ Figures, median of the rounds (each round runs every column once, in turn), one 
   the cycle's allocation problem (equal weights, no minimums or priorities, float levels): for each
   capped node bottom-up whose requests exceed its cap, sort the levels below it and clamp them;
 - allocate: the engine's allocator alone on the same problem;
+- demand: the cycle's demand resolution alone (`PhysicalView`: effective constraints, then one walk
+  over every node and connector record of the inputs). It is a floor under the whole cycle: it reads
+  every input record, which the water-fill (given the problem ready-made) never does;
 - cycle: the whole `run_balancing_cycle` (topology check, demand, constraints, breaches,
   allocation, reason codes, result records) with the inputs digest passed in, as the balancing
   service does (it hashes the one serialisation of the inputs it stores anyway);
@@ -205,7 +208,8 @@ def main() -> None:
         f"lp-max-nodes={args.lp_max_nodes}, load average {os.getloadavg()[0]:.1f}"
     )
     print(
-        f"{'nodes':>6} {'conns':>6} {'water-fill':>10} {'allocate':>9} {'ratio':>6} {'cycle':>9} {'ratio':>6} "
+        f"{'nodes':>6} {'conns':>6} {'water-fill':>10} {'allocate':>9} {'ratio':>6} {'demand':>9} {'ratio':>6} "
+        f"{'cycle':>9} {'ratio':>6} "
         f"{'+digest':>9} {'digest':>9} {'+output':>9} {'ratio':>6} {'LP ms':>10} {'LP/alloc':>9}"
     )
     for spec_text in args.sizes:
@@ -227,6 +231,7 @@ def main() -> None:
             {
                 "fill": fill_once,
                 "alloc": lambda: allocate(problem.parent, problem.subtree_end, headroom, requests),  # noqa: B023
+                "demand": lambda: PhysicalView(inputs, index, None),  # noqa: B023
                 "cycle": lambda: run_balancing_cycle(inputs, digest=known),  # noqa: B023
             },
             args.repeat,
@@ -240,11 +245,13 @@ def main() -> None:
             },
             args.repeat,
         )
-        fill, alloc, cycle = (statistics.median(samples[name]) for name in ("fill", "alloc", "cycle"))
+        fill, alloc, demand, cycle = (statistics.median(samples[name]) for name in ("fill", "alloc", "demand", "cycle"))
         with_digest, digest, output = (
             statistics.median(serialising[name]) for name in ("with_digest", "digest", "output")
         )
-        alloc_ratio, cycle_ratio = (median_ratio(samples, name, "fill") for name in ("alloc", "cycle"))
+        alloc_ratio, demand_ratio, cycle_ratio = (
+            median_ratio(samples, name, "fill") for name in ("alloc", "demand", "cycle")
+        )
         output_ratio = median_ratio(serialising, "output", "fill")
         lp_text, ratio_text = f"{'-':>10}", f"{'-':>9}"
         if size <= args.lp_max_nodes:
@@ -266,8 +273,9 @@ def main() -> None:
             lp_text, ratio_text = ms(lp) + " ", f"{lp / alloc:8.0f}x"
             ratio_text += f" (max |diff| {worst:.2f} W)"
         print(
-            f"{size:>6} {connectors:>6} {ms(fill):>10} {ms(alloc)} {alloc_ratio:5.2f}x {ms(cycle)} "
-            f"{cycle_ratio:5.2f}x {ms(with_digest)} {ms(digest)} {ms(output)} {output_ratio:5.2f}x "
+            f"{size:>6} {connectors:>6} {ms(fill):>10} {ms(alloc)} {alloc_ratio:5.2f}x {ms(demand)} "
+            f"{demand_ratio:5.2f}x {ms(cycle)} {cycle_ratio:5.2f}x {ms(with_digest)} {ms(digest)} {ms(output)} "
+            f"{output_ratio:5.2f}x "
             f"{lp_text}{ratio_text}"
         )
     print("times in ms (median CPU time); ratio = median over rounds of the time over the water-fill's in the")

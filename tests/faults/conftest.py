@@ -56,12 +56,14 @@ def own_stack_services(own_stack: OwnStack, tmp_path_factory: pytest.TempPathFac
     yield from _services(tmp_path_factory.mktemp("chaos-own"), own_stack.settings())
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, unlike the others: only the cluster cases use three more brokers, and they should not
+# stay up (memory, a CPU's share) through the rest of the session.
+@pytest.fixture(scope="module")
 def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnStack]:
     """Three Kafka brokers (RF 3, min ISR 2), Postgres and Redis of the suite's own (the cluster cases)."""
     yield from _stack(tmp_path_factory.mktemp("chaos-cluster"), brokers=3)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def own_cluster_services(own_cluster: OwnStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     yield from _services(tmp_path_factory.mktemp("chaos-cluster-services"), own_cluster.settings())
