@@ -11,7 +11,8 @@ it), circuit and charge point, plus an aggregate cap; fresh telemetry on grid co
 circuits and connectors; every connector requests 7-22 kW, half with a 4.2 kW minimum. Everything
 is derived from a fixed seed, so runs are comparable.
 
-Figures, median of the rounds (each round runs every column once, in turn), one process pinned to one core:
+Figures, median of the rounds (each round runs every column in turn, once to warm up and once timed), one
+process pinned to one core, the cycle collector's young-generation threshold as the services set it:
 
 - water-fill: the baseline, measured in the same run: a naive pure-Python hierarchical water-fill of
   the cycle's allocation problem (equal weights, no minimums or priorities, float levels): for each
@@ -39,6 +40,7 @@ max-min) solves the same allocation problem where that is feasible in time.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import random
@@ -57,9 +59,11 @@ from libs.domain.codec import inputs_digest, to_canonical_json  # noqa: E402
 from libs.domain.cycle import allocation_problem, run_balancing_cycle  # noqa: E402
 from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs  # noqa: E402
 from libs.domain.demand import TelemetryReading  # noqa: E402
+from libs.domain.gc_pause import collector_paused  # noqa: E402
 from libs.domain.limits import AggregateCap, NodeLimit  # noqa: E402
 from libs.domain.physical_view import PhysicalView  # noqa: E402
 from libs.domain.topology import Microgrid, MicrogridNode, TopologyIndex  # noqa: E402
+from libs.platform.settings import PlatformSettings  # noqa: E402
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 MG = "mg-bench"
@@ -104,9 +108,9 @@ def depot(size: int, connectors: int, seed: int = 7) -> CycleInputs:
         demands.append(ConnectorDemand(con, rng.randint(7_000, 22_000), 4_200 if rng.random() < 0.5 else 0))
         telemetry.append(TelemetryReading(con, NOW - timedelta(seconds=2), rng.randint(0, 7_000)))
     requested = sum(d.requested_watts for d in demands)
-    for gc in gcs:
-        cap(gc, max(10_000, int(requested * 0.4 / gc_count)))
-        telemetry.append(TelemetryReading(gc, NOW - timedelta(seconds=1), requested // 3 // gc_count))
+    for grid_connection in gcs:
+        cap(grid_connection, max(10_000, int(requested * 0.4 / gc_count)))
+        telemetry.append(TelemetryReading(grid_connection, NOW - timedelta(seconds=1), requested // 3 // gc_count))
     return CycleInputs(
         cycle_id=f"bench-{size}-{connectors}",
         microgrid=Microgrid(MG, "depot-bench", 1),
@@ -166,14 +170,14 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, list[float]]:
-    """CPU seconds of each function over ``repeat`` rounds, one run of each per round (after one warm-up
-    round). Taken in turn, so a ratio of two of them is formed within a round: a neighbour slowing
-    the shared machine for a while slows both sides of it alike."""
-    for fn in fns.values():
-        fn()
+    """CPU seconds of each function over ``repeat`` rounds. A round runs each function in turn, twice:
+    once to warm the caches and the allocator for it (what ran before it leaves them cold), once timed.
+    Taken in turn, so a ratio of two of them is formed within a round: a neighbour slowing the shared
+    machine for a while slows both sides of it alike."""
     samples: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeat):
         for name, fn in fns.items():
+            fn()
             start = time.process_time()
             fn()
             samples[name].append(time.process_time() - start)
@@ -183,6 +187,12 @@ def interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, 
 def median_ratio(samples: dict[str, list[float]], name: str, reference: str) -> float:
     """The median over rounds of one function's time over the reference's in the same round."""
     return statistics.median(a / b for a, b in zip(samples[name], samples[reference], strict=True))
+
+
+def paused_view(inputs: CycleInputs, index: TopologyIndex) -> PhysicalView:
+    """Demand resolution alone, with the collector paused as the cycle pauses it."""
+    with collector_paused():
+        return PhysicalView(inputs, index, None)
 
 
 def ms(seconds: float) -> str:
@@ -196,7 +206,16 @@ def main() -> None:
     parser.add_argument(
         "--sizes", nargs="*", default=["250:800", "10000:30000"], help="nodes:connectors (nodes above the connectors)"
     )
+    parser.add_argument(
+        "--gc-threshold",
+        type=int,
+        default=PlatformSettings.model_fields["gc_gen0_threshold"].default,
+        help="young-generation threshold of the cycle collector (default: the services' gc_gen0_threshold; "
+        "700 is CPython's own)",
+    )
     args = parser.parse_args()
+    # As the services run (libs.platform.runtime.tune_collector); both sides of every ratio run under it.
+    gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the targets are stated
     print(
@@ -205,7 +224,8 @@ def main() -> None:
     )
     print(
         f"settings: repeat={args.repeat} rounds (median CPU time, columns interleaved), pinned to one core, "
-        f"lp-max-nodes={args.lp_max_nodes}, load average {os.getloadavg()[0]:.1f}"
+        f"lp-max-nodes={args.lp_max_nodes}, collector young-generation threshold {gc.get_threshold()[0]:,}, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(
         f"{'nodes':>6} {'conns':>6} {'water-fill':>10} {'allocate':>9} {'ratio':>6} {'demand':>9} {'ratio':>6} "
@@ -231,7 +251,7 @@ def main() -> None:
             {
                 "fill": fill_once,
                 "alloc": lambda: allocate(problem.parent, problem.subtree_end, headroom, requests),  # noqa: B023
-                "demand": lambda: PhysicalView(inputs, index, None),  # noqa: B023
+                "demand": lambda: paused_view(inputs, index),  # noqa: B023
                 "cycle": lambda: run_balancing_cycle(inputs, digest=known),  # noqa: B023
             },
             args.repeat,
