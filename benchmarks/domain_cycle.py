@@ -243,7 +243,7 @@ def main() -> None:
         known = inputs_digest(inputs)
 
         # Two groups, each with the water-fill: the serialising columns allocate hundreds of MB at the
-        # large size, which would otherwise leave the allocator and caches cold for the cycle after them.
+        # large size, and kept apart they leave the cycle's group (and its ratio) untouched by that.
         def fill_once() -> object:
             return water_fill(problem.parent, problem.subtree_end, headroom, requests)  # noqa: B023
 
@@ -299,7 +299,7 @@ def main() -> None:
             f"{lp_text}{ratio_text}"
         )
     print("times in ms (median CPU time); ratio = median over rounds of the time over the water-fill's in the")
-    print("same round (each round runs every column once, in turn, on the same instance).")
+    print("same round (each round runs every column in turn, once to warm up and once timed, on the same instance).")
     print("cycle = run_balancing_cycle with the caller's inputs digest (the service path); +digest = computing")
     print("it from the inputs; digest = inputs_digest alone; +output = cycle and to_canonical_json of its result;")
     print("LP = lexicographic max-min by HiGHS.")
