@@ -27,7 +27,7 @@ async def _state(service: RunningService, microgrid_id: uuid.UUID) -> read_model
 @pytest.mark.req("FR-004")
 async def test_a_report_keeps_the_newest_reading_and_demand_per_node(service: RunningService) -> None:
     microgrid_id, meter, connector = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    older, newer = T0 - timedelta(seconds=10), T0
+    older, newer, later = T0 - timedelta(seconds=10), T0, T0 + timedelta(seconds=1)
     readings = [
         TelemetryReadingRecord(node_id=meter, measured_demand_watts=5_000, observed_at=newer),
         TelemetryReadingRecord(node_id=meter, measured_demand_watts=1_000, observed_at=older),  # same report, older
@@ -49,7 +49,7 @@ async def test_a_report_keeps_the_newest_reading_and_demand_per_node(service: Ru
             conn,
             microgrid_id,
             [TelemetryReadingRecord(node_id=meter, measured_demand_watts=9_999, observed_at=older)],
-            [ConnectorDemandRecord(node_id=connector, requested_watts=22_000, observed_at=newer + timedelta(seconds=1))],
+            [ConnectorDemandRecord(node_id=connector, requested_watts=22_000, observed_at=later)],
         )
     state = await _state(service, microgrid_id)
     assert {r.node_id: r.measured_demand_watts for r in state.readings} == {meter: 5_000, connector: 700}
