@@ -35,7 +35,7 @@ from libs.platform.messaging.dead_letter_replay import DeadLetterCounts
 from libs.platform.messaging.kafka import create_producer
 from libs.platform.messaging.relay import OutboxRelay, relay_metrics
 from libs.platform.messaging.topics_admin import ensure_topics
-from libs.platform.messaging.unit_of_work import UnitOfWork, unit_of_work
+from libs.platform.messaging.unit_of_work import OutboxHandoff, UnitOfWork, unit_of_work
 from libs.platform.observability import (
     get_metrics,
     health_router,
@@ -67,9 +67,11 @@ class ServiceContext(Generic[S]):
     memory: Any = None
     # The service's consumer once started (None for a service without handlers): backpressure holds on it.
     consumer: EventConsumer | None = None
+    # The committed outbox rows, handed to this process's relay (it then need not read them back).
+    outbox_handoff: OutboxHandoff | None = None
 
     def unit_of_work(self) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
-        return unit_of_work(self.pool, self.settings, redis_signaller(self.redis))
+        return unit_of_work(self.pool, self.settings, redis_signaller(self.redis), self.outbox_handoff)
 
 
 # A service's handler: the typed message, the consumer's unit of work, the service's context.
@@ -148,6 +150,7 @@ class ServiceRuntime:
         ctx: ServiceContext[Any] = ServiceContext(
             name=d.name, settings=s, clock=self.clock, pool=pool, redis=cache,
             memory=d.memory() if d.memory else None,
+            outbox_handoff=OutboxHandoff(),
         )
         self.ctx = ctx
         if d.on_start:
@@ -161,6 +164,7 @@ class ServiceRuntime:
             schema=schema,
             on_published=metrics.record_outbox_lag,
             on_parked=metrics.count_outbox_parked,
+            handoff=ctx.outbox_handoff,
         )
         await self.relay.start()
         metrics.observe_outbox(**relay_metrics(self.relay))
@@ -175,6 +179,7 @@ class ServiceRuntime:
                 dead_letters=DeadLetterPublisher(self._producer, s),
                 on_dead_letter=lambda topic, reason: metrics.count_dead_letter(topic=topic, reason=reason),
                 signaller=redis_signaller(cache),
+                handoff=ctx.outbox_handoff,
             )
             await self.consumer.start()
             ctx.consumer = self.consumer

@@ -13,7 +13,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from libs.platform.messaging.relay import OutboxRelay
-from libs.platform.messaging.unit_of_work import unit_of_work
+from libs.platform.messaging.unit_of_work import OutboxHandoff, unit_of_work
 from libs.platform.settings import PlatformSettings
 from tests.integration.messaging_env import TOPIC, messaging_env, topology_event
 from tests.support import TopicReader, eventually
@@ -128,3 +128,42 @@ async def test_rows_sent_before_a_failure_are_never_sent_again_and_the_backlog_s
         assert relay.readiness() is True
     finally:
         await relay.stop()
+
+
+async def test_rows_handed_over_in_process_go_out_as_rows_read_from_the_table_once_each_in_order(env) -> None:
+    """The hand-off (issue 13) spares the relay reading back payloads; the table still decides what goes and in
+    which order: rows committed without it (another replica's, a restart's) are read from the table, rows of a
+    rolled-back unit never reach it, and each row goes out once with the same key, value and headers."""
+    s, pool, producer = env
+    handoff = OutboxHandoff()
+    events = [topology_event() for _ in range(6)]
+    for i, event in enumerate(events):
+        async with unit_of_work(pool, s, handoff=handoff if i % 2 == 0 else None) as uow:
+            await uow.publish(event)
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(pool, s, handoff=handoff) as uow:
+            await uow.publish(topology_event())
+            raise RuntimeError("rolled back")
+    assert len(handoff) == 3  # the committed units' rows only
+    relay = OutboxRelay(pool=pool, producer=producer, settings=s, schema="relay", handoff=handoff)
+    await relay.start()
+    try:
+        async with TopicReader(s, TOPIC) as reader:
+            await reader.wait_for(lambda rs: len(rs) >= len(events))
+            await eventually(lambda: _value(relay.backlog.pending == 0))
+            await relay.publish_batch()
+            await reader.poll()
+    finally:
+        await relay.stop()
+    assert _event_ids(reader.records) == {str(e.event_id): 1 for e in events}
+    place = {str(e.event_id): i for i, e in enumerate(events)}
+    by_partition: dict[int, list[int]] = {}
+    for record in reader.records:
+        by_partition.setdefault(record.partition, []).append(place[dict(record.headers)["event_id"].decode()])
+    assert all(seen == sorted(seen) for seen in by_partition.values())  # id order within a partition
+    for record in reader.records:
+        event = events[place[dict(record.headers)["event_id"].decode()]]
+        assert record.value == event.to_bytes()
+        assert dict(record.headers)["event_type"].decode() == event.event_type
+        assert record.key == str(event.payload.microgrid_id).encode()
+    assert len(handoff) == 0

@@ -53,7 +53,7 @@ from contracts.topics import subscribed_topic
 from libs.platform.messaging.dead_letter import DeadLetter, DeadLetterPublisher
 from libs.platform.messaging.failures import FailureKind, classify
 from libs.platform.messaging.kafka import create_consumer
-from libs.platform.messaging.unit_of_work import Signaller, UnitOfWork, unit_of_work
+from libs.platform.messaging.unit_of_work import OutboxHandoff, Signaller, UnitOfWork, unit_of_work
 from libs.platform.observability.logs import bind_context
 from libs.platform.settings import PlatformSettings
 
@@ -124,6 +124,7 @@ class EventConsumer:
         on_dead_letter: Callable[[str, str], None] | None = None,
         signaller: Signaller | None = None,
         passes_over: Mapping[type[Message], Callable[[Any], bool]] | None = None,
+        handoff: OutboxHandoff | None = None,
     ) -> None:
         specs = {message: subscribed_topic(message) for message in handlers}
         unknown = [m.__name__ for m, spec in specs.items() if spec is None]
@@ -143,6 +144,7 @@ class EventConsumer:
         self._dead_letters = dead_letters
         self._on_dead_letter = on_dead_letter
         self._signaller = signaller
+        self._handoff = handoff
         self.stats = ConsumerStats()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -321,7 +323,7 @@ class EventConsumer:
     async def _apply_together(self, batch: list[Delivery]) -> None:
         """Every record of the batch in one unit of work; `_BatchFallback` if one fails by its own fault."""
         try:
-            async with unit_of_work(self._pool, self._settings, self._signaller) as uow:
+            async with unit_of_work(self._pool, self._settings, self._signaller, self._handoff) as uow:
                 claimed = await uow.claim_inbox_many(self.group, [(d.event_id, d.topic) for d in batch])
                 applied = duplicates = 0
                 for delivery in batch:
@@ -346,7 +348,7 @@ class EventConsumer:
         delay = self._settings.consumer_backoff_initial_s
         while True:
             try:
-                async with unit_of_work(self._pool, self._settings, self._signaller) as uow:
+                async with unit_of_work(self._pool, self._settings, self._signaller, self._handoff) as uow:
                     if not await uow.claim_inbox(self.group, delivery.event_id, delivery.topic):
                         self.stats.duplicates += 1
                         return

@@ -49,7 +49,7 @@ from opentelemetry.trace import SpanKind
 
 from libs.platform.advisory_locks import advisory_lock_key
 from libs.platform.db import changes_session
-from libs.platform.messaging.unit_of_work import OUTBOX_CHANNEL
+from libs.platform.messaging.unit_of_work import OUTBOX_CHANNEL, OutboxHandoff
 from libs.platform.settings import PlatformSettings
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,11 @@ class OutboxRelay:
         schema: str,
         on_published: Callable[..., None] | None = None,
         on_parked: Callable[..., None] | None = None,
+        handoff: OutboxHandoff | None = None,
     ) -> None:
+        """`handoff`: the rows this process's units committed, so a pass need not read their payloads back."""
         self._pool = pool
+        self._handoff = handoff
         self._producer = producer
         self._settings = settings
         self._lock_key = advisory_lock_key("outbox", schema)
@@ -287,11 +290,7 @@ class OutboxRelay:
             self._locked = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key))
             if not self._locked:
                 return result
-        rows = await conn.fetch(
-            "SELECT id, topic, key, value, headers, created_at FROM outbox"
-            " WHERE published_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT $1",
-            self._settings.outbox_batch_size,
-        )
+        rows = await self._claim(conn)
         if not rows:
             return result
         outcomes = await self._send_all(rows)
@@ -324,6 +323,46 @@ class OutboxRelay:
                 result.retry_error = exc
         self._account(sent, result)
         return result
+
+    async def _claim(self, conn: asyncpg.Connection) -> Sequence[Any]:
+        """The next batch of waiting rows in id order, each with id, topic, key, value, headers, created_at.
+
+        With a hand-off, only the rows' ids are read first; payloads come from the hand-off, and from the
+        table only for rows not found there (another replica's, a crash's, or forgotten)."""
+        if self._handoff is None or not len(self._handoff):
+            return await conn.fetch(
+                "SELECT id, topic, key, value, headers, created_at FROM outbox"
+                " WHERE published_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT $1",
+                self._settings.outbox_batch_size,
+            )
+        claimed = await conn.fetch(
+            "SELECT id, event_id, created_at FROM outbox"
+            " WHERE published_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT $1",
+            self._settings.outbox_batch_size,
+        )
+        rows: list[Any] = []
+        unknown: list[int] = []
+        for claim in claimed:
+            kept = self._handoff.take(claim["event_id"])
+            if kept is None:
+                unknown.append(claim["id"])
+                rows.append(claim["id"])  # a place kept for the row read below
+            else:
+                _, topic, key, value, headers = kept
+                rows.append({"id": claim["id"], "topic": topic, "key": key, "value": value, "headers": headers,
+                             "created_at": claim["created_at"]})
+        if unknown:
+            found = {
+                row["id"]: row
+                for row in await conn.fetch(
+                    "SELECT id, topic, key, value, headers, created_at FROM outbox WHERE id = ANY($1::bigint[])",
+                    unknown,
+                )
+            }
+            # (only the holder of the relay lock deletes rows, so each is found; an id not found is skipped)
+            placed = (found.get(row) if isinstance(row, int) else row for row in rows)
+            rows = [row for row in placed if row is not None]
+        return rows
 
     def _account(self, sent: Sequence[asyncpg.Record], result: BatchResult) -> None:
         now = time.time()

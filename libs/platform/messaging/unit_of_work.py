@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +28,39 @@ _WRITE_OUTBOX = (
 log = logging.getLogger(__name__)
 
 Signaller = Callable[[str], Awaitable[None]]
+# An outbox row as written: event id, topic (prefixed), key, value, headers (JSON text).
+OutboxRow = tuple[object, str, bytes, bytes, str]
+
+
+class OutboxHandoff:
+    """The rows this process's committed units wrote to the outbox, kept for its relay (issue 13).
+
+    The relay still claims rows from the table, in id order (the table is the truth: rows of another
+    replica, rows left by a crash); it reads back the payloads only of rows it does not find here. A
+    curtailed depot's cycle writes ~250 KB in ~110 rows, which the relay read back from Postgres on every
+    cycle. Bounded: past `max_rows` the oldest are forgotten (the relay then reads them from the table).
+    """
+
+    def __init__(self, max_rows: int = 50_000) -> None:
+        self._rows: dict[str, OutboxRow] = {}
+        self._max_rows = max_rows
+
+    def offer(self, rows: Sequence[OutboxRow]) -> None:
+        """Rows whose transaction has committed."""
+        kept = self._rows
+        for row in rows:
+            kept[str(row[0])] = row
+        excess = len(kept) - self._max_rows
+        if excess > 0:
+            for event_id in list(itertools.islice(kept, excess)):  # oldest first: insertion order
+                del kept[event_id]
+
+    def take(self, event_id: object) -> OutboxRow | None:
+        return self._rows.pop(str(event_id), None)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
 
 
 @dataclass
@@ -35,7 +69,9 @@ class UnitOfWork:
     settings: PlatformSettings
     published: list[Message | EncodedMessage] = field(default_factory=list)
     # Outbox rows recorded by publish(), written in one statement just before the commit.
-    _outbox_rows: list[tuple[object, ...]] = field(default_factory=list)
+    _outbox_rows: list[OutboxRow] = field(default_factory=list)
+    # The rows written by flush_outbox: handed to the relay once the transaction has committed.
+    written_rows: list[OutboxRow] = field(default_factory=list)
     signals: list[str] = field(default_factory=list)
     committed_callbacks: list[Callable[[], None]] = field(default_factory=list)
 
@@ -84,6 +120,7 @@ class UnitOfWork:
         if not self._outbox_rows:
             return
         rows, self._outbox_rows = self._outbox_rows, []
+        self.written_rows.extend(rows)
         # One round trip for rows and wake-up: COPY costs two (COPY, then the data), the NOTIFY a third.
         await self.conn.execute(
             _WRITE_OUTBOX,
@@ -121,15 +158,21 @@ class UnitOfWork:
 
 @asynccontextmanager
 async def unit_of_work(
-    pool: asyncpg.Pool, settings: PlatformSettings, signaller: Signaller | None = None
+    pool: asyncpg.Pool,
+    settings: PlatformSettings,
+    signaller: Signaller | None = None,
+    handoff: OutboxHandoff | None = None,
 ) -> AsyncIterator[UnitOfWork]:
     """Commit on success, roll back on error; wake the outbox relay when events were recorded, and
-    send the unit's signals after the commit (never before: a woken waiter must find the committed row)."""
+    send the unit's signals after the commit (never before: a woken waiter must find the committed row).
+    `handoff`: this process's relay's, given the committed outbox rows (it then need not read them back)."""
     async with pool.acquire() as conn:
         async with conn.transaction():
             uow = UnitOfWork(conn=conn, settings=settings)
             yield uow
             await uow.flush_outbox()
+        if handoff is not None and uow.written_rows:  # committed; before the release awaits
+            handoff.offer(uow.written_rows)
     for callback in uow.committed_callbacks:
         try:
             callback()
