@@ -10,7 +10,11 @@ Figures (the relay runs in this process on its own topic prefix and schema, drop
 - relay delay, one event at a time: the writer's commit returned -> the relay's acknowledgement
   callback for that row (NOTIFY at commit, claim, send, ack, mark sent);
 - backlog drain: `--backlog` events committed (100 per transaction) while the relay is stopped; events/s
-  from the relay's start to the last acknowledgement (what a relay catches up with after an outage).
+  from the relay's start to the last acknowledgement (what a relay catches up with after an outage);
+- a cycle's rows, one relay pass: a unit shaped like a curtailed depot's cycle (one ~130 kB event and
+  110 of ~1 kB) committed, then one `publish_batch`, this process's CPU time and wall time; with the
+  rows read back from the table (the unit committed without the hand-off, as another replica's would
+  be) and taken from the in-process hand-off (issue 13), in turn, `--passes` each, medians.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncio
 import logging
 import os
 import platform
+import statistics
 import sys
 import time
 import uuid
@@ -34,7 +39,7 @@ from libs.platform.db import create_pool, migrate  # noqa: E402
 from libs.platform.messaging.kafka import create_producer  # noqa: E402
 from libs.platform.messaging.relay import OutboxRelay  # noqa: E402
 from libs.platform.messaging.topics_admin import ensure_topics  # noqa: E402
-from libs.platform.messaging.unit_of_work import unit_of_work  # noqa: E402
+from libs.platform.messaging.unit_of_work import OutboxHandoff, unit_of_work  # noqa: E402
 from libs.platform.settings import PlatformSettings  # noqa: E402
 
 TOPIC = "microgrid.topology_updated"
@@ -67,12 +72,10 @@ async def run(args: argparse.Namespace) -> None:
     producer = create_producer(s, "relay-bench")
     await producer.start()
     acked: dict[str, float] = {}
-    row_delays: list[float] = []
     woken = asyncio.Event()
 
     def on_published(*, seconds: float, topic: str) -> None:  # noqa: ARG001
         acked["last"] = time.perf_counter()
-        row_delays.append(seconds)
         woken.set()
 
     relay = OutboxRelay(pool=pool, producer=producer, settings=s, schema=schema, on_published=on_published)
@@ -98,7 +101,6 @@ async def run(args: argparse.Namespace) -> None:
 
         # a backlog drained: rows committed while the relay is stopped, then the relay started
         await relay.stop()
-        row_delays.clear()
         for start in range(0, args.backlog, 100):
             async with unit_of_work(pool, s) as uow:
                 await uow.publish_all([event() for _ in range(min(100, args.backlog - start))])
@@ -106,10 +108,28 @@ async def run(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         await relay.start()
         deadline = time.monotonic() + 120
-        while len(row_delays) < args.backlog and time.monotonic() < deadline:
+        # (counted in rows: the acknowledgement callback comes once per topic and batch, not per row)
+        while relay.published_total < args.backlog and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         drain_s = acked["last"] - t0
-        drained = len(row_delays) / drain_s
+        relay_drained = relay.published_total
+        drained = relay_drained / drain_s
+        await relay.stop()
+
+        # a cycle's rows, one pass: read back from the table, or taken from the hand-off, in turn
+        handoff = OutboxHandoff()
+        relay = OutboxRelay(pool=pool, producer=producer, settings=s, schema=schema, handoff=handoff)
+        cycle_rows = [event(nodes=550), *(event() for _ in range(110))]
+        cycle_bytes = sum(len(e.to_bytes()) for e in cycle_rows)
+        passes: dict[str, list[tuple[float, float]]] = {"table": [], "handoff": []}
+        for _ in range(args.passes):
+            for mode in passes:
+                async with unit_of_work(pool, s, handoff=handoff if mode == "handoff" else None) as uow:
+                    await uow.publish_all(cycle_rows)
+                c0, t0 = time.process_time(), time.perf_counter()
+                done = await relay.publish_batch()
+                passes[mode].append((time.process_time() - c0, time.perf_counter() - t0))
+                assert done.sent == len(cycle_rows), done
 
         print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, "
               f"load {os.getloadavg()[0]:.2f}")
@@ -119,7 +139,13 @@ async def run(args: argparse.Namespace) -> None:
         print(f"bare hop (send_and_wait 1 kB, {args.samples}): p50 {ms(bare, .5):.2f} ms, p99 {ms(bare, .99):.2f} ms")
         print(f"relay delay, one at a time (commit -> ack, {args.samples}): p50 {ms(single, .5):.2f} ms, "
               f"p95 {ms(single, .95):.2f} ms, p99 {ms(single, .99):.2f} ms, max {1000 * max(single):.1f} ms")
-        print(f"backlog drain: {len(row_delays)}/{args.backlog} events in {drain_s:.2f} s = {drained:.0f} events/s")
+        print(f"backlog drain: {relay_drained}/{args.backlog} events in {drain_s:.2f} s = {drained:.0f} events/s")
+        cpu = {mode: statistics.median(c for c, _ in v) * 1000 for mode, v in passes.items()}
+        wall = {mode: statistics.median(w for _, w in v) * 1000 for mode, v in passes.items()}
+        print(f"a cycle's rows, one pass ({len(cycle_rows)} rows, {cycle_bytes / 1024:.0f} KiB, {args.passes} passes "
+              f"each): read back from the table {cpu['table']:.2f} ms CPU / {wall['table']:.2f} ms wall; from the "
+              f"hand-off {cpu['handoff']:.2f} ms CPU ({cpu['handoff'] / cpu['table']:.2f}x) / {wall['handoff']:.2f} "
+              f"ms wall ({wall['handoff'] / wall['table']:.2f}x)")
         print(f"relay_delay: p50_ms={ms(single, .5):.2f} p99_ms={ms(single, .99):.2f} "
               f"drain_events_per_s={drained:.0f} bare_hop_p50_ms={ms(bare, .5):.2f}")
     finally:
@@ -133,6 +159,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--backlog", type=int, default=5000)
+    parser.add_argument("--passes", type=int, default=30, help="relay passes over a cycle's rows, per mode")
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(run(parser.parse_args()))
 
