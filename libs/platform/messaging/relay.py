@@ -19,7 +19,9 @@ How a batch goes (issue 15, defect 1; issue 13, relay):
 - a transient failure (broker down) leaves the row to the next pass, with capped backoff.
 
 The relay sleeps until a commit wakes it (Postgres NOTIFY sent by the unit of work at commit, which
-reaches every replica), with a slow poll as a fallback for a lost listener connection.
+reaches every replica), with a slow poll as a fallback for a lost listener connection. The rows its own
+process committed it takes from an in-process hand-off (`OutboxHandoff`), reading only their ids from the
+table; the table still decides what goes and in which order.
 """
 
 from __future__ import annotations
