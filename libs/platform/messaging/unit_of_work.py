@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from uuid import UUID
 
 import asyncpg
 import orjson
@@ -42,21 +43,22 @@ class OutboxHandoff:
     """
 
     def __init__(self, max_rows: int = 50_000) -> None:
-        self._rows: dict[str, OutboxRow] = {}
+        self._rows: dict[UUID, OutboxRow] = {}  # by event id (asyncpg's UUIDs hash and compare as uuid.UUID)
         self._max_rows = max_rows
 
     def offer(self, rows: Sequence[OutboxRow]) -> None:
         """Rows whose transaction has committed."""
         kept = self._rows
         for row in rows:
-            kept[str(row[0])] = row
+            event_id = row[0]
+            kept[event_id if isinstance(event_id, UUID) else UUID(str(event_id))] = row
         excess = len(kept) - self._max_rows
         if excess > 0:
             for event_id in list(itertools.islice(kept, excess)):  # oldest first: insertion order
                 del kept[event_id]
 
-    def take(self, event_id: object) -> OutboxRow | None:
-        return self._rows.pop(str(event_id), None)
+    def take(self, event_id: UUID) -> OutboxRow | None:
+        return self._rows.pop(event_id, None)
 
     def __len__(self) -> int:
         return len(self._rows)
