@@ -114,7 +114,7 @@ async def execute_cycle(
     stored_inputs = StoredInputs.of(fields, part_digests, unstored)
     uow.on_commit(lambda: cache.mark_stored(unstored))
     document = cycle_record_document(result, inputs=inputs, request=request, started_at=started_at, ended_at=now())
-    encoded_cycle = encode_cycle(document)
+    encoded_cycle = encode_cycle(document, result.missing_inputs)
     await cycles.insert_cycle(
         conn,
         cycle=encoded_cycle,

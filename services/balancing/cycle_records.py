@@ -132,13 +132,14 @@ class EncodedCycle:
     record_json: bytes  # the whole record: the cycles row
     breach_jsons: list[bytes]  # each breach record: its row and its constraint_breach_detected payload
     event_json: bytes  # cycle_completed's payload: the record with at most MAX_EMBEDDED_BREACHES breaches
+    missing_inputs: tuple[str, ...] = ()  # scopes with no telemetry and no fallback (stored beside the record)
 
     @property
     def outcome(self) -> CycleOutcome:
         return CycleOutcome(self.document["outcome"])
 
 
-def encode_cycle(document: dict[str, Any]) -> EncodedCycle:
+def encode_cycle(document: dict[str, Any], missing_inputs: Sequence[str] = ()) -> EncodedCycle:
     breaches = document["breaches"]
     record_json = encode_json(document)
     if len(breaches) <= MAX_EMBEDDED_BREACHES:
@@ -147,7 +148,7 @@ def encode_cycle(document: dict[str, Any]) -> EncodedCycle:
         event_json = encode_json(
             {**document, "breaches": breaches[:MAX_EMBEDDED_BREACHES], "breaches_total": len(breaches)}
         )
-    return EncodedCycle(document, record_json, [encode_json(b) for b in breaches], event_json)
+    return EncodedCycle(document, record_json, [encode_json(b) for b in breaches], event_json, tuple(missing_inputs))
 
 
 def policy_versions(inputs: CycleInputs) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -15,6 +16,7 @@ from contracts.api.balancing import (
     RebalanceAcceptedResponse,
     RebalanceRequest,
 )
+from contracts.base import encode_json
 from contracts.enums import ReasonCode
 from libs.platform.auth import Principal, Scope, microgrid_guard, require_any_scope, require_scopes
 from libs.platform.http import ApiError
@@ -75,6 +77,8 @@ async def rebalance(
     except service.RequestKeyReused as exc:
         raise ApiError.conflict(str(exc)) from exc
     now = ctx.clock.now()
+    if isinstance(cycle, service.CycleRanHere):
+        return _json_record(microgrid_id, now, cycle.record_json)
     if cycle is None:
         accepted = RebalanceAcceptedResponse(microgrid_id=microgrid_id, timestamp=now, request_key=key)
         return JSONResponse(accepted.model_dump(mode="json"), status_code=202)
@@ -82,6 +86,13 @@ async def rebalance(
     if error is not None:
         raise error
     return _json(CycleResultResponse(microgrid_id=microgrid_id, timestamp=now, result=cycle.result))
+
+
+def _json_record(microgrid_id: UUID, timestamp: datetime, record_json: bytes) -> Response:
+    """CycleResultResponse's bytes around a cycle record already serialised (the record is the model's own
+    JSON, `cycle_records.encode_cycle`): what `_json` writes, without parsing and re-encoding the record."""
+    head = encode_json({"microgrid_id": microgrid_id, "timestamp": timestamp.astimezone(UTC)})
+    return Response(head[:-1] + b',"result":' + record_json + b"}", media_type="application/json")
 
 
 def _json(answer: CycleResultResponse) -> Response:

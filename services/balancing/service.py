@@ -7,12 +7,13 @@ event through the outbox and waits for the cycle, so the one-cycle-at-a-time rul
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID, uuid4
 
 import asyncpg
 
-from contracts.enums import RebalanceSource
+from contracts.enums import ReasonCode, RebalanceSource
 from contracts.events import RebalanceRequested, RebalanceRequestedPayload
 from libs.platform.advisory_locks import lock_for_transaction
 from libs.platform.clock import Clock
@@ -24,6 +25,7 @@ from services.balancing.adapters.cycles import CycleAnswer
 from services.balancing.adapters.state_cache import MicrogridStateCache, preflight
 from services.balancing.cycle_execution import CYCLE_RESULT, PRODUCER, execute_cycle
 from services.balancing.cycle_inputs import CycleSettings
+from services.balancing.cycle_records import EncodedCycle
 from services.balancing.settings import BalancingContext, BalancingSettings
 
 
@@ -60,22 +62,24 @@ async def handle_rebalance_requested(
     clock: Clock,
     settings: BalancingSettings,
     cache: MicrogridStateCache | None = None,
-) -> None:
-    """Run the request's one cycle, or park it until its topology version arrives."""
+) -> EncodedCycle | None:
+    """Run the request's one cycle, or park it until its topology version arrives; the cycle if it ran."""
     request = message.payload
     conn = uow.conn
     await lock_microgrid(conn, request.microgrid_id)
     stamps = await preflight(conn, request.microgrid_id, request.request_key)
     if stamps.cycle_done:
-        return  # one cycle per request key, whichever door repeated it
+        return None  # one cycle per request key, whichever door repeated it
     known = stamps.topology_version
     wanted = request.expected_topology_version or 1
     if known is None or wanted > known:
         # Never balance on a stale tree: wait (off the consumer loop) for the version, or reject later.
         deadline = clock.now() + timedelta(seconds=settings.topology_wait_s)
         await rebalance_requests.defer(conn, message, wanted, deadline)
-        return
-    await execute_cycle(uow, message, now=clock.now, settings=cycle_settings(settings), cache=cache, stamps=stamps)
+        return None
+    return await execute_cycle(
+        uow, message, now=clock.now, settings=cycle_settings(settings), cache=cache, stamps=stamps
+    )
 
 
 async def run_ready_requests(
@@ -119,6 +123,18 @@ async def sweep_waiting_requests_forever(ctx: BalancingContext) -> None:
 # ---- the HTTP door ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CycleRanHere:
+    """The request's cycle, run and committed by the request itself, with nothing in it that calls for an
+    error answer: its record's bytes as stored answer the request (no read back, no parse, no re-encoding)."""
+
+    record_json: bytes
+
+
+# Reason codes whose answer is an error quoting the stored cycle (routes.error_for reads it back for those).
+_ANSWERED_WITH_AN_ERROR = frozenset({ReasonCode.TOPOLOGY_INVALID, ReasonCode.TOPOLOGY_VERSION_CONFLICT})
+
+
 async def request_rebalance(
     ctx: BalancingContext,
     *,
@@ -128,11 +144,11 @@ async def request_rebalance(
     request_key: str | None,
     actor: str,
     correlation_id: str | None,
-) -> tuple[str, CycleAnswer | None]:
+) -> tuple[str, CycleAnswer | CycleRanHere | None]:
     """Record one rebalance_requested for the key (once) and wait, bounded, for its cycle.
 
-    Returns the request key and the cycle, or None when the wait ran out (the cycle still comes).
-    Raises UnknownMicrogrid or RequestKeyReused.
+    Returns the request key and the cycle (CycleRanHere when this request ran it and it calls for no error
+    answer), or None when the wait ran out (the cycle still comes). Raises UnknownMicrogrid or RequestKeyReused.
     """
     settings = ctx.settings
     clock = ctx.clock
@@ -141,6 +157,7 @@ async def request_rebalance(
     if existing is not None:
         _same_target(key, existing.result.microgrid_id, existing.result.node_id, microgrid_id, node_id)
         return key, existing
+    ran: EncodedCycle | None = None
     async with ctx.unit_of_work() as uow:
         if expected_topology_version is None and await read_models.known_topology_version(
             uow.conn, microgrid_id
@@ -175,7 +192,12 @@ async def request_rebalance(
             # later (issue 13, POST /rebalance latency). The rebalance_requested still goes out, as the event
             # dictionary's record of the request; when balancing's consumer reads it, the key is done and
             # nothing runs twice. A request for a topology version not seen yet is parked as before.
-            await handle_rebalance_requested(uow, message, clock=clock, settings=settings, cache=state_cache_of(ctx))
+            ran = await handle_rebalance_requested(
+                uow, message, clock=clock, settings=settings, cache=state_cache_of(ctx)
+            )
+    # Committed: a cycle this request ran answers from memory, unless its answer is an error quoting it.
+    if ran is not None and not ran.missing_inputs and _ANSWERED_WITH_AN_ERROR.isdisjoint(ran.document["reason_codes"]):
+        return key, CycleRanHere(ran.record_json)
     return key, await wait_for_cycle(ctx, key, settings.rebalance_wait_s)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
@@ -324,3 +324,25 @@ def test_timeline_points_are_the_cycles_grid_connections_and_circuits_with_what_
     nothing = TelemetryReading(node_id=str(GC), observed_at=NOW, valid=False)
     assert timeline_points(document, [nothing]) == [(str(GC), gc["requested_watts"], None, gc["allocated_watts"],
                                                      55_000)]
+
+
+def test_a_cycle_run_by_its_own_request_answers_with_the_bytes_the_model_would_write() -> None:
+    """POST /rebalance answers a cycle it ran from the record's stored bytes (no read back, no parse): the
+    same bytes as the response model, whatever the clock's time zone."""
+    from contracts.api.balancing import CycleResultResponse
+    from contracts.records import CycleResultRecord
+    from services.balancing.cycle_records import cycle_record_document, encode_cycle
+    from services.balancing.routes import _json, _json_record
+
+    cycle_inputs = inputs()
+    result = run_balancing_cycle(cycle_inputs)
+    document = cycle_record_document(result, inputs=cycle_inputs, request=request(), started_at=NOW, ended_at=NOW)
+    encoded = encode_cycle(document, result.missing_inputs)
+    record = CycleResultRecord.model_validate_json(encoded.record_json)
+    assert record.allocation_summary.by_node and encoded.missing_inputs == tuple(result.missing_inputs)
+    east = timezone(timedelta(hours=2))
+    for at in (NOW + timedelta(microseconds=1234), (NOW + timedelta(seconds=1)).astimezone(east)):
+        fast = _json_record(MG, at, encoded.record_json)
+        model = _json(CycleResultResponse(microgrid_id=MG, timestamp=at, result=record))
+        assert fast.body == model.body
+        assert fast.media_type == model.media_type
