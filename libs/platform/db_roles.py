@@ -38,8 +38,8 @@ def role_statements(database: str, passwords: dict[str, str]) -> list[str]:
             f'ALTER ROLE "{role}" WITH {_ATTRIBUTES} PASSWORD {_literal(passwords[role])}',
             f'GRANT CONNECT ON DATABASE {db} TO "{role}"',
             # Large values (a cycle's record and output, its cycle_completed in the outbox: ~100 KB each)
-            # compressed with lz4 rather than pglz: ~0.6 ms less of the backend's CPU per 88 KB value here
-            # (issue 13; benchmarks/toast_compression.py). Postgres's own images and Debian's build it in.
+            # compressed with lz4 rather than pglz: a 131 KB cycle output cost the backend 0.43 ms instead of
+            # 1.27 (issue 13; benchmarks/toast_compression.py). Postgres's own images and Debian's build it in.
             f"ALTER ROLE \"{role}\" SET default_toast_compression = 'lz4'",
         ]
     statements += [

@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from contracts.enums import ReasonCode, RebalanceSource
+from contracts.enums import RebalanceSource
 from contracts.events import RebalanceRequested, RebalanceRequestedPayload
 from libs.platform.advisory_locks import lock_for_transaction
 from libs.platform.clock import Clock
@@ -131,10 +131,6 @@ class CycleRanHere:
     record_json: bytes
 
 
-# Reason codes whose answer is an error quoting the stored cycle (routes.error_for reads it back for those).
-_ANSWERED_WITH_AN_ERROR = frozenset({ReasonCode.TOPOLOGY_INVALID, ReasonCode.TOPOLOGY_VERSION_CONFLICT})
-
-
 async def request_rebalance(
     ctx: BalancingContext,
     *,
@@ -196,7 +192,10 @@ async def request_rebalance(
                 uow, message, clock=clock, settings=settings, cache=state_cache_of(ctx)
             )
     # Committed: a cycle this request ran answers from memory, unless its answer is an error quoting it.
-    if ran is not None and not ran.missing_inputs and _ANSWERED_WITH_AN_ERROR.isdisjoint(ran.document["reason_codes"]):
+    # (routes.error_for answers missing inputs and cycles.ANSWERED_FROM_OUTPUT's reason codes with an error)
+    if ran is not None and not ran.missing_inputs and cycles.ANSWERED_FROM_OUTPUT_SET.isdisjoint(
+        ran.document["reason_codes"]
+    ):
         return key, CycleRanHere(ran.record_json)
     return key, await wait_for_cycle(ctx, key, settings.rebalance_wait_s)
 

@@ -342,29 +342,21 @@ class OutboxRelay:
             " WHERE published_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT $1",
             self._settings.outbox_batch_size,
         )
-        rows: list[Any] = []
-        unknown: list[int] = []
+        rows: dict[int, Any] = {}
         for claim in claimed:
             kept = self._handoff.take(claim["event_id"])
-            if kept is None:
-                unknown.append(claim["id"])
-                rows.append(claim["id"])  # a place kept for the row read below
-            else:
+            if kept is not None:
                 _, topic, key, value, headers = kept
-                rows.append({"id": claim["id"], "topic": topic, "key": key, "value": value, "headers": headers,
-                             "created_at": claim["created_at"]})
+                rows[claim["id"]] = {"id": claim["id"], "topic": topic, "key": key, "value": value,
+                                     "headers": headers, "created_at": claim["created_at"]}
+        unknown = [claim["id"] for claim in claimed if claim["id"] not in rows]
         if unknown:
-            found = {
-                row["id"]: row
-                for row in await conn.fetch(
-                    "SELECT id, topic, key, value, headers, created_at FROM outbox WHERE id = ANY($1::bigint[])",
-                    unknown,
-                )
-            }
-            # (only the holder of the relay lock deletes rows, so each is found; an id not found is skipped)
-            placed = (found.get(row) if isinstance(row, int) else row for row in rows)
-            rows = [row for row in placed if row is not None]
-        return rows
+            for row in await conn.fetch(
+                "SELECT id, topic, key, value, headers, created_at FROM outbox WHERE id = ANY($1::bigint[])", unknown
+            ):
+                rows[row["id"]] = row
+        # In id order (only the holder of the relay lock deletes rows, so each is found; one gone is skipped).
+        return [rows[claim["id"]] for claim in claimed if claim["id"] in rows]
 
     def _account(self, sent: Sequence[asyncpg.Record], result: BatchResult) -> None:
         now = time.time()

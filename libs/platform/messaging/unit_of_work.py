@@ -64,7 +64,6 @@ class OutboxHandoff:
         return len(self._rows)
 
 
-
 @dataclass
 class UnitOfWork:
     conn: asyncpg.Connection

@@ -146,6 +146,7 @@ async def cycle_by_id(
 
 # Reason codes whose HTTP error quotes the decided output (services/balancing/routes.error_for).
 ANSWERED_FROM_OUTPUT = ("TOPOLOGY_INVALID", "TOPOLOGY_VERSION_CONFLICT")
+ANSWERED_FROM_OUTPUT_SET = frozenset(ANSWERED_FROM_OUTPUT)
 
 
 @dataclass(frozen=True)
