@@ -1,5 +1,5 @@
 """What Postgres's backend spends to store a cycle's large values, compressed with pglz (Postgres's default)
-or lz4 (what the services' roles now use, libs/platform/db_roles.py).
+or lz4 (what the services' roles now use, libs/platform/db_roles.py), as bytea, jsonb or json.
 
 Not a test: prints figures with the machine and settings. Needs the local stack (`mgrid stack up`, then
 `eval "$(./mgrid stack env)"`). Run from the repo root:
@@ -8,7 +8,8 @@ Not a test: prints figures with the machine and settings. Needs the local stack 
 
 The value is a real one: the canonical output of one balancing cycle of a depot (`domain_cycle.depot`, by
 default 110 nodes above 200 connectors, the fleet benchmark's depot size), as the `cycles.output` column
-(bytea) and as a JSON document (jsonb, as `cycles.result`). Each (type, compression) pair inserts the
+(bytea) and as a JSON document: jsonb (how `cycles.result` was stored until migration 007) and json (how
+it is stored since: the text as written, validated, not decomposed). Each (type, compression) pair inserts the
 same value ``--inserts`` times into a table of its own, in a schema of its own (dropped at the end), and
 reads the backend's CPU time (utime + stime from /proc) around them; pairs run interleaved in rounds, so a
 neighbour on the shared machine slows both sides of a ratio alike. pglz is the baseline, in the same run.
@@ -34,7 +35,7 @@ from benchmarks.domain_cycle import depot  # noqa: E402
 from libs.domain.codec import to_canonical_json  # noqa: E402
 from libs.domain.cycle import run_balancing_cycle  # noqa: E402
 
-PAIRS = [("bytea", "pglz"), ("bytea", "lz4"), ("jsonb", "pglz"), ("jsonb", "lz4")]
+PAIRS = [("bytea", "pglz"), ("bytea", "lz4"), ("jsonb", "pglz"), ("jsonb", "lz4"), ("json", "pglz"), ("json", "lz4")]
 
 
 def backend_cpu_s(pid: int) -> float:
@@ -66,8 +67,8 @@ async def main() -> None:
         wall: dict[tuple[str, str], list[float]] = {pair: [] for pair in PAIRS}
         for _ in range(args.rounds):
             for kind, method in PAIRS:
-                statement = f"INSERT INTO {kind}_{method} VALUES ($1{'::jsonb' if kind == 'jsonb' else ''})"
-                arg = value.decode() if kind == "jsonb" else value
+                statement = f"INSERT INTO {kind}_{method} VALUES ($1{'' if kind == 'bytea' else '::' + kind})"
+                arg = value if kind == "bytea" else value.decode()
                 for _ in range(20):  # warm the plan and the backend
                     await conn.execute(statement, arg)
                 start_cpu, start = backend_cpu_s(pid), time.perf_counter()
@@ -83,6 +84,9 @@ async def main() -> None:
             mine = statistics.median(cpu[(kind, method)])
             print(f"{kind:<8} {method:<12} {mine * 1000:16.3f} ms {mine / base:7.2f}x "
                   f"{statistics.median(wall[(kind, method)]) * 1000:9.3f} ms {size_bytes:>8,} B")
+        jsonb, as_json = (statistics.median(cpu[(kind, "lz4")]) for kind in ("jsonb", "json"))
+        print(f"the record as json instead of jsonb (lz4): {as_json * 1000:.3f} ms vs {jsonb * 1000:.3f} ms of backend "
+              f"CPU an insert ({as_json / jsonb:.2f}x)")
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()

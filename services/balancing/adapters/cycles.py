@@ -55,8 +55,8 @@ async def insert_cycle(
         " AS t(node_id, requested, drawn, allocated, effective_limit) ON CONFLICT DO NOTHING)"
         " INSERT INTO cycles (cycle_id, microgrid_id, node_id, request_key, request_event_id, topology_version,"
         " outcome, started_at, ended_at, result, inputs, output, inputs_digest, output_digest, missing_inputs,"
-        " safe_action_taken, rotation)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11::jsonb, $12, $13, $14, $15::jsonb, $16, $17)",
+        " safe_action_taken, rotation, engine_version)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11::jsonb, $12, $13, $14, $15::jsonb, $16, $17, $25)",
         UUID(d["cycle_id"]),
         UUID(d["microgrid_id"]),
         UUID(d["node_id"]) if d["node_id"] else None,
@@ -77,6 +77,7 @@ async def insert_cycle(
         [digest for digest, _ in inputs.new_parts],
         [body for _, body in inputs.new_parts],
         *([list(column) for column in zip(*timeline, strict=True)] if timeline else [[]] * 5),
+        d["audit"]["policy_versions"]["engine_version"],
     )
 
 
@@ -164,7 +165,7 @@ class CycleAnswer:
 async def answer_by_request_key(conn: asyncpg.Connection | asyncpg.Pool, request_key: str) -> CycleAnswer | None:
     row = await conn.fetchrow(
         "SELECT result, missing_inputs, safe_action_taken,"
-        " CASE WHEN result->'reason_codes' ?| $2::text[] THEN output END AS output"
+        " CASE WHEN (result->'reason_codes')::jsonb ?| $2::text[] THEN output END AS output"
         " FROM cycles WHERE request_key = $1",
         request_key,
         list(ANSWERED_FROM_OUTPUT),

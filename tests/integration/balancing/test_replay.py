@@ -95,10 +95,11 @@ async def test_mgrid_cycle_explains_and_replays_a_stored_cycle(service: RunningS
     tampered = uuid.uuid4()
     await service.ctx.pool.execute(
         "INSERT INTO cycles (cycle_id, microgrid_id, node_id, request_key, request_event_id, topology_version,"
-        " outcome, started_at, ended_at, result, inputs, output, inputs_digest, output_digest, missing_inputs)"
+        " outcome, started_at, ended_at, result, inputs, output, inputs_digest, output_digest, missing_inputs,"
+        " engine_version)"
         " SELECT $1, microgrid_id, node_id, $2, request_event_id, topology_version, outcome, started_at, ended_at,"
-        " result, inputs, output || ' '::bytea, inputs_digest, output_digest, missing_inputs FROM cycles"
-        " WHERE cycle_id = $3",
+        " result, inputs, output || ' '::bytea, inputs_digest, output_digest, missing_inputs, engine_version"
+        " FROM cycles WHERE cycle_id = $3",
         tampered, f"tampered:{tampered}", row["cycle_id"],
     )
     try:
@@ -129,8 +130,8 @@ async def test_replay_of_a_cycle_made_by_an_older_engine_names_it_and_shows_what
         " outcome, started_at, ended_at, result, inputs, output, inputs_digest, output_digest, missing_inputs,"
         " rotation)"
         " SELECT $1, microgrid_id, node_id, $2, request_event_id, topology_version, outcome, started_at, ended_at,"
-        " jsonb_set(result, '{audit,policy_versions,engine_version}', '\"1\"'), inputs, $3, inputs_digest,"
-        " output_digest, missing_inputs, rotation FROM cycles WHERE cycle_id = $4",
+        " jsonb_set(result::jsonb, '{audit,policy_versions,engine_version}', '\"1\"')::json, inputs, $3,"
+        " inputs_digest, output_digest, missing_inputs, rotation FROM cycles WHERE cycle_id = $4",
         older, f"older:{older}", canonical_bytes(output), row["cycle_id"],
     )
     try:
