@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import redis.asyncio as aioredis
@@ -28,14 +28,25 @@ def result_channel(settings: PlatformSettings, kind: str, key: str) -> str:
     return f"{settings.topic_prefix}mgrid.result.{kind}:{key}"
 
 
-def redis_signaller(client: aioredis.Redis) -> Callable[[str], Awaitable[None]]:
-    """Best-effort PUBLISH: a failed signal is logged; waiters still find the result by polling."""
+def redis_signaller(client: aioredis.Redis) -> Callable[[Sequence[str]], Awaitable[None]]:
+    """Best-effort PUBLISH: a failed signal is logged; waiters still find the result by polling.
 
-    async def signal(channel: str) -> None:
+    A unit's signals go in one pipelined round trip: a batch of cycles signals two channels per cycle
+    (the waiting request, the console), and one awaited PUBLISH each held the batch's offset commit."""
+
+    async def signal(channels: Sequence[str]) -> None:
+        if not channels:
+            return
         try:
-            await client.publish(channel, b"1")
+            if len(channels) == 1:
+                await client.publish(channels[0], b"1")
+                return
+            async with client.pipeline(transaction=False) as pipe:
+                for channel in channels:
+                    pipe.publish(channel, b"1")
+                await pipe.execute()
         except RedisError as exc:
-            log.warning("result signal on %s not sent: %r", channel, exc)
+            log.warning("result signals on %s not sent: %r", ", ".join(channels[:3]), exc)
 
     return signal
 

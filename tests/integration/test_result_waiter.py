@@ -67,6 +67,28 @@ async def test_a_rolled_back_unit_sends_no_signal(store, settings) -> None:
     await pubsub.aclose()
 
 
+async def test_every_signal_of_a_committed_unit_arrives_once(store, settings) -> None:
+    """A batch's unit signals several channels, one of them twice: each is published once, in one round trip."""
+    pool, client = store
+    channels = [result_channel(settings, "test.result", str(uuid.uuid4())) for _ in range(3)]
+    pubsub = client.pubsub()
+    await pubsub.subscribe(*channels)
+    for _ in channels:
+        await pubsub.get_message(timeout=1)  # the subscribe confirmations
+    async with unit_of_work(pool, settings, redis_signaller(client)) as uow:
+        for channel in [*channels, channels[0]]:
+            uow.signal_after_commit(channel)
+    received: list[str] = []
+    deadline = time.monotonic() + 5
+    while len(received) < len(channels) and time.monotonic() < deadline:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if message is not None:
+            received.append(message["channel"].decode())
+    assert received == channels
+    assert await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.3) is None  # not twice
+    await pubsub.aclose()
+
+
 async def test_without_redis_the_waiter_still_finds_the_result_by_re_reading(store, settings) -> None:
     pool, _ = store
     key = str(uuid.uuid4())

@@ -28,7 +28,8 @@ _WRITE_OUTBOX = (
 )
 log = logging.getLogger(__name__)
 
-Signaller = Callable[[str], Awaitable[None]]
+# Wakes whoever waits on these channels (libs.platform.result_waiter), in one round trip.
+Signaller = Callable[[Sequence[str]], Awaitable[None]]
 # An outbox row as written: event id, topic (prefixed), key, value, headers (JSON text).
 OutboxRow = tuple[object, str, bytes, bytes, str]
 
@@ -179,6 +180,5 @@ async def unit_of_work(
             callback()
         except Exception:  # the commit stands; an observer's failure must not turn it into an error
             log.exception("after-commit callback failed")
-    if signaller is not None:
-        for channel in uow.signals:
-            await signaller(channel)
+    if signaller is not None and uow.signals:
+        await signaller(list(dict.fromkeys(uow.signals)))  # a batch may signal one console twice
