@@ -142,15 +142,17 @@ def parked(service: Group) -> None:
 
     async def work(_: PlatformSettings, conn: asyncpg.Connection) -> list[asyncpg.Record]:
         return await conn.fetch(
-            "SELECT id, event_id, topic, length(value) AS bytes, parked_at, parked_reason FROM outbox"
+            "SELECT id, event_id, topic, length(value) AS bytes, messages, parked_at, parked_reason FROM outbox"
             " WHERE parked_at IS NOT NULL AND published_at IS NULL ORDER BY id"
         )
 
     rows = asyncio.run(_with_conn(service, work))
     for r in rows:
+        # A pack (libs/platform/messaging/outbox_pack.py) names its first message; requeue sends them all.
+        packed = f"  a pack of {r['messages']} messages, the first" if r["messages"] > 1 else ""
         typer.echo(
             f"{r['id']:>10}  {r['parked_at'].isoformat(timespec='seconds')}  {r['topic']}  {r['bytes']} bytes"
-            f"  event {r['event_id']}\n            {r['parked_reason']}"
+            f"{packed}  event {r['event_id']}\n            {r['parked_reason']}"
         )
     typer.echo(f"{len(rows)} parked row(s)")
 

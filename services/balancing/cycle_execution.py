@@ -144,7 +144,8 @@ async def execute_cycle(
     outgoing.append(
         CycleCompleted.encode(encoded_cycle.event_json, key=key, producer=PRODUCER, occurred_at=at, causation=message)
     )
-    await uow.publish_all(outgoing)
+    # One outbox row for the cycle's ~114 events (outbox_pack): a row each cost ~3 ms of Postgres CPU a cycle.
+    await uow.publish_all(outgoing, packed=True)
     uow.signal_after_commit(result_channel(uow.settings, CYCLE_RESULT, request.request_key))
     uow.signal_after_commit(console_channel(uow.settings, request.microgrid_id))
     uow.on_commit(lambda: _count(result, document, started_at=started_at, ended_at=at))

@@ -35,15 +35,56 @@ def _event_ids(records: list) -> Counter[str]:
     return Counter(dict(r.headers)["event_id"].decode() for r in records)
 
 
-async def test_a_row_too_large_to_publish_is_parked_and_the_rest_flows_on_once(env) -> None:
+async def _relay_all(env, handoff: OutboxHandoff | None, expected: int) -> tuple[OutboxRelay, list]:  # noqa: ANN001
+    """Run a relay until `expected` records are on the topic and nothing waits; then one more pass."""
     s, pool, producer = env
+    relay = OutboxRelay(pool=pool, producer=producer, settings=s, schema="relay", handoff=handoff)
+    await relay.start()
+    try:
+        async with TopicReader(s, TOPIC) as reader:
+            await reader.wait_for(lambda rs: len(rs) >= expected)
+            await eventually(lambda: _value(relay.backlog.pending == 0))
+            await relay.publish_batch()  # nothing left: another pass re-sends nothing
+            await reader.poll()
+    finally:
+        await relay.stop()
+    return relay, reader.records
+
+
+def _assert_each_once_in_order(records: list, events: list) -> None:
+    """Every event once, whole (key, value, headers), in the events' order within each partition."""
+    assert _event_ids(records) == {str(e.event_id): 1 for e in events}
+    place = {str(e.event_id): i for i, e in enumerate(events)}
+    by_partition: dict[int, list[int]] = {}
+    for record in records:
+        event = events[place[dict(record.headers)["event_id"].decode()]]
+        by_partition.setdefault(record.partition, []).append(place[str(event.event_id)])
+        assert record.value == event.to_bytes()
+        assert record.key == str(event.payload.microgrid_id).encode()
+        assert dict(record.headers)["event_type"].decode() == event.event_type
+    assert all(seen == sorted(seen) for seen in by_partition.values())  # id order within a partition
+
+
+# What a row the broker can never take looks like: (value, messages in the row, the parked reason's start).
+UNSENDABLE_ROWS = {
+    # what a 1 MB `requested_by` made: a schema-valid event larger than the broker takes
+    "too-large": (b"x" * 1_100_000, 1, "MessageSizeTooLargeError"),
+    # a pack (outbox_pack) whose bytes are not one
+    "damaged-pack": (b"not a pack", 3, "ValueError: not an outbox pack"),
+}
+
+
+@pytest.mark.parametrize("kind", UNSENDABLE_ROWS)
+async def test_a_row_that_cannot_be_published_is_parked_and_the_rest_flows_on_once(env, kind: str) -> None:
+    s, pool, producer = env
+    value, messages, reason = UNSENDABLE_ROWS[kind]
     before, after = topology_event(), topology_event()
     async with unit_of_work(pool, s) as uow:
         await uow.publish(before)
-        # what a 1 MB `requested_by` made: a schema-valid event larger than the broker takes
         await uow.conn.execute(
-            "INSERT INTO outbox (event_id, topic, key, value, headers) VALUES ($1, $2, $3, $4, $5::jsonb)",
-            uuid.uuid4(), s.topic(TOPIC), b"k", b"x" * 1_100_000, json.dumps({"event_id": "too-large"}),
+            "INSERT INTO outbox (event_id, topic, key, value, headers, messages)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+            uuid.uuid4(), s.topic(TOPIC), b"k", value, json.dumps({"event_id": kind}), messages,
         )
         await uow.publish(after)
     relay = OutboxRelay(pool=pool, producer=producer, settings=s, schema="relay")
@@ -57,10 +98,10 @@ async def test_a_row_too_large_to_publish_is_parked_and_the_rest_flows_on_once(e
         assert _event_ids(reader.records) == {str(before.event_id): 1, str(after.event_id): 1}
         parked = await pool.fetchrow("SELECT parked_reason, published_at FROM outbox WHERE parked_at IS NOT NULL")
         assert parked["published_at"] is None
-        assert parked["parked_reason"].startswith("MessageSizeTooLargeError")
+        assert parked["parked_reason"].startswith(reason), parked["parked_reason"]
         readiness = relay.readiness()
         assert isinstance(readiness, str) and "1 outbox row(s) parked" in readiness
-        assert "MessageSizeTooLargeError" in readiness
+        assert reason in readiness
         assert relay.parked_total == 1
     finally:
         await relay.stop()
@@ -145,25 +186,28 @@ async def test_rows_handed_over_in_process_go_out_as_rows_read_from_the_table_on
             await uow.publish(topology_event())
             raise RuntimeError("rolled back")
     assert len(handoff) == 3  # the committed units' rows only
-    relay = OutboxRelay(pool=pool, producer=producer, settings=s, schema="relay", handoff=handoff)
-    await relay.start()
-    try:
-        async with TopicReader(s, TOPIC) as reader:
-            await reader.wait_for(lambda rs: len(rs) >= len(events))
-            await eventually(lambda: _value(relay.backlog.pending == 0))
-            await relay.publish_batch()
-            await reader.poll()
-    finally:
-        await relay.stop()
-    assert _event_ids(reader.records) == {str(e.event_id): 1 for e in events}
-    place = {str(e.event_id): i for i, e in enumerate(events)}
-    by_partition: dict[int, list[int]] = {}
-    for record in reader.records:
-        by_partition.setdefault(record.partition, []).append(place[dict(record.headers)["event_id"].decode()])
-    assert all(seen == sorted(seen) for seen in by_partition.values())  # id order within a partition
-    for record in reader.records:
-        event = events[place[dict(record.headers)["event_id"].decode()]]
-        assert record.value == event.to_bytes()
-        assert dict(record.headers)["event_type"].decode() == event.event_type
-        assert record.key == str(event.payload.microgrid_id).encode()
+    _, records = await _relay_all(env, handoff, len(events))
+    _assert_each_once_in_order(records, events)
     assert len(handoff) == 0
+
+
+@pytest.mark.parametrize("handed_over", [False, True], ids=["read-from-the-table", "handed-over"])
+async def test_a_packed_unit_is_one_row_and_its_messages_go_out_once_each_in_order(env, handed_over: bool) -> None:
+    """A unit that emits many events at once (a balancing cycle) writes them as one row (outbox_pack): the
+    relay publishes each, whole and in order between the rows around it, and deletes the row."""
+    s, pool, producer = env
+    handoff = OutboxHandoff() if handed_over else None
+    first, last = topology_event(), topology_event()
+    pack = [topology_event() for _ in range(5)]
+    async with unit_of_work(pool, s, handoff=handoff) as uow:
+        await uow.publish(first)
+    async with unit_of_work(pool, s, handoff=handoff) as uow:
+        await uow.publish_all(pack, packed=True)
+    async with unit_of_work(pool, s, handoff=handoff) as uow:
+        await uow.publish(last)
+    assert [r["messages"] for r in await pool.fetch("SELECT messages FROM outbox ORDER BY id")] == [1, 5, 1]
+    events = [first, *pack, last]
+    relay, records = await _relay_all(env, handoff, len(events))
+    _assert_each_once_in_order(records, events)
+    assert relay.published_total == len(events)
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0

@@ -17,6 +17,10 @@ How a batch goes (issue 15, defect 1; issue 13, relay):
   flows on; it is counted (`mgrid_outbox_parked`) and readiness reports it until an operator acts
   (`mgrid outbox parked|requeue`, docs/operations.md);
 - a transient failure (broker down) leaves the row to the next pass, with capped backoff.
+- a row may be a pack of several messages (`outbox_pack`, a balancing cycle's events): its messages go
+  in order like rows, and the row is deleted once all were acknowledged. If one of them fails, the whole
+  row stays (a transient failure) or is parked (an unsendable one), so its other messages are sent again
+  later: consumers deduplicate by event id, as after a crash between send and delete.
 
 The relay sleeps until a commit wakes it (Postgres NOTIFY sent by the unit of work at commit, which
 reaches every replica), with a slow poll as a fallback for a lost listener connection. The rows its own
@@ -51,6 +55,7 @@ from opentelemetry.trace import SpanKind
 
 from libs.platform.advisory_locks import advisory_lock_key
 from libs.platform.db import changes_session
+from libs.platform.messaging.outbox_pack import OutboxRow, unpack
 from libs.platform.messaging.unit_of_work import OUTBOX_CHANNEL, OutboxHandoff
 from libs.platform.settings import PlatformSettings
 
@@ -84,7 +89,7 @@ def _reason(exc: BaseException) -> str:
 
 @dataclass
 class BatchResult:
-    """What one pass did: rows acknowledged, parked, and left for a retry (transient failure)."""
+    """What one pass did: messages acknowledged; rows parked, and left for a retry (transient failure)."""
 
     sent: int = 0
     parked: list[tuple[int, str]] = field(default_factory=list)
@@ -94,6 +99,36 @@ class BatchResult:
     @property
     def claimed(self) -> int:
         return self.sent + len(self.parked) + self.retry
+
+
+@dataclass(slots=True)
+class ClaimedRow:
+    """An outbox row a pass publishes: its id, when it was written, its messages in order (one, or a
+    pack's), and why it cannot be read if it cannot (a damaged pack: parked with that reason)."""
+
+    id: int
+    created_at: datetime
+    messages: list[OutboxRow]
+    unreadable: str | None = None
+
+    @classmethod
+    def from_table(cls, row: asyncpg.Record) -> ClaimedRow:
+        if row["messages"] == 1:
+            message = (row["event_id"], row["topic"], bytes(row["key"]), bytes(row["value"]), row["headers"])
+            return cls(row["id"], row["created_at"], [message])
+        try:
+            return cls(row["id"], row["created_at"], unpack(bytes(row["value"])))
+        except (ValueError, UnicodeDecodeError) as exc:
+            return cls(row["id"], row["created_at"], [], str(exc))
+
+
+# The next rows to publish, in id order: rows while the messages before them are fewer than $1 (a pack
+# counts its messages, so one pass stays about a batch of messages however they are packed).
+_CLAIM = (
+    "SELECT {columns} FROM (SELECT {columns}, sum(messages) OVER (ORDER BY id) - messages AS before FROM outbox"
+    " WHERE published_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT $1) AS next WHERE before < $1 ORDER BY id"
+)
+_WHOLE_ROW = "id, event_id, topic, key, value, headers, created_at, messages"
 
 
 @dataclass(frozen=True)
@@ -295,76 +330,75 @@ class OutboxRelay:
         rows = await self._claim(conn)
         if not rows:
             return result
-        outcomes = await self._send_all(rows)
-        failed = [(row, exc) for row, exc in zip(rows, outcomes, strict=True) if exc is not None]
+        owners = [index for index, row in enumerate(rows) for _ in row.messages]
+        messages = [message for row in rows for message in row.messages]
+        outcomes = await self._send_all(messages)
+        failed = [(at, exc) for at, exc in enumerate(outcomes) if exc is not None]
         if any(is_unsendable(exc) for _, exc in failed) and len(failed) > 1:
             # The broker fails a whole produce batch for one oversized record: find the culprit alone.
-            retried = [await self._send_one(row) for row, _ in failed]
-            failed = [(row, exc) for (row, _), exc in zip(failed, retried, strict=True) if exc is not None]
-        failed_ids = {row["id"] for row, _ in failed}
-        sent = [row for row in rows if row["id"] not in failed_ids]
+            retried = [await self._send_one(messages[at]) for at, _ in failed]
+            failed = [(at, exc) for (at, _), exc in zip(failed, retried, strict=True) if exc is not None]
+        # A row fails with its messages' failure, an unsendable one first (it is parked, never retried).
+        failures: dict[int, BaseException] = {
+            index: ValueError(row.unreadable) for index, row in enumerate(rows) if row.unreadable
+        }
+        for at, exc in failed:
+            known = failures.get(owners[at])
+            if known is None or (is_unsendable(exc) and not is_unsendable(known)):
+                failures[owners[at]] = exc
+        sent = [row for index, row in enumerate(rows) if index not in failures]
         if sent:
-            ids = [r["id"] for r in sent]
+            ids = [r.id for r in sent]
             if self._settings.outbox_retention_s > 0:
                 await conn.execute(
                     "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])", ids
                 )
             else:  # the default: nothing keeps a published row (Kafka has it); one write less per event
                 await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", ids)
-        for row, exc in failed:
+        for index, exc in failures.items():
             if is_unsendable(exc):
                 reason = _reason(exc)
                 await conn.execute(
                     "UPDATE outbox SET parked_at = clock_timestamp(), parked_reason = $2 WHERE id = $1",
-                    row["id"],
+                    rows[index].id,
                     reason,
                 )
-                result.parked.append((row["id"], reason))
+                result.parked.append((rows[index].id, reason))
             else:
                 result.retry += 1
                 result.retry_error = exc
         self._account(sent, result)
         return result
 
-    async def _claim(self, conn: asyncpg.Connection) -> Sequence[Any]:
-        """The next batch of waiting rows in id order, each with id, topic, key, value, headers, created_at.
+    async def _claim(self, conn: asyncpg.Connection) -> list[ClaimedRow]:
+        """The next batch of waiting rows in id order, each with its messages.
 
-        With a hand-off, only the rows' ids are read first; payloads come from the hand-off, and from the
+        With a hand-off, only the rows' ids are read first; messages come from the hand-off, and from the
         table only for rows not found there (another replica's, a crash's, or forgotten)."""
+        size = self._settings.outbox_batch_size
         if self._handoff is None or not len(self._handoff):
-            return await conn.fetch(
-                "SELECT id, topic, key, value, headers, created_at FROM outbox"
-                " WHERE published_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT $1",
-                self._settings.outbox_batch_size,
-            )
-        claimed = await conn.fetch(
-            "SELECT id, event_id, created_at FROM outbox"
-            " WHERE published_at IS NULL AND parked_at IS NULL ORDER BY id LIMIT $1",
-            self._settings.outbox_batch_size,
-        )
-        rows: dict[int, Any] = {}
+            found = await conn.fetch(_CLAIM.format(columns=_WHOLE_ROW), size)
+            return [ClaimedRow.from_table(row) for row in found]
+        claimed = await conn.fetch(_CLAIM.format(columns="id, event_id, created_at, messages"), size)
+        rows: dict[int, ClaimedRow] = {}
         for claim in claimed:
             kept = self._handoff.take(claim["event_id"])
             if kept is not None:
-                _, topic, key, value, headers = kept
-                rows[claim["id"]] = {"id": claim["id"], "topic": topic, "key": key, "value": value,
-                                     "headers": headers, "created_at": claim["created_at"]}
+                rows[claim["id"]] = ClaimedRow(claim["id"], claim["created_at"], kept)
         unknown = [claim["id"] for claim in claimed if claim["id"] not in rows]
         if unknown:
-            for row in await conn.fetch(
-                "SELECT id, topic, key, value, headers, created_at FROM outbox WHERE id = ANY($1::bigint[])", unknown
-            ):
-                rows[row["id"]] = row
+            for row in await conn.fetch(f"SELECT {_WHOLE_ROW} FROM outbox WHERE id = ANY($1::bigint[])", unknown):
+                rows[row["id"]] = ClaimedRow.from_table(row)
         # In id order (only the holder of the relay lock deletes rows, so each is found; one gone is skipped).
         return [rows[claim["id"]] for claim in claimed if claim["id"] in rows]
 
-    def _account(self, sent: Sequence[asyncpg.Record], result: BatchResult) -> None:
+    def _account(self, sent: Sequence[ClaimedRow], result: BatchResult) -> None:
         now = time.time()
-        result.sent = len(sent)
-        self.published_total += len(sent)
+        result.sent = sum(len(row.messages) for row in sent)
+        self.published_total += result.sent
         if sent:
-            self.last_publish_lag_s = max(0.0, now - sent[0]["created_at"].timestamp())
-            top, at = max(r["id"] for r in sent), time.monotonic()
+            self.last_publish_lag_s = max(0.0, now - sent[0].created_at.timestamp())
+            top, at = max(r.id for r in sent), time.monotonic()
             if self._published_marks and at - self._published_marks[-1][0] < 10.0:
                 self._published_marks[-1] = (self._published_marks[-1][0], top)  # a few marks a minute suffice
             else:
@@ -372,37 +406,36 @@ class OutboxRelay:
             if self._on_published:
                 # One lag per topic and batch, its oldest row's: a cycle's hundred breach events were a
                 # hundred histogram records of the same lag, a fifth of the relay's time.
-                oldest: dict[str, asyncpg.Record] = {}
+                oldest: dict[str, datetime] = {}
                 for row in sent:
-                    oldest.setdefault(row["topic"], row)
-                for topic, row in oldest.items():
-                    self._on_published(seconds=max(0.0, now - row["created_at"].timestamp()), topic=topic)
+                    for message in row.messages:
+                        oldest.setdefault(message[1], row.created_at)
+                for topic, created_at in oldest.items():
+                    self._on_published(seconds=max(0.0, now - created_at.timestamp()), topic=topic)
         for row_id, reason in result.parked:
             self.parked_total += 1
             log.error("outbox row %d parked: it can never be published as it is: %s", row_id, reason)
             if self._on_parked:
                 self._on_parked(reason=reason.split(":", 1)[0])
 
-    async def _send_all(self, rows: Sequence[asyncpg.Record]) -> list[BaseException | None]:
-        """Hand every row to the producer, then wait for all acknowledgements; None where acknowledged.
+    async def _send_all(self, messages: Sequence[OutboxRow]) -> list[BaseException | None]:
+        """Hand every message to the producer, then wait for all acknowledgements; None where acknowledged.
 
-        Rows go as record batches, one per partition (producer.send_batch): a cycle hands over a hundred
+        Messages go as record batches, one per partition (producer.send_batch): a cycle hands over a hundred
         breach events, and the producer's per-record path (a future, a lookup, a size check each) cost more
-        than building the events. Rows keep their id order within each partition, which is per-key order.
+        than building the events. Messages keep their order within each partition, which is per-key order.
         """
-        out: list[BaseException | None] = [None] * len(rows)
+        out: list[BaseException | None] = [None] * len(messages)
         self._partitions = {}
         batches: dict[tuple[str, int], list[tuple[Any, list[int]]]] = {}
-        for group in _trace_groups(rows):
-            # One publish span per run of rows of one trace and topic, not per row: a curtailed cycle's
-            # hundred breach events cost one span, and each consumer's span still hangs under it.
+        for group in _trace_groups(messages):
+            # One publish span per run of messages of one trace and topic, not per message: a curtailed
+            # cycle's hundred breach events cost one span, and each consumer's span still hangs under it.
             with self._publish_span(group) as carrier_of:
-                for index, row, headers in group:
+                for index, (_, topic, key, value, _), headers in group:
                     try:
-                        key = bytes(row["key"])
-                        target = (row["topic"], await self._partition_of(row["topic"], key))
-                        self._append(batches.setdefault(target, []), index, key, bytes(row["value"]),
-                                     carrier_of(headers))
+                        target = (topic, await self._partition_of(topic, key))
+                        self._append(batches.setdefault(target, []), index, key, value, carrier_of(headers))
                     except Exception as exc:  # refused before sending (e.g. no such topic)
                         out[index] = exc
         sent: list[tuple[asyncio.Future[Any], list[int]]] = []
@@ -444,26 +477,27 @@ class OutboxRelay:
             found = self._partition_by_key[cached] = _PARTITIONER(key, partitions, partitions)
         return found
 
-    async def _send_one(self, row: asyncpg.Record) -> BaseException | None:
+    async def _send_one(self, message: OutboxRow) -> BaseException | None:
         try:
-            [outcome] = await self._send_all([row])
+            [outcome] = await self._send_all([message])
         except Exception as exc:
             return exc
         return outcome
 
     @contextlib.contextmanager
-    def _publish_span(self, group: list[tuple[int, asyncpg.Record, dict[str, str]]]):  # type: ignore[no-untyped-def]
+    def _publish_span(self, group: list[tuple[int, OutboxRow, dict[str, str]]]):  # type: ignore[no-untyped-def]
         _, first, first_headers = group[0]
+        topic = first[1]
         attributes: dict[str, Any] = {
             "messaging.system": "kafka",
-            "messaging.destination.name": first["topic"],
+            "messaging.destination.name": topic,
             "correlation.id": first_headers.get("correlation_id", ""),
             "messaging.batch.message_count": len(group),
         }
         if len(group) == 1:
             attributes["messaging.message.id"] = first_headers.get("event_id", "")
         with tracer.start_as_current_span(
-            f"{first['topic']} publish",
+            f"{topic} publish",
             context=propagate.extract(first_headers),
             kind=SpanKind.PRODUCER,
             attributes=attributes,
@@ -494,19 +528,19 @@ class OutboxRelay:
         )
 
 
-def _trace_groups(rows: Sequence[asyncpg.Record]) -> list[list[tuple[int, asyncpg.Record, dict[str, str]]]]:
-    """The rows in runs of one (trace, topic), in id order; each row with its index and parsed headers.
+def _trace_groups(messages: Sequence[OutboxRow]) -> list[list[tuple[int, OutboxRow, dict[str, str]]]]:
+    """The messages in runs of one (trace, topic), in order; each with its index and parsed headers.
 
-    Only consecutive rows join a run, so sending run after run keeps the rows' id order (per-key order)."""
-    groups: list[list[tuple[int, asyncpg.Record, dict[str, str]]]] = []
+    Only consecutive messages join a run, so sending run after run keeps their order (per-key order)."""
+    groups: list[list[tuple[int, OutboxRow, dict[str, str]]]] = []
     last: tuple[str, str] | None = None
-    for index, row in enumerate(rows):
-        headers: dict[str, str] = orjson.loads(row["headers"])
-        run = (headers.get("traceparent", ""), row["topic"])
+    for index, message in enumerate(messages):
+        headers: dict[str, str] = orjson.loads(message[4])
+        run = (headers.get("traceparent", ""), message[1])
         if run != last:
             groups.append([])
             last = run
-        groups[-1].append((index, row, headers))
+        groups[-1].append((index, message, headers))
     return groups
 
 

@@ -15,23 +15,39 @@ from opentelemetry import propagate
 
 from contracts.base import EncodedMessage, Message
 from contracts.topics import topic_for
+from libs.platform.messaging.outbox_pack import OutboxRow, pack
 from libs.platform.settings import PlatformSettings
 
 OUTBOX_CHANNEL = "mgrid_outbox"
 _WRITE_OUTBOX = (
     "WITH written AS ("
-    " INSERT INTO outbox (event_id, topic, key, value, headers)"
+    " INSERT INTO outbox (event_id, topic, key, value, headers, messages)"
     # In the order given: the relay publishes by id.
-    " SELECT e, t, k, v, h FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[])"
-    " WITH ORDINALITY AS u(e, t, k, v, h, n) ORDER BY n RETURNING 1)"
+    " SELECT e, t, k, v, h, m FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[], $7::int[])"
+    " WITH ORDINALITY AS u(e, t, k, v, h, m, n) ORDER BY n RETURNING 1)"
     " SELECT pg_notify($6, '') FROM (SELECT count(*) FROM written) AS done"
 )
 log = logging.getLogger(__name__)
 
 # Wakes whoever waits on these channels (libs.platform.result_waiter), in one round trip.
 Signaller = Callable[[Sequence[str]], Awaitable[None]]
-# An outbox row as written: event id, topic (prefixed), key, value, headers (JSON text).
-OutboxRow = tuple[object, str, bytes, bytes, str]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One outbox row as written: a message, or a pack of several (`outbox_pack`), and the messages in it."""
+
+    row: OutboxRow  # the row's event id, topic, key, value and headers: a pack's are its first message's but the value
+    messages: list[OutboxRow]
+
+    @classmethod
+    def single(cls, message: OutboxRow) -> OutboxEntry:
+        return cls(message, [message])
+
+    @classmethod
+    def packed(cls, messages: list[OutboxRow]) -> OutboxEntry:
+        event_id, topic, key, _, headers = messages[0]
+        return cls((event_id, topic, key, pack(messages), headers), messages)
 
 
 class OutboxHandoff:
@@ -44,21 +60,22 @@ class OutboxHandoff:
     """
 
     def __init__(self, max_rows: int = 50_000) -> None:
-        self._rows: dict[UUID, OutboxRow] = {}  # by event id (asyncpg's UUIDs hash and compare as uuid.UUID)
+        # A row's messages by the row's event id (asyncpg's UUIDs hash and compare as uuid.UUID).
+        self._rows: dict[UUID, list[OutboxRow]] = {}
         self._max_rows = max_rows
 
-    def offer(self, rows: Sequence[OutboxRow]) -> None:
+    def offer(self, entries: Sequence[OutboxEntry]) -> None:
         """Rows whose transaction has committed."""
         kept = self._rows
-        for row in rows:
-            event_id = row[0]
-            kept[event_id if isinstance(event_id, UUID) else UUID(str(event_id))] = row
+        for entry in entries:
+            event_id = entry.row[0]
+            kept[event_id if isinstance(event_id, UUID) else UUID(str(event_id))] = entry.messages
         excess = len(kept) - self._max_rows
         if excess > 0:
             for event_id in list(itertools.islice(kept, excess)):  # oldest first: insertion order
                 del kept[event_id]
 
-    def take(self, event_id: UUID) -> OutboxRow | None:
+    def take(self, event_id: UUID) -> list[OutboxRow] | None:
         return self._rows.pop(event_id, None)
 
     def __len__(self) -> int:
@@ -71,9 +88,9 @@ class UnitOfWork:
     settings: PlatformSettings
     published: list[Message | EncodedMessage] = field(default_factory=list)
     # Outbox rows recorded by publish(), written in one statement just before the commit.
-    _outbox_rows: list[OutboxRow] = field(default_factory=list)
+    _outbox_rows: list[OutboxEntry] = field(default_factory=list)
     # The rows written by flush_outbox: handed to the relay once the transaction has committed.
-    written_rows: list[OutboxRow] = field(default_factory=list)
+    written_rows: list[OutboxEntry] = field(default_factory=list)
     signals: list[str] = field(default_factory=list)
     committed_callbacks: list[Callable[[], None]] = field(default_factory=list)
 
@@ -89,10 +106,11 @@ class UnitOfWork:
         """Record `message` in the outbox; it is sent only if this transaction commits."""
         await self.publish_all([message])
 
-    async def publish_all(self, messages: Sequence[Message | EncodedMessage]) -> None:
+    async def publish_all(self, messages: Sequence[Message | EncodedMessage], *, packed: bool = False) -> None:
         """Record several messages, in the given order; all of a unit's messages are written in one statement.
 
-        An `EncodedMessage` (Message.encode) goes in as its bytes: the cycle's hot path serialises once."""
+        An `EncodedMessage` (Message.encode) goes in as its bytes: the cycle's hot path serialises once.
+        `packed`: the messages share one outbox row (`outbox_pack`), for a unit that emits many at once."""
         if not messages:
             return
         # Keep the trace context of the request that caused these events (ARCHITECTURE.md section 3).
@@ -113,7 +131,10 @@ class UnitOfWork:
             if trace:
                 headers = headers[:-1] + b"," + trace + b"}"
             rows.append((message.event_id, self.settings.topic(topic), key, value, headers.decode()))
-        self._outbox_rows.extend(rows)
+        if packed and len(rows) > 1:
+            self._outbox_rows.append(OutboxEntry.packed(rows))
+        else:
+            self._outbox_rows.extend(OutboxEntry.single(row) for row in rows)
         self.published.extend(messages)
 
     async def flush_outbox(self) -> None:
@@ -121,8 +142,9 @@ class UnitOfWork:
         wake the relay at commit (a notification is delivered then, never for a rolled-back event)."""
         if not self._outbox_rows:
             return
-        rows, self._outbox_rows = self._outbox_rows, []
-        self.written_rows.extend(rows)
+        entries, self._outbox_rows = self._outbox_rows, []
+        self.written_rows.extend(entries)
+        rows = [e.row for e in entries]
         # One round trip for rows and wake-up: COPY costs two (COPY, then the data), the NOTIFY a third.
         await self.conn.execute(
             _WRITE_OUTBOX,
@@ -132,6 +154,7 @@ class UnitOfWork:
             [r[3] for r in rows],
             [r[4] for r in rows],
             OUTBOX_CHANNEL,
+            [len(e.messages) for e in entries],
         )
 
     async def claim_inbox_many(self, consumer_group: str, events: Sequence[tuple[str, str]]) -> set[str]:
