@@ -11,16 +11,19 @@ Figures (the relay runs in this process on its own topic prefix and schema, drop
   callback for that row (NOTIFY at commit, claim, send, ack, mark sent);
 - backlog drain: `--backlog` events committed (100 per transaction) while the relay is stopped; events/s
   from the relay's start to the last acknowledgement (what a relay catches up with after an outage);
-- a cycle's rows, one relay pass: a unit shaped like a curtailed depot's cycle (one ~130 kB event and
-  110 of ~1 kB) committed, then one `publish_batch`, this process's CPU time and wall time; with the
-  rows read back from the table (the unit committed without the hand-off, as another replica's would
-  be) and taken from the in-process hand-off (issue 13), in turn, `--passes` each, medians.
+- a cycle's events, written and relayed: a unit shaped like a curtailed depot's cycle (one ~130 kB event
+  and 110 of ~1 kB) committed, then one `publish_batch`; the commit's wall time, the pass's CPU time
+  (this process) and wall time, and the CPU of the benchmark's Postgres backends over both. Three ways
+  in turn, `--passes` each, medians: a row per event read back from the table (a unit committed without
+  the hand-off, as another replica's would be), a row per event taken from the in-process hand-off
+  (issue 13), and the events as one row, a pack (`outbox_pack`, what a balancing cycle writes).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import platform
@@ -57,6 +60,16 @@ def event(nodes: int = 3) -> TopologyUpdated:
     return TopologyUpdated.create(payload, producer="bench", occurred_at=datetime.now(UTC))
 
 
+def backends_cpu_s(pids: list[int]) -> float:
+    """utime + stime of these processes (the benchmark's Postgres backends), from /proc."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def ms(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -67,7 +80,9 @@ async def run(args: argparse.Namespace) -> None:
     s = base.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}."})
     await ensure_topics(s)
     schema = s.topic_prefix.replace(".", "_") + "relay"
-    pool = await create_pool(s.postgres_dsn, schema)
+    # Named, so the pass can count its Postgres backends' CPU (asyncpg sends unknown DSN parameters as settings).
+    dsn = f"{s.postgres_dsn}{'&' if '?' in s.postgres_dsn else '?'}application_name=relay-delay-bench"
+    pool = await create_pool(dsn, schema)
     await migrate(pool, schema)
     producer = create_producer(s, "relay-bench")
     await producer.start()
@@ -116,19 +131,24 @@ async def run(args: argparse.Namespace) -> None:
         drained = relay_drained / drain_s
         await relay.stop()
 
-        # a cycle's rows, one pass: read back from the table, or taken from the hand-off, in turn
+        # a cycle's events, written and relayed: a row each read back, a row each handed over, one pack
         handoff = OutboxHandoff()
         relay = OutboxRelay(pool=pool, producer=producer, settings=s, schema=schema, handoff=handoff)
         cycle_rows = [event(nodes=550), *(event() for _ in range(110))]
         cycle_bytes = sum(len(e.to_bytes()) for e in cycle_rows)
-        passes: dict[str, list[tuple[float, float]]] = {"table": [], "handoff": []}
+        backends = [r["pid"] for r in await pool.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'relay-delay-bench'")]
+        modes = {"rows, read back": (None, False), "rows, handed over": (handoff, False), "one pack": (handoff, True)}
+        passes: dict[str, list[tuple[float, float, float, float]]] = {mode: [] for mode in modes}
         for _ in range(args.passes):
-            for mode in passes:
-                async with unit_of_work(pool, s, handoff=handoff if mode == "handoff" else None) as uow:
-                    await uow.publish_all(cycle_rows)
+            for mode, (handed, packed) in modes.items():
+                b0, w0 = backends_cpu_s(backends), time.perf_counter()
+                async with unit_of_work(pool, s, handoff=handed) as uow:
+                    await uow.publish_all(cycle_rows, packed=packed)
                 c0, t0 = time.process_time(), time.perf_counter()
                 done = await relay.publish_batch()
-                passes[mode].append((time.process_time() - c0, time.perf_counter() - t0))
+                passes[mode].append((t0 - w0, time.process_time() - c0, time.perf_counter() - t0,
+                                     backends_cpu_s(backends) - b0))
                 assert done.sent == len(cycle_rows), done
 
         print(f"machine: {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}, "
@@ -140,12 +160,16 @@ async def run(args: argparse.Namespace) -> None:
         print(f"relay delay, one at a time (commit -> ack, {args.samples}): p50 {ms(single, .5):.2f} ms, "
               f"p95 {ms(single, .95):.2f} ms, p99 {ms(single, .99):.2f} ms, max {1000 * max(single):.1f} ms")
         print(f"backlog drain: {relay_drained}/{args.backlog} events in {drain_s:.2f} s = {drained:.0f} events/s")
-        cpu = {mode: statistics.median(c for c, _ in v) * 1000 for mode, v in passes.items()}
-        wall = {mode: statistics.median(w for _, w in v) * 1000 for mode, v in passes.items()}
-        print(f"a cycle's rows, one pass ({len(cycle_rows)} rows, {cycle_bytes / 1024:.0f} KiB, {args.passes} passes "
-              f"each): read back from the table {cpu['table']:.2f} ms CPU / {wall['table']:.2f} ms wall; from the "
-              f"hand-off {cpu['handoff']:.2f} ms CPU ({cpu['handoff'] / cpu['table']:.2f}x) / {wall['handoff']:.2f} "
-              f"ms wall ({wall['handoff'] / wall['table']:.2f}x)")
+        print(f"a cycle's events written and relayed ({len(cycle_rows)} events, {cycle_bytes / 1024:.0f} KiB, "
+              f"{args.passes} passes each way, medians; Postgres CPU: the mean, its clock ticks are 10 ms):")
+        first = passes[next(iter(passes))]
+        base_cpu = statistics.median(v[1] for v in first) * 1000
+        base_pg = statistics.mean(v[3] for v in first) * 1000
+        for mode, values in passes.items():
+            commit, cpu, wall = (statistics.median(v[i] for v in values) * 1000 for i in range(3))
+            pg = statistics.mean(v[3] for v in values) * 1000
+            print(f"  {mode:18s} commit {commit:6.2f} ms wall; relay pass {cpu:5.2f} ms CPU ({cpu / base_cpu:.2f}x), "
+                  f"{wall:6.2f} ms wall; Postgres backends {pg:5.2f} ms CPU ({pg / max(base_pg, 1e-9):.2f}x)")
         print(f"relay_delay: p50_ms={ms(single, .5):.2f} p99_ms={ms(single, .99):.2f} "
               f"drain_events_per_s={drained:.0f} bare_hop_p50_ms={ms(bare, .5):.2f}")
     finally:
