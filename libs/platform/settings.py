@@ -53,7 +53,9 @@ class PlatformSettings(BaseSettings):
     dead_letter_max_bytes: int = 900_000
     dead_letter_excerpt_bytes: int = 4096
     outbox_poll_interval_s: float = 0.5
-    outbox_batch_size: int = 200
+    # Messages per relay pass, about: rows are claimed while the messages before them are fewer (a pack
+    # counts its messages; a pack larger than this still goes, alone).
+    outbox_batch_size: int = Field(default=200, ge=1)
     # Published outbox rows stay readable this long (tests audit what a service emitted), then the relay
     # deletes them; 0 (the default): deleted once the broker has them, Kafka being the record.
     outbox_retention_s: float = 0.0
