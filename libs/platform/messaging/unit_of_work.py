@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -56,27 +55,44 @@ class OutboxHandoff:
     The relay still claims rows from the table, in id order (the table is the truth: rows of another
     replica, rows left by a crash); it reads back the payloads only of rows it does not find here. A
     curtailed depot's cycle writes ~250 KB in ~110 rows, which the relay read back from Postgres on every
-    cycle. Bounded: past `max_rows` the oldest are forgotten (the relay then reads them from the table).
+    cycle. Bounded in bytes, not rows (a pack is a cycle's ~280 KB): past `max_bytes` of values held (while
+    the broker is away and commits go on) the oldest rows are forgotten; the relay reads them from the table.
     """
 
-    def __init__(self, max_rows: int = 50_000) -> None:
-        # A row's messages by the row's event id (asyncpg's UUIDs hash and compare as uuid.UUID).
-        self._rows: dict[UUID, list[OutboxRow]] = {}
-        self._max_rows = max_rows
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        # A row's messages and their values' size, by the row's event id (asyncpg's UUIDs hash as uuid.UUID).
+        self._rows: dict[UUID, tuple[list[OutboxRow], int]] = {}
+        self._max_bytes = max_bytes
+        self._bytes = 0
+
+    @property
+    def held_bytes(self) -> int:
+        return self._bytes
 
     def offer(self, entries: Sequence[OutboxEntry]) -> None:
         """Rows whose transaction has committed."""
         kept = self._rows
         for entry in entries:
             event_id = entry.row[0]
-            kept[event_id if isinstance(event_id, UUID) else UUID(str(event_id))] = entry.messages
-        excess = len(kept) - self._max_rows
-        if excess > 0:
-            for event_id in list(itertools.islice(kept, excess)):  # oldest first: insertion order
-                del kept[event_id]
+            key = event_id if isinstance(event_id, UUID) else UUID(str(event_id))
+            size = sum(len(message[3]) for message in entry.messages)
+            replaced = kept.pop(key, None)
+            if replaced is not None:
+                self._bytes -= replaced[1]
+            kept[key] = (entry.messages, size)
+            self._bytes += size
+        if self._bytes > self._max_bytes:
+            for event_id in list(kept):  # oldest first: insertion order
+                if self._bytes <= self._max_bytes:
+                    break
+                self._bytes -= kept.pop(event_id)[1]
 
     def take(self, event_id: UUID) -> list[OutboxRow] | None:
-        return self._rows.pop(event_id, None)
+        found = self._rows.pop(event_id, None)
+        if found is None:
+            return None
+        self._bytes -= found[1]
+        return found[0]
 
     def __len__(self) -> int:
         return len(self._rows)
