@@ -38,9 +38,6 @@ def redis_signaller(client: aioredis.Redis) -> Callable[[Sequence[str]], Awaitab
         if not channels:
             return
         try:
-            if len(channels) == 1:
-                await client.publish(channels[0], b"1")
-                return
             async with client.pipeline(transaction=False) as pipe:
                 for channel in channels:
                     pipe.publish(channel, b"1")

@@ -379,7 +379,7 @@ class OutboxRelay:
         if self._handoff is None or not len(self._handoff):
             found = await conn.fetch(_CLAIM.format(columns=_WHOLE_ROW), size)
             return [ClaimedRow.from_table(row) for row in found]
-        claimed = await conn.fetch(_CLAIM.format(columns="id, event_id, created_at, messages"), size)
+        claimed = await conn.fetch(_CLAIM.format(columns="id, event_id, created_at"), size)
         rows: dict[int, ClaimedRow] = {}
         for claim in claimed:
             kept = self._handoff.take(claim["event_id"])
