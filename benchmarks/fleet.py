@@ -296,9 +296,10 @@ class StartedServices:
             p.stop()
 
     async def clean_up(self) -> None:
-        """Drop the run's schemas and topics (the services are stopped: nothing writes to them)."""
+        """Drop the run's schemas, topics and ACLs (the services are stopped: nothing writes to them)."""
         import asyncpg
-        from aiokafka.admin import AIOKafkaAdminClient
+
+        from libs.platform.messaging.topics_admin import retire
 
         conn = await asyncpg.connect(self.settings.postgres_dsn)
         try:
@@ -306,14 +307,7 @@ class StartedServices:
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{service_schema(self.settings, service)}" CASCADE')
         finally:
             await conn.close()
-        admin = AIOKafkaAdminClient(**client_options(self.settings), client_id="fleet-bench-clean")
-        await admin.start()
-        try:
-            topics = [t for t in await admin.list_topics() if t.startswith(self.prefix)]
-            if topics:
-                await admin.delete_topics(topics)
-        finally:
-            await admin.close()
+        await retire(self.settings, self.prefix)  # the topics and their ACLs
 
 
 def service_schema(settings: SimulatorSettings, service: str) -> str:

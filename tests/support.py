@@ -77,17 +77,10 @@ async def publish_as_owner(
 
 
 async def delete_topics_with_prefix(settings: PlatformSettings, prefix: str) -> int:
-    """Delete a test run's topics (best effort: a broker already gone is not a test failure)."""
-    from aiokafka.admin import AIOKafkaAdminClient
+    """Delete a test run's topics and their ACLs (best effort: a broker already gone is not a test failure)."""
+    from libs.platform.messaging.topics_admin import retire
 
-    admin = AIOKafkaAdminClient(**client_options(settings), client_id="mgrid-test-cleanup")
     try:
-        await admin.start()
-        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        for start in range(0, len(doomed), 100):
-            await admin.delete_topics(doomed[start:start + 100])
-        return len(doomed)
+        return await retire(settings, prefix)
     except Exception:  # noqa: BLE001 - cleanup must never fail the run
         return 0
-    finally:
-        await admin.close()

@@ -588,10 +588,18 @@ def up(*, timeout_s: float = READY_TIMEOUT_S, brokers: int | None = None) -> lis
 
 
 def provision_kafka(prefix: str = "") -> None:
-    """As the admin: the registry's topics and the ACLs generated from it, for topics named `prefix`..."""
+    """As the admin: the registry's topics and the ACLs generated from it, for topics named `prefix`...
+
+    For the stack's own (unprefixed) set, also drops the ACLs of prefixes with no topic left: runs that
+    ended before giving theirs back (docs/security.md).
+    """
+    from libs.platform.messaging.acls import prune_orphaned_acls
     from libs.platform.messaging.topics_admin import provision
 
-    _run_async(provision(kafka_admin_settings().model_copy(update={"topic_prefix": prefix})))
+    admin = kafka_admin_settings().model_copy(update={"topic_prefix": prefix})
+    _run_async(provision(admin))
+    if not prefix and admin.kafka_security_protocol != "PLAINTEXT":
+        _run_async(prune_orphaned_acls(admin))
 
 
 def down(*, purge: bool = False) -> list[ComponentStatus]:

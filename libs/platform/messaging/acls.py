@@ -8,8 +8,10 @@
 - Nobody but the admin (a super user) creates, deletes or alters topics or ACLs.
 
 ACLs name literal topics and groups, so a topic prefix (a test session, a second environment on one
-cluster) gets its own set: `ensure_acls(admin_settings, prefix)`. aiokafka has no ACL call, so the
-CreateAcls request (API key 30, v1) is sent through its protocol classes.
+cluster) gets its own set: `ensure_acls(admin_settings, prefix)`, and gives it back with its topics:
+`drop_acls(admin_settings, prefix)` (left behind, a shared test broker gathered 11,058 ACLs of 94 finished
+prefixes). aiokafka has no ACL call, so the CreateAcls and DeleteAcls requests (API keys 30 and 31, v1)
+go through its protocol classes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.protocol.admin import CreateAclsRequest_v1, DescribeAclsRequest
+from aiokafka.protocol.admin import CreateAclsRequest_v1, DeleteAclsRequest_v1, DescribeAclsRequest
 from aiokafka.protocol.api import Request
 
 from contracts.topics import TOPICS, dead_letter_topic
@@ -103,6 +105,35 @@ class _CreateAcls(Request[CreateAclsRequest_v1]):
         )
 
 
+class _DeleteAcls(Request[DeleteAclsRequest_v1]):
+    """One exact filter per ACL: deletes those and nothing else."""
+
+    API_KEY = 31
+
+    def __init__(self, acls: list[_Acl]) -> None:
+        self._acls = acls
+
+    def build(self, request_struct_class: type[DeleteAclsRequest_v1]) -> DeleteAclsRequest_v1:
+        return request_struct_class([a.filter() for a in self._acls])
+
+
+@dataclass(frozen=True)
+class _Acl:
+    """An ACL as the broker describes it."""
+
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission: int
+
+    def filter(self) -> tuple[int, str, int, str, str, int, int]:
+        return (self.resource_type, self.resource_name, self.pattern_type, self.principal, self.host,
+                self.operation, self.permission)
+
+
 async def ensure_acls(admin_settings: PlatformSettings, prefix: str = "") -> int:
     """Create the registry's ACLs for `prefix` (creating an existing ACL changes nothing). Returns how many."""
     bindings = acl_bindings(prefix)
@@ -117,6 +148,84 @@ async def ensure_acls(admin_settings: PlatformSettings, prefix: str = "") -> int
     finally:
         await admin.close()
     return len(bindings)
+
+
+async def drop_acls(admin_settings: PlatformSettings, prefix: str) -> int:
+    """Delete every ACL on a topic or group named `prefix`... (nested prefixes included): a run gives its
+    set back with its topics. Returns how many were deleted.
+
+    The empty prefix (the deployment's own set) is refused: only a prefixed run gives its ACLs back.
+    """
+    if not prefix:
+        raise ValueError("drop_acls: the unprefixed ACLs are the deployment's own; give a prefix")
+    admin = AIOKafkaAdminClient(**client_options(admin_settings), client_id="mgrid-acls")
+    await admin.start()
+    try:
+        doomed = [a for a in await _all_acls(admin) if a.resource_name.startswith(prefix)]
+        return await _delete(admin, doomed)
+    finally:
+        await admin.close()
+
+
+async def prune_orphaned_acls(admin_settings: PlatformSettings) -> int:
+    """Delete the ACLs of prefixes that have no topic left (runs that ended without giving them back, before
+    runs did). The unprefixed set and every prefix with a topic are kept. Returns how many were deleted."""
+    admin = AIOKafkaAdminClient(**client_options(admin_settings), client_id="mgrid-acls")
+    await admin.start()
+    try:
+        live = {_prefix_of(t) for t in await admin.list_topics()}
+        doomed = []
+        for acl in await _all_acls(admin):
+            prefix = _prefix_of(acl.resource_name)
+            if prefix and prefix not in live:
+                doomed.append(acl)
+        return await _delete(admin, doomed)
+    finally:
+        await admin.close()
+
+
+def _registry_names() -> tuple[str, ...]:
+    """What the registry's ACLs name after a prefix: topics, dead-letter topics and consumer groups."""
+    names = {t.name for t in TOPICS} | set(SERVICES) | {dead_letter_topic(s) for s in SERVICES}
+    return tuple(sorted(names, key=len, reverse=True))  # longest first: "dlq.balancing" before "balancing"
+
+
+def _prefix_of(name: str) -> str | None:
+    """The prefix of a registry name (`""` for the deployment's own), or None for a name the registry does
+    not make (kept as it is: ACLs this module did not write are not its to delete)."""
+    for suffix in _registry_names():
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+async def _all_acls(admin: AIOKafkaAdminClient) -> list[_Acl]:
+    any_ = 1  # ANY for resource type, pattern type, operation and permission; None for the strings
+    response = await admin._send_to_controller(  # noqa: SLF001 - no public call
+        DescribeAclsRequest(any_, None, any_, None, None, any_, any_)
+    )
+    if response.error_code:
+        raise RuntimeError(f"Kafka refused to describe ACLs: {response.error_message}")
+    return [
+        _Acl(resource_type, name, pattern, *acl)
+        for resource_type, name, pattern, acls in response.resources
+        for acl in acls
+    ]
+
+
+async def _delete(admin: AIOKafkaAdminClient, acls: list[_Acl]) -> int:
+    deleted = 0
+    for start in range(0, len(acls), _DELETE_CHUNK):
+        chunk = acls[start:start + _DELETE_CHUNK]
+        response = await admin._send_to_controller(_DeleteAcls(chunk))  # noqa: SLF001 - no public call
+        failed = [(a.resource_name, r[1]) for a, r in zip(chunk, response.filter_responses, strict=True) if r[0]]
+        if failed:
+            raise RuntimeError(f"Kafka refused to delete ACLs: {failed[:5]}")
+        deleted += sum(len(r[2]) for r in response.filter_responses)
+    return deleted
+
+
+_DELETE_CHUNK = 500  # exact filters per DeleteAcls request
 
 
 async def _wait_until_effective(admin: AIOKafkaAdminClient, bindings: list[AclBinding], timeout_s: float = 20.0

@@ -79,5 +79,25 @@ async def provision(admin_settings: PlatformSettings) -> None:
         await ensure_acls(admin_settings, admin_settings.topic_prefix)
 
 
+async def retire(admin_settings: PlatformSettings, prefix: str) -> int:
+    """As an admin: delete every topic named `prefix`... and, on a broker with authentication, the ACLs
+    on them and on the prefix's groups (a run gives back what `provision` made it). Returns the topics."""
+    from libs.platform.messaging.acls import drop_acls
+
+    if not prefix:
+        raise ValueError("retire: the unprefixed topics are the deployment's own; give a prefix")
+    admin = AIOKafkaAdminClient(**client_options(admin_settings), client_id="mgrid-admin")
+    await admin.start()
+    try:
+        doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        for start in range(0, len(doomed), 100):
+            await admin.delete_topics(doomed[start:start + 100])
+    finally:
+        await admin.close()
+    if admin_settings.kafka_security_protocol != "PLAINTEXT":
+        await drop_acls(admin_settings, prefix)
+    return len(doomed)
+
+
 if __name__ == "__main__":  # docker-compose's kafka-init: `python -m libs.platform.messaging.topics_admin`
     asyncio.run(provision(PlatformSettings()))

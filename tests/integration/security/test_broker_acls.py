@@ -117,3 +117,58 @@ async def _admin_topics(settings: PlatformSettings) -> set[str]:
         return set(await admin.list_topics())
     finally:
         await admin.close()
+
+
+async def _acl_names(settings: PlatformSettings, prefix: str) -> set[str]:
+    from libs.platform.messaging.acls import _all_acls  # noqa: PLC2701 - the test reads what the broker holds
+
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        return {a.resource_name for a in await _all_acls(admin) if a.resource_name.startswith(prefix)}
+    finally:
+        await admin.close()
+
+
+async def test_a_retired_prefix_gives_back_its_topics_and_acls_and_no_other(
+    settings: PlatformSettings, credentials: sc.Credentials
+) -> None:
+    """A run's ACLs go with its topics: left behind, a shared broker gathers thousands of them."""
+    from libs.platform.messaging.topics_admin import retire
+
+    gone = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}gone{uuid.uuid4().hex[:4]}."})
+    kept = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}kept{uuid.uuid4().hex[:4]}."})
+    await provision(gone)
+    await provision(kept)
+    expected = {b.name for b in acl_bindings(gone.topic_prefix)}
+    assert await _acl_names(settings, gone.topic_prefix) == expected
+    topics = await _topics_named(settings, gone.topic_prefix)
+    assert topics
+
+    assert await retire(settings, gone.topic_prefix) == len(topics)
+    assert await _acl_names(settings, gone.topic_prefix) == set()
+    assert await _topics_named(settings, gone.topic_prefix) == set()
+    assert await _acl_names(settings, kept.topic_prefix) == {b.name for b in acl_bindings(kept.topic_prefix)}
+    await retire(settings, kept.topic_prefix)
+
+
+async def test_pruning_drops_the_acls_of_prefixes_without_topics_only(
+    settings: PlatformSettings, credentials: sc.Credentials
+) -> None:
+    """A run that ended without giving its ACLs back (killed, or before runs did): `mgrid stack up` prunes."""
+    from libs.platform.messaging.acls import ensure_acls, prune_orphaned_acls
+
+    orphan = f"{settings.topic_prefix}orphan{uuid.uuid4().hex[:4]}."
+    await ensure_acls(settings, orphan)  # ACLs, no topics
+    assert await _acl_names(settings, orphan)
+    before = await _acl_names(settings, settings.topic_prefix)
+
+    assert await prune_orphaned_acls(settings) >= len(acl_bindings(orphan))
+    assert await _acl_names(settings, orphan) == set()
+    # This module's prefix has its topics: its ACLs stay, and so does the deployment's own set.
+    assert await _acl_names(settings, settings.topic_prefix) == before - {b.name for b in acl_bindings(orphan)}
+    assert {b.name for b in acl_bindings()} <= await _acl_names(settings, "")
+
+
+async def _topics_named(settings: PlatformSettings, prefix: str) -> set[str]:
+    return {t for t in await _admin_topics(settings) if t.startswith(prefix)}
