@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,6 +26,11 @@ class PlatformSettings(BaseSettings):
     kafka_ssl_cafile: str | None = None  # SASL_SSL: the CA that signed the brokers' certificates
     # Replicas of each topic the admin creates: 1 on a single broker, 3 on a cluster (`--brokers 3`).
     kafka_replication_factor: int = 1
+    # Codec of the batches every producer sends (aiokafka, through cramjam). None by default: zstd cut a
+    # fleet cycle's bytes on the log 13x (268 -> 20 KiB) for no change in CPU per cycle, but added ~5 ms to a
+    # single request at low load (compressing ~280 kB on the relay's path); a fleet short of disk or network
+    # between brokers sets zstd (docs/performance.md, eighth round). aiokafka's lz4 is fixed at level 9 (HC).
+    kafka_compression: Literal["none", "zstd", "lz4", "snappy", "gzip"] = "none"
     # The role this process works as (a service: its own login role, docs/security.md). No password
     # by default: the local stack generates them (`mgrid stack env`).
     postgres_dsn: str = "postgresql://127.0.0.1:55432/mgrid"

@@ -47,6 +47,7 @@ def create_producer(settings: PlatformSettings, client_id: str) -> AIOKafkaProdu
         linger_ms=0,
         # A cycle_completed is 10-20 kB: with the 16 kB default every such record is its own request.
         max_batch_size=1_000_000,
+        compression_type=None if settings.kafka_compression == "none" else settings.kafka_compression,
     )
 
 
