@@ -43,13 +43,22 @@ IDLE_QUERY_RATIO_ENV = "MGRID_TRACE_IDLE_QUERY_RATIO"
 _DB_SYSTEM_ATTRIBUTES = ("db.system", "db.system.name")
 
 
+# The share of every other root trace kept (MGRID_TRACE_SAMPLE_RATIO, default 1: all). A trace is kept or
+# dropped by its id, where it starts; every service after follows its parent's decision (the traceparent
+# header), so a kept trace is whole from the legacy event to the cycle result. A fleet may keep a share.
+SAMPLE_RATIO_ENV = "MGRID_TRACE_SAMPLE_RATIO"
+
+
 class IdlePollingSampler(Sampler):
     """For root spans: a database client span (a query outside any traced work) is sampled to a
-    trickle; every other root (an HTTP request, a consumed message, a publish) is kept."""
+    trickle; every other root (an HTTP request, a consumed message, a publish) is kept, or `sample_ratio`
+    of them."""
 
-    def __init__(self, idle_query_ratio: float = 0.0) -> None:
+    def __init__(self, idle_query_ratio: float = 0.0, sample_ratio: float = 1.0) -> None:
         self._ratio = idle_query_ratio
         self._idle = TraceIdRatioBased(idle_query_ratio)
+        self._sample_ratio = sample_ratio
+        self._roots = ALWAYS_ON if sample_ratio >= 1.0 else TraceIdRatioBased(sample_ratio)
 
     def should_sample(
         self,
@@ -65,16 +74,26 @@ class IdlePollingSampler(Sampler):
             if self._ratio <= 0.0:
                 return SamplingResult(Decision.DROP)
             return self._idle.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-        return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        return self._roots.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
     def get_description(self) -> str:
-        return f"IdlePollingSampler{{idle_query_ratio={self._ratio}}}"
+        return f"IdlePollingSampler{{idle_query_ratio={self._ratio}, sample_ratio={self._sample_ratio}}}"
 
 
 def sampler() -> Sampler:
     """Children follow their parent; roots through IdlePollingSampler."""
-    ratio = float(os.environ.get(IDLE_QUERY_RATIO_ENV, "0") or 0)
-    return ParentBased(root=IdlePollingSampler(ratio))
+    return ParentBased(root=IdlePollingSampler(_ratio(IDLE_QUERY_RATIO_ENV, 0.0), _ratio(SAMPLE_RATIO_ENV, 1.0)))
+
+
+def _ratio(name: str, default: float) -> float:
+    text = os.environ.get(name, "")
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: a ratio from 0 to 1 is expected") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name}={text!r}: a ratio from 0 to 1 is expected")
+    return value
 
 
 def service_resource(service_name: str) -> Resource:

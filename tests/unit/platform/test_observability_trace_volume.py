@@ -10,7 +10,7 @@ from opentelemetry.instrumentation.asyncpg import _hydrate_span_from_args
 from opentelemetry.trace import SpanKind
 
 from libs.platform.observability.trace_store import JsonlSpanExporter, read_spans
-from libs.platform.observability.tracing import IDLE_QUERY_RATIO_ENV, build_tracer_provider
+from libs.platform.observability.tracing import IDLE_QUERY_RATIO_ENV, SAMPLE_RATIO_ENV, build_tracer_provider
 
 
 class _Connection:
@@ -51,6 +51,34 @@ def test_idle_queries_can_be_sampled_to_a_trickle(tmp_path: Path, monkeypatch: p
         _poll_query(tracer)
     provider.shutdown()
     assert 40 <= len(read_spans(tmp_path).spans) <= 200
+
+
+def test_a_share_of_root_traces_is_kept_and_each_kept_trace_is_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fleet may keep a share of its traces (MGRID_TRACE_SAMPLE_RATIO): kept or dropped where the trace
+    starts, every span under a kept root is kept and none under a dropped one."""
+    monkeypatch.setenv(SAMPLE_RATIO_ENV, "0.25")
+    provider = build_tracer_provider("compatibility_adapter", JsonlSpanExporter(tmp_path / "a.jsonl"))
+    tracer = provider.get_tracer("t")
+    for _ in range(1000):
+        with tracer.start_as_current_span("load_balancer.rebalance_requested process", kind=SpanKind.CONSUMER):
+            with tracer.start_as_current_span("microgrid.rebalance_requested publish", kind=SpanKind.PRODUCER):
+                pass
+    provider.shutdown()
+    spans = read_spans(tmp_path).spans
+    by_trace: dict[str, set[str]] = {}
+    for span in spans:
+        by_trace.setdefault(span.trace_id, set()).add(span.name)
+    assert 150 <= len(by_trace) <= 350
+    assert all(len(names) == 2 for names in by_trace.values())
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "half"])
+def test_a_sample_ratio_outside_0_to_1_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(SAMPLE_RATIO_ENV, value)
+    with pytest.raises(ValueError, match=SAMPLE_RATIO_ENV):
+        build_tracer_provider("balancing", JsonlSpanExporter(Path("/nonexistent/never-written.jsonl")))
 
 
 def test_the_trace_file_rotates_by_size_and_keeps_a_capped_number_of_files(tmp_path: Path) -> None:
