@@ -59,7 +59,15 @@ def run(
         return
     runtime = ServiceRuntime(definition)
     # log_config=None keeps our JSON logging (uvicorn would replace it).
-    uvicorn.run(runtime.app(), host=host, port=port, log_config=None)
+    uvicorn.run(runtime.app(), host=host, port=port, log_config=None, loop=event_loop())
+
+
+def event_loop() -> str:
+    """The event loop the service runs on (MGRID_EVENT_LOOP): uvloop, or asyncio's own."""
+    chosen = os.environ.get("MGRID_EVENT_LOOP", "uvloop")
+    if chosen not in ("uvloop", "asyncio"):
+        raise typer.BadParameter(f"MGRID_EVENT_LOOP={chosen!r}: one of uvloop, asyncio")
+    return chosen
 
 
 def _run_replicas(service: str, host: str, port: int, replicas: int) -> None:
