@@ -41,11 +41,7 @@ from itertools import accumulate
 from math import lcm
 from typing import NamedTuple
 
-import numpy as np
-
-from libs.domain.allocation_arrays import ArrayTree
-from libs.domain.allocation_arrays import fill as fill_arrays
-from libs.domain.allocation_arrays import fits as arrays_fit
+from libs.domain import _allocation_kernel as _kernel  # type: ignore[attr-defined]  # built by pip install
 
 
 class AllocationRequest(NamedTuple):
@@ -81,11 +77,9 @@ def allocate(
     headroom: Sequence[int | None],
     requests: Sequence[AllocationRequest],
     rotation: int = 0,
-    tree: ArrayTree | None = None,
 ) -> AllocationOutcome:
-    """``tree``: the same tree as arrays, when the caller keeps one (compiled once per topology)."""
     columns = RequestColumns(*map(list, zip(*requests, strict=True))) if requests else RequestColumns.empty()
-    return allocate_columns(parent, subtree_end, headroom, columns, rotation, tree)
+    return allocate_columns(parent, subtree_end, headroom, columns, rotation)
 
 
 def _allocate_walk(
@@ -150,14 +144,13 @@ class RequestColumns(Sequence[AllocationRequest]):
         )
 
 
-_STATE_CODES = (
+_STATE_CODES = (  # in the kernel's code order
     AllocationState.IDLE,
     AllocationState.BELOW_MINIMUM,
     AllocationState.PAUSED,
     AllocationState.ALLOCATED,
     AllocationState.CURTAILED,
 )
-_IDLE, _BELOW, _PAUSED, _ALLOCATED, _CURTAILED = range(5)
 
 
 def allocate_columns(
@@ -166,152 +159,14 @@ def allocate_columns(
     headroom: Sequence[int | None],
     requests: RequestColumns,
     rotation: int = 0,
-    tree: ArrayTree | None = None,
-    capped_at: Sequence[int] | None = None,
-    walk_below: int = 100,
 ) -> AllocationOutcome:
-    """`allocate` on request columns: numpy arrays by tree depth (`allocation_arrays`) when the exact
-    fixed-point sums fit in int64, the Python walk otherwise or for a few requests (numpy's fixed
-    cost per call, ~1 ms per allocation here, is more than the walk takes for them); both give the
-    same integers.
-
-    ``tree``: the same tree as arrays, when the caller keeps one; ``capped_at``: the nodes whose
-    headroom is not None, when the caller knows them (it then need not scan every node); ``walk_below``:
-    fewer requests take the walk (measured here: the two cost about the same at ~150 requests)."""
-    count = len(requests)
-    if count < walk_below:
+    """`allocate` on request columns: the compiled walk (`_allocation_kernel`, `_allocate_walk` ported
+    line by line to C) when every number fits its 64-bit fixed point, the Python walk otherwise; both
+    give the same integers, states and binding caps."""
+    got = _kernel.allocate(parent, subtree_end, headroom, *requests.columns(), rotation, _STATE_CODES)
+    if got is None:  # a number beyond the kernel's 64-bit fixed point
         return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
-    n = len(parent)
-    try:
-        columns = (requests.requested_watts, requests.min_watts, requests.weight, requests.priority, requests.rank)
-        block = np.array(columns, dtype=np.int64).reshape(5, count)  # one conversion, one row per column
-        wanted, minimum, weight, priority, rank = block
-        if capped_at is None:
-            capped = np.fromiter((h is not None for h in headroom), dtype=bool, count=n)
-            room = np.zeros(n, dtype=np.int64)
-            room[capped] = [h for h in headroom if h is not None]
-        else:
-            capped = np.zeros(n, dtype=bool)
-            capped[capped_at] = True
-            room = np.zeros(n, dtype=np.int64)
-            room[capped_at] = [headroom[i] for i in capped_at]
-    except OverflowError:  # a number beyond int64
-        return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
-    if count and _huge(block):
-        return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
-    weight = np.maximum(weight, 1)
-    scale = _lcm_of(weight)
-    positive = wanted > 0
-    if not arrays_fit(int(wanted[positive].sum()), scale * _FINE):
-        return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
-    node = np.asarray(requests.node, dtype=np.int64)
-    room = np.maximum(room, 0)
-    arrays = tree if tree is not None else ArrayTree(parent, subtree_end)
-    watts = np.zeros(count, dtype=np.int64)
-    state = np.full(count, _IDLE, dtype=np.int64)
-    binding = np.full(count, -1, dtype=np.int64)
-    below = positive & (minimum > wanted)
-    state[below] = _BELOW
-    eligible = positive & ~below
-    for p in _distinct(priority[eligible])[::-1]:
-        members = np.flatnonzero(eligible & (priority == p))
-        members = members[np.argsort(rank[members], kind="stable")]  # stable: equal ranks keep input order
-        start = rotation % len(members)
-        ordered = np.concatenate((members[start:], members[:start]))
-        admitted = _admit_arrays(arrays, capped, room, requests, node, minimum, ordered, state, binding, n)
-        if len(admitted):
-            _fill_columns(arrays, capped, room, node, wanted, minimum, weight, admitted, ordered, watts, state, binding)
-    states = [_STATE_CODES[c] for c in state.tolist()]
-    return AllocationOutcome(tuple(watts.tolist()), tuple(states), tuple(binding.tolist()))
-
-
-def _huge(block: np.ndarray) -> bool:
-    """Whether any number is beyond what the array walk's int64 sums are checked for."""
-    big = 1 << 40
-    return int(block.max()) > big or int(block.min()) < -big
-
-
-def _distinct(values: np.ndarray) -> list[int]:
-    """The distinct values, ascending (one without sorting when all are equal: the usual case)."""
-    if not len(values):
-        return []
-    low, high = int(values.min()), int(values.max())
-    return [low] if low == high else np.unique(values).tolist()
-
-
-def _lcm_of(weights: np.ndarray) -> int:
-    scale = 1
-    for w in _distinct(weights):
-        scale = lcm(scale, w)
-    return scale
-
-
-def _admit_arrays(
-    arrays: ArrayTree,
-    capped: np.ndarray,
-    room: np.ndarray,
-    requests: RequestColumns,
-    node: np.ndarray,
-    minimum: np.ndarray,
-    ordered: np.ndarray,
-    state: np.ndarray,
-    binding: np.ndarray,
-    n: int,
-) -> np.ndarray:
-    """`_admit` with the all-fit check on arrays (each subtree's minimums are one slice of a prefix sum)."""
-    mins = minimum[ordered]
-    if not (mins > 0).any():
-        return ordered
-    per_node = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(per_node, node[ordered] + 1, np.maximum(mins, 0))
-    cumulative = np.cumsum(per_node)
-    in_subtree = cumulative[arrays.subtree_end] - cumulative[:n]
-    if not (capped & (in_subtree > room)).any():
-        return ordered
-    avail: list[int | None] = [r if c else None for c, r in zip(capped.tolist(), room.tolist(), strict=True)]
-    states = [AllocationState.IDLE] * len(requests)
-    bound = [-1] * len(requests)
-    order = ordered.tolist()
-    admitted = _admit(arrays.parent.tolist(), avail, requests, order, states, bound, n)
-    paused = [r for r in order if states[r] is AllocationState.PAUSED]
-    if paused:
-        state[paused] = _PAUSED
-        binding[paused] = [bound[r] for r in paused]
-    return np.asarray(admitted, dtype=np.int64)
-
-
-def _fill_columns(
-    arrays: ArrayTree,
-    capped: np.ndarray,
-    room: np.ndarray,
-    node: np.ndarray,
-    wanted: np.ndarray,
-    minimum: np.ndarray,
-    weight: np.ndarray,
-    admitted: np.ndarray,
-    ordered: np.ndarray,
-    watts: np.ndarray,
-    state: np.ndarray,
-    binding: np.ndarray,
-) -> None:
-    """`_fill` on arrays: one class's shares, rounded, and what they use of every cap (``room`` shrinks)."""
-    n = arrays.n
-    unit = _lcm_of(weight[admitted]) * _FINE
-    by_node = admitted[np.argsort(node[admitted], kind="stable")]  # preorder: every subtree one slice
-    node_of = node[by_node]
-    asked = wanted[by_node]
-    tie_of = np.zeros(len(node), dtype=np.int64)
-    tie_of[ordered] = np.arange(len(ordered), dtype=np.int64)
-    granted, bound, first = fill_arrays(
-        arrays, capped, room, node_of, asked, minimum[by_node], weight[by_node], tie_of[by_node], unit
-    )
-    cumulative = np.concatenate((np.zeros(1, dtype=np.int64), np.cumsum(granted)))
-    use = cumulative[first[arrays.subtree_end]] - cumulative[first[:n]]
-    room -= np.where(capped, use, 0)
-    watts[by_node] = granted
-    short = granted < asked
-    state[by_node] = np.where(short, _CURTAILED, _ALLOCATED)
-    binding[by_node[short]] = bound[short]
+    return AllocationOutcome(*got)
 
 
 def _capped_path(parent: Sequence[int], avail: list[int | None], node: int) -> list[int]:

@@ -288,7 +288,6 @@ class AllocationProblem:
     headroom: list[int | None]  # what each node's caps leave for controllable load (None: uncapped)
     positions: list[int]  # preorder position of the node behind each request
     columns: RequestColumns
-    capped_at: list[int]  # the tree positions whose headroom is not None
 
     @property
     def requests(self) -> list[AllocationRequest]:
@@ -332,10 +331,7 @@ def allocation_problem(view: PhysicalView, lo: int, hi: int) -> AllocationProble
         list(map(_PRIORITY, wishes)),
         list(map(index.id_rank.__getitem__, positions)),
     )
-    capped_at = list(map(_NEXT, view.capped))  # a cap there gives a headroom
-    if room is not None:
-        capped_at.insert(0, 0)
-    return AllocationProblem(index.alloc_parent, index.alloc_end, headroom, positions, columns, capped_at)
+    return AllocationProblem(index.alloc_parent, index.alloc_end, headroom, positions, columns)
 
 
 _REQUESTED = attrgetter("requested_watts")
@@ -368,8 +364,6 @@ def _allocate(
         problem.headroom,
         problem.columns,
         inputs.rotation,
-        view.index.alloc_tree,
-        problem.capped_at,
     )
     curtailed = AllocationState.CURTAILED in outcome.states or AllocationState.PAUSED in outcome.states
     total = sum(outcome.watts)

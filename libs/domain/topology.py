@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from contracts.enums import AssetType, NodeStatus, NodeType
-from libs.domain.allocation_arrays import ArrayTree
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +97,6 @@ class TopologyIndex:
         "live_connectors",
         "live_connector_ids",
         "first_level",
-        "_alloc_tree",
     )
 
     def __init__(
@@ -235,14 +233,6 @@ class TopologyIndex:
         self.live_connectors = [pos for pos in self.connectors if live_at[pos]]
         self.live_connector_ids = [order[pos] for pos in self.live_connectors]
         self.first_level = [pos for pos, p in enumerate(parent_pos) if p < 0]
-        self._alloc_tree: ArrayTree | None = None
-
-    @property
-    def alloc_tree(self) -> ArrayTree:
-        """The allocation tree as arrays (parents, subtree ends, nodes by depth), built on first use."""
-        if self._alloc_tree is None:
-            self._alloc_tree = ArrayTree(self.alloc_parent, self.alloc_end)
-        return self._alloc_tree
 
     @property
     def valid(self) -> bool:

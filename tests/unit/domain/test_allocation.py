@@ -2,8 +2,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from libs.domain import _allocation_kernel
+from libs.domain.allocation import (
+    _STATE_CODES,
+    AllocationOutcome,
+    AllocationState,
+    RequestColumns,
+    _allocate_walk,
+    allocate,
+    allocate_columns,
+)
 from libs.domain.allocation import AllocationRequest as Req
-from libs.domain.allocation import AllocationState, RequestColumns, _allocate_walk, allocate, allocate_columns
 from tests.unit.domain.strategies import allocation_problems, amplifying_problems
 
 # root(0) -> A(1) -> a1(2), a2(3) ; root -> B(4) -> b1(5)
@@ -13,6 +22,12 @@ END = [6, 4, 3, 4, 6, 6]
 
 def run(headroom, requests, rotation=0):
     return allocate(PARENT, END, headroom, requests, rotation)
+
+
+def kernel_outcome(parent, end, headroom, columns, rotation):
+    """The compiled walk alone (None: a number beyond its range, where `allocate_columns` takes the walk)."""
+    got = _allocation_kernel.allocate(parent, end, headroom, *columns.columns(), rotation, _STATE_CODES)
+    return None if got is None else AllocationOutcome(*got)
 
 
 @pytest.mark.req("FR-003")
@@ -95,7 +110,7 @@ def test_rounding_does_not_drift_with_the_number_of_saturated_charge_points(char
         assert sorted(got.watts[3 * cp : 3 * cp + 3]) == [1, 2, 2]  # 5 W shared as 5/3 each, rounded once
 
 
-# The array walk (numpy, by tree depth) against the Python walk it replaces on the hot path: the same
+# The compiled walk (libs/domain/_allocation_kernel.c) against the Python walk it is ported from: the same
 # integers, states and binding caps, for random trees with minimums, weights, priorities and rotation.
 @st.composite
 def _mixed_problems(draw):  # noqa: ANN001, ANN202
@@ -107,27 +122,27 @@ def _mixed_problems(draw):  # noqa: ANN001, ANN202
 @pytest.mark.req("FR-003", "NFR-001")
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(_mixed_problems(), amplifying_problems(7).map(lambda p: (*p, 0))))
-def test_array_walk_gives_exactly_what_the_python_walk_gives(problem):
+def test_compiled_walk_gives_exactly_what_the_python_walk_gives(problem):
     parent, end, headroom, requests, rotation = problem
     columns = RequestColumns(*map(list, zip(*requests, strict=True))) if requests else RequestColumns.empty()
-    arrays = allocate_columns(parent, end, headroom, columns, rotation, walk_below=0)
-    assert arrays == _allocate_walk(parent, end, headroom, requests, rotation)
-    assert allocate(parent, end, headroom, requests, rotation) == arrays  # the path chosen by size
+    compiled = kernel_outcome(parent, end, headroom, columns, rotation)
+    assert compiled == _allocate_walk(parent, end, headroom, requests, rotation)
+    assert allocate(parent, end, headroom, requests, rotation) == compiled
 
 
-def _tied_problem(seed: int):
+def _tied_problem(seed: int, circuits: tuple[int, int] = (2, 6), points: tuple[int, int] = (1, 8)):
     """A depot-sized tree (grid connection, circuits, charge points, connectors) whose requests share a
-    few values, so the array walk's sorts meet long runs of equal keys (where an unstable sort may
+    few values, so the compiled walk's sorts meet long runs of equal keys (where an unstable sort may
     order them any way)."""
     import random
 
     rng = random.Random(seed)
     parent, headroom, requests = [-1], [rng.choice([None, 40_000, 90_000])], []
-    for _ in range(rng.randint(2, 6)):
+    for _ in range(rng.randint(*circuits)):
         circuit = len(parent)
         parent.append(0)
         headroom.append(rng.choice([None, 20_000, 30_000]))
-        for _ in range(rng.randint(1, 8)):
+        for _ in range(rng.randint(*points)):
             point = len(parent)
             parent.append(circuit)
             headroom.append(rng.choice([None, 11_000, 22_000]))
@@ -152,12 +167,23 @@ def _tied_problem(seed: int):
 
 @pytest.mark.req("FR-003", "NFR-001")
 @pytest.mark.parametrize("seed", range(40))
-def test_array_walk_matches_the_python_walk_on_depot_sized_trees_full_of_ties(seed):
+def test_compiled_walk_matches_the_python_walk_on_depot_sized_trees_full_of_ties(seed):
     parent, end, headroom, requests = _tied_problem(seed)
     columns = RequestColumns(*map(list, zip(*requests, strict=True)))
     rotation = seed % 5
-    arrays = allocate_columns(parent, end, headroom, columns, rotation, walk_below=0)
-    assert arrays == _allocate_walk(parent, end, headroom, requests, rotation)
+    compiled = kernel_outcome(parent, end, headroom, columns, rotation)
+    assert compiled == _allocate_walk(parent, end, headroom, requests, rotation)
+
+
+@pytest.mark.req("FR-003", "NFR-001")
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_walk_matches_the_python_walk_on_a_large_depot(seed):
+    # Thousands of requests under saturated caps: the kernel's selection narrows its interval many times.
+    parent, end, headroom, requests = _tied_problem(seed, circuits=(60, 60), points=(15, 15))
+    columns = RequestColumns(*map(list, zip(*requests, strict=True)))
+    compiled = kernel_outcome(parent, end, headroom, columns, seed)
+    assert len(requests) > 1_000
+    assert compiled == _allocate_walk(parent, end, headroom, requests, seed)
 
 
 def test_numbers_beyond_int64_take_the_python_walk_with_the_same_rule():
@@ -165,5 +191,15 @@ def test_numbers_beyond_int64_take_the_python_walk_with_the_same_rule():
     outcome = allocate([-1, 0, 0], [3, 2, 3], [3 * huge, None, None], [Req(1, 2 * huge), Req(2, 2 * huge, rank=1)])
     assert outcome.watts == (3 * huge // 2, 3 * huge // 2)
     columns = RequestColumns([1, 2], [2 * huge, 2 * huge], [0, 0], [1, 1], [0, 0], [0, 1])
-    arrays = allocate_columns([-1, 0, 0], [3, 2, 3], [3 * huge, None, None], columns, walk_below=0)
-    assert arrays == outcome  # the array path falls back to the walk
+    assert kernel_outcome([-1, 0, 0], [3, 2, 3], [3 * huge, None, None], columns, 0) is None  # out of its range
+    assert allocate_columns([-1, 0, 0], [3, 2, 3], [3 * huge, None, None], columns) == outcome  # the walk answers
+
+
+def test_the_compiled_walk_refuses_what_is_not_a_tree_in_preorder():
+    columns = RequestColumns([1], [10], [0], [1], [0], [0])
+    with pytest.raises(ValueError, match="not a tree in preorder"):
+        kernel_outcome([-1, 2, 0], [3, 3, 3], [None, None, None], columns, 0)  # a parent after its child
+    with pytest.raises(ValueError, match="different lengths"):
+        kernel_outcome([-1, 0], [2, 2], [None], columns, 0)
+    with pytest.raises(IndexError, match="no node"):
+        kernel_outcome([-1, 0], [2, 2], [None, None], RequestColumns([5], [10], [0], [1], [0], [0]), 0)
