@@ -76,7 +76,12 @@ async def test_guard_reconciles_a_drifted_feeder_capacity_without_a_second_cycle
     assert gc_row.effective_limit_watts == 55_000  # the reconciled value is the node's cap in this cycle
     assert cycle.result.allocation_summary.total_allocated_watts == 55_000
     async with TopicReader(feed.settings, RECONCILED, REQUESTED, COMPLETED) as reader:
-        records = await reader.wait_for(lambda rs: any(r.topic.endswith(COMPLETED) and mine(depot, r) for r in rs))
+        # Each topic's records arrive in their own fetches: wait until all three have been read.
+        records = await reader.wait_for(
+            lambda rs: all(
+                any(r.topic.endswith(t) and mine(depot, r) for r in rs) for t in (COMPLETED, REQUESTED, RECONCILED)
+            )
+        )
     [reconciled] = [EffectiveCircuitCapacityReconciled.model_validate_json(r.value) for r in records
                     if r.topic.endswith(RECONCILED) and mine(depot, r)]
     p = reconciled.payload
@@ -96,8 +101,9 @@ async def test_guard_reconciles_a_drifted_feeder_capacity_without_a_second_cycle
     await feed.send(again)
     await feed.cycle(again.payload.request_key)
     async with TopicReader(feed.settings, RECONCILED, COMPLETED) as reader:
-        records = await reader.wait_for(
+        records = await reader.wait_for(  # both topics read (each arrives in its own fetches)
             lambda rs: sum(1 for r in rs if r.topic.endswith(COMPLETED) and mine(depot, r)) == 2
+            and any(r.topic.endswith(RECONCILED) and mine(depot, r) for r in rs)
         )
     assert sum(1 for r in records if r.topic.endswith(RECONCILED) and mine(depot, r)) == 1
     assert (await feed.state(depot)).circuit_capacities[gc].trigger is ProjectionTrigger.REBALANCE_GUARD
