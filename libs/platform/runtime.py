@@ -105,6 +105,8 @@ class ServiceDefinition:
 
 
 _POOL_CLOSE_S = 10.0
+# Each other step of stopping: above the consumer's own 10 s for the batch in flight.
+_STOP_STEP_S = 20.0
 
 
 def tune_collector(settings: PlatformSettings) -> None:
@@ -198,26 +200,28 @@ class ServiceRuntime:
         return ctx
 
     async def stop(self) -> None:
+        """Stop everything this runtime started. Each step is bounded: a step that does not finish (a
+        client waiting on a peer that never answers) is named in a warning and left behind, so stopping
+        never wedges the process, and the pool's connections are terminated at the end if need be."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=_STOP_STEP_S)
+            if stuck:
+                log.warning("stopping: %d background task(s) did not end in %.0f s", len(stuck), _STOP_STEP_S)
         self._tasks.clear()
         if self.consumer is not None:
-            await self.consumer.stop()
+            await _within("consumer", self.consumer.stop())
         if self.relay is not None:
-            await self.relay.stop()
+            await _within("outbox relay", self.relay.stop())
         if self._producer is not None:
-            await self._producer.stop()
+            await _within("producer", self._producer.stop())
         if self.ctx is not None:
-            await self.ctx.redis.aclose()
+            await _within("redis", self.ctx.redis.aclose())
             # A connection whose release was cut short (a handler cancelled mid-release as the consumer
             # stopped) never comes back, and close() waits for it: stopping must not wedge on it.
-            try:
-                await asyncio.wait_for(self.ctx.pool.close(), _POOL_CLOSE_S)
-            except TimeoutError:
-                log.warning("database pool did not close in %.0f s; terminating its connections", _POOL_CLOSE_S)
+            if not await _within("database pool", self.ctx.pool.close(), _POOL_CLOSE_S):
+                log.warning("terminating the database pool's connections")
                 self.ctx.pool.terminate()
 
     # -- readiness checks -----------------------------------------------------------------------
@@ -312,6 +316,20 @@ def service_context(request: Request) -> ServiceContext[Any]:
     if ctx is None:
         raise RuntimeError("service is not started")
     return ctx
+
+
+async def _within(step: str, done: Awaitable[None], seconds: float | None = None) -> bool:
+    """Await one step of stopping for at most ``seconds`` (default `_STOP_STEP_S`); False, with a
+    warning naming the step, when it did not finish (it is cancelled) or failed."""
+    limit = _STOP_STEP_S if seconds is None else seconds
+    try:
+        await asyncio.wait_for(done, limit)
+        return True
+    except TimeoutError:
+        log.warning("stopping: the %s did not stop in %.0f s; going on without it", step, limit)
+    except Exception:
+        log.warning("stopping: the %s failed to stop; going on without it", step, exc_info=True)
+    return False
 
 
 async def _forever(loop: Callable[[], Awaitable[None]]) -> None:
