@@ -25,7 +25,7 @@ typedef int64_t i64;
 enum { IDLE = 0, BELOW = 1, PAUSED = 2, ALLOCATED = 3, CURTAILED = 4 };
 
 #define FINE_SHIFT 32                 /* levels in 2**-32 W per unit of weight, as allocation._FINE */
-#define LIMIT ((i64)1 << 62)          /* every fixed-point sum stays below it (allocation_arrays.fits) */
+#define LIMIT ((i64)1 << 62)          /* every fixed-point sum stays below it (checked per class in fill) */
 #define HUGE_INPUT ((i64)1 << 40)     /* watts, weights and ranks beyond this take the Python walk */
 #define OUT_OF_RANGE 1
 
