@@ -41,7 +41,7 @@ from itertools import accumulate
 from math import lcm
 from typing import NamedTuple
 
-from libs.domain import _allocation_kernel as _kernel  # type: ignore[attr-defined]  # built by pip install
+from libs.domain import _allocation_kernel as _kernel  # compiled by pip install (setup.py)
 
 
 class AllocationRequest(NamedTuple):
@@ -163,7 +163,11 @@ def allocate_columns(
     """`allocate` on request columns: the compiled walk (`_allocation_kernel`, `_allocate_walk` ported
     line by line to C) when every number fits its 64-bit fixed point, the Python walk otherwise; both
     give the same integers, states and binding caps."""
-    got = _kernel.allocate(parent, subtree_end, headroom, *requests.columns(), rotation, _STATE_CODES)
+    r = requests
+    got = _kernel.allocate(
+        parent, subtree_end, headroom, r.node, r.requested_watts, r.min_watts, r.weight, r.priority, r.rank,
+        rotation, _STATE_CODES,
+    )
     if got is None:  # a number beyond the kernel's 64-bit fixed point
         return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
     return AllocationOutcome(*got)

@@ -1,0 +1,20 @@
+# The compiled allocation walk (libs/domain/_allocation_kernel.c); see allocation.allocate_columns.
+from collections.abc import Sequence
+from typing import TypeVar
+
+_State = TypeVar("_State")
+
+def allocate(
+    parent: Sequence[int],
+    subtree_end: Sequence[int],
+    headroom: Sequence[int | None],
+    node: Sequence[int],
+    requested_watts: Sequence[int],
+    min_watts: Sequence[int],
+    weight: Sequence[int],
+    priority: Sequence[int],
+    rank: Sequence[int],
+    rotation: int,
+    states: tuple[_State, _State, _State, _State, _State],
+    /,
+) -> tuple[tuple[int, ...], tuple[_State, ...], tuple[int, ...]] | None: ...
