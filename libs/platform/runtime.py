@@ -206,7 +206,10 @@ class ServiceRuntime:
         for task in self._tasks:
             task.cancel()
         if self._tasks:
-            _, stuck = await asyncio.wait(self._tasks, timeout=_STOP_STEP_S)
+            ended, stuck = await asyncio.wait(self._tasks, timeout=_STOP_STEP_S)
+            for task in ended:  # one that had died before: said once here, not as "never retrieved" later
+                if not task.cancelled() and task.exception() is not None:
+                    log.warning("stopping: %s had ended with an error", task.get_name(), exc_info=task.exception())
             if stuck:
                 log.warning("stopping: %d background task(s) did not end in %.0f s", len(stuck), _STOP_STEP_S)
         self._tasks.clear()

@@ -67,3 +67,18 @@ async def test_a_background_task_that_ignores_cancellation_does_not_wedge_stoppi
     release.set()  # let it end, so the test leaves nothing running
     task.cancel()
     await task
+
+
+async def test_a_background_task_that_had_died_is_named_when_stopping(monkeypatch, caplog):
+    runtime = ServiceRuntime(ServiceDefinition(name="probe", migrations=Path("."), handlers={}), PlatformSettings())
+
+    async def broken() -> None:
+        raise RuntimeError("lost the broker")
+
+    task = asyncio.create_task(broken(), name="probe-dead-letter-counts")
+    runtime._tasks.append(task)
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.WARNING, logger="libs.platform.runtime"):
+        await runtime.stop()
+    assert "probe-dead-letter-counts had ended with an error" in caplog.text
+    assert "lost the broker" in caplog.text
