@@ -19,6 +19,7 @@ from libs.platform.messaging.acls import acl_bindings
 from libs.platform.messaging.kafka import client_options
 from libs.platform.messaging.topics_admin import provision
 from libs.platform.settings import PlatformSettings
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -147,7 +148,11 @@ async def test_a_retired_prefix_gives_back_its_topics_and_acls_and_no_other(
 
     assert await retire(settings, gone.topic_prefix) == len(topics)
     assert await _acl_names(settings, gone.topic_prefix) == set()
-    assert await _topics_named(settings, gone.topic_prefix) == set()
+    # Kafka deletes topics asynchronously: the broker's metadata may still list them for a moment.
+    async def topics_gone() -> bool:
+        return not await _topics_named(settings, gone.topic_prefix)
+
+    await eventually(topics_gone, timeout=15)
     assert await _acl_names(settings, kept.topic_prefix) == {b.name for b in acl_bindings(kept.topic_prefix)}
     await retire(settings, kept.topic_prefix)
 
