@@ -39,6 +39,7 @@ from contracts.enums import (
     SourceMode,
     order_reason_codes,
 )
+from libs.domain import _columns
 from libs.domain.allocation import (
     AllocationOutcome,
     AllocationRequest,
@@ -47,7 +48,7 @@ from libs.domain.allocation import (
     allocate_columns,
 )
 from libs.domain.codec import format_datetime, inputs_digest, kept_records_json
-from libs.domain.cycle_inputs import CycleInputs
+from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs
 from libs.domain.cycle_result import (
     AllocationSummary,
     Binding,
@@ -311,34 +312,31 @@ def allocation_problem(view: PhysicalView, lo: int, hi: int) -> AllocationProble
                 watts = x
         headroom[pos + 1] = watts
     positions = view.wished if lo == 0 and hi == n else [p for p in view.wished if lo <= p < hi]
-    wishes = list(map(view.demand.__getitem__, positions))
-    # Columns by C-level maps (a depot has tens of thousands of requests); clamped only where needed.
-    requested = list(map(_REQUESTED, wishes))
-    minimum = list(map(_MIN, wishes))
-    weight = list(map(_WEIGHT, wishes))
-    if requested and min(requested) < 0:
-        requested = [max(0, x) for x in requested]
-    if minimum and min(minimum) < 0:
-        minimum = [max(0, x) for x in minimum]
-    if weight and min(weight) < 1:
-        weight = [max(1, x) for x in weight]
-    # Ranks follow node_id order (the documented tie-break); any strictly increasing numbering will do.
-    columns = RequestColumns(
-        list(map(_NEXT, positions)),
-        requested,
-        minimum,
-        weight,
-        list(map(_PRIORITY, wishes)),
-        list(map(index.id_rank.__getitem__, positions)),
-    )
+    columns = request_columns(view.demand, positions, index.id_rank, index.alloc_node)
     return AllocationProblem(index.alloc_parent, index.alloc_end, headroom, positions, columns)
 
 
-_REQUESTED = attrgetter("requested_watts")
-_MIN = attrgetter("min_watts")
-_WEIGHT = attrgetter("weight")
+def request_columns(
+    wish_at: list[ConnectorDemand | None], positions: list[int], id_rank: list[int], alloc_node: list[int]
+) -> RequestColumns:
+    """The requests of the wishes at ``positions`` (each a position's `ConnectorDemand`), as columns:
+    on the allocation tree's node ``alloc_node[p]``, requested and minimum clamped at 0, weight at 1;
+    ranks follow node_id order (the documented tie-break; any strictly increasing numbering will do)."""
+    made = _columns.request_columns(wish_at, positions, id_rank, alloc_node)  # one pass over the records
+    if made is not None:
+        return RequestColumns(*made)
+    wishes = list(map(wish_at.__getitem__, positions))  # a number beyond 64 bits: the same in Python
+    return RequestColumns(
+        list(map(alloc_node.__getitem__, positions)),
+        [max(0, w.requested_watts) for w in wishes],
+        [max(0, w.min_watts) for w in wishes],
+        [max(1, w.weight) for w in wishes],
+        list(map(_PRIORITY, wishes)),
+        list(map(id_rank.__getitem__, positions)),
+    )
+
+
 _PRIORITY = attrgetter("priority")
-_NEXT = (1).__add__  # preorder position -> allocation-tree position
 
 
 def breach_id(name: str) -> str:

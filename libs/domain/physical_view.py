@@ -19,11 +19,13 @@ Headroom of a node = what its caps leave for controllable load: ``CONSUMPTION_CA
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from contracts.enums import ConstraintType, NodeType, SourceMode
+from libs.domain import _columns
 from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs
 from libs.domain.demand import (
     DemandResolution,
@@ -37,6 +39,8 @@ from libs.domain.demand import (
 )
 from libs.domain.effective_constraints import EffectiveConstraint, EffectiveConstraintSet, resolve_effective_constraints
 from libs.domain.topology import TopologyIndex
+
+R = TypeVar("R", TelemetryReading, ConnectorDemand)
 
 _CONS = ConstraintType.CONSUMPTION_CAP
 _NET = ConstraintType.NET_CAP
@@ -96,13 +100,15 @@ class PhysicalView:
             gap_policy=inputs.gap_policy,
             grid_connections=[index.nodes_at[pos] for pos in index.first_level],
         )
-        readings = _latest_readings(inputs.telemetry)
-        rules = _strictest_rules(inputs.fallback_rules)
-        demands = _demands(inputs.connector_demands)
         order = index.order
         position = index.position
         parent = index.parent_pos
         n = len(order)
+        # Readings and demands placed by tree position once, so the walks below index lists instead of
+        # looking every node up by id (tens of thousands of lookups on a large depot).
+        reading_of = _placed(inputs.telemetry, position, n, _reading_key)
+        wish_of = _placed(inputs.connector_demands, position, n, _demand_key)
+        rules = _strictest_rules(inputs.fallback_rules)
         nodes_at = index.nodes_at
         # Placed by position from the constraints found, not looked up for every node and type.
         cons: list[EffectiveConstraint | None] = [None] * n
@@ -147,8 +153,7 @@ class PhysicalView:
                 up_tight, up_metered, up_gen = tight[p], meters[p], gen_checked[p]
             c, m = cons[pos], net[pos]
             tight[pos] = up_tight if c is None and m is None else _tightest(up_tight, c, m)
-            node_id = order[pos]
-            meters[pos] = up_metered or node_id in readings or node_id in rules
+            meters[pos] = up_metered or reading_of[pos] is not None or (bool(rules) and order[pos] in rules)
             gen_checked[pos] = up_gen or m is not None or gen[pos] is not None
 
         # Bottom-up: uncontrolled base load, controllable draws, generation, requests.
@@ -182,7 +187,9 @@ class PhysicalView:
             ids = [order[pos] for pos in at]
         controlled = len(at)
         # Looked up by C-level maps, walked together (tens of thousands of connectors on a large depot).
-        for pos, node_id, wish, reading in zip(at, ids, map(demands.get, ids), map(readings.get, ids), strict=True):
+        for pos, node_id, wish, reading in zip(
+            at, ids, map(wish_of.__getitem__, at), map(reading_of.__getitem__, at), strict=True
+        ):
             p = parent[pos]
             if wish is not None:
                 demand_at[pos] = wish
@@ -219,7 +226,7 @@ class PhysicalView:
         for pos in reversed(uncontrolled):
             node = nodes_at[pos]
             node_id = node.node_id
-            reading = readings.get(node_id)
+            reading = reading_of[pos]
             rule = rules.get(node_id) if rules else None
             p = parent[pos]
             own = children_base[pos]
@@ -228,7 +235,7 @@ class PhysicalView:
             if reading is not None or rule is not None or kind is connector or kind is power_source:
                 floor = 0
                 if live[pos] and kind is connector:
-                    wish = demands.get(node_id)
+                    wish = wish_of[pos]
                     floor = max(0, wish.requested_watts) if wish is not None else 0
                 if reading is not None or rule is not None:
                     if kind is connector:  # a leaf: its tightest cap is not walked top-down
@@ -353,27 +360,29 @@ def _tightest(up: int | None, cons: EffectiveConstraint | None, net: EffectiveCo
     return best
 
 
-def _metered(node: object, controllable: bool, readings: dict, rules: dict) -> bool:
-    node_id = node.node_id  # type: ignore[attr-defined]
-    return not controllable and (node_id in readings or node_id in rules)
-
-
-def _latest_readings(readings: Collection[TelemetryReading]) -> dict[str, TelemetryReading]:
-    out = {r.node_id: r for r in readings}
-    if len(out) == len(readings):  # one reading per node, the usual case: nothing to choose
+def _placed(records: Collection[R], position: dict[str, int], n: int, key: Callable[[R], tuple]) -> list[R | None]:
+    """The records by the tree position of their ``node_id`` (None where a node has none); of two for
+    one node the one with the larger ``key`` (the first of equals); records of nodes not in the tree
+    are left out."""
+    out = _columns.placed(records, position, n)  # the usual case: one record per node of the tree
+    if out is not None:
         return out
-    out = {}
-    for r in readings:
-        seen = out.get(r.node_id)
-        if seen is None:
-            out[r.node_id] = r
-        elif _reading_key(r) > _reading_key(seen):
-            out[r.node_id] = r
+    out = [None] * n
+    for record in records:
+        pos = position.get(record.node_id)
+        if pos is not None:
+            seen = out[pos]
+            if seen is None or key(record) > key(seen):
+                out[pos] = record
     return out
 
 
 def _reading_key(r: TelemetryReading) -> tuple:
     return (r.observed_at, r.valid, r.measured_watts, r.generation_watts)
+
+
+def _demand_key(d: ConnectorDemand) -> tuple:
+    return (d.requested_watts, d.min_watts, d.priority, d.weight)
 
 
 def _strictest_rules(rules: Collection[FallbackRule]) -> dict[str, FallbackRule]:
@@ -385,23 +394,4 @@ def _strictest_rules(rules: Collection[FallbackRule]) -> dict[str, FallbackRule]
             seen.last_known_margin_percent,
         ):
             out[r.node_id] = r
-    return out
-
-
-def _demands(demands: Collection[ConnectorDemand]) -> dict[str, ConnectorDemand]:
-    out = {d.node_id: d for d in demands}
-    if len(out) == len(demands):  # one demand per connector, the usual case: nothing to choose
-        return out
-    out = {}
-    for d in demands:
-        seen = out.get(d.node_id)
-        if seen is None:
-            out[d.node_id] = d
-        elif (d.requested_watts, d.min_watts, d.priority, d.weight) > (
-            seen.requested_watts,
-            seen.min_watts,
-            seen.priority,
-            seen.weight,
-        ):
-            out[d.node_id] = d
     return out

@@ -89,6 +89,7 @@ class TopologyIndex:
         "types_at",
         "alloc_parent",
         "alloc_end",
+        "alloc_node",
         "id_rank",
         "live_at",
         "live_connector",
@@ -213,6 +214,7 @@ class TopologyIndex:
         # The allocation tree: position 0 is the microgrid (aggregate caps), the node at p is p + 1.
         self.alloc_parent = [-1, *(p + 1 for p in parent_pos)]
         self.alloc_end = [len(order) + 1, *(e + 1 for e in subtree_end)]
+        self.alloc_node = list(range(1, len(order) + 1))  # kept as ints: a cycle's request columns share them
         self.id_rank = [0] * len(order)  # each position's rank in node_id order (the tie-break order)
         for rank, node_id in enumerate(by_id):  # by_id was filled in node_id order
             at = position.get(node_id)

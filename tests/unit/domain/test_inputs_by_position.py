@@ -1,0 +1,130 @@
+"""The cycle's inputs placed by tree position (libs/domain/_columns.c), and the rules the Python code
+states for the cases the compiled pass hands back: two records for one node, records of nodes not in
+the tree, numbers beyond 64 bits."""
+
+import random
+from dataclasses import replace
+
+import pytest
+
+from libs.domain import _columns
+from libs.domain.cycle import request_columns, run_balancing_cycle
+from libs.domain.cycle_inputs import ConnectorDemand
+from libs.domain.physical_view import PhysicalView
+from libs.domain.topology import compiled_topology
+from tests.unit.domain.scenario import MICROGRID, allocated, cycle_inputs, demand, limit, reading
+
+
+def view_of(inputs):
+    return PhysicalView(inputs, compiled_topology(inputs.microgrid, tuple(inputs.nodes)), None)
+
+
+def draw_resolution(view, node_id):
+    return next(r for r in view.resolutions if r.node_id == node_id)
+
+
+def test_placed_puts_each_record_at_its_nodes_position():
+    index = compiled_topology(MICROGRID, tuple(cycle_inputs().nodes))
+    records = (demand("k3", 1), demand("k1", 2))
+    placed = _columns.placed(records, index.position, len(index.order))
+    assert [(pos, r) for pos, r in enumerate(placed) if r is not None] == sorted(
+        [(index.position["k1"], records[1]), (index.position["k3"], records[0])]
+    )
+    assert _columns.placed((), index.position, len(index.order)) == [None] * len(index.order)
+
+
+def test_placed_hands_back_what_it_does_not_decide():
+    index = compiled_topology(MICROGRID, tuple(cycle_inputs().nodes))
+    n = len(index.order)
+    assert _columns.placed((demand("k1", 1), demand("k1", 2)), index.position, n) is None  # two for one node
+    assert _columns.placed((demand("k1", 1), demand("elsewhere", 2)), index.position, n) is None  # not in the tree
+    with pytest.raises(AttributeError):
+        _columns.placed((object(),), index.position, n)
+
+
+@pytest.mark.req("FR-004")
+@pytest.mark.parametrize("order", [1, -1])
+def test_of_two_readings_for_a_node_the_later_one_counts_whatever_their_order(order):
+    """cp1 is metered: the cycle counts the connector k1's draw from its reading. Two readings of k1
+    arrive: the later one (5 s old, 1,000 W; a stale 9,000 W one from 100 s ago) decides."""
+    readings = (reading("k1", 1_000, age_s=5), reading("k1", 9_000, age_s=100))[::order]
+    inputs = cycle_inputs(
+        telemetry=(*readings, reading("cp1", 12_000)),
+        connector_demands=(demand("k1", 22_000), demand("k2", 22_000)),
+        freshness_threshold_seconds=60,
+    )
+    view = view_of(inputs)
+    cp1 = view.index.position["cp1"]
+    assert view.fallback_used[cp1] is False  # the stale reading was not the one taken
+    assert view.base[cp1] == 12_000 - 1_000  # cp1's meter less k1's fresh draw
+
+
+@pytest.mark.req("FR-003")
+@pytest.mark.parametrize("order", [1, -1])
+def test_of_two_demands_for_a_connector_the_larger_one_counts_whatever_their_order(order):
+    demands = (demand("k1", 7_000), demand("k1", 11_000, 6_000))[::order]
+    result = run_balancing_cycle(cycle_inputs(connector_demands=(*demands, demand("k3", 5_000))))
+    assert allocated(result, "k1") == 11_000
+    assert result.allocation_summary.total_requested_watts == 16_000
+
+
+@pytest.mark.req("FR-003")
+def test_records_of_nodes_not_in_the_tree_change_nothing():
+    base = cycle_inputs(
+        node_limits=(limit("cp1", 30_000),),
+        telemetry=(reading("cp1", 4_000), reading("k1", 2_000)),
+        connector_demands=(demand("k1", 22_000), demand("k2", 22_000), demand("k3", 9_000)),
+    )
+    stray = replace(
+        base,
+        telemetry=(reading("gone", 50_000), *base.telemetry),
+        connector_demands=(*base.connector_demands, demand("k-gone", 40_000)),
+    )
+    a, b = run_balancing_cycle(base, digest="d"), run_balancing_cycle(stray, digest="d")
+    assert a.allocation_summary.nodes == b.allocation_summary.nodes
+    assert a.reason_codes == b.reason_codes
+
+
+def python_columns(wish_at, positions, id_rank, alloc_node):
+    wishes = [wish_at[p] for p in positions]
+    return (
+        [alloc_node[p] for p in positions],
+        [max(0, w.requested_watts) for w in wishes],
+        [max(0, w.min_watts) for w in wishes],
+        [max(1, w.weight) for w in wishes],
+        [w.priority for w in wishes],
+        [id_rank[p] for p in positions],
+    )
+
+
+def test_request_columns_are_the_wishes_clamped_as_the_cycle_clamps_them():
+    rng = random.Random(5)
+    n = 400
+    wish_at = [None] * n
+    for pos in range(0, n, 2):
+        wish_at[pos] = ConnectorDemand(
+            f"k{pos}",
+            rng.randint(-5_000, 22_000),
+            rng.randint(-2_000, 6_000),
+            rng.randint(-3, 3),
+            rng.randint(-2, 4),
+        )
+    positions = list(range(0, n, 2))
+    id_rank = rng.sample(range(n), n)
+    alloc_node = list(range(1, n + 1))
+    got = request_columns(wish_at, positions, id_rank, alloc_node)
+    assert got.columns() == python_columns(wish_at, positions, id_rank, alloc_node)
+
+
+def test_request_columns_beyond_64_bits_are_made_in_python_alike():
+    wish_at = [ConnectorDemand("k0", 2**70, 2**66, 2**80, 5), ConnectorDemand("k1", 10, 0, 1, -(2**90))]
+    assert _columns.request_columns(wish_at, [0, 1], [1, 0], [1, 2]) is None
+    got = request_columns(wish_at, [0, 1], [1, 0], [1, 2])
+    assert got.columns() == python_columns(wish_at, [0, 1], [1, 0], [1, 2])
+
+
+def test_request_columns_refuse_a_position_outside_the_tree():
+    with pytest.raises(IndexError):
+        _columns.request_columns([demand("k1", 1)], [1], [0], [1])
+    with pytest.raises(ValueError, match="different lengths"):
+        _columns.request_columns([demand("k1", 1)], [0], [0, 1], [1])
