@@ -180,41 +180,45 @@ class PhysicalView:
         # First the controllable connectors: leaves (a valid tree has nothing under a connector), so
         # they have no base and no generation; only their request and their draw go up.
         draws_fallen: list[tuple[int, DemandResolution]] = []
-        if controllable_ids is None:  # every live connector: their positions and ids are compiled
-            at, ids = index.live_connectors, index.live_connector_ids
+        if controllable_ids is None:  # every live connector: their positions are compiled
+            at = index.live_connectors
         else:
             at = [pos for pos in index.connectors if controllable[pos]]
-            ids = [order[pos] for pos in at]
         controlled = len(at)
-        # Looked up by C-level maps, walked together (tens of thousands of connectors on a large depot).
-        for pos, node_id, wish, reading in zip(
-            at, ids, map(wish_of.__getitem__, at), map(reading_of.__getitem__, at), strict=True
-        ):
-            p = parent[pos]
-            if wish is not None:
-                demand_at[pos] = wish
-                wished.append(pos)
-                asked = wish.requested_watts
-                if asked > 0:
-                    requested[pos] = asked
-                    requested[p] += asked
-            if reading is not None and meters[p]:
-                # A fresh draw is just its input value; only a fallen-back draw is worth a record.
-                if reading.valid and earliest <= reading.observed_at <= latest:
-                    watts = reading.measured_watts
-                    if watts > 0:
-                        draw[pos] = watts
-                        draw[p] += watts
-                else:
-                    draws_fallen.append(
-                        (
-                            pos,
-                            resolve_reading_value(
-                                node_id, DemandRole.CONTROLLED_DRAW, reading.measured_watts, reading, now, threshold
-                            ),
-                        )
-                    )
-                    fallback_used[pos] = fallback_used[p] = True
+        # Tens of thousands of connectors on a large depot: compiled (`_columns.connector_pass`), with
+        # this Python pass stating the same rule and answering for numbers beyond 64 bits.
+        passed = _columns.connector_pass(
+            at, wish_of, reading_of, parent, meters, earliest, latest, demand_at, requested, draw
+        )
+        if passed is not None:
+            wished, fallen = passed
+        else:
+            fallen = []
+            for pos in at:
+                p, wish, reading = parent[pos], wish_of[pos], reading_of[pos]
+                if wish is not None:
+                    demand_at[pos] = wish
+                    wished.append(pos)
+                    asked = wish.requested_watts
+                    if asked > 0:
+                        requested[pos] = asked
+                        requested[p] += asked
+                if reading is not None and meters[p]:
+                    # A fresh draw is just its input value; only a fallen-back draw is worth a record.
+                    if reading.valid and earliest <= reading.observed_at <= latest:
+                        watts = reading.measured_watts
+                        if watts > 0:
+                            draw[pos] = watts
+                            draw[p] += watts
+                    else:
+                        fallen.append(pos)
+        for pos in fallen:
+            reading = reading_of[pos]
+            res = resolve_reading_value(
+                order[pos], DemandRole.CONTROLLED_DRAW, reading.measured_watts, reading, now, threshold
+            )
+            draws_fallen.append((pos, res))
+            fallback_used[pos] = fallback_used[parent[pos]] = True
 
         # Then every other node, bottom-up. Resolutions are listed in reverse preorder (``res_at``: where).
         res_at: list[int] = []

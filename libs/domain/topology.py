@@ -96,7 +96,6 @@ class TopologyIndex:
         "inner",
         "connectors",
         "live_connectors",
-        "live_connector_ids",
         "first_level",
     )
 
@@ -233,7 +232,6 @@ class TopologyIndex:
         self.inner = [pos for pos, c in enumerate(is_connector) if not c]
         self.connectors = [pos for pos, c in enumerate(is_connector) if c]
         self.live_connectors = [pos for pos in self.connectors if live_at[pos]]
-        self.live_connector_ids = [order[pos] for pos in self.live_connectors]
         self.first_level = [pos for pos, p in enumerate(parent_pos) if p < 0]
 
     @property

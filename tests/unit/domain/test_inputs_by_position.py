@@ -3,16 +3,21 @@ states for the cases the compiled pass hands back: two records for one node, rec
 the tree, numbers beyond 64 bits."""
 
 import random
+from contextlib import ExitStack
 from dataclasses import replace
+from unittest import mock
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from libs.domain import _columns
+from libs.domain.codec import to_canonical_json
 from libs.domain.cycle import request_columns, run_balancing_cycle
 from libs.domain.cycle_inputs import ConnectorDemand
 from libs.domain.physical_view import PhysicalView
 from libs.domain.topology import compiled_topology
 from tests.unit.domain.scenario import MICROGRID, allocated, cycle_inputs, demand, limit, reading
+from tests.unit.domain.strategies import depots
 
 
 def view_of(inputs):
@@ -128,3 +133,52 @@ def test_request_columns_refuse_a_position_outside_the_tree():
         _columns.request_columns([demand("k1", 1)], [1], [0], [1])
     with pytest.raises(ValueError, match="different lengths"):
         _columns.request_columns([demand("k1", 1)], [0], [0, 1], [1])
+
+
+def python_passes():
+    """Every compiled pass of `_columns` answering None: the cycle takes the Python statement of each."""
+    stack = ExitStack()
+    for name in ("placed", "request_columns", "connector_pass"):
+        stack.enter_context(mock.patch.object(_columns, name, lambda *args: None))
+    return stack
+
+
+@pytest.mark.req("FR-003", "FR-004", "NFR-002")
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(depots(max_nodes=24))
+def test_the_compiled_passes_give_the_python_passes_cycle_byte_for_byte(inputs):
+    """Random depots: stale, invalid and missing readings, fallback rules, maintenance, scopes, minimums,
+    priorities, with readings and demands repeated for some nodes and some for nodes not in the tree."""
+    extra = tuple(replace(r, measured_watts=r.measured_watts + 500) for r in inputs.telemetry[::3])
+    inputs = replace(
+        inputs,
+        telemetry=(*inputs.telemetry, *extra, reading("not-in-tree", 5)),
+        connector_demands=(*inputs.connector_demands, *inputs.connector_demands[::4]),
+    )
+    compiled = to_canonical_json(run_balancing_cycle(inputs, digest="d"))
+    with python_passes():
+        python = to_canonical_json(run_balancing_cycle(inputs, digest="d"))
+    assert compiled == python
+
+
+def test_the_connector_pass_hands_back_numbers_beyond_64_bits_with_nothing_written():
+    inputs = cycle_inputs(
+        telemetry=(reading("cp1", 1_000), reading("k1", 2**70), reading("k2", 3_000)),
+        connector_demands=(demand("k1", 2**65), demand("k2", 5_000)),
+    )
+    index = compiled_topology(inputs.microgrid, tuple(inputs.nodes))
+    view = PhysicalView(inputs, index, None)  # the Python pass answered
+    cp1, k1 = index.position["cp1"], index.position["k1"]
+    assert view.requested[k1] == 2**65 and view.requested[cp1] == 2**65 + 5_000
+    with python_passes():
+        assert PhysicalView(inputs, index, None).requested == view.requested
+    n = len(index.order)
+    demand_at, requested, draw = [None] * n, [0] * n, [0] * n
+    wish_of = _columns.placed(inputs.connector_demands, index.position, n)
+    reading_of = _columns.placed(inputs.telemetry, index.position, n)
+    passed = _columns.connector_pass(
+        index.live_connectors, wish_of, reading_of, index.parent_pos, [True] * n, inputs.now, inputs.now,
+        demand_at, requested, draw,
+    )  # fmt: skip
+    assert passed is None
+    assert (demand_at, requested, draw) == ([None] * n, [0] * n, [0] * n)
