@@ -8,7 +8,6 @@ candidates break by `ConstraintSource` order then ref, so the binding provenance
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +24,7 @@ from libs.domain.circuit_capacity import (
 )
 from libs.domain.envelopes import OperatingEnvelope
 from libs.domain.limits import AggregateCap, ConstraintCandidate, ConstraintSource, NodeLimit
+from libs.domain.memo import MicrogridMemo
 from libs.domain.topology import MicrogridNode
 
 
@@ -160,8 +160,8 @@ def resolve_effective_constraints(
 
 
 _BaselineKey = tuple[str, ConstraintType]
-_BASELINE: OrderedDict[str, tuple[object, object, dict, dict]] = OrderedDict()
-_BASELINE_KEEP = 32  # microgrids whose resolved baseline limits are kept
+# Per microgrid, bounded by the nodes kept (memo.py): as many microgrids as their compiled topologies.
+_BASELINE: MicrogridMemo[str, tuple[object, object, dict, dict]] = MicrogridMemo()
 
 
 def _baseline(
@@ -175,7 +175,6 @@ def _baseline(
     """
     hit = _BASELINE.get(microgrid_id)
     if hit is not None and hit[0] is node_limits and hit[1] is nodes:
-        _BASELINE.move_to_end(microgrid_id)
         return hit[2], hit[3]
     limits_by: dict[_BaselineKey, list[NodeLimit]] = {}
     for limit in node_limits:
@@ -193,9 +192,7 @@ def _baseline(
         else:
             decided[key] = _most_restrictive(node_id, constraint_type, candidates, None)  # type: ignore[assignment]
     if isinstance(node_limits, tuple):
-        _BASELINE[microgrid_id] = (node_limits, nodes, limits_by, decided)
-        if len(_BASELINE) > _BASELINE_KEEP:
-            _BASELINE.popitem(last=False)
+        _BASELINE.put(microgrid_id, (node_limits, nodes, limits_by, decided), len(nodes))
     return limits_by, decided
 
 

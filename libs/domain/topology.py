@@ -8,12 +8,12 @@ involved; `TopologyIndex` is the same walk kept for the balancing cycle (preorde
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from contracts.enums import AssetType, NodeStatus, NodeType
+from libs.domain.memo import MicrogridMemo
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,8 +258,8 @@ class TopologyIndex:
         return root <= pos < self.subtree_end[root]
 
 
-_COMPILED: OrderedDict[tuple[str, int], tuple[tuple[MicrogridNode, ...], Microgrid, TopologyIndex]] = OrderedDict()
-_COMPILED_KEEP = 32  # microgrids (at one version each) kept compiled
+# Per microgrid (one version each: a new version replaces the old), bounded by the nodes kept (memo.py).
+_COMPILED: MicrogridMemo[str, tuple[tuple[MicrogridNode, ...], Microgrid, TopologyIndex]] = MicrogridMemo()
 
 
 def compiled_topology(microgrid: Microgrid, nodes: tuple[MicrogridNode, ...]) -> TopologyIndex:
@@ -270,17 +270,14 @@ def compiled_topology(microgrid: Microgrid, nodes: tuple[MicrogridNode, ...]) ->
     (the same tuple, or an equal one: a version names one tree, but callers such as tests may reuse
     a version number for another tree, so equality is checked rather than assumed).
     """
-    key = (microgrid.microgrid_id, microgrid.version)
+    key = microgrid.microgrid_id
     hit = _COMPILED.get(key)
     if hit is not None and hit[1] == microgrid and (hit[0] is nodes or hit[0] == nodes):
-        _COMPILED.move_to_end(key)
         if hit[0] is not nodes:
-            _COMPILED[key] = (nodes, microgrid, hit[2])  # next time the identity check suffices
+            _COMPILED.put(key, (nodes, microgrid, hit[2]), len(nodes))  # next time the identity check suffices
         return hit[2]
     index = TopologyIndex(microgrid, nodes)
-    _COMPILED[key] = (nodes, microgrid, index)
-    if len(_COMPILED) > _COMPILED_KEEP:
-        _COMPILED.popitem(last=False)
+    _COMPILED.put(key, (nodes, microgrid, index), len(nodes))
     return index
 
 
