@@ -60,8 +60,12 @@ class PlatformSettings(BaseSettings):
     dead_letter_excerpt_bytes: int = 4096
     outbox_poll_interval_s: float = 0.5
     # Messages per relay pass, about: rows are claimed while the messages before them are fewer (a pack
-    # counts its messages; a pack larger than this still goes, alone).
-    outbox_batch_size: int = Field(default=200, ge=1)
+    # counts its messages; a pack larger than this still goes, alone). A pass costs three awaits on an
+    # event loop shared with the consumer, however many messages it carries: at 200 (two cycles' packs of a
+    # curtailed depot) the relay fell behind once the consumer kept the loop busy, and a fleet of 60 depots
+    # collapsed to 30-44 cycles/s; at 2,000, 54-55 (issue 13, docs/performance.md, tenth round). At low
+    # load a pass carries what is waiting, so the size changes no latency.
+    outbox_batch_size: int = Field(default=2_000, ge=1, le=100_000)
     # Published outbox rows stay readable this long (tests audit what a service emitted), then the relay
     # deletes them; 0 (the default): deleted once the broker has them, Kafka being the record.
     outbox_retention_s: float = 0.0
