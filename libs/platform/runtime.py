@@ -186,10 +186,12 @@ class ServiceRuntime:
             await self.consumer.start()
             ctx.consumer = self.consumer
             metrics.observe_consumer_lag(self.consumer.lag)
-            # How far behind this process is, for the services that feed it (backpressure).
-            consumer = self.consumer
+            # How far behind this process is, for the services that feed it (backpressure): the records it
+            # has not handled, and the outbox rows its relay has not published yet (a cycle is one row).
+            consumer, relay = self.consumer, self.relay
             self._tasks.append(asyncio.create_task(
-                report_backlog_forever(cache, s, d.name, lambda: consumer.backlog), name=f"{d.name}-backlog"
+                report_backlog_forever(cache, s, d.name, lambda: consumer.backlog + relay.undelivered),
+                name=f"{d.name}-backlog",
             ))
             # dead letters waiting and replayed, on /metrics (refreshed off the scrape: it asks the broker)
             letters = DeadLetterCounts(s, d.name, pool)

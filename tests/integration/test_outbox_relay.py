@@ -171,6 +171,29 @@ async def test_rows_sent_before_a_failure_are_never_sent_again_and_the_backlog_s
         await relay.stop()
 
 
+async def test_rows_waiting_count_as_undelivered_once_by_the_relay_that_publishes_them(env) -> None:
+    """Backpressure adds a service's undelivered outbox rows to its consumer's lag (issue 13): the relay holding
+    the schema's lock counts them, a standby replica's relay does not, so replicas' reports add up once."""
+    s, pool, producer = env
+    events = [topology_event() for _ in range(3)]
+    flaky = FlakyProducer(producer, events[0].to_bytes())
+    async with unit_of_work(pool, s) as uow:
+        await uow.publish_all(events)
+    holder = OutboxRelay(pool=pool, producer=flaky, settings=s, schema="relay")  # type: ignore[arg-type]
+    standby = OutboxRelay(pool=pool, producer=producer, settings=s, schema="relay")
+    await holder.start()
+    try:
+        await eventually(lambda: _value(flaky.failures >= 1 and holder.undelivered == holder.backlog.pending >= 1))
+        await standby.start()
+        await eventually(lambda: _value(standby.backlog.pending >= 1))  # it sees the rows, it does not own them
+        assert standby.undelivered == 0
+        flaky.released.set()
+        await eventually(lambda: _value(holder.undelivered == 0))
+    finally:
+        await standby.stop()
+        await holder.stop()
+
+
 async def test_rows_handed_over_in_process_go_out_as_rows_read_from_the_table_once_each_in_order(env) -> None:
     """The hand-off (issue 13) spares the relay reading back payloads; the table still decides what goes and in
     which order: rows committed without it (another replica's, a restart's) are read from the table, rows of a

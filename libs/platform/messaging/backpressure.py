@@ -2,10 +2,12 @@
 
 Past the bend, a fleet's triggers keep coming; the adapter translating every one of them at once only
 moves the backlog from its topic to balancing's and takes from balancing the CPU its cycles need, so
-fewer cycles complete the more are offered (docs/performance.md). Each service reports its consumer's
-backlog (records fetched-visible but not handled, summed over its assigned partitions) to Redis, one
-entry per process; a service upstream of it pauses the topics that feed it work while the sum is above
-`high`, and resumes below `low`. The held records wait in Kafka, in order, and nothing is skipped:
+fewer cycles complete the more are offered (docs/performance.md). Each service reports its backlog to
+Redis, one entry per process: its consumer's records fetched-visible but not handled (summed over its
+assigned partitions), plus the outbox rows its relay has still to publish (`OutboxRelay.undelivered`: a
+consumer whose relay fell behind has done the work but not delivered it, and its lag alone looked
+small). A service upstream of it pauses the topics that feed it work while the sum is above `high`, and
+resumes below `low`. The held records wait in Kafka, in order, and nothing is skipped:
 pausing a partition only stops fetching it. A report older than `fresh_s` is ignored, so a downstream
 service that died holds nothing back for long.
 """

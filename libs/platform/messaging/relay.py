@@ -188,6 +188,15 @@ class OutboxRelay:
     def pending_rows(self) -> int:
         return self.backlog.pending
 
+    @property
+    def undelivered(self) -> int:
+        """Rows committed and waiting for this relay: the outbox's pending rows when this relay is the one
+        that publishes them (it holds the schema's lock), else 0 (another replica's relay counts them, so
+        replicas' reports add up to the outbox once). Work a consumer has done but not yet delivered:
+        backpressure counts it with the consumer's lag (issue 13: past the bend the relay fell behind while
+        the consumer's lag looked small, and upstream kept feeding it)."""
+        return self.backlog.pending if self._locked else 0
+
     async def start(self) -> None:
         with contextlib.suppress(Exception):  # no database yet: the loop connects when it can
             await self._connection()
