@@ -144,13 +144,21 @@ class RecordingBatch:
         return appended
 
 
-async def test_rows_sent_before_a_failure_are_never_sent_again_and_the_backlog_stays_true(env) -> None:
+async def _outbox_behind_a_flaky_producer(env, *, count: int, failing: int) -> tuple[list, FlakyProducer, OutboxRelay]:  # noqa: ANN001
+    """`count` events committed to the outbox, and a relay (not started) whose producer fails the batch
+    holding the `failing`-th one until released."""
     s, pool, producer = env
-    events = [topology_event() for _ in range(5)]
-    flaky = FlakyProducer(producer, events[2].to_bytes())
+    events = [topology_event() for _ in range(count)]
+    flaky = FlakyProducer(producer, events[failing].to_bytes())
     async with unit_of_work(pool, s) as uow:
         await uow.publish_all(events)
     relay = OutboxRelay(pool=pool, producer=flaky, settings=s, schema="relay")  # type: ignore[arg-type]
+    return events, flaky, relay
+
+
+async def test_rows_sent_before_a_failure_are_never_sent_again_and_the_backlog_stays_true(env) -> None:
+    s, _, _ = env
+    events, flaky, relay = await _outbox_behind_a_flaky_producer(env, count=5, failing=2)
     await relay.start()
     try:
         async with TopicReader(s, TOPIC) as reader:
@@ -175,11 +183,7 @@ async def test_rows_waiting_count_as_undelivered_once_by_the_relay_that_publishe
     """Backpressure adds a service's undelivered outbox rows to its consumer's lag (issue 13): the relay holding
     the schema's lock counts them, a standby replica's relay does not, so replicas' reports add up once."""
     s, pool, producer = env
-    events = [topology_event() for _ in range(3)]
-    flaky = FlakyProducer(producer, events[0].to_bytes())
-    async with unit_of_work(pool, s) as uow:
-        await uow.publish_all(events)
-    holder = OutboxRelay(pool=pool, producer=flaky, settings=s, schema="relay")  # type: ignore[arg-type]
+    _, flaky, holder = await _outbox_behind_a_flaky_producer(env, count=3, failing=0)
     standby = OutboxRelay(pool=pool, producer=producer, settings=s, schema="relay")
     await holder.start()
     try:
