@@ -57,11 +57,13 @@ class TopicReader:
         return self.records
 
     async def wait_for(self, predicate: Callable[[list], bool], timeout: float = 30.0) -> list:
-        async def check() -> list | None:
+        # a one-tuple, so that a predicate met by no records (an empty list, falsy) still ends the wait
+        async def check() -> tuple[list] | None:
             records = await self.poll()
-            return records if predicate(records) else None
+            return (records,) if predicate(records) else None
 
-        return await eventually(check, timeout=timeout)
+        (records,) = await eventually(check, timeout=timeout)
+        return records
 
 
 async def publish_as_owner(
