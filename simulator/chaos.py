@@ -57,12 +57,18 @@ FAULTS = ("none", "service-kill", "duplicate", "poison")
 # Faults on Kafka, Postgres and Redis: only on a stack of the run's own (simulator/chaos_stack.py).
 STACK_FAULTS = ("kafka-kill", "kafka-stop", "postgres-stop", "postgres-crash", "service-kills", "redis-kill")
 # Opt-in: `broker-kill` needs a stack of three brokers of the run's own (`OwnStack(brokers=3)`);
-# `replica-kill` runs a second replica of one service beside the first, and SIGKILLs it.
-CLUSTER_FAULTS = ("broker-kill", "replica-kill")
+# `replica-kill` runs a second replica of one service beside the first, and SIGKILLs it;
+# `broker-and-replica-kill` runs a second replica of balancing on such a stack, and SIGKILLs it and one
+# broker at the same moment (issue 13: the partitions, the relay lock and the group's coordinator may all
+# move at once).
+CLUSTER_FAULTS = ("broker-kill", "replica-kill", "broker-and-replica-kill")
+# Faults that need a stack of three brokers of the run's own, and those that need a second replica.
+BROKER_FAULTS = ("broker-kill", "broker-and-replica-kill")
+REPLICA_FAULTS = ("replica-kill", "broker-and-replica-kill")
 ALL_FAULTS = FAULTS + STACK_FAULTS + CLUSTER_FAULTS
 # How long each fault keeps its component down; a kill's restart time comes on top.
 OUTAGE_S = {"kafka-kill": 0.0, "kafka-stop": 10.0, "postgres-stop": 20.0, "postgres-crash": 60.0, "redis-kill": 5.0,
-            "broker-kill": 20.0}
+            "broker-kill": 20.0, "broker-and-replica-kill": 20.0}
 SERVICE_KILLS_WINDOW_S = 30.0
 DRAIN_TIMEOUT_S = 300.0  # after the last fault recovered, for every input's cycle to come out
 # ... and on while cycles still come out (a backlog the run built up drains at the system's pace): an input is
@@ -103,12 +109,12 @@ class FaultRun:
 
     def row(self) -> str:
         ready = "-" if self.ready_after_s is None else f"{self.ready_after_s:.1f}"
-        return (f"{self.fault:<15} {self.sent:>5} {self.once:>5} {self.lost:>5} {self.duplicated:>5} {self.resent:>6} "
+        return (f"{self.fault:<23} {self.sent:>5} {self.once:>5} {self.lost:>5} {self.duplicated:>5} {self.resent:>6} "
                 f"{self.dead_lettered:>6} {self.down_s:>7.1f} {self.max_stall_s:>8.1f} {self.p50_ms:>7.0f} "
                 f"{self.p99_ms:>7.0f} {ready:>8}")
 
 
-HEADER = (f"{'run':<15} {'sent':>5} {'once':>5} {'lost':>5} {'dup':>5} {'resent':>6} {'dlq':>6} {'down s':>7} "
+HEADER = (f"{'run':<23} {'sent':>5} {'once':>5} {'lost':>5} {'dup':>5} {'resent':>6} {'dlq':>6} {'down s':>7} "
           f"{'stall s':>8} {'p50 ms':>7} {'p99 ms':>7} {'ready s':>8}")
 
 
@@ -183,10 +189,10 @@ class _Injector:
         self.replica: ServiceProcesses | None = None
 
     async def inject(self, fault: str) -> None:
-        if fault in (*STACK_FAULTS, "broker-kill") and self.stack is None:
+        if fault in (*STACK_FAULTS, *BROKER_FAULTS) and self.stack is None:
             raise ValueError(f"{fault} needs a stack of the run's own (OwnStack): never the shared one")
-        if fault == "broker-kill" and self.stack is not None and self.stack.brokers < 3:
-            raise ValueError("broker-kill needs a stack of three brokers: OwnStack(brokers=3)")
+        if fault in BROKER_FAULTS and self.stack is not None and self.stack.brokers < 3:
+            raise ValueError(f"{fault} needs a stack of three brokers: OwnStack(brokers=3)")
         self.result.injected.append(fault)
         if fault == "duplicate":
             self.duplicate_next = True
@@ -221,9 +227,10 @@ class _Injector:
                 return
             await asyncio.sleep(pause)
 
-    async def start_replica(self, run_dir: Path) -> None:
-        """A second process of one service in the same consumer group: Kafka divides its partitions."""
-        service = self.rng.choice(self.processes.services)
+    async def start_replica(self, run_dir: Path, service: str | None = None) -> None:
+        """A second process of one service (`service`, else a random one) in the same consumer group: Kafka
+        divides its partitions."""
+        service = service or self.rng.choice(self.processes.services)
         self.replica = ServiceProcesses(run_dir=run_dir, ports={service: _free_port()}, env=self.processes.env,
                                         services=(service,))
         await asyncio.to_thread(self.replica.start)
@@ -240,13 +247,19 @@ class _Injector:
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
 
-    async def _broker_kill(self) -> None:
+    async def _broker_kill(self, outage: str = "broker-kill") -> None:
         """One broker of three SIGKILLed (not the first, the bootstrap's head), down, then restarted."""
         assert self.stack is not None
         victim = self.stack.kafka_pids()[1:2]
         await asyncio.to_thread(self.stack.kill, "kafka", victim)
-        await asyncio.sleep(OUTAGE_S["broker-kill"])
+        await asyncio.sleep(OUTAGE_S[outage])
         await self._restart()
+
+    async def _broker_and_replica_kill(self) -> None:
+        """The second replica and one broker of three SIGKILLed together; the broker restarted after its
+        outage, the replica not: the first replica takes over its partitions meanwhile."""
+        await self._replica_kill()
+        await self._broker_kill("broker-and-replica-kill")
 
     async def _restart(self) -> None:
         assert self.stack is not None
@@ -323,8 +336,10 @@ async def run_faults(settings: SimulatorSettings, processes: ServiceProcesses, *
     letters_topics = [dead_letter_topic(g) for g in CONSUMER_GROUPS]
     starts = await _end_offsets(settings, [CYCLES_TOPIC, *letters_topics])
     injector = _Injector(processes, stack, rng, result)
-    if "replica-kill" in faults:
-        await injector.start_replica(processes.run_dir / f"replica-{seed}")
+    if set(faults) & set(REPLICA_FAULTS):
+        # with a broker down too, the replica is balancing's: its cycles are what the run counts
+        service = "balancing" if "broker-and-replica-kill" in faults else None
+        await injector.start_replica(processes.run_dir / f"replica-{seed}", service)
     strike = asyncio.Event()
     sending_done = asyncio.Event()
 

@@ -7,6 +7,7 @@ free ports, deleted at the end), never on the shared one (`mgrid stack up`), whi
 
     mgrid chaos                                     # every fault once, 300 events each at 10/s (as CI)
     mgrid chaos --fault broker-kill                 # on a stack of three brokers of its own (not in the default set)
+    mgrid chaos --fault broker-and-replica-kill     # the same, and a second replica of balancing killed with the broker
     mgrid chaos --fault service-kill --fault poison # these two only: on the shared stack
     mgrid chaos --events 20000 --rate 20 --every 30 # large: one run, a fault every 30 s, in turn
 """
@@ -23,7 +24,7 @@ import typer
 
 from libs.platform.messaging.topics_admin import provision
 from libs.platform.settings import PlatformSettings
-from simulator.chaos import ALL_FAULTS, FAULTS, HEADER, STACK_FAULTS, private_services, run_suite
+from simulator.chaos import ALL_FAULTS, BROKER_FAULTS, FAULTS, HEADER, STACK_FAULTS, private_services, run_suite
 from simulator.chaos_stack import OwnStack
 
 
@@ -42,8 +43,8 @@ def chaos(
     if unknown:
         raise typer.BadParameter(f"unknown fault(s) {', '.join(unknown)}; one of {', '.join(ALL_FAULTS)}")
     run_dir = Path(tempfile.mkdtemp(prefix="mgrid-chaos-"))
-    brokers = 3 if "broker-kill" in faults else 1
-    stack = OwnStack(run_dir / "stack", brokers=brokers) if set(faults) & {*STACK_FAULTS, "broker-kill"} else None
+    brokers = 3 if set(faults) & set(BROKER_FAULTS) else 1
+    stack = OwnStack(run_dir / "stack", brokers=brokers) if set(faults) & {*STACK_FAULTS, *BROKER_FAULTS} else None
     try:
         if stack is not None:
             typer.echo(f"starting a stack of this run's own in {stack.root} (Kafka :{stack.kafka_port}, "

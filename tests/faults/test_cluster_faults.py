@@ -1,9 +1,10 @@
 """The fault suite's cluster cases (issues 13 and 15): one broker of three SIGKILLed and restarted (a stack
-of three brokers of the suite's own, RF 3, min ISR 2), and one of two replicas of a service SIGKILLed
-(the other takes its partitions over). Same bar as the others: every input exactly one cycle_completed,
-nothing dead-lettered, every service ready within 30 s of the fault's end.
+of three brokers of the suite's own, RF 3, min ISR 2), one of two replicas of a service SIGKILLed (the
+other takes its partitions over), and both at once (a replica of balancing and a broker of that stack).
+Same bar as the others: every input exactly one cycle_completed, nothing dead-lettered, every service
+ready within 30 s of the fault's end.
 
-They run with every test (~3 minutes, three more JVMs); MGRID_TEST_SKIP_CLUSTER=1 leaves them out of a
+They run with every test (~3-4 minutes, three more JVMs); MGRID_TEST_SKIP_CLUSTER=1 leaves them out of a
 quick local run.
 """
 
@@ -43,6 +44,17 @@ async def test_one_broker_of_three_killed_loses_nothing(
     processes, settings = own_cluster_services
     _assert_clean(await run_fault(settings, processes, fault="broker-kill", events=EVENTS, rate_per_s=RATE,
                                   stack=own_cluster))
+
+
+@pytest.mark.timeout(900)
+async def test_one_broker_of_three_and_one_of_two_replicas_killed_together_lose_nothing(
+    own_cluster: OwnStack, own_cluster_services: tuple[ServiceProcesses, SimulatorSettings]
+) -> None:
+    """Issue 13: a second replica of balancing and one broker SIGKILLed at the same moment, mid-load: the
+    first replica takes over the partitions and the relay lock while the group's coordinator may be moving."""
+    processes, settings = own_cluster_services
+    _assert_clean(await run_fault(settings, processes, fault="broker-and-replica-kill", events=EVENTS,
+                                  rate_per_s=RATE, stack=own_cluster, seed=11))  # a depot of its own on that stack
 
 
 @pytest.mark.timeout(600)
