@@ -61,7 +61,3 @@ class MicrogridMemo(Generic[K, V]):
         while self._size > self._budget or len(self._entries) > self._max:
             _, (_, gone) = self._entries.popitem(last=False)
             self._size -= gone
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._size = 0
