@@ -77,6 +77,7 @@ _RETRY_MAX_S = 5.0
 _PRUNE_EVERY_S = 60.0
 _PARTITIONER = DefaultPartitioner()
 _PARTITION_CACHE_SIZE = 100_000
+_TRACE_KEYS = frozenset({"traceparent", "tracestate"})  # W3C trace context: the relay's span replaces them
 
 
 def is_unsendable(exc: BaseException) -> bool:
@@ -441,11 +442,18 @@ class OutboxRelay:
             # One publish span per run of messages of one trace and topic, not per message: a curtailed
             # cycle's hundred breach events cost one span, and each consumer's span still hangs under it.
             with self._publish_span(group) as carrier_of:
-                for index, (_, topic, key, value, _), headers in group:
+                topic = group[0][1][1]
+                try:
+                    partitions = await self._partitions_of(topic)  # once per run: a cycle's breaches are one
+                except Exception as exc:  # refused before sending (e.g. no such topic)
+                    for index, _, _ in group:
+                        out[index] = exc
+                    continue
+                for index, (_, _, key, value, _), headers in group:
                     try:
-                        target = (topic, await self._partition_of(topic, key))
+                        target = (topic, self._partition_of(topic, key, partitions))
                         self._append(batches.setdefault(target, []), index, key, value, carrier_of(headers))
-                    except Exception as exc:  # refused before sending (e.g. no such topic)
+                    except Exception as exc:  # refused before sending (e.g. too large for a batch)
                         out[index] = exc
         sent: list[tuple[asyncio.Future[Any], list[int]]] = []
         for (topic, partition), builders in batches.items():
@@ -473,11 +481,14 @@ class OutboxRelay:
             raise MessageSizeTooLargeError(f"a record of {len(value)} bytes does not fit a batch")
         builders.append((builder, [index]))
 
-    async def _partition_of(self, topic: str, key: bytes) -> int:
-        """The partition the producer's default partitioner picks for `key` (murmur2, as Java clients do)."""
+    async def _partitions_of(self, topic: str) -> list[int]:
         partitions = self._partitions.get(topic)
         if partitions is None:  # read once per pass from the producer's metadata (partitions can be added)
             partitions = self._partitions[topic] = sorted(await self._producer.partitions_for(topic))
+        return partitions
+
+    def _partition_of(self, topic: str, key: bytes, partitions: list[int]) -> int:
+        """The partition the producer's default partitioner picks for `key` (murmur2, as Java clients do)."""
         cached = (topic, key, len(partitions))
         found = self._partition_by_key.get(cached)
         if found is None:
@@ -513,11 +524,13 @@ class OutboxRelay:
         ):
             trace_carrier: dict[str, str] = {}
             propagate.inject(trace_carrier)
+            # Per message of a run (a cycle's hundred breaches): its own headers but those the span's trace
+            # context replaces, then that context's, encoded once for the run.
+            trace_pairs = [(k, v.encode()) for k, v in trace_carrier.items()]
+            replaced = _TRACE_KEYS | trace_carrier.keys()
 
             def carrier_of(headers: dict[str, str]) -> list[tuple[str, bytes]]:
-                carrier = {k: v for k, v in headers.items() if k not in ("traceparent", "tracestate")}
-                carrier.update(trace_carrier)
-                return [(k, v.encode()) for k, v in carrier.items()]
+                return [(k, v.encode()) for k, v in headers.items() if k not in replaced] + trace_pairs
 
             yield carrier_of
 
