@@ -244,8 +244,9 @@ class _Injector:
         assert self.replica is not None, "start_replica() first"
         service = self.replica.services[0]
         pid = self.replica.pid(service)
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
+        if pid is None:  # a fault that strikes nothing would pass as one survived
+            raise RuntimeError(f"the second replica of {service} is not running: nothing to kill")
+        os.kill(pid, signal.SIGKILL)
 
     async def _broker_kill(self, outage: str = "broker-kill") -> None:
         """One broker of three SIGKILLed (not the first, the bootstrap's head), down, then restarted."""

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from simulator.chaos import HEADER, READY_WITHIN_S, FaultRun, run_fault
+from simulator.chaos import HEADER, OUTAGE_S, READY_WITHIN_S, FaultRun, run_fault
 from simulator.chaos_stack import OwnStack
 from simulator.service_processes import ServiceProcesses
 from simulator.transport import SimulatorSettings
@@ -53,8 +53,11 @@ async def test_one_broker_of_three_and_one_of_two_replicas_killed_together_lose_
     """Issue 13: a second replica of balancing and one broker SIGKILLed at the same moment, mid-load: the
     first replica takes over the partitions and the relay lock while the group's coordinator may be moving."""
     processes, settings = own_cluster_services
-    _assert_clean(await run_fault(settings, processes, fault="broker-and-replica-kill", events=EVENTS,
-                                  rate_per_s=RATE, stack=own_cluster, seed=11))  # a depot of its own on that stack
+    run = await run_fault(settings, processes, fault="broker-and-replica-kill", events=EVENTS, rate_per_s=RATE,
+                          stack=own_cluster, seed=11)  # a depot of its own on that stack
+    _assert_clean(run)
+    # the faults struck (a replica not running fails the run): the broker was away for its whole outage
+    assert run.injected == ["broker-and-replica-kill"] and run.down_s >= OUTAGE_S["broker-and-replica-kill"]
 
 
 @pytest.mark.timeout(600)
