@@ -23,13 +23,123 @@
  *       wish, ``fallen``: those whose reading under a metered parent is not fresh (Python resolves them).
  *       None, with nothing written, when a number is beyond 64 bits or a connector has no parent.
  *
- * Pure: no I/O, no global state beyond the interned attribute names; the GIL is held throughout.
+ *   top_down(inner, parent, cons, net, gen, reading_of, rules, order, root_tight, root_gen_checked)
+ *       -> (tight, meters, gen_checked)
+ *       the physical view's walk down the nodes other than connectors, in preorder: each one's tightest
+ *       consumption or net cap (the limit's own int) on it or above it, whether it or an ancestor is
+ *       metered (a reading or a fallback rule), and whether a net or generation cap is on it or above it.
+ *   subtree_sums(uncontrolled, parent, at_least, less_draw, base, draw, requested, generation,
+ *                generation_seen, fallback_used, generation_fallback) -> (root_base, root_generation,
+ *                root_generation_seen, root_requested, root_fallback, root_generation_fallback) | None
+ *       the physical view's walk up the uncontrolled nodes (reverse preorder): each one's base, the
+ *       larger of its children's bases, at_least[p] and less_draw[p] minus its subtree's draw (None: no
+ *       such value), and every column added to its parent's. None, with nothing written, when a number
+ *       is beyond 64 bits or a node's parent is not among the uncontrolled.
+ *
+ * Pure: no I/O, no global state beyond the attributes' names (and where their types keep them) and the scratch
+ * memory (never read before it is written); the GIL is held throughout.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <limits.h>
+#include <string.h>
 
-static PyObject *NODE_ID, *REQUESTED, *MINIMUM, *WEIGHT, *PRIORITY, *VALID, *OBSERVED_AT, *MEASURED;
+/* An attribute the passes read from tens of thousands of records, and where the records' type keeps it.
+ * The records are slotted dataclasses: the attribute is a member descriptor, a pointer at a fixed offset in
+ * every instance. Reading it there skips the generic lookup (the type's dictionaries, the descriptor
+ * call), a third of the connector pass's time. Any other type is read through getattr, as before. */
+typedef struct {
+    const char *text;
+    PyObject *name;     /* interned */
+    PyTypeObject *type; /* the type last seen (a strong reference), or NULL */
+    Py_ssize_t offset;  /* where that type keeps the attribute; -1: read it through getattr */
+} attribute;
+
+static attribute LIMIT = {.text = "limit_watts"}, NODE_ID = {.text = "node_id"},
+                 REQUESTED = {.text = "requested_watts"}, MINIMUM = {.text = "min_watts"}, WEIGHT = {.text = "weight"},
+                 PRIORITY = {.text = "priority"}, VALID = {.text = "valid"}, OBSERVED_AT = {.text = "observed_at"},
+                 MEASURED = {.text = "measured_watts"};
+static attribute *ATTRIBUTES[] = {&LIMIT, &NODE_ID, &REQUESTED, &MINIMUM, &WEIGHT, &PRIORITY, &VALID, &OBSERVED_AT,
+                                  &MEASURED};
+
+/* Where instances of ``type`` keep the attribute: its offset when the type reads attributes generically and
+ * the attribute is a plain object slot (a data descriptor, so an instance dict cannot shadow it), -1 when not,
+ * -2 with an exception set. */
+static Py_ssize_t slot_offset(PyTypeObject *type, PyObject *name) {
+    if (type->tp_getattro != PyObject_GenericGetAttr) return -1;
+    PyObject *descr = PyObject_GetAttr((PyObject *)type, name);
+    if (!descr) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -2;
+        PyErr_Clear();
+        return -1;
+    }
+    Py_ssize_t offset = -1;
+    if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type == T_OBJECT_EX && !(member->flags & READ_RESTRICTED)) offset = member->offset;
+    }
+    Py_DECREF(descr);
+    return offset;
+}
+
+/* ``obj.<attribute>``: a new reference, or NULL with an exception set. */
+static PyObject *get(PyObject *obj, attribute *a) {
+    PyTypeObject *type = Py_TYPE(obj);
+    if (type != a->type) {
+        Py_ssize_t offset = slot_offset(type, a->name);
+        if (offset == -2) return NULL;
+        Py_INCREF(type);
+        Py_XSETREF(a->type, type);
+        a->offset = offset;
+    }
+    if (a->offset >= 0) {
+        PyObject *value = *(PyObject **)((char *)obj + a->offset);
+        if (value) {
+            Py_INCREF(value);
+            return value;
+        }
+    }
+    return PyObject_GetAttr(obj, a->name); /* not a plain slot, or one not set: getattr says what it is */
+}
+
+/* Scratch memory for the passes' arrays, kept between calls: a large tree's arrays are megabytes, and
+ * memory freshly mapped for each call faulted in ~2,000 pages a cycle (a millisecond or more). Used by one
+ * call at a time (the GIL is held); a call made while it is in use (a comparison calling back into
+ * Python) gets its own. */
+static char *scratch_memory = NULL;
+static size_t scratch_size = 0;
+static int scratch_in_use = 0;
+
+/* ``bytes`` of uninitialised memory, or NULL with MemoryError set; *own: whether the caller frees it. */
+static void *scratch(size_t bytes, int *own) {
+    if (bytes == 0) bytes = 1;
+    if (scratch_in_use) {
+        *own = 1;
+        void *mem = malloc(bytes);
+        if (!mem) PyErr_NoMemory();
+        return mem;
+    }
+    if (bytes > scratch_size) {
+        free(scratch_memory);
+        scratch_memory = malloc(bytes);
+        scratch_size = scratch_memory ? bytes : 0;
+        if (!scratch_memory) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+    }
+    *own = 0;
+    scratch_in_use = 1;
+    return scratch_memory;
+}
+
+static void scratch_done(void *mem, int own) {
+    if (own)
+        free(mem);
+    else if (mem)
+        scratch_in_use = 0;
+}
 
 static PyObject *placed(PyObject *self, PyObject *args) {
     (void)self;
@@ -54,7 +164,7 @@ static PyObject *placed(PyObject *self, PyObject *args) {
     Py_ssize_t m = PySequence_Fast_GET_SIZE(fast);
     PyObject **items = PySequence_Fast_ITEMS(fast);
     for (Py_ssize_t r = 0; r < m; r++) {
-        PyObject *node_id = PyObject_GetAttr(items[r], NODE_ID);
+        PyObject *node_id = get(items[r], &NODE_ID);
         if (!node_id) goto fail;
         PyObject *at = PyDict_GetItemWithError(position, node_id); /* borrowed */
         Py_DECREF(node_id);
@@ -88,8 +198,8 @@ fail:
 /* The attribute ``name`` of ``obj``, an int, raised to ``floor`` if below it: a new reference (the
  * attribute's own int when it is not raised), NULL with an exception set, or Py_None (a new reference)
  * when the int is beyond 64 bits. */
-static PyObject *field(PyObject *obj, PyObject *name, long long floor) {
-    PyObject *x = PyObject_GetAttr(obj, name);
+static PyObject *field(PyObject *obj, attribute *name, long long floor) {
+    PyObject *x = get(obj, name);
     if (!x) return NULL;
     int overflow = 0;
     long long v = PyLong_AsLongLongAndOverflow(x, &overflow);
@@ -124,7 +234,7 @@ static PyObject *request_columns(PyObject *self, PyObject *args) {
         cols[c] = PyList_New(k);
         if (!cols[c]) goto fail;
     }
-    PyObject *names[4] = {REQUESTED, MINIMUM, WEIGHT, PRIORITY};
+    attribute *names[4] = {&REQUESTED, &MINIMUM, &WEIGHT, &PRIORITY};
     const long long floor[4] = {0, 0, 1, LLONG_MIN}; /* priority as it is */
     for (Py_ssize_t r = 0; r < k; r++) {
         Py_ssize_t pos = PyLong_AsSsize_t(PyList_GET_ITEM(positions, r));
@@ -160,8 +270,8 @@ fail:
 
 /* An int attribute of ``obj`` as a 64-bit int: 0 with *v set and *obj_out a new reference to the int,
  * 1 when beyond 64 bits, -1 with an exception set. */
-static int int_field(PyObject *obj, PyObject *name, long long *v, PyObject **obj_out) {
-    PyObject *x = PyObject_GetAttr(obj, name);
+static int int_field(PyObject *obj, attribute *name, long long *v, PyObject **obj_out) {
+    PyObject *x = get(obj, name);
     if (!x) return -1;
     int overflow = 0;
     *v = PyLong_AsLongLongAndOverflow(x, &overflow);
@@ -175,7 +285,7 @@ static int int_field(PyObject *obj, PyObject *name, long long *v, PyObject **obj
 
 /* A positive int attribute of ``record`` kept in *kept (a new reference; left NULL when not positive)
  * and added to *parent_sum: 0, 1 when beyond 64 bits (alone or in the sum), -1 with an exception set. */
-static int take_positive(PyObject *record, PyObject *name, PyObject **kept, long long *parent_sum) {
+static int take_positive(PyObject *record, attribute *name, PyObject **kept, long long *parent_sum) {
     long long v;
     PyObject *obj;
     int rc = int_field(record, name, &v, &obj);
@@ -218,17 +328,18 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
         return NULL;
     }
     /* Read everything first, so that nothing is written when the Python pass has to answer instead. */
-    PyObject **asked = calloc((size_t)(k ? k : 1), sizeof(PyObject *)); /* a positive request's int */
-    PyObject **drawn = calloc((size_t)(k ? k : 1), sizeof(PyObject *)); /* a positive fresh draw's int */
-    long long *asked_sum = calloc((size_t)(n ? n : 1), sizeof(long long));
-    long long *drawn_sum = calloc((size_t)(n ? n : 1), sizeof(long long));
+    int own = 0;
+    char *mem = scratch(2 * sizeof(PyObject *) * (size_t)k + 2 * sizeof(long long) * (size_t)n, &own);
+    PyObject **asked = NULL, **drawn = NULL; /* a positive request's int, a positive fresh draw's int */
+    long long *asked_sum = NULL, *drawn_sum = NULL;
     PyObject *wished = PyList_New(0), *fallen = PyList_New(0), *result = NULL;
     int handed_back = 0;
-    if (!asked || !drawn || !asked_sum || !drawn_sum) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (!wished || !fallen) goto done;
+    if (!mem || !wished || !fallen) goto done;
+    memset(mem, 0, 2 * sizeof(PyObject *) * (size_t)k + 2 * sizeof(long long) * (size_t)n);
+    asked = (PyObject **)mem;
+    drawn = asked + k;
+    asked_sum = (long long *)(drawn + k);
+    drawn_sum = asked_sum + n;
     for (Py_ssize_t i = 0; i < k; i++) {
         PyObject *pos_obj = PyList_GET_ITEM(at, i);
         Py_ssize_t pos = PyLong_AsSsize_t(pos_obj);
@@ -245,7 +356,7 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
         }
         PyObject *wish = PyList_GET_ITEM(wish_of, pos);
         if (wish != Py_None) {
-            int rc = take_positive(wish, REQUESTED, &asked[i], &asked_sum[p]);
+            int rc = take_positive(wish, &REQUESTED, &asked[i], &asked_sum[p]);
             if (rc) {
                 handed_back = rc > 0;
                 goto done;
@@ -258,13 +369,13 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
         if (metered < 0) goto done;
         if (!metered) continue;
         /* fresh: valid and earliest <= observed_at <= latest (compared only when valid, as Python does) */
-        PyObject *valid_obj = PyObject_GetAttr(reading, VALID);
+        PyObject *valid_obj = get(reading, &VALID);
         if (!valid_obj) goto done;
         int fresh = PyObject_IsTrue(valid_obj);
         Py_DECREF(valid_obj);
         if (fresh < 0) goto done;
         if (fresh) {
-            PyObject *observed = PyObject_GetAttr(reading, OBSERVED_AT);
+            PyObject *observed = get(reading, &OBSERVED_AT);
             if (!observed) goto done;
             fresh = PyObject_RichCompareBool(earliest, observed, Py_LE);
             if (fresh > 0) fresh = PyObject_RichCompareBool(observed, latest, Py_LE);
@@ -275,7 +386,7 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
             if (PyList_Append(fallen, pos_obj)) goto done;
             continue;
         }
-        int rc = take_positive(reading, MEASURED, &drawn[i], &drawn_sum[p]);
+        int rc = take_positive(reading, &MEASURED, &drawn[i], &drawn_sum[p]);
         if (rc) {
             handed_back = rc > 0;
             goto done;
@@ -311,13 +422,256 @@ done:
         for (Py_ssize_t i = 0; i < k; i++) Py_XDECREF(asked[i]);
     if (drawn)
         for (Py_ssize_t i = 0; i < k; i++) Py_XDECREF(drawn[i]);
-    free(asked);
-    free(drawn);
-    free(asked_sum);
-    free(drawn_sum);
+    scratch_done(mem, own);
     Py_XDECREF(wished);
     Py_XDECREF(fallen);
     if (handed_back) Py_RETURN_NONE;
+    return result;
+}
+
+/* ``a`` < ``b`` for two ints: 1, 0, or -1 with an exception set. */
+static int less(PyObject *a, PyObject *b) { return PyObject_RichCompareBool(a, b, Py_LT); }
+
+/* The tighter of ``best`` (borrowed, may be Py_None) and the limit of ``constraint`` (Py_None: none);
+ * a borrowed reference to the winner (the constraint's limit is kept alive by the constraint, which the
+ * caller's list holds), NULL with an exception set. */
+static PyObject *tighter(PyObject *best, PyObject *constraint) {
+    if (constraint == Py_None) return best;
+    PyObject *limit = get(constraint, &LIMIT);
+    if (!limit) return NULL;
+    int lt = best == Py_None ? 1 : less(limit, best);
+    Py_DECREF(limit); /* still held by the constraint */
+    if (lt < 0) return NULL;
+    return lt ? limit : best;
+}
+
+/* A new list of n references to ``item``. */
+static PyObject *filled(Py_ssize_t n, PyObject *item) {
+    PyObject *list = PyList_New(n);
+    if (!list) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(item);
+        PyList_SET_ITEM(list, i, item);
+    }
+    return list;
+}
+
+static int same_length(Py_ssize_t n, PyObject **lists, int count) {
+    for (int i = 0; i < count; i++)
+        if (PyList_GET_SIZE(lists[i]) != n) {
+            PyErr_SetString(PyExc_ValueError, "columns of different lengths");
+            return 0;
+        }
+    return 1;
+}
+
+/* A position out of ``list`` at ``i``, checked against n: -1 with an exception set when outside. */
+static Py_ssize_t position_at(PyObject *list, Py_ssize_t i, Py_ssize_t n) {
+    Py_ssize_t pos = PyLong_AsSsize_t(PyList_GET_ITEM(list, i));
+    if (pos == -1 && PyErr_Occurred()) return -1;
+    if (pos < 0 || pos >= n) {
+        PyErr_SetString(PyExc_IndexError, "a position outside the tree");
+        return -1;
+    }
+    return pos;
+}
+
+static PyObject *top_down(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *inner, *parent, *cons, *net, *gen, *reading_of, *rules, *order, *root_tight, *root_gen;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O!OO", &PyList_Type, &inner, &PyList_Type, &parent, &PyList_Type, &cons,
+                          &PyList_Type, &net, &PyList_Type, &gen, &PyList_Type, &reading_of, &PyDict_Type, &rules,
+                          &PyList_Type, &order, &root_tight, &root_gen))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(parent), k = PyList_GET_SIZE(inner);
+    PyObject *columns[] = {cons, net, gen, reading_of, order};
+    if (!same_length(n, columns, 5)) return NULL;
+    int any_rules = PyDict_GET_SIZE(rules) > 0;
+    int root_gen_checked = PyObject_IsTrue(root_gen);
+    if (root_gen_checked < 0) return NULL;
+    PyObject *tight = filled(n, Py_None), *meters = filled(n, Py_False), *gen_checked = filled(n, Py_False);
+    if (!tight || !meters || !gen_checked) goto fail;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        Py_ssize_t pos = position_at(inner, i, n);
+        if (pos < 0) goto fail;
+        Py_ssize_t p = PyLong_AsSsize_t(PyList_GET_ITEM(parent, pos));
+        if (p == -1 && PyErr_Occurred()) goto fail;
+        if (p >= n) {
+            PyErr_SetString(PyExc_IndexError, "a position outside the tree");
+            goto fail;
+        }
+        PyObject *up_tight = p < 0 ? root_tight : PyList_GET_ITEM(tight, p);
+        int up_metered = p < 0 ? 0 : PyList_GET_ITEM(meters, p) == Py_True;
+        int up_gen = p < 0 ? root_gen_checked : PyList_GET_ITEM(gen_checked, p) == Py_True;
+        PyObject *c = PyList_GET_ITEM(cons, pos), *m = PyList_GET_ITEM(net, pos);
+        PyObject *best = tighter(up_tight, c);
+        if (best) best = tighter(best, m);
+        if (!best) goto fail;
+        Py_INCREF(best);
+        if (PyList_SetItem(tight, pos, best)) goto fail;
+        int metered = up_metered || PyList_GET_ITEM(reading_of, pos) != Py_None;
+        if (!metered && any_rules) {
+            metered = PyDict_Contains(rules, PyList_GET_ITEM(order, pos));
+            if (metered < 0) goto fail;
+        }
+        PyObject *flag = metered ? Py_True : Py_False;
+        Py_INCREF(flag);
+        if (PyList_SetItem(meters, pos, flag)) goto fail;
+        flag = up_gen || m != Py_None || PyList_GET_ITEM(gen, pos) != Py_None ? Py_True : Py_False;
+        Py_INCREF(flag);
+        if (PyList_SetItem(gen_checked, pos, flag)) goto fail;
+    }
+    return Py_BuildValue("(NNN)", tight, meters, gen_checked);
+fail:
+    Py_XDECREF(tight);
+    Py_XDECREF(meters);
+    Py_XDECREF(gen_checked);
+    return NULL;
+}
+
+/* The int at ``list[pos]`` as a 64-bit int: 0, 1 when beyond 64 bits, -1 with an exception set. */
+static int int_at(PyObject *list, Py_ssize_t pos, long long *v) {
+    int overflow = 0;
+    *v = PyLong_AsLongLongAndOverflow(PyList_GET_ITEM(list, pos), &overflow);
+    if (*v == -1 && PyErr_Occurred()) return -1;
+    return overflow ? 1 : 0;
+}
+
+enum { BASE, CHILDREN, DRAW, ASKED, GENERATION, SEEN, SUMS };
+
+static PyObject *subtree_sums(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *uncontrolled, *parent, *at_least, *less_draw, *base, *draw, *requested, *generation, *seen, *fallback,
+        *gen_fallback;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O!O!O!O!", &PyList_Type, &uncontrolled, &PyList_Type, &parent,
+                          &PyList_Type, &at_least, &PyList_Type, &less_draw, &PyList_Type, &base, &PyList_Type, &draw,
+                          &PyList_Type, &requested, &PyList_Type, &generation, &PyList_Type, &seen, &PyList_Type,
+                          &fallback, &PyList_Type, &gen_fallback))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(parent), k = PyList_GET_SIZE(uncontrolled);
+    PyObject *columns[] = {at_least, less_draw, base, draw, requested, generation, seen, fallback, gen_fallback};
+    if (!same_length(n, columns, 9)) return NULL;
+    /* Each column read into a 64-bit array at the uncontrolled positions, summed there, then written back:
+     * nothing is written unless every sum fits. */
+    PyObject *read_from[SUMS] = {NULL, NULL, draw, requested, generation, seen};
+    long long *col[SUMS], *start[SUMS]; /* start: what each column held before the walk (only changed ints are made) */
+    size_t columns_bytes = 2 * SUMS * sizeof(long long) * (size_t)n;
+    int own = 0;
+    char *mem = scratch(columns_bytes + sizeof(Py_ssize_t) * (size_t)k + 3 * (size_t)n, &own);
+    PyObject *result = NULL;
+    int handed_back = 0;
+    long long root[4] = {0, 0, 0, 0}; /* base, generation, generation seen, requested */
+    int root_fallback = 0, root_gen_fallback = 0;
+    if (!mem) return NULL;
+    for (int c = 0; c < SUMS; c++) {
+        col[c] = (long long *)mem + (size_t)c * (size_t)n;
+        start[c] = (long long *)mem + (size_t)(SUMS + c) * (size_t)n;
+    }
+    Py_ssize_t *at = (Py_ssize_t *)(mem + columns_bytes);
+    char *flags = (char *)(at + k); /* fallback, generation fallback, uncontrolled; only the last is read before
+                                       it is written */
+    memset(flags + 2 * n, 0, (size_t)n);
+    char *fb = flags, *gfb = flags + n, *mine = flags + 2 * n;
+    for (Py_ssize_t i = 0; i < k; i++) {
+        Py_ssize_t pos = position_at(uncontrolled, i, n);
+        if (pos < 0) goto done;
+        at[i] = pos;
+        mine[pos] = 1;
+        col[BASE][pos] = col[CHILDREN][pos] = 0;
+        for (int c = DRAW; c < SUMS; c++) {
+            int rc = int_at(read_from[c], pos, &col[c][pos]);
+            if (rc) {
+                handed_back = rc > 0;
+                goto done;
+            }
+            start[c][pos] = col[c][pos];
+        }
+        int f = PyObject_IsTrue(PyList_GET_ITEM(fallback, pos));
+        int g = PyObject_IsTrue(PyList_GET_ITEM(gen_fallback, pos));
+        if (f < 0 || g < 0) goto done;
+        fb[pos] = (char)f;
+        gfb[pos] = (char)g;
+    }
+    for (Py_ssize_t i = k - 1; i >= 0; i--) {
+        Py_ssize_t pos = at[i];
+        long long own = col[CHILDREN][pos], v;
+        PyObject *x = PyList_GET_ITEM(at_least, pos);
+        if (x != Py_None) {
+            int rc = int_at(at_least, pos, &v);
+            if (rc) {
+                handed_back = rc > 0;
+                goto done;
+            }
+            if (v > own) own = v;
+        }
+        x = PyList_GET_ITEM(less_draw, pos);
+        if (x != Py_None) {
+            int rc = int_at(less_draw, pos, &v);
+            if (rc || __builtin_sub_overflow(v, col[DRAW][pos], &v)) {
+                handed_back = rc >= 0;
+                goto done;
+            }
+            if (v > own) own = v;
+        }
+        col[BASE][pos] = own;
+        Py_ssize_t p = PyLong_AsSsize_t(PyList_GET_ITEM(parent, pos));
+        if (p == -1 && PyErr_Occurred()) goto done;
+        if (p >= n || (p >= 0 && !mine[p])) { /* a parent that is not summed here: left to Python */
+            handed_back = 1;
+            goto done;
+        }
+        long long *into[4];
+        if (p >= 0) {
+            into[0] = &col[CHILDREN][p], into[1] = &col[GENERATION][p], into[2] = &col[SEEN][p];
+            into[3] = &col[ASKED][p];
+            if (__builtin_add_overflow(col[DRAW][p], col[DRAW][pos], &col[DRAW][p])) {
+                handed_back = 1;
+                goto done;
+            }
+            fb[p] |= fb[pos];
+            gfb[p] |= gfb[pos];
+        } else {
+            into[0] = &root[0], into[1] = &root[1], into[2] = &root[2], into[3] = &root[3];
+            root_fallback |= fb[pos];
+            root_gen_fallback |= gfb[pos];
+        }
+        if (__builtin_add_overflow(*into[0], own, into[0]) ||
+            __builtin_add_overflow(*into[1], col[GENERATION][pos], into[1]) ||
+            __builtin_add_overflow(*into[2], col[SEEN][pos], into[2]) ||
+            __builtin_add_overflow(*into[3], col[ASKED][pos], into[3])) {
+            handed_back = 1;
+            goto done;
+        }
+    }
+    /* Every sum fits: the root's values first (nothing is written if they cannot be made), then the columns. */
+    result = Py_BuildValue("(LLLLNN)", root[0], root[1], root[2], root[3], PyBool_FromLong(root_fallback),
+                           PyBool_FromLong(root_gen_fallback));
+    if (!result) goto done;
+    PyObject *write_to[SUMS] = {base, NULL, draw, requested, generation, seen};
+    for (Py_ssize_t i = 0; i < k; i++) {
+        Py_ssize_t pos = at[i];
+        for (int c = 0; c < SUMS; c++) {
+            if (!write_to[c] || (c != BASE && col[c][pos] == start[c][pos])) continue;
+            PyObject *v = PyLong_FromLongLong(col[c][pos]);
+            if (!v || PyList_SetItem(write_to[c], pos, v)) {
+                Py_CLEAR(result);
+                goto done;
+            }
+        }
+        PyObject *f = fb[pos] ? Py_True : Py_False, *g = gfb[pos] ? Py_True : Py_False;
+        Py_INCREF(f);
+        Py_INCREF(g);
+        if (PyList_SetItem(fallback, pos, f) || PyList_SetItem(gen_fallback, pos, g)) {
+            Py_CLEAR(result);
+            goto done;
+        }
+    }
+done:
+    scratch_done(mem, own);
+    if (handed_back) {
+        Py_XDECREF(result);
+        Py_RETURN_NONE;
+    }
     return result;
 }
 
@@ -332,6 +686,13 @@ static PyMethodDef methods[] = {
      "connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, demand_at, requested, draw) ->"
      " (wished, fallen) | None: the physical view's pass over the controllable connectors (see physical_view);"
      " None, with nothing written, when a number is beyond 64 bits or a connector has no parent."},
+    {"top_down", top_down, METH_VARARGS,
+     "top_down(inner, parent, cons, net, gen, reading_of, rules, order, root_tight, root_gen_checked) -> (tight,"
+     " meters, gen_checked): the physical view's walk down the nodes other than connectors (see physical_view)."},
+    {"subtree_sums", subtree_sums, METH_VARARGS,
+     "subtree_sums(uncontrolled, parent, at_least, less_draw, base, draw, requested, generation, generation_seen,"
+     " fallback_used, generation_fallback) -> root sums | None: the physical view's walk up the uncontrolled nodes;"
+     " None, with nothing written, when a number is beyond 64 bits or a parent is not among them."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -344,14 +705,9 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__columns(void) {
-    NODE_ID = PyUnicode_InternFromString("node_id");
-    REQUESTED = PyUnicode_InternFromString("requested_watts");
-    MINIMUM = PyUnicode_InternFromString("min_watts");
-    WEIGHT = PyUnicode_InternFromString("weight");
-    PRIORITY = PyUnicode_InternFromString("priority");
-    VALID = PyUnicode_InternFromString("valid");
-    OBSERVED_AT = PyUnicode_InternFromString("observed_at");
-    MEASURED = PyUnicode_InternFromString("measured_watts");
-    if (!NODE_ID || !REQUESTED || !MINIMUM || !WEIGHT || !PRIORITY || !VALID || !OBSERVED_AT || !MEASURED) return NULL;
+    for (size_t i = 0; i < sizeof ATTRIBUTES / sizeof ATTRIBUTES[0]; i++) {
+        ATTRIBUTES[i]->name = PyUnicode_InternFromString(ATTRIBUTES[i]->text);
+        if (!ATTRIBUTES[i]->name) return NULL;
+    }
     return PyModule_Create(&module);
 }

@@ -141,24 +141,17 @@ class PhysicalView:
 
         # Top-down over the nodes other than connectors (the leaves): tightest cap, whether draws and
         # generation matter. ``meters[pos]``: the node or an ancestor is metered (a reading or a rule),
-        # so a draw below it matters.
-        tight: list[int | None] = [None] * n
-        meters = [False] * n
-        gen_checked = [False] * n
-        for pos in index.inner:
-            p = parent[pos]
-            if p < 0:
-                up_tight, up_metered, up_gen = root_tight, False, root_gen_checked
-            else:
-                up_tight, up_metered, up_gen = tight[p], meters[p], gen_checked[p]
-            c, m = cons[pos], net[pos]
-            tight[pos] = up_tight if c is None and m is None else _tightest(up_tight, c, m)
-            meters[pos] = up_metered or reading_of[pos] is not None or (bool(rules) and order[pos] in rules)
-            gen_checked[pos] = up_gen or m is not None or gen[pos] is not None
+        # so a draw below it matters. Compiled (`_columns.top_down`): tens of thousands of nodes on a
+        # large tree; `_top_down` states the same walk.
+        walked = _columns.top_down(
+            index.inner, parent, cons, net, gen, reading_of, rules, order, root_tight, root_gen_checked
+        )
+        tight, meters, gen_checked = walked or _top_down(
+            index, cons, net, gen, reading_of, rules, root_tight, root_gen_checked
+        )
 
         # Bottom-up: uncontrolled base load, controllable draws, generation, requests.
         base = [0] * n
-        children_base = [0] * n
         draw = [0] * n
         generation = [0] * n
         generation_seen = [0] * n
@@ -172,8 +165,6 @@ class PhysicalView:
         fallback_mode = SourceMode.FALLBACK_DERIVED
         fail_safe = FallbackBasis.FAIL_SAFE_TIGHTEST_CAP
         power_source, connector = NodeType.POWER_SOURCE, NodeType.CONNECTOR
-        root_base = root_generation = root_generation_seen = root_requested = 0
-        root_fallback = root_generation_fallback = False
         window = timedelta(seconds=threshold)
         earliest, latest = now - window, now + window  # fresh: |now - observed_at| <= threshold
 
@@ -220,78 +211,67 @@ class PhysicalView:
             draws_fallen.append((pos, res))
             fallback_used[pos] = fallback_used[parent[pos]] = True
 
-        # Then every other node, bottom-up. Resolutions are listed in reverse preorder (``res_at``: where).
+        # Then every other node, bottom-up, in two steps: first what the nodes that are more than the sum
+        # of their children (metered or ruled nodes, uncontrolled connectors, power sources) hold of their
+        # own, in reverse preorder as their resolutions are listed (``res_at``: where); then the sums up
+        # the tree (compiled: `_columns.subtree_sums`; `_subtree_sums` states the same walk).
         res_at: list[int] = []
         if controlled == len(index.connectors):
             uncontrolled = index.inner
         else:
             uncontrolled = [pos for pos in range(n) if not controllable[pos]]
-        any_generation = False  # no generation seen yet: nothing to carry up
-        for pos in reversed(uncontrolled):
+        own_kind = index.own_load_at
+        if rules:
+            own = [pos for pos in uncontrolled if reading_of[pos] is not None or own_kind[pos] or order[pos] in rules]
+        else:
+            own = [pos for pos in uncontrolled if reading_of[pos] is not None or own_kind[pos]]
+        at_least: list[int | None] = [None] * n  # a floor on the node's base
+        less_draw: list[int | None] = [None] * n  # a demand of which the subtree's controllable draw is part
+        for pos in reversed(own):
             node = nodes_at[pos]
             node_id = node.node_id
             reading = reading_of[pos]
             rule = rules.get(node_id) if rules else None
-            p = parent[pos]
-            own = children_base[pos]
             kind = node.node_type
-            # Most nodes (no meter, no rule, neither a connector nor a power source) only add up.
-            if reading is not None or rule is not None or kind is connector or kind is power_source:
-                floor = 0
-                if live[pos] and kind is connector:
-                    wish = wish_of[pos]
-                    floor = max(0, wish.requested_watts) if wish is not None else 0
-                if reading is not None or rule is not None:
-                    if kind is connector:  # a leaf: its tightest cap is not walked top-down
-                        up_tight = root_tight if p < 0 else tight[p]
-                        tight[pos] = _tightest(up_tight, cons[pos], net[pos])
-                    res = resolve_scope_demand(node_id, reading, rule, now, threshold, tight[pos])
-                    resolutions.append(res)
-                    res_at.append(pos)
-                    value = res.effective_demand_watts
-                    if floor > value:
-                        value = floor
-                    if res.fallback_basis is fail_safe:
-                        missing.append(node_id)  # the whole assumed load is uncontrolled: nothing below may draw
-                    else:
-                        value -= draw[pos]
-                    if value > own:
-                        own = value
-                    if res.source_mode is fallback_mode:
-                        fallback_used[pos] = True
-                elif floor > own:
-                    own = floor
-                if reading is not None and kind is power_source and gen_checked[pos]:
-                    res = resolve_reading_value(
-                        node_id, DemandRole.GENERATION, reading.generation_watts, reading, now, threshold
-                    )
-                    resolutions.append(res)
-                    res_at.append(pos)
-                    any_generation = True
-                    generation[pos] += res.effective_demand_watts
-                    if reading.valid:
-                        generation_seen[pos] += max(0, reading.generation_watts)
-                    if res.telemetry_state is not TelemetryState.FRESH:
-                        generation_fallback[pos] = True
-            base[pos] = own
-            if p >= 0:
-                children_base[p] += own
-                draw[p] += draw[pos]
-                requested[p] += requested[pos]
-                if any_generation:
-                    generation[p] += generation[pos]
-                    generation_seen[p] += generation_seen[pos]
-                    if generation_fallback[pos]:
-                        generation_fallback[p] = True
-                if fallback_used[pos]:
-                    fallback_used[p] = True
-            else:
-                root_base += own
-                root_generation += generation[pos]
-                root_generation_seen += generation_seen[pos]
-                root_requested += requested[pos]
-                root_fallback = root_fallback or fallback_used[pos]
-                root_generation_fallback = root_generation_fallback or generation_fallback[pos]
+            floor = 0
+            if live[pos] and kind is connector:
+                wish = wish_of[pos]
+                floor = max(0, wish.requested_watts) if wish is not None else 0
+            if reading is not None or rule is not None:
+                if kind is connector:  # a leaf: its tightest cap is not walked top-down
+                    p = parent[pos]
+                    up_tight = root_tight if p < 0 else tight[p]
+                    tight[pos] = _tightest(up_tight, cons[pos], net[pos])
+                res = resolve_scope_demand(node_id, reading, rule, now, threshold, tight[pos])
+                resolutions.append(res)
+                res_at.append(pos)
+                value = res.effective_demand_watts
+                if floor > value:
+                    value = floor
+                if res.fallback_basis is fail_safe:
+                    missing.append(node_id)  # the whole assumed load is uncontrolled: nothing below may draw
+                    at_least[pos] = value
+                else:
+                    less_draw[pos] = value
+                if res.source_mode is fallback_mode:
+                    fallback_used[pos] = True
+            elif floor:
+                at_least[pos] = floor
+            if reading is not None and kind is power_source and gen_checked[pos]:
+                res = resolve_reading_value(
+                    node_id, DemandRole.GENERATION, reading.generation_watts, reading, now, threshold
+                )
+                resolutions.append(res)
+                res_at.append(pos)
+                generation[pos] += res.effective_demand_watts
+                if reading.valid:
+                    generation_seen[pos] += max(0, reading.generation_watts)
+                if res.telemetry_state is not TelemetryState.FRESH:
+                    generation_fallback[pos] = True
+        sums = (uncontrolled, parent, at_least, less_draw, base, draw, requested, generation, generation_seen)
+        flags = (fallback_used, generation_fallback)
+        root = _columns.subtree_sums(*sums, *flags) or _subtree_sums(*sums, *flags)
+        root_base, root_generation, root_generation_seen, root_requested, root_fallback, root_generation_fallback = root
         if draws_fallen:
             # Merged into reverse preorder (a connector's position is never another resolution's).
             tagged = sorted([*zip(res_at, resolutions, strict=True), *draws_fallen], key=lambda t: -t[0])
@@ -362,6 +342,86 @@ def _tightest(up: int | None, cons: EffectiveConstraint | None, net: EffectiveCo
         if c is not None and (best is None or c.limit_watts < best):
             best = c.limit_watts
     return best
+
+
+def _top_down(
+    index: TopologyIndex,
+    cons: list[EffectiveConstraint | None],
+    net: list[EffectiveConstraint | None],
+    gen: list[EffectiveConstraint | None],
+    reading_of: list[TelemetryReading | None],
+    rules: dict[str, FallbackRule],
+    root_tight: int | None,
+    root_gen_checked: bool,
+) -> tuple[list[int | None], list[bool], list[bool]]:
+    """The walk down the nodes other than connectors (`_columns.top_down` compiles it): each one's
+    tightest consumption or net cap on it or above it, whether it or an ancestor is metered, whether a
+    net or generation cap is on it or above it."""
+    n = len(index.order)
+    parent, order = index.parent_pos, index.order
+    tight: list[int | None] = [None] * n
+    meters = [False] * n
+    gen_checked = [False] * n
+    for pos in index.inner:
+        p = parent[pos]
+        if p < 0:
+            up_tight, up_metered, up_gen = root_tight, False, root_gen_checked
+        else:
+            up_tight, up_metered, up_gen = tight[p], meters[p], gen_checked[p]
+        c, m = cons[pos], net[pos]
+        tight[pos] = up_tight if c is None and m is None else _tightest(up_tight, c, m)
+        meters[pos] = up_metered or reading_of[pos] is not None or (bool(rules) and order[pos] in rules)
+        gen_checked[pos] = up_gen or m is not None or gen[pos] is not None
+    return tight, meters, gen_checked
+
+
+def _subtree_sums(
+    uncontrolled: list[int],
+    parent: list[int],
+    at_least: list[int | None],
+    less_draw: list[int | None],
+    base: list[int],
+    draw: list[int],
+    requested: list[int],
+    generation: list[int],
+    generation_seen: list[int],
+    fallback_used: list[bool],
+    generation_fallback: list[bool],
+) -> tuple[int, int, int, int, bool, bool]:
+    """The walk up the uncontrolled nodes (`_columns.subtree_sums` compiles it): each one's base is the
+    largest of its children's bases, ``at_least`` and ``less_draw`` less the draw of its subtree; every
+    column is added to the parent's. The root's sums: base, generation, generation seen, requested, and
+    whether a fallback was used, for consumption and for generation."""
+    children_base = [0] * len(parent)
+    root_base = root_generation = root_generation_seen = root_requested = 0
+    root_fallback = root_generation_fallback = False
+    for pos in reversed(uncontrolled):
+        own = children_base[pos]
+        floor, demand = at_least[pos], less_draw[pos]
+        if floor is not None and floor > own:
+            own = floor
+        if demand is not None and demand - draw[pos] > own:
+            own = demand - draw[pos]
+        base[pos] = own
+        p = parent[pos]
+        if p >= 0:
+            children_base[p] += own
+            draw[p] += draw[pos]
+            requested[p] += requested[pos]
+            generation[p] += generation[pos]
+            generation_seen[p] += generation_seen[pos]
+            if generation_fallback[pos]:
+                generation_fallback[p] = True
+            if fallback_used[pos]:
+                fallback_used[p] = True
+        else:
+            root_base += own
+            root_generation += generation[pos]
+            root_generation_seen += generation_seen[pos]
+            root_requested += requested[pos]
+            root_fallback = root_fallback or fallback_used[pos]
+            root_generation_fallback = root_generation_fallback or generation_fallback[pos]
+    return root_base, root_generation, root_generation_seen, root_requested, root_fallback, root_generation_fallback
 
 
 def _placed(records: Collection[R], position: dict[str, int], n: int, key: Callable[[R], tuple]) -> list[R | None]:

@@ -97,6 +97,7 @@ class TopologyIndex:
         "connectors",
         "live_connectors",
         "first_level",
+        "own_load_at",
     )
 
     def __init__(
@@ -233,6 +234,10 @@ class TopologyIndex:
         self.connectors = [pos for pos, c in enumerate(is_connector) if c]
         self.live_connectors = [pos for pos in self.connectors if live_at[pos]]
         self.first_level = [pos for pos, p in enumerate(parent_pos) if p < 0]
+        # Nodes whose base is more than their children's even unmetered: a connector (its request, when
+        # the cycle does not control it) and a power source (its generation).
+        own_load = (NodeType.CONNECTOR, NodeType.POWER_SOURCE)
+        self.own_load_at = [kind in own_load for kind in self.types_at]
 
     @property
     def valid(self) -> bool:

@@ -138,7 +138,7 @@ def test_request_columns_refuse_a_position_outside_the_tree():
 def python_passes():
     """Every compiled pass of `_columns` answering None: the cycle takes the Python statement of each."""
     stack = ExitStack()
-    for name in ("placed", "request_columns", "connector_pass"):
+    for name in ("placed", "request_columns", "connector_pass", "top_down", "subtree_sums"):
         stack.enter_context(mock.patch.object(_columns, name, lambda *args: None))
     return stack
 
@@ -182,3 +182,66 @@ def test_the_connector_pass_hands_back_numbers_beyond_64_bits_with_nothing_writt
     )  # fmt: skip
     assert passed is None
     assert (demand_at, requested, draw) == ([None] * n, [0] * n, [0] * n)
+
+
+def test_the_walk_up_hands_back_sums_beyond_64_bits_with_nothing_written():
+    inputs = cycle_inputs(
+        telemetry=(reading("cp1", 2**63 - 1), reading("cp2", 2**63 - 1)),
+        connector_demands=(demand("k1", 5_000),),
+        node_limits=(limit("gc1", 10_000),),
+    )
+    index = compiled_topology(inputs.microgrid, tuple(inputs.nodes))
+    view = PhysicalView(inputs, index, None)  # each base fits in 64 bits, their sum at gc1 does not
+    assert view.base[index.position["gc1"]] >= 2 * (2**63 - 1) - 5_000
+    with python_passes():
+        assert PhysicalView(inputs, index, None).base == view.base
+    n = len(index.order)
+    less_draw = [None] * n
+    less_draw[index.position["cp1"]] = less_draw[index.position["cp2"]] = 2**63 - 1
+    columns = [[0] * n for _ in range(5)]
+    flags = [[False] * n for _ in range(2)]
+    assert _columns.subtree_sums(index.inner, index.parent_pos, [None] * n, less_draw, *columns, *flags) is None
+    assert columns == [[0] * n for _ in range(5)] and flags == [[False] * n for _ in range(2)]
+
+
+def test_the_walk_up_hands_back_a_parent_it_does_not_sum():
+    index = compiled_topology(MICROGRID, tuple(cycle_inputs().nodes))
+    n = len(index.order)
+    some = [pos for pos in index.inner if index.parent_pos[pos] >= 0]  # without the grid connections
+    columns = [[0] * n for _ in range(5)]
+    flags = [[False] * n for _ in range(2)]
+    assert _columns.subtree_sums(some, index.parent_pos, [None] * n, [None] * n, *columns, *flags) is None
+
+
+class UnslottedDemand:
+    """A record the compiled passes cannot read from a slot: read through getattr instead."""
+
+    def __init__(self, node_id, requested_watts):
+        self.node_id, self.requested_watts = node_id, requested_watts
+        self.min_watts, self.priority, self.weight = 0, 0, 1
+
+
+class RenamedDemand(ConnectorDemand):
+    """A slotted record whose type answers ``node_id`` otherwise than from its slot."""
+
+    __slots__ = ()
+
+    @property
+    def node_id(self):
+        return "k2"
+
+
+def test_records_are_read_alike_whatever_keeps_their_attributes():
+    index = compiled_topology(MICROGRID, tuple(cycle_inputs().nodes))
+    n = len(index.order)
+    slotted, unslotted = demand("k1", 1), UnslottedDemand("k1", 1)
+    for records in ((slotted,), (unslotted,), (slotted,), (unslotted, demand("k2", 2))):
+        placed = _columns.placed(records, index.position, n)
+        assert [r for r in placed if r is not None] == sorted(records, key=lambda r: index.position[r.node_id])
+    renamed = object.__new__(RenamedDemand)
+    for name, value in (("node_id", "k1"), ("requested_watts", 3), ("min_watts", 0), ("priority", 0), ("weight", 1)):
+        ConnectorDemand.__dict__[name].__set__(renamed, value)  # its slot says k1, its type k2
+    assert _columns.placed((renamed,), index.position, n)[index.position["k2"]] is renamed
+    unset = object.__new__(ConnectorDemand)  # a slot never set: getattr's own error
+    with pytest.raises(AttributeError, match="node_id"):
+        _columns.placed((unset,), index.position, n)
