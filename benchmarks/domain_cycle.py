@@ -12,7 +12,8 @@ circuits and connectors; every connector requests 7-22 kW, half with a 4.2 kW mi
 is derived from a fixed seed, so runs are comparable.
 
 Figures, median of the rounds (each round runs every column in turn, once to warm up and once timed), one
-process pinned to one core, the cycle collector's young-generation threshold as the services set it:
+process pinned to one core, the cycle collector's young-generation threshold and the freed memory the
+allocator keeps as the services set them (`--malloc-keep-bytes 0`: glibc's defaults):
 
 - water-fill: the baseline, measured in the same run: a naive pure-Python hierarchical water-fill of
   the cycle's allocation problem (equal weights, no minimums or priorities, float levels): for each
@@ -63,6 +64,7 @@ from libs.domain.gc_pause import collector_paused  # noqa: E402
 from libs.domain.limits import AggregateCap, NodeLimit  # noqa: E402
 from libs.domain.physical_view import PhysicalView  # noqa: E402
 from libs.domain.topology import Microgrid, MicrogridNode, TopologyIndex  # noqa: E402
+from libs.platform.allocator import keep_freed_memory  # noqa: E402
 from libs.platform.settings import PlatformSettings  # noqa: E402
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -213,9 +215,16 @@ def main() -> None:
         help="young-generation threshold of the cycle collector (default: the services' gc_gen0_threshold; "
         "700 is CPython's own)",
     )
+    parser.add_argument(
+        "--malloc-keep-bytes",
+        type=int,
+        default=PlatformSettings.model_fields["malloc_keep_bytes"].default,
+        help="freed memory the allocator keeps (default: the services' malloc_keep_bytes; 0 is glibc's own)",
+    )
     args = parser.parse_args()
     # As the services run (libs.platform.runtime.tune_collector); both sides of every ratio run under it.
     gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
+    kept = keep_freed_memory(args.malloc_keep_bytes)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the targets are stated
     print(
@@ -225,6 +234,7 @@ def main() -> None:
     print(
         f"settings: repeat={args.repeat} rounds (median CPU time, columns interleaved), pinned to one core, "
         f"lp-max-nodes={args.lp_max_nodes}, collector young-generation threshold {gc.get_threshold()[0]:,}, "
+        f"freed memory kept {f'{args.malloc_keep_bytes:,} bytes' if kept else 'as glibc defaults'}, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
     print(

@@ -36,6 +36,7 @@ from contracts.enums import CycleOutcome  # noqa: E402
 from libs.domain.cycle import run_balancing_cycle  # noqa: E402
 from libs.domain.cycle_inputs import CycleInputs  # noqa: E402
 from libs.domain.memo import ENTRIES_KEPT, NODES_KEPT  # noqa: E402
+from libs.platform.allocator import keep_freed_memory  # noqa: E402
 from libs.platform.settings import PlatformSettings  # noqa: E402
 
 
@@ -82,7 +83,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--depot", default="311:200", help="nodes:connectors of each depot")
     args = parser.parse_args()
+    # As the services run (libs.platform.runtime.tune_collector).
     gc.set_threshold(PlatformSettings.model_fields["gc_gen0_threshold"].default, *gc.get_threshold()[1:])
+    keep_freed_memory(PlatformSettings.model_fields["malloc_keep_bytes"].default)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     nodes, connectors = (int(x) for x in args.depot.split(":"))

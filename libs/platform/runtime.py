@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI, Request
 
 from contracts.base import Message
+from libs.platform.allocator import keep_freed_memory
 from libs.platform.auth import require_verifier
 from libs.platform.clock import Clock, SystemClock
 from libs.platform.db import create_pool, prepare_service_schema
@@ -110,9 +111,11 @@ _STOP_STEP_S = 20.0
 
 
 def tune_collector(settings: PlatformSettings) -> None:
-    """Young-generation threshold of the cycle collector from the settings (the older ones as they are)."""
+    """Young-generation threshold of the cycle collector from the settings (the older ones as they are),
+    and the freed memory the allocator keeps (`libs.platform.allocator`)."""
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(settings.gc_gen0_threshold, older, oldest)
+    keep_freed_memory(settings.malloc_keep_bytes)
 
 
 def typed_settings(definition: ServiceDefinition, settings: PlatformSettings | None) -> PlatformSettings:

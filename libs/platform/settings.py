@@ -52,6 +52,11 @@ class PlatformSettings(BaseSettings):
     # is 700). A service holding a fleet's state in memory paid ~9 s of collections in a 30-depot run at
     # the default and ~1.6 s at 50,000 (balancing 41 -> 32 ms of CPU a cycle, docs/performance.md).
     gc_gen0_threshold: int = Field(default=50_000, ge=100, le=10_000_000)
+    # Freed heap memory a process keeps instead of handing it back to the kernel (glibc's trim threshold;
+    # blocks up to 32 MiB then come from the heap too). A cycle frees megabytes that the next one
+    # allocates again, and each page handed back faulted in again (libs.platform.allocator). 0: glibc's
+    # defaults.
+    malloc_keep_bytes: int = Field(default=256 * 1024 * 1024, ge=0, le=4 * 1024 * 1024 * 1024)
     # Lanes a polled batch is split into by record key, run concurrently, each in its own transaction
     # (libs.platform.messaging.consumer). 1: the whole batch in one transaction, in order.
     consumer_lanes: int = Field(default=1, ge=1, le=16)
