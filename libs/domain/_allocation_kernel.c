@@ -86,12 +86,46 @@ static int by_key_then_index(const void *a, const void *b) {
     return (x->index > y->index) - (x->index < y->index);
 }
 
-/* Whether keys are already in (key, index) order: the usual case (one priority; ranks by node id, which
- * the cycle lists its requests in), where the sort can be skipped. */
+/* Whether keys are already in (key, index) order (one priority class; requests listed in rank order), where
+ * the sort can be skipped. */
 static int in_order(const keyed *keys, Py_ssize_t m) {
     for (Py_ssize_t t = 1; t < m; t++)
         if (by_key_then_index(&keys[t - 1], &keys[t]) > 0) return 0;
     return 1;
+}
+
+/* Sorts keys by (key, index) as qsort with by_key_then_index does, where the indexes are already ascending
+ * (input order): stably by key. Keys spanning a range not much larger than their count (ranks: positions in
+ * node_id order) are placed by a counting sort in linear time (a 30,000-request class's qsort was a sixth of
+ * the kernel); others are sorted by qsort. 0, or -1 with MemoryError set. */
+static int sort_keys(keyed *keys, Py_ssize_t m) {
+    if (m < 2 || in_order(keys, m)) return 0;
+    i64 lo = keys[0].key, hi = keys[0].key;
+    for (Py_ssize_t t = 1; t < m; t++) {
+        if (keys[t].key < lo) lo = keys[t].key;
+        if (keys[t].key > hi) hi = keys[t].key;
+    }
+    uint64_t span = (uint64_t)hi - (uint64_t)lo; /* no overflow: computed unsigned */
+    if (span > (uint64_t)m * 4 + 1024) {
+        qsort(keys, (size_t)m, sizeof(keyed), by_key_then_index);
+        return 0;
+    }
+    Py_ssize_t buckets = (Py_ssize_t)span + 2;
+    Py_ssize_t *start = calloc((size_t)buckets, sizeof(Py_ssize_t));
+    keyed *sorted = malloc(sizeof(keyed) * (size_t)m);
+    if (!start || !sorted) {
+        free(start);
+        free(sorted);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t t = 0; t < m; t++) start[(uint64_t)keys[t].key - (uint64_t)lo + 1]++;
+    for (Py_ssize_t b = 1; b < buckets; b++) start[b] += start[b - 1];
+    for (Py_ssize_t t = 0; t < m; t++) sorted[start[(uint64_t)keys[t].key - (uint64_t)lo]++] = keys[t];
+    memcpy(keys, sorted, sizeof(keyed) * (size_t)m);
+    free(start);
+    free(sorted);
+    return 0;
 }
 
 /* A rounding item: (-remainder, tie, is_node, index) ascending, as allocation._round_shares sorts. */
@@ -492,7 +526,7 @@ static int run(problem *p, i64 rotation) {
         keys[t].key = -p->priority[eligible[t]];
         keys[t].index = t;
     }
-    if (!in_order(keys, m)) qsort(keys, (size_t)m, sizeof(keyed), by_key_then_index);
+    if (sort_keys(keys, m) < 0) goto done;
     Py_ssize_t start = 0;
     while (start < m) {
         Py_ssize_t end = start;
@@ -503,7 +537,7 @@ static int run(problem *p, i64 rotation) {
             keys[t].key = p->rank[r];
             keys[t].index = r; /* input order breaks rank ties */
         }
-        if (!in_order(keys + start, size)) qsort(keys + start, (size_t)size, sizeof(keyed), by_key_then_index);
+        if (sort_keys(keys + start, size) < 0) goto done;
         i64 shift = rotation % size;
         if (shift < 0) shift += size;
         for (Py_ssize_t t = 0; t < size; t++) {

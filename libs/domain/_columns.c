@@ -28,6 +28,13 @@
  *       the physical view's walk down the nodes other than connectors, in preorder: each one's tightest
  *       consumption or net cap (the limit's own int) on it or above it, whether it or an ancestor is
  *       metered (a reading or a fallback rule), and whether a net or generation cap is on it or above it.
+ *   breaches(positions, cons, gen, net, base, requested, generation, generation_seen, controllable,
+ *            fallback_used, generation_fallback, order, node_cap, ancestor) -> [(node_id, constraint, demand,
+ *            code, fallback)] | None
+ *       the cycle's check of the caps at the positions (see cycle._breaches): a consumption cap broken by
+ *       base + requested, a generation cap by the generation seen, a net cap by base + requested -
+ *       generation; NODE_CAP_EXCEEDED when the node is controllable or its own base breaks the cap,
+ *       ANCESTOR_CAP_EXCEEDED otherwise. None when a number is beyond 64 bits.
  *   subtree_sums(uncontrolled, parent, at_least, less_draw, base, draw, requested, generation,
  *                generation_seen, fallback_used, generation_fallback) -> (root_base, root_generation,
  *                root_generation_seen, root_requested, root_fallback, root_generation_fallback) | None
@@ -675,6 +682,103 @@ done:
     return result;
 }
 
+/* The limit of ``constraint`` as a 64-bit int: as int_at. */
+static int limit_of(PyObject *constraint, long long *v) {
+    PyObject *limit = get(constraint, &LIMIT);
+    if (!limit) return -1;
+    int overflow = 0;
+    *v = PyLong_AsLongLongAndOverflow(limit, &overflow);
+    Py_DECREF(limit);
+    if (*v == -1 && PyErr_Occurred()) return -1;
+    return overflow ? 1 : 0;
+}
+
+/* Appends (node_id, constraint, demand, code, fallback) to ``found``: 0, or -1 with an exception set. */
+static int add_breach(PyObject *found, PyObject *node_id, PyObject *constraint, long long demand, PyObject *code,
+                      PyObject *fallback) {
+    PyObject *row = Py_BuildValue("(OOLOO)", node_id, constraint, demand, code, fallback);
+    if (!row) return -1;
+    int rc = PyList_Append(found, row);
+    Py_DECREF(row);
+    return rc;
+}
+
+static PyObject *breaches(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *positions, *cons, *gen, *net, *base, *requested, *generation, *seen, *controllable, *fallback,
+        *gen_fallback, *order, *node_cap, *ancestor;
+    if (!PyArg_ParseTuple(args, "OO!O!O!O!O!O!O!O!O!O!O!OO", &positions, &PyList_Type, &cons, &PyList_Type, &gen,
+                          &PyList_Type, &net, &PyList_Type, &base, &PyList_Type, &requested, &PyList_Type, &generation,
+                          &PyList_Type, &seen, &PyList_Type, &controllable, &PyList_Type, &fallback, &PyList_Type,
+                          &gen_fallback, &PyList_Type, &order, &node_cap, &ancestor))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(order);
+    PyObject *columns[] = {cons, gen, net, base, requested, generation, seen, controllable, fallback, gen_fallback};
+    if (!same_length(n, columns, 10)) return NULL;
+    PyObject *fast = PySequence_Fast(positions, "positions: expected a sequence");
+    if (!fast) return NULL;
+    PyObject *found = PyList_New(0);
+    int handed_back = 0;
+    if (!found) goto fail;
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(fast);
+    PyObject **items = PySequence_Fast_ITEMS(fast);
+    for (Py_ssize_t i = 0; i < k; i++) {
+        Py_ssize_t pos = PyLong_AsSsize_t(items[i]);
+        if (pos == -1 && PyErr_Occurred()) goto fail;
+        if (pos < 0 || pos >= n) {
+            PyErr_SetString(PyExc_IndexError, "a position outside the tree");
+            goto fail;
+        }
+        PyObject *c = PyList_GET_ITEM(cons, pos), *g = PyList_GET_ITEM(gen, pos), *m = PyList_GET_ITEM(net, pos);
+        if (c == Py_None && g == Py_None && m == Py_None) continue;
+        long long b, r, limit, total, produced, v;
+        int rc = int_at(base, pos, &b);
+        if (!rc) rc = int_at(requested, pos, &r);
+        if (rc) goto failed_read;
+        if (__builtin_add_overflow(b, r, &total)) goto beyond;
+        PyObject *node_id = PyList_GET_ITEM(order, pos);
+        int mine = -1; /* whether the node's own base (not an ancestor's share) breaks the cap: read once */
+        if (c != Py_None) {
+            if ((rc = limit_of(c, &limit))) goto failed_read;
+            if (total > limit) {
+                mine = PyObject_IsTrue(PyList_GET_ITEM(controllable, pos));
+                if (mine < 0) goto fail;
+                PyObject *code = mine || b > limit ? node_cap : ancestor;
+                if (add_breach(found, node_id, c, total, code, PyList_GET_ITEM(fallback, pos))) goto fail;
+            }
+        }
+        if (g != Py_None) {
+            if ((rc = limit_of(g, &limit)) || (rc = int_at(seen, pos, &v))) goto failed_read;
+            if (v > limit && add_breach(found, node_id, g, v, node_cap, PyList_GET_ITEM(gen_fallback, pos))) goto fail;
+        }
+        if (m != Py_None) {
+            if ((rc = limit_of(m, &limit)) || (rc = int_at(generation, pos, &produced))) goto failed_read;
+            long long net_total, own;
+            if (__builtin_sub_overflow(total, produced, &net_total) || __builtin_sub_overflow(b, produced, &own))
+                goto beyond;
+            if (net_total > limit) {
+                if (mine < 0) mine = PyObject_IsTrue(PyList_GET_ITEM(controllable, pos));
+                if (mine < 0) goto fail;
+                PyObject *code = mine || own > limit ? node_cap : ancestor;
+                if (add_breach(found, node_id, m, net_total, code, PyList_GET_ITEM(fallback, pos))) goto fail;
+            }
+        }
+        continue;
+    failed_read:
+        if (rc < 0) goto fail;
+    beyond:
+        handed_back = 1;
+        goto fail;
+    }
+    Py_DECREF(fast);
+    return found;
+fail:
+    Py_DECREF(fast);
+    Py_XDECREF(found);
+    if (handed_back) Py_RETURN_NONE;
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"placed", placed, METH_VARARGS,
      "placed(records, position, n) -> list | None: the records by the position of their node_id; None when a"
@@ -689,6 +793,10 @@ static PyMethodDef methods[] = {
     {"top_down", top_down, METH_VARARGS,
      "top_down(inner, parent, cons, net, gen, reading_of, rules, order, root_tight, root_gen_checked) -> (tight,"
      " meters, gen_checked): the physical view's walk down the nodes other than connectors (see physical_view)."},
+    {"breaches", breaches, METH_VARARGS,
+     "breaches(positions, cons, gen, net, base, requested, generation, generation_seen, controllable, fallback_used,"
+     " generation_fallback, order, node_cap, ancestor) -> list | None: the caps broken at the positions, as"
+     " (node_id, constraint, demand, code, fallback); None when a number is beyond 64 bits."},
     {"subtree_sums", subtree_sums, METH_VARARGS,
      "subtree_sums(uncontrolled, parent, at_least, less_draw, base, draw, requested, generation, generation_seen,"
      " fallback_used, generation_fallback) -> root sums | None: the physical view's walk up the uncontrolled nodes;"

@@ -186,11 +186,36 @@ def _breaches(
     c = agg.get(_NET)
     if c is not None and base + req - gen > c.limit_watts:
         add((None, c, base + req - gen, ReasonCode.AGGREGATE_CAP_EXCEEDED, view.root_fallback))
+    # Only positions with a cap can breach: all of them (in preorder) when every position is checked.
+    # Compiled (`_columns.breaches`, ~11,000 capped nodes on a large tree); `_breaches_at` states the rule.
+    at = view.constrained if isinstance(checked, range) else checked
+    columns = (view.cons, view.gen, view.net, view.base, view.requested, view.generation, view.generation_seen)
+    flags = (view.controllable, view.fallback_used, view.generation_fallback)
+    scanned = _columns.breaches(at, *columns, *flags, view.index.order, node_cap, ancestor)
+    found.extend(_breaches_at(at, view) if scanned is None else scanned)
+    # A caller may write the JSON and then read the records (the balancing service does): the rows,
+    # with their breach ids (a SHA-1 each), are made once for both.
+    rows = _once(lambda: _breach_rows(inputs, found))
+    records = LazyRecords(
+        lambda: [Breach(*row) for row in rows()],
+        lambda: _breaches_json(inputs, rows()),
+        lambda: tuple(zip(*rows(), strict=True)),  # the rows as columns
+    )
+    return records, [f[3] for f in found]
+
+
+def _breaches_at(positions: range | list[int], view: PhysicalView) -> _Found:
+    """The caps broken at the positions (`_columns.breaches` compiles it): a consumption cap by base +
+    requested, a generation cap by the generation seen, a net cap by base + requested - generation;
+    NODE_CAP_EXCEEDED when the node is controllable or its own base breaks the cap, ANCESTOR_CAP_EXCEEDED
+    (the node's share of an ancestor's load does) otherwise."""
+    found: _Found = []
+    add = found.append
+    ancestor, node_cap = ReasonCode.ANCESTOR_CAP_EXCEEDED, ReasonCode.NODE_CAP_EXCEEDED
     order = view.index.order
     cons_at, gen_at, net_at = view.cons, view.gen, view.net
     bases, requested, generation = view.base, view.requested, view.generation
-    # Only positions with a cap can breach: all of them (in preorder) when every position is checked.
-    for pos in view.constrained if isinstance(checked, range) else checked:
+    for pos in positions:
         cons, gen_cap, net = cons_at[pos], gen_at[pos], net_at[pos]
         if cons is None and gen_cap is None and net is None:
             continue
@@ -208,15 +233,7 @@ def _breaches(
             if base + req - gen > limit:
                 code = node_cap if view.controllable[pos] or base - gen > limit else ancestor
                 add((order[pos], net, base + req - gen, code, view.fallback_used[pos]))
-    # A caller may write the JSON and then read the records (the balancing service does): the rows,
-    # with their breach ids (a SHA-1 each), are made once for both.
-    rows = _once(lambda: _breach_rows(inputs, found))
-    records = LazyRecords(
-        lambda: [Breach(*row) for row in rows()],
-        lambda: _breaches_json(inputs, rows()),
-        lambda: tuple(zip(*rows(), strict=True)),  # the rows as columns
-    )
-    return records, [f[3] for f in found]
+    return found
 
 
 def _once(make: Callable[[], T]) -> Callable[[], T]:

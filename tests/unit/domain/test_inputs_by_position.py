@@ -10,6 +10,7 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from contracts.enums import ReasonCode
 from libs.domain import _columns
 from libs.domain.codec import to_canonical_json
 from libs.domain.cycle import request_columns, run_balancing_cycle
@@ -138,7 +139,7 @@ def test_request_columns_refuse_a_position_outside_the_tree():
 def python_passes():
     """Every compiled pass of `_columns` answering None: the cycle takes the Python statement of each."""
     stack = ExitStack()
-    for name in ("placed", "request_columns", "connector_pass", "top_down", "subtree_sums"):
+    for name in ("placed", "request_columns", "connector_pass", "top_down", "subtree_sums", "breaches"):
         stack.enter_context(mock.patch.object(_columns, name, lambda *args: None))
     return stack
 
@@ -245,3 +246,23 @@ def test_records_are_read_alike_whatever_keeps_their_attributes():
     unset = object.__new__(ConnectorDemand)  # a slot never set: getattr's own error
     with pytest.raises(AttributeError, match="node_id"):
         _columns.placed((unset,), index.position, n)
+
+
+def test_the_cap_check_hands_back_numbers_beyond_64_bits():
+    inputs = cycle_inputs(
+        telemetry=(reading("cp1", 2**63 - 1), reading("cp2", 2**63 - 1)),
+        connector_demands=(demand("k1", 5_000),),
+        node_limits=(limit("gc1", 10_000), limit("cp1", 2**64)),
+    )
+    index = compiled_topology(inputs.microgrid, tuple(inputs.nodes))
+    view = PhysicalView(inputs, index, None)
+    positions = view.constrained
+    flags = (view.controllable, view.fallback_used, view.generation_fallback)
+    columns = (view.cons, view.gen, view.net, view.base, view.requested, view.generation, view.generation_seen)
+    codes = (ReasonCode.NODE_CAP_EXCEEDED, ReasonCode.ANCESTOR_CAP_EXCEEDED)
+    assert _columns.breaches(positions, *columns, *flags, index.order, *codes) is None
+    compiled = list(run_balancing_cycle(inputs, digest="d").breaches)  # the Python check answered
+    with python_passes():
+        assert list(run_balancing_cycle(inputs, digest="d").breaches) == compiled
+    breached = {b.node_id: (b.reason_code, b.effective_demand_watts) for b in compiled}
+    assert breached == {"gc1": (ReasonCode.NODE_CAP_EXCEEDED, 2 * (2**63 - 1) + 5_000)}  # not cp1: its cap is larger
