@@ -8,8 +8,8 @@ candidates break by `ConstraintSource` order then ref, so the binding provenance
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from contracts.enums import AssetType, ConstraintType, LimitSourceType, LimitStatus, NodeType
@@ -45,6 +45,11 @@ class EffectiveConstraintSet:
     by_node: dict[tuple[str, ConstraintType], EffectiveConstraint]
     aggregate: dict[ConstraintType, EffectiveConstraint]
     circuits: tuple[CircuitCapacityResolution, ...]
+    # How ``by_node`` was made, for a caller that derives something from it per set of limits: the
+    # constraints the node limits alone decide (the same dict while the limits are the same), and the keys
+    # decided this call instead (envelopes, forecasts, circuits), whose constraints are ``by_node``'s.
+    baseline: Mapping[tuple[str, ConstraintType], EffectiveConstraint] = field(default_factory=dict)
+    decided_here: frozenset[tuple[str, ConstraintType]] = frozenset()
 
 
 def managed_circuit_id(node: MicrogridNode) -> str | None:
@@ -156,7 +161,7 @@ def resolve_effective_constraints(
         constraint = _most_restrictive(None, constraint_type, caps, None)
         if constraint is not None:
             aggregate[constraint_type] = constraint
-    return EffectiveConstraintSet(by_node, aggregate, tuple(circuits))
+    return EffectiveConstraintSet(by_node, aggregate, tuple(circuits), baseline_only, frozenset(keys))
 
 
 _BaselineKey = tuple[str, ConstraintType]

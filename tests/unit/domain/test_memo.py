@@ -66,3 +66,36 @@ def test_a_fleet_visited_in_turn_resolves_each_depots_unchanged_limits_once():
     first = [_baseline(*depot) for depot in fleet]
     again = [_baseline(*depot) for depot in fleet]
     assert all(a[1] is b[1] and a[1] for a, b in zip(first, again, strict=True))
+
+
+def test_caps_placed_once_per_set_of_limits_and_this_cycles_envelopes_placed_over_them():
+    from contracts.enums import ConstraintType, EnvelopeType
+    from libs.domain.physical_view import PhysicalView
+    from tests.unit.domain.scenario import cycle_inputs, envelope
+
+    limits = (limit("cp1", 20_000), limit("gc1", 90_000), limit("k3", 5_000, ConstraintType.NET_CAP))
+    plain = cycle_inputs(node_limits=limits)
+    index = compiled_topology(MICROGRID, tuple(plain.nodes))
+    cp1, gc1, cp2, k3 = (index.position[x] for x in ("cp1", "gc1", "cp2", "k3"))
+
+    def caps(inputs):
+        view = PhysicalView(inputs, index, None)
+        return view, {pos: c.limit_watts for pos, c in enumerate(view.cons) if c is not None}
+
+    first, by_pos = caps(plain)
+    assert by_pos == {cp1: 20_000, gc1: 90_000} and first.capped == [gc1, cp1, k3]
+    lowered = replace(
+        plain,
+        envelopes=(
+            envelope("e1", "cp1", EnvelopeType.TOU_LIMIT, (-10, 10, 7_000)),
+            envelope("e2", "cp2", EnvelopeType.TOU_LIMIT, (-10, 10, 9_000)),
+        ),
+    )
+    view, by_pos = caps(lowered)
+    assert by_pos == {cp1: 7_000, gc1: 90_000, cp2: 9_000}  # over the placed limits, and where there were none
+    assert view.capped == [gc1, cp1, cp2, k3] and view.constrained == view.capped
+    again, by_pos = caps(plain)
+    assert by_pos == {cp1: 20_000, gc1: 90_000}  # the placed limits were not written over
+    assert again.cons is first.cons and again.capped == [gc1, cp1, k3]  # placed once for these limits
+    other, by_pos = caps(replace(plain, node_limits=limits[1:]))
+    assert by_pos == {gc1: 90_000} and other.capped == [gc1, k3]
