@@ -15,10 +15,10 @@
  *       for each position p: next_of[p] (p + 1), the fields of wish_at[p] clamped as the cycle clamps
  *       them (requested and minimum at 0, weight at 1), and id_rank[p]. The ints are the records' own
  *       where they need no clamping (making new ones was most of the cost).
- *   connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, demand_at, requested, draw)
+ *   connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw)
  *       -> (wished, fallen) | None
  *       the physical view's first pass, over the controllable connectors at ``at`` (see physical_view):
- *       each one's wish into demand_at, its positive request into requested and its fresh positive draw
+ *       each one's positive request into requested and its fresh positive draw
  *       (under a metered parent) into draw, both added to its parent's; ``wished``: the positions with a
  *       wish, ``fallen``: those whose reading under a metered parent is not fresh (Python resolves them).
  *       None, with nothing written, when a number is beyond 64 bits or a connector has no parent.
@@ -323,14 +323,14 @@ static int add_sums(PyObject *column, const long long *sum, Py_ssize_t n) {
 
 static PyObject *connector_pass(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *at, *wish_of, *reading_of, *parent, *meters, *earliest, *latest, *demand_at, *requested, *draw;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOO!O!O!", &PyList_Type, &at, &PyList_Type, &wish_of, &PyList_Type,
+    PyObject *at, *wish_of, *reading_of, *parent, *meters, *earliest, *latest, *requested, *draw;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOO!O!", &PyList_Type, &at, &PyList_Type, &wish_of, &PyList_Type,
                           &reading_of, &PyList_Type, &parent, &PyList_Type, &meters, &earliest, &latest, &PyList_Type,
-                          &demand_at, &PyList_Type, &requested, &PyList_Type, &draw))
+                          &requested, &PyList_Type, &draw))
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(parent), k = PyList_GET_SIZE(at);
     if (PyList_GET_SIZE(wish_of) != n || PyList_GET_SIZE(reading_of) != n || PyList_GET_SIZE(meters) != n ||
-        PyList_GET_SIZE(demand_at) != n || PyList_GET_SIZE(requested) != n || PyList_GET_SIZE(draw) != n) {
+        PyList_GET_SIZE(requested) != n || PyList_GET_SIZE(draw) != n) {
         PyErr_SetString(PyExc_ValueError, "columns of different lengths");
         return NULL;
     }
@@ -399,14 +399,9 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
             goto done;
         }
     }
-    /* Then write: each connector's wish, request and draw at its position, the sums at its parent. */
+    /* Then write: each connector's request and draw at its position, the sums at its parent. */
     for (Py_ssize_t i = 0; i < k; i++) {
         Py_ssize_t pos = PyLong_AsSsize_t(PyList_GET_ITEM(at, i));
-        PyObject *wish = PyList_GET_ITEM(wish_of, pos);
-        if (wish != Py_None) {
-            Py_INCREF(wish);
-            if (PyList_SetItem(demand_at, pos, wish)) goto done;
-        }
         if (asked[i]) {
             if (PyList_SetItem(requested, pos, asked[i])) { /* steals the reference, even on failure */
                 asked[i] = NULL;
@@ -787,7 +782,7 @@ static PyMethodDef methods[] = {
      "request_columns(wish_at, positions, id_rank, next_of) -> six lists | None: the allocation's request columns of"
      " the wishes at the positions; None when a number is beyond 64 bits."},
     {"connector_pass", connector_pass, METH_VARARGS,
-     "connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, demand_at, requested, draw) ->"
+     "connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw) ->"
      " (wished, fallen) | None: the physical view's pass over the controllable connectors (see physical_view);"
      " None, with nothing written, when a number is beyond 64 bits or a connector has no parent."},
     {"top_down", top_down, METH_VARARGS,

@@ -145,7 +145,6 @@ class PhysicalView:
         requested = [0] * n
         fallback_used = [False] * n
         generation_fallback = [False] * n
-        demand_at: list[ConnectorDemand | None] = [None] * n
         resolutions: list[DemandResolution] = []
         missing: list[str] = []
         wished: list[int] = []  # controllable connectors with a demand, in preorder
@@ -165,9 +164,7 @@ class PhysicalView:
         controlled = len(at)
         # Tens of thousands of connectors on a large depot: compiled (`_columns.connector_pass`), with
         # this Python pass stating the same rule and answering for numbers beyond 64 bits.
-        passed = _columns.connector_pass(
-            at, wish_of, reading_of, parent, meters, earliest, latest, demand_at, requested, draw
-        )
+        passed = _columns.connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw)
         if passed is not None:
             wished, fallen = passed
         else:
@@ -175,7 +172,6 @@ class PhysicalView:
             for pos in at:
                 p, wish, reading = parent[pos], wish_of[pos], reading_of[pos]
                 if wish is not None:
-                    demand_at[pos] = wish
                     wished.append(pos)
                     asked = wish.requested_watts
                     if asked > 0:
@@ -190,6 +186,15 @@ class PhysicalView:
                             draw[p] += watts
                     else:
                         fallen.append(pos)
+        # The controllable connectors' wishes by position: the placed wishes themselves when each of them is a
+        # controllable connector's (no copy of tens of thousands of references): every record placed and
+        # wished, as no other position holds one.
+        if len(wished) == len(inputs.connector_demands):
+            demand_at = wish_of
+        else:
+            demand_at = [None] * n
+            for pos in wished:
+                demand_at[pos] = wish_of[pos]
         for pos in fallen:
             reading = reading_of[pos]
             res = resolve_reading_value(

@@ -174,15 +174,15 @@ def test_the_connector_pass_hands_back_numbers_beyond_64_bits_with_nothing_writt
     with python_passes():
         assert PhysicalView(inputs, index, None).requested == view.requested
     n = len(index.order)
-    demand_at, requested, draw = [None] * n, [0] * n, [0] * n
+    requested, draw = [0] * n, [0] * n
     wish_of = _columns.placed(inputs.connector_demands, index.position, n)
     reading_of = _columns.placed(inputs.telemetry, index.position, n)
     passed = _columns.connector_pass(
         index.live_connectors, wish_of, reading_of, index.parent_pos, [True] * n, inputs.now, inputs.now,
-        demand_at, requested, draw,
+        requested, draw,
     )  # fmt: skip
     assert passed is None
-    assert (demand_at, requested, draw) == ([None] * n, [0] * n, [0] * n)
+    assert (requested, draw) == ([0] * n, [0] * n)
 
 
 def test_the_walk_up_hands_back_sums_beyond_64_bits_with_nothing_written():
