@@ -15,12 +15,14 @@
  *       for each position p: next_of[p] (p + 1), the fields of wish_at[p] clamped as the cycle clamps
  *       them (requested and minimum at 0, weight at 1), and id_rank[p]. The ints are the records' own
  *       where they need no clamping (making new ones was most of the cost).
- *   connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw)
- *       -> (wished, fallen) | None
+ *   connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw, id_rank, next_of)
+ *       -> (wished, fallen, request_columns) | None
  *       the physical view's first pass, over the controllable connectors at ``at`` (see physical_view):
  *       each one's positive request into requested and its fresh positive draw
  *       (under a metered parent) into draw, both added to its parent's; ``wished``: the positions with a
- *       wish, ``fallen``: those whose reading under a metered parent is not fresh (Python resolves them).
+ *       wish, ``fallen``: those whose reading under a metered parent is not fresh (Python resolves them),
+ *       ``request_columns``: the wished positions' request columns, as request_columns makes them (each
+ *       wish read once, for both).
  *       None, with nothing written, when a number is beyond 64 bits or a connector has no parent.
  *
  *   top_down(inner, parent, cons, net, gen, reading_of, rules, order, root_tight, root_gen_checked)
@@ -225,6 +227,29 @@ static PyObject *field(PyObject *obj, attribute *name, long long floor) {
     return x;
 }
 
+/* Row r of the request columns (lists of at least r + 1 items, row r empty): ``wish``'s fields clamped as the
+ * cycle clamps them (requested and minimum at 0, weight at 1, priority as it is), its node and its rank. 0, 1
+ * when a field is beyond 64 bits (the row may be partly filled: the caller drops the columns), -1 with an
+ * exception set. */
+static int request_row(PyObject *cols[6], Py_ssize_t r, PyObject *wish, PyObject *node, PyObject *rank) {
+    static attribute *names[4] = {&REQUESTED, &MINIMUM, &WEIGHT, &PRIORITY};
+    static const long long floor[4] = {0, 0, 1, LLONG_MIN};
+    for (int f = 0; f < 4; f++) {
+        PyObject *v = field(wish, names[f], floor[f]);
+        if (!v) return -1;
+        if (v == Py_None) {
+            Py_DECREF(v);
+            return 1;
+        }
+        PyList_SET_ITEM(cols[f + 1], r, v);
+    }
+    Py_INCREF(node);
+    Py_INCREF(rank);
+    PyList_SET_ITEM(cols[0], r, node);
+    PyList_SET_ITEM(cols[5], r, rank);
+    return 0;
+}
+
 static PyObject *request_columns(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *wish_at, *positions, *id_rank, *next_of;
@@ -241,8 +266,6 @@ static PyObject *request_columns(PyObject *self, PyObject *args) {
         cols[c] = PyList_New(k);
         if (!cols[c]) goto fail;
     }
-    attribute *names[4] = {&REQUESTED, &MINIMUM, &WEIGHT, &PRIORITY};
-    const long long floor[4] = {0, 0, 1, LLONG_MIN}; /* priority as it is */
     for (Py_ssize_t r = 0; r < k; r++) {
         Py_ssize_t pos = PyLong_AsSsize_t(PyList_GET_ITEM(positions, r));
         if (pos == -1 && PyErr_Occurred()) goto fail;
@@ -250,21 +273,10 @@ static PyObject *request_columns(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_IndexError, "a position outside the tree");
             goto fail;
         }
-        PyObject *wish = PyList_GET_ITEM(wish_at, pos);
-        for (int f = 0; f < 4; f++) {
-            PyObject *v = field(wish, names[f], floor[f]);
-            if (!v) goto fail;
-            if (v == Py_None) {
-                Py_DECREF(v);
-                goto plain_case_only;
-            }
-            PyList_SET_ITEM(cols[f + 1], r, v);
-        }
-        PyObject *node = PyList_GET_ITEM(next_of, pos), *rank = PyList_GET_ITEM(id_rank, pos);
-        Py_INCREF(node);
-        Py_INCREF(rank);
-        PyList_SET_ITEM(cols[0], r, node);
-        PyList_SET_ITEM(cols[5], r, rank);
+        int rc = request_row(cols, r, PyList_GET_ITEM(wish_at, pos), PyList_GET_ITEM(next_of, pos),
+                             PyList_GET_ITEM(id_rank, pos));
+        if (rc < 0) goto fail;
+        if (rc) goto plain_case_only;
     }
     return Py_BuildValue("(NNNNNN)", cols[0], cols[1], cols[2], cols[3], cols[4], cols[5]);
 plain_case_only:
@@ -323,14 +335,15 @@ static int add_sums(PyObject *column, const long long *sum, Py_ssize_t n) {
 
 static PyObject *connector_pass(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *at, *wish_of, *reading_of, *parent, *meters, *earliest, *latest, *requested, *draw;
-    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOO!O!", &PyList_Type, &at, &PyList_Type, &wish_of, &PyList_Type,
+    PyObject *at, *wish_of, *reading_of, *parent, *meters, *earliest, *latest, *requested, *draw, *id_rank, *next_of;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!OOO!O!O!O!", &PyList_Type, &at, &PyList_Type, &wish_of, &PyList_Type,
                           &reading_of, &PyList_Type, &parent, &PyList_Type, &meters, &earliest, &latest, &PyList_Type,
-                          &requested, &PyList_Type, &draw))
+                          &requested, &PyList_Type, &draw, &PyList_Type, &id_rank, &PyList_Type, &next_of))
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(parent), k = PyList_GET_SIZE(at);
     if (PyList_GET_SIZE(wish_of) != n || PyList_GET_SIZE(reading_of) != n || PyList_GET_SIZE(meters) != n ||
-        PyList_GET_SIZE(requested) != n || PyList_GET_SIZE(draw) != n) {
+        PyList_GET_SIZE(requested) != n || PyList_GET_SIZE(draw) != n || PyList_GET_SIZE(id_rank) != n ||
+        PyList_GET_SIZE(next_of) != n) {
         PyErr_SetString(PyExc_ValueError, "columns of different lengths");
         return NULL;
     }
@@ -340,7 +353,11 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
     PyObject **asked = NULL, **drawn = NULL; /* a positive request's int, a positive fresh draw's int */
     long long *asked_sum = NULL, *drawn_sum = NULL;
     PyObject *wished = PyList_New(0), *fallen = PyList_New(0), *result = NULL;
+    PyObject *cols[6] = {NULL, NULL, NULL, NULL, NULL, NULL}; /* the wishes' request columns, row by row */
+    Py_ssize_t rows = 0;
     int handed_back = 0;
+    for (int c = 0; c < 6; c++)
+        if (!(cols[c] = PyList_New(k))) goto done;
     if (!mem || !wished || !fallen) goto done;
     memset(mem, 0, 2 * sizeof(PyObject *) * (size_t)k + 2 * sizeof(long long) * (size_t)n);
     asked = (PyObject **)mem;
@@ -369,6 +386,11 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
                 goto done;
             }
             if (PyList_Append(wished, pos_obj)) goto done;
+            rc = request_row(cols, rows++, wish, PyList_GET_ITEM(next_of, pos), PyList_GET_ITEM(id_rank, pos));
+            if (rc) {
+                handed_back = rc > 0;
+                goto done;
+            }
         }
         PyObject *reading = PyList_GET_ITEM(reading_of, pos);
         if (reading == Py_None) continue;
@@ -418,7 +440,9 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
         }
     }
     if (add_sums(requested, asked_sum, n) || add_sums(draw, drawn_sum, n)) goto done;
-    result = PyTuple_Pack(2, wished, fallen);
+    for (int c = 0; c < 6; c++) /* down to the rows made (the places past them were never filled) */
+        if (PyList_SetSlice(cols[c], rows, k, NULL)) goto done;
+    result = Py_BuildValue("(OO(OOOOOO))", wished, fallen, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5]);
 done:
     if (asked)
         for (Py_ssize_t i = 0; i < k; i++) Py_XDECREF(asked[i]);
@@ -427,7 +451,11 @@ done:
     scratch_done(mem, own);
     Py_XDECREF(wished);
     Py_XDECREF(fallen);
-    if (handed_back) Py_RETURN_NONE;
+    for (int c = 0; c < 6; c++) Py_XDECREF(cols[c]);
+    if (handed_back) {
+        Py_XDECREF(result);
+        Py_RETURN_NONE;
+    }
     return result;
 }
 
@@ -782,9 +810,9 @@ static PyMethodDef methods[] = {
      "request_columns(wish_at, positions, id_rank, next_of) -> six lists | None: the allocation's request columns of"
      " the wishes at the positions; None when a number is beyond 64 bits."},
     {"connector_pass", connector_pass, METH_VARARGS,
-     "connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw) ->"
-     " (wished, fallen) | None: the physical view's pass over the controllable connectors (see physical_view);"
-     " None, with nothing written, when a number is beyond 64 bits or a connector has no parent."},
+     "connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw, id_rank, next_of) ->"
+     " (wished, fallen, request_columns) | None: the physical view's pass over the controllable connectors (see"
+     " physical_view); None, with nothing written, when a number is beyond 64 bits or a connector has no parent."},
     {"top_down", top_down, METH_VARARGS,
      "top_down(inner, parent, cons, net, gen, reading_of, rules, order, root_tight, root_gen_checked) -> (tight,"
      " meters, gen_checked): the physical view's walk down the nodes other than connectors (see physical_view)."},

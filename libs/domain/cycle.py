@@ -328,8 +328,12 @@ def allocation_problem(view: PhysicalView, lo: int, hi: int) -> AllocationProble
             if watts is None or x < watts:
                 watts = x
         headroom[pos + 1] = watts
-    positions = view.wished if lo == 0 and hi == n else [p for p in view.wished if lo <= p < hi]
-    columns = request_columns(view.demand, positions, index.id_rank, index.alloc_node)
+    if lo == 0 and hi == n:
+        positions = view.wished
+        columns = view.request_columns or request_columns(view.demand, positions, index.id_rank, index.alloc_node)
+    else:
+        positions = [p for p in view.wished if lo <= p < hi]
+        columns = request_columns(view.demand, positions, index.id_rank, index.alloc_node)
     return AllocationProblem(index.alloc_parent, index.alloc_end, headroom, positions, columns)
 
 

@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from contracts.enums import ConstraintType, NodeType, SourceMode
 from libs.domain import _columns
+from libs.domain.allocation import RequestColumns
 from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs
 from libs.domain.demand import (
     DemandResolution,
@@ -81,6 +82,7 @@ class PhysicalView:
         "capped",
         "constrained",
         "wished",
+        "request_columns",
     )
 
     def __init__(self, inputs: CycleInputs, index: TopologyIndex, controllable_ids: Collection[str] | None) -> None:
@@ -164,9 +166,15 @@ class PhysicalView:
         controlled = len(at)
         # Tens of thousands of connectors on a large depot: compiled (`_columns.connector_pass`), with
         # this Python pass stating the same rule and answering for numbers beyond 64 bits.
-        passed = _columns.connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw)
+        # It reads each wish once: its request for the sums up the tree and its fields for the allocation's
+        # request columns (`cycle.request_columns` makes them otherwise).
+        passed = _columns.connector_pass(
+            at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw, index.id_rank, index.alloc_node
+        )
+        request_columns: RequestColumns | None = None
         if passed is not None:
-            wished, fallen = passed
+            wished, fallen, made = passed
+            request_columns = RequestColumns(*made)
         else:
             fallen = []
             for pos in at:
@@ -306,6 +314,7 @@ class PhysicalView:
         self.capped = capped
         self.constrained = constrained
         self.wished = wished
+        self.request_columns = request_columns  # of the wished positions, when the compiled pass made them
 
     def headroom(self, pos: int) -> Headroom | None:
         """What the caps of the node at ``pos`` (-1: the aggregate) leave for controllable load."""

@@ -179,7 +179,7 @@ def test_the_connector_pass_hands_back_numbers_beyond_64_bits_with_nothing_writt
     reading_of = _columns.placed(inputs.telemetry, index.position, n)
     passed = _columns.connector_pass(
         index.live_connectors, wish_of, reading_of, index.parent_pos, [True] * n, inputs.now, inputs.now,
-        requested, draw,
+        requested, draw, index.id_rank, index.alloc_node,
     )  # fmt: skip
     assert passed is None
     assert (requested, draw) == ([0] * n, [0] * n)
@@ -266,3 +266,19 @@ def test_the_cap_check_hands_back_numbers_beyond_64_bits():
         assert list(run_balancing_cycle(inputs, digest="d").breaches) == compiled
     breached = {b.node_id: (b.reason_code, b.effective_demand_watts) for b in compiled}
     assert breached == {"gc1": (ReasonCode.NODE_CAP_EXCEEDED, 2 * (2**63 - 1) + 5_000)}  # not cp1: its cap is larger
+
+
+def test_the_connector_pass_makes_the_request_columns_as_request_columns_makes_them():
+    wishes = (
+        demand("k1", -5, 900, priority=3, weight=0),  # clamped: requested 0, weight 1
+        demand("k2", 7_000, -1, priority=-2, weight=4),  # minimum clamped at 0
+        demand("k3", 11_000, 4_200),
+    )
+    inputs = cycle_inputs(connector_demands=wishes)
+    index = compiled_topology(inputs.microgrid, tuple(inputs.nodes))
+    view = PhysicalView(inputs, index, None)
+    assert view.request_columns is not None
+    made = request_columns(view.demand, view.wished, index.id_rank, index.alloc_node)
+    assert view.request_columns.columns() == made.columns()
+    assert made.columns() == python_columns(view.demand, view.wished, index.id_rank, index.alloc_node)
+    assert made.requested_watts == [0, 7_000, 11_000] and made.weight == [1, 4, 1] and made.min_watts == [900, 0, 4_200]
