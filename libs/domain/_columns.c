@@ -10,6 +10,9 @@
  *
  *   placed(records, position, n) -> list | None
  *       a list of n items: at position[record.node_id] the record, None elsewhere.
+ *   placed_again(records, position, order, hint) -> (list, hint) | None
+ *       as placed, each record looked for first at its position in ``hint`` (int32 positions of an earlier
+ *       call's records, or None: where the order is the same, no dict lookup), and this call's positions.
  *   request_columns(wish_at, positions, id_rank, next_of) -> (node, requested_watts, min_watts, weight,
  *                                                             priority, rank) | None
  *       for each position p: next_of[p] (p + 1), the fields of wish_at[p] clamped as the cycle clamps
@@ -52,6 +55,7 @@
 #include <Python.h>
 #include <structmember.h>
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 /* An attribute the passes read from tens of thousands of records, and where the records' type keeps it.
@@ -150,44 +154,75 @@ static void scratch_done(void *mem, int own) {
         scratch_in_use = 0;
 }
 
-static PyObject *placed(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *records, *position;
-    Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "OO!n", &records, &PyDict_Type, &position, &n)) return NULL;
+/* A new list of n references to ``item``. */
+static PyObject *filled(Py_ssize_t n, PyObject *item) {
+    PyObject *list = PyList_New(n);
+    if (!list) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(item);
+        PyList_SET_ITEM(list, i, item);
+    }
+    return list;
+}
+
+/* ``records`` by the position of their node_id (see placed). With ``order`` (the node_id at each position) and
+ * ``hint`` (int32 positions, one per record, from an earlier call: a bytes-like object, or NULL), a record is
+ * first looked for at its hinted position, and the dict only when its node is not there; ``hint_out`` (int32,
+ * one per record) gets each record's position. Most cycles of a microgrid bring their records in the order of
+ * the previous one: checking the hinted place reads one pointer where the dict lookup reads the id's hash, the
+ * dict's slot and its entry, each in memory the rest of the cycle has evicted. A new reference to the list,
+ * Py_None (a new reference) outside the plain case, or NULL with an exception set. */
+static PyObject *place(PyObject *records, PyObject *position, Py_ssize_t n, PyObject *order, const int32_t *hint,
+                       Py_ssize_t hinted, int32_t *hint_out) {
     if (n < 0) {
         PyErr_SetString(PyExc_ValueError, "n: a number of nodes");
         return NULL;
     }
     PyObject *fast = PySequence_Fast(records, "records: expected a sequence");
     if (!fast) return NULL;
-    PyObject *out = PyList_New(n);
+    PyObject *out = filled(n, Py_None);
     if (!out) {
         Py_DECREF(fast);
         return NULL;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_INCREF(Py_None);
-        PyList_SET_ITEM(out, i, Py_None);
     }
     Py_ssize_t m = PySequence_Fast_GET_SIZE(fast);
     PyObject **items = PySequence_Fast_ITEMS(fast);
     for (Py_ssize_t r = 0; r < m; r++) {
         PyObject *node_id = get(items[r], &NODE_ID);
         if (!node_id) goto fail;
-        PyObject *at = PyDict_GetItemWithError(position, node_id); /* borrowed */
-        Py_DECREF(node_id);
-        if (!at) {
-            if (PyErr_Occurred()) goto fail;
-            goto plain_case_only; /* a node not in the tree */
+        Py_ssize_t pos = -1;
+        if (r < hinted && hint[r] >= 0 && hint[r] < n) {
+            PyObject *there = PyList_GET_ITEM(order, hint[r]);
+            int same = there == node_id;
+            if (!same && PyUnicode_CheckExact(there) && PyUnicode_CheckExact(node_id)) {
+                same = PyUnicode_Compare(there, node_id) == 0;
+                if (PyErr_Occurred()) {
+                    Py_DECREF(node_id);
+                    goto fail;
+                }
+            }
+            if (same) pos = hint[r];
         }
-        Py_ssize_t pos = PyLong_AsSsize_t(at);
-        if (pos == -1 && PyErr_Occurred()) goto fail;
+        if (pos < 0) {
+            PyObject *at = PyDict_GetItemWithError(position, node_id); /* borrowed */
+            if (!at) {
+                Py_DECREF(node_id);
+                if (PyErr_Occurred()) goto fail;
+                goto plain_case_only; /* a node not in the tree */
+            }
+            pos = PyLong_AsSsize_t(at);
+            if (pos == -1 && PyErr_Occurred()) {
+                Py_DECREF(node_id);
+                goto fail;
+            }
+        }
+        Py_DECREF(node_id);
         if (pos < 0 || pos >= n) {
             PyErr_SetString(PyExc_IndexError, "a position outside the tree");
             goto fail;
         }
         if (PyList_GET_ITEM(out, pos) != Py_None) goto plain_case_only; /* two records for one node */
+        if (hint_out) hint_out[r] = (int32_t)pos;
         Py_DECREF(Py_None);
         Py_INCREF(items[r]);
         PyList_SET_ITEM(out, pos, items[r]);
@@ -202,6 +237,46 @@ fail:
     Py_DECREF(fast);
     Py_DECREF(out);
     return NULL;
+}
+
+static PyObject *placed(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *records, *position;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OO!n", &records, &PyDict_Type, &position, &n)) return NULL;
+    return place(records, position, n, NULL, NULL, 0, NULL);
+}
+
+static PyObject *placed_again(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *records, *position, *order, *hint;
+    if (!PyArg_ParseTuple(args, "OO!O!O", &records, &PyDict_Type, &position, &PyList_Type, &order, &hint)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(order), m = PyObject_Length(records);
+    if (m < 0) return NULL;
+    if (n > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "a tree of more than 2**31 nodes");
+        return NULL;
+    }
+    Py_buffer given = {0};
+    if (hint != Py_None) {
+        if (PyObject_GetBuffer(hint, &given, PyBUF_SIMPLE) < 0) return NULL;
+    }
+    PyObject *made = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)sizeof(int32_t) * m);
+    PyObject *out = NULL, *result = NULL;
+    if (made) {
+        const int32_t *was = given.buf;
+        Py_ssize_t hinted = hint != Py_None ? given.len / (Py_ssize_t)sizeof(int32_t) : 0;
+        out = place(records, position, n, order, was, hinted, (int32_t *)PyBytes_AS_STRING(made));
+    }
+    if (hint != Py_None) PyBuffer_Release(&given);
+    if (out == Py_None) {
+        Py_DECREF(made);
+        return out;
+    }
+    if (out) result = PyTuple_Pack(2, out, made);
+    Py_XDECREF(out);
+    Py_XDECREF(made);
+    return result;
 }
 
 /* The attribute ``name`` of ``obj``, an int, raised to ``floor`` if below it: a new reference (the
@@ -475,16 +550,6 @@ static PyObject *tighter(PyObject *best, PyObject *constraint) {
     return lt ? limit : best;
 }
 
-/* A new list of n references to ``item``. */
-static PyObject *filled(Py_ssize_t n, PyObject *item) {
-    PyObject *list = PyList_New(n);
-    if (!list) return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        Py_INCREF(item);
-        PyList_SET_ITEM(list, i, item);
-    }
-    return list;
-}
 
 static int same_length(Py_ssize_t n, PyObject **lists, int count) {
     for (int i = 0; i < count; i++)
@@ -806,6 +871,9 @@ static PyMethodDef methods[] = {
     {"placed", placed, METH_VARARGS,
      "placed(records, position, n) -> list | None: the records by the position of their node_id; None when a"
      " record's node is not in position or two records share a node."},
+    {"placed_again", placed_again, METH_VARARGS,
+     "placed_again(records, position, order, hint) -> (list, hint) | None: as placed, each record looked for first at"
+     " its position in hint (int32 positions from an earlier call, or None); hint: this call's positions."},
     {"request_columns", request_columns, METH_VARARGS,
      "request_columns(wish_at, positions, id_rank, next_of) -> six lists | None: the allocation's request columns of"
      " the wishes at the positions; None when a number is beyond 64 bits."},

@@ -104,13 +104,17 @@ class PhysicalView:
             grid_connections=[index.nodes_at[pos] for pos in index.first_level],
         )
         order = index.order
-        position = index.position
         parent = index.parent_pos
         n = len(order)
         # Readings and demands placed by tree position once, so the walks below index lists instead of
-        # looking every node up by id (tens of thousands of lookups on a large depot).
-        reading_of = _placed(inputs.telemetry, position, n, _reading_key)
-        wish_of = _placed(inputs.connector_demands, position, n, _demand_key)
+        # looking every node up by id (tens of thousands of lookups on a large depot); each record looked
+        # for first where the microgrid's previous cycle found the record in its place (`_HINTS`).
+        hints = _HINTS.get(mid)
+        if hints is None or hints[0] is not index:
+            hints = (index, None, None)
+        reading_of, reading_hint = _placed(inputs.telemetry, index, _reading_key, hints[1])
+        wish_of, wish_hint = _placed(inputs.connector_demands, index, _demand_key, hints[2])
+        _HINTS.put(mid, (index, reading_hint, wish_hint), n)
         rules = _strictest_rules(inputs.fallback_rules)
         nodes_at = index.nodes_at
         cons, net, gen, capped, constrained = _constraints_placed(mid, constraints, index)
@@ -495,21 +499,31 @@ def _subtree_sums(
     return root_base, root_generation, root_generation_seen, root_requested, root_fallback, root_generation_fallback
 
 
-def _placed(records: Collection[R], position: dict[str, int], n: int, key: Callable[[R], tuple]) -> list[R | None]:
+# Per microgrid, bounded by the nodes kept (memo.py): the positions its last cycle's readings and demands were
+# placed at, record by record, for the topology they were placed in. Only a hint: a record is looked up by id
+# when its node is not at the hinted position.
+_HINTS: MicrogridMemo[str, tuple[TopologyIndex, bytes | None, bytes | None]] = MicrogridMemo()
+
+
+def _placed(
+    records: Collection[R], index: TopologyIndex, key: Callable[[R], tuple], hint: bytes | None
+) -> tuple[list[R | None], bytes | None]:
     """The records by the tree position of their ``node_id`` (None where a node has none); of two for
     one node the one with the larger ``key`` (the first of equals); records of nodes not in the tree
-    are left out."""
-    out = _columns.placed(records, position, n)  # the usual case: one record per node of the tree
-    if out is not None:
-        return out
-    out = [None] * n
+    are left out. With them, each record's position (int32s, for ``hint`` next time), when compiled."""
+    position = index.position
+    made = _columns.placed_again(records, position, index.order, hint)  # one record per node of the tree
+    if made is not None:
+        return made
+    n = len(index.order)
+    out: list[R | None] = [None] * n
     for record in records:
         pos = position.get(record.node_id)
         if pos is not None:
             seen = out[pos]
             if seen is None or key(record) > key(seen):
                 out[pos] = record
-    return out
+    return out, None
 
 
 def _reading_key(r: TelemetryReading) -> tuple:

@@ -139,7 +139,7 @@ def test_request_columns_refuse_a_position_outside_the_tree():
 def python_passes():
     """Every compiled pass of `_columns` answering None: the cycle takes the Python statement of each."""
     stack = ExitStack()
-    for name in ("placed", "request_columns", "connector_pass", "top_down", "subtree_sums", "breaches"):
+    for name in ("placed", "placed_again", "request_columns", "connector_pass", "top_down", "subtree_sums", "breaches"):
         stack.enter_context(mock.patch.object(_columns, name, lambda *args: None))
     return stack
 
@@ -282,3 +282,37 @@ def test_the_connector_pass_makes_the_request_columns_as_request_columns_makes_t
     assert view.request_columns.columns() == made.columns()
     assert made.columns() == python_columns(view.demand, view.wished, index.id_rank, index.alloc_node)
     assert made.requested_watts == [0, 7_000, 11_000] and made.weight == [1, 4, 1] and made.min_watts == [900, 0, 4_200]
+
+
+def test_placing_again_by_hint_places_as_the_dict_does_whatever_the_hint_says():
+    index = compiled_topology(MICROGRID, tuple(cycle_inputs().nodes))
+    n, order, position = len(index.order), index.order, index.position
+    records = (demand("k3", 1), demand("cp1", 2), demand("k1", 3))
+    expected = _columns.placed(records, position, n)
+    first, hint = _columns.placed_again(records, position, order, None)
+    assert first == expected
+    assert list(memoryview(hint).cast("i")) == [position["k3"], position["cp1"], position["k1"]]
+    shuffled = (records[2], records[0], records[1])  # the hint now points elsewhere for each record
+    assert _columns.placed_again(shuffled, position, order, hint)[0] == expected
+    fresh_ids = tuple(replace(r, node_id="".join(list(r.node_id))) for r in records)  # equal, not the same str
+    assert fresh_ids[0].node_id is not records[0].node_id
+    assert _columns.placed_again(fresh_ids, position, order, hint)[0] == _columns.placed(fresh_ids, position, n)
+    garbage = memoryview(bytearray(b"\xff\xff\xff\x7f" + b"\x00" * 4)).cast("i")  # out of range, then too short
+    assert _columns.placed_again(records, position, order, garbage)[0] == expected
+    assert _columns.placed_again((*records, demand("elsewhere", 1)), position, order, hint) is None
+    assert _columns.placed_again((records[0], records[0]), position, order, hint) is None
+
+
+def test_a_cycle_places_its_records_alike_with_the_previous_cycles_hint_or_without_one():
+    inputs = cycle_inputs(
+        telemetry=(reading("cp1", 1_000), reading("k1", 2_000), reading("k2", 3_000)),
+        connector_demands=(demand("k1", 5_000), demand("k2", 6_000), demand("k3", 7_000)),
+    )
+    first = to_canonical_json(run_balancing_cycle(inputs, digest="d"))
+    reordered = replace(
+        inputs, telemetry=inputs.telemetry[::-1], connector_demands=(inputs.connector_demands[1:] + (demand("k1", 9),))
+    )
+    changed = to_canonical_json(run_balancing_cycle(reordered, digest="d"))  # hinted by the first cycle
+    with python_passes():
+        assert to_canonical_json(run_balancing_cycle(reordered, digest="d")) == changed
+        assert to_canonical_json(run_balancing_cycle(inputs, digest="d")) == first
