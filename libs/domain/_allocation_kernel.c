@@ -72,6 +72,33 @@ static int read_ints(PyObject *seq, Py_ssize_t expect, i64 bound, i64 **out) {
     return 0;
 }
 
+/* Column c of ``packed`` (six columns of k native 64-bit ints, one after the other: the same columns as the
+ * lists, as the cycle's compiled connector pass makes them) into a fresh array: as read_ints. */
+static int read_packed(PyObject *packed, int c, Py_ssize_t k, i64 bound, i64 **out) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(packed, &view, PyBUF_SIMPLE) < 0) return -1;
+    if (view.len != 6 * k * (Py_ssize_t)sizeof(i64)) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "packed: not six columns of the requests' length");
+        return -1;
+    }
+    i64 *a = ints(k);
+    if (!a) {
+        PyBuffer_Release(&view);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(a, (const char *)view.buf + (size_t)c * (size_t)k * sizeof(i64), (size_t)k * sizeof(i64));
+    PyBuffer_Release(&view);
+    for (Py_ssize_t i = 0; i < k; i++)
+        if (a[i] > bound || a[i] < -bound) {
+            free(a);
+            return OUT_OF_RANGE;
+        }
+    *out = a;
+    return 0;
+}
+
 /* ---- sorting ------------------------------------------------------------------------------- */
 
 /* Sort keys are packed so that one comparison of (key, index) gives Python's stable sort order. */
@@ -597,9 +624,9 @@ static PyObject *allocate(PyObject *self, PyObject *args) {
     PyObject *parent_in, *end_in, *headroom_in, *cols[6];
     long long rotation_in;
     int overflow = 0;
-    PyObject *rotation_obj, *names;
-    if (!PyArg_ParseTuple(args, "OOOOOOOOOOO!", &parent_in, &end_in, &headroom_in, &cols[0], &cols[1], &cols[2],
-                          &cols[3], &cols[4], &cols[5], &rotation_obj, &PyTuple_Type, &names))
+    PyObject *rotation_obj, *names, *packed = Py_None;
+    if (!PyArg_ParseTuple(args, "OOOOOOOOOOO!|O", &parent_in, &end_in, &headroom_in, &cols[0], &cols[1], &cols[2],
+                          &cols[3], &cols[4], &cols[5], &rotation_obj, &PyTuple_Type, &names, &packed))
         return NULL;
     if (PyTuple_GET_SIZE(names) != 5) {
         PyErr_SetString(PyExc_ValueError, "states: the five states, in code order");
@@ -621,7 +648,8 @@ static PyObject *allocate(PyObject *self, PyObject *args) {
     if (rc) goto done;
     p.k = PySequence_Size(cols[0]);
     for (int c = 0; c < 6; c++) {
-        rc = read_ints(cols[c], p.k, HUGE_INPUT, columns[c]);
+        rc = packed == Py_None ? read_ints(cols[c], p.k, HUGE_INPUT, columns[c])
+                               : read_packed(packed, c, p.k, HUGE_INPUT, columns[c]);
         if (rc) goto done;
     }
     for (Py_ssize_t r = 0; r < p.k; r++) {

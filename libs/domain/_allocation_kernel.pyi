@@ -16,5 +16,6 @@ def allocate(
     rank: Sequence[int],
     rotation: int,
     states: tuple[_State, _State, _State, _State, _State],
+    packed: bytes | None = None,
     /,
 ) -> tuple[tuple[int, ...], tuple[_State, ...], tuple[int, ...]] | None: ...

@@ -19,13 +19,14 @@
  *       them (requested and minimum at 0, weight at 1), and id_rank[p]. The ints are the records' own
  *       where they need no clamping (making new ones was most of the cost).
  *   connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw, id_rank, next_of)
- *       -> (wished, fallen, request_columns) | None
+ *       -> (wished, fallen, request_columns, packed) | None
  *       the physical view's first pass, over the controllable connectors at ``at`` (see physical_view):
  *       each one's positive request into requested and its fresh positive draw
  *       (under a metered parent) into draw, both added to its parent's; ``wished``: the positions with a
  *       wish, ``fallen``: those whose reading under a metered parent is not fresh (Python resolves them),
  *       ``request_columns``: the wished positions' request columns, as request_columns makes them (each
- *       wish read once, for both).
+ *       wish read once, for both), and ``packed``: the same six columns as native 64-bit ints, one after
+ *       the other (what the allocation kernel reads).
  *       None, with nothing written, when a number is beyond 64 bits or a connector has no parent.
  *
  *   top_down(inner, parent, cons, net, gen, reading_of, rules, order, root_tight, root_gen_checked)
@@ -280,9 +281,9 @@ static PyObject *placed_again(PyObject *self, PyObject *args) {
 }
 
 /* The attribute ``name`` of ``obj``, an int, raised to ``floor`` if below it: a new reference (the
- * attribute's own int when it is not raised), NULL with an exception set, or Py_None (a new reference)
- * when the int is beyond 64 bits. */
-static PyObject *field(PyObject *obj, attribute *name, long long floor) {
+ * attribute's own int when it is not raised) with its value in *value, NULL with an exception set, or
+ * Py_None (a new reference) when the int is beyond 64 bits. */
+static PyObject *field(PyObject *obj, attribute *name, long long floor, long long *value) {
     PyObject *x = get(obj, name);
     if (!x) return NULL;
     int overflow = 0;
@@ -297,20 +298,24 @@ static PyObject *field(PyObject *obj, attribute *name, long long floor) {
     }
     if (v < floor) {
         Py_DECREF(x);
+        *value = floor;
         return PyLong_FromLongLong(floor);
     }
+    *value = v;
     return x;
 }
 
 /* Row r of the request columns (lists of at least r + 1 items, row r empty): ``wish``'s fields clamped as the
- * cycle clamps them (requested and minimum at 0, weight at 1, priority as it is), its node and its rank. 0, 1
- * when a field is beyond 64 bits (the row may be partly filled: the caller drops the columns), -1 with an
- * exception set. */
-static int request_row(PyObject *cols[6], Py_ssize_t r, PyObject *wish, PyObject *node, PyObject *rank) {
+ * cycle clamps them (requested and minimum at 0, weight at 1, priority as it is), its node and its rank; with
+ * ``packed``, the same six values as 64-bit ints at packed[c * stride + r] for column c. 0, 1 when a value is
+ * beyond 64 bits (the row may be partly filled: the caller drops the columns), -1 with an exception set. */
+static int request_row(PyObject *cols[6], Py_ssize_t r, PyObject *wish, PyObject *node, PyObject *rank,
+                       long long *packed, Py_ssize_t stride) {
     static attribute *names[4] = {&REQUESTED, &MINIMUM, &WEIGHT, &PRIORITY};
     static const long long floor[4] = {0, 0, 1, LLONG_MIN};
+    long long values[6];
     for (int f = 0; f < 4; f++) {
-        PyObject *v = field(wish, names[f], floor[f]);
+        PyObject *v = field(wish, names[f], floor[f], &values[f + 1]);
         if (!v) return -1;
         if (v == Py_None) {
             Py_DECREF(v);
@@ -322,6 +327,14 @@ static int request_row(PyObject *cols[6], Py_ssize_t r, PyObject *wish, PyObject
     Py_INCREF(rank);
     PyList_SET_ITEM(cols[0], r, node);
     PyList_SET_ITEM(cols[5], r, rank);
+    if (packed) {
+        int overflow = 0, overflow_rank = 0;
+        values[0] = PyLong_AsLongLongAndOverflow(node, &overflow);
+        values[5] = PyLong_AsLongLongAndOverflow(rank, &overflow_rank);
+        if (PyErr_Occurred()) return -1;
+        if (overflow || overflow_rank) return 1;
+        for (int c = 0; c < 6; c++) packed[c * stride + r] = values[c];
+    }
     return 0;
 }
 
@@ -349,7 +362,7 @@ static PyObject *request_columns(PyObject *self, PyObject *args) {
             goto fail;
         }
         int rc = request_row(cols, r, PyList_GET_ITEM(wish_at, pos), PyList_GET_ITEM(next_of, pos),
-                             PyList_GET_ITEM(id_rank, pos));
+                             PyList_GET_ITEM(id_rank, pos), NULL, 0);
         if (rc < 0) goto fail;
         if (rc) goto plain_case_only;
     }
@@ -424,7 +437,9 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
     }
     /* Read everything first, so that nothing is written when the Python pass has to answer instead. */
     int own = 0;
-    char *mem = scratch(2 * sizeof(PyObject *) * (size_t)k + 2 * sizeof(long long) * (size_t)n, &own);
+    size_t zeroed = 2 * sizeof(PyObject *) * (size_t)k + 2 * sizeof(long long) * (size_t)n;
+    char *mem = scratch(zeroed + 6 * sizeof(long long) * (size_t)k, &own);
+    long long *packed = NULL; /* the request columns as 64-bit ints, column c at packed[c * k] */
     PyObject **asked = NULL, **drawn = NULL; /* a positive request's int, a positive fresh draw's int */
     long long *asked_sum = NULL, *drawn_sum = NULL;
     PyObject *wished = PyList_New(0), *fallen = PyList_New(0), *result = NULL;
@@ -434,11 +449,12 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
     for (int c = 0; c < 6; c++)
         if (!(cols[c] = PyList_New(k))) goto done;
     if (!mem || !wished || !fallen) goto done;
-    memset(mem, 0, 2 * sizeof(PyObject *) * (size_t)k + 2 * sizeof(long long) * (size_t)n);
+    memset(mem, 0, zeroed);
     asked = (PyObject **)mem;
     drawn = asked + k;
     asked_sum = (long long *)(drawn + k);
     drawn_sum = asked_sum + n;
+    packed = drawn_sum + n;
     for (Py_ssize_t i = 0; i < k; i++) {
         PyObject *pos_obj = PyList_GET_ITEM(at, i);
         Py_ssize_t pos = PyLong_AsSsize_t(pos_obj);
@@ -461,7 +477,8 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
                 goto done;
             }
             if (PyList_Append(wished, pos_obj)) goto done;
-            rc = request_row(cols, rows++, wish, PyList_GET_ITEM(next_of, pos), PyList_GET_ITEM(id_rank, pos));
+            rc = request_row(cols, rows++, wish, PyList_GET_ITEM(next_of, pos), PyList_GET_ITEM(id_rank, pos), packed,
+                             k);
             if (rc) {
                 handed_back = rc > 0;
                 goto done;
@@ -517,7 +534,13 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
     if (add_sums(requested, asked_sum, n) || add_sums(draw, drawn_sum, n)) goto done;
     for (int c = 0; c < 6; c++) /* down to the rows made (the places past them were never filled) */
         if (PyList_SetSlice(cols[c], rows, k, NULL)) goto done;
-    result = Py_BuildValue("(OO(OOOOOO))", wished, fallen, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5]);
+    PyObject *packed_bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(6 * sizeof(long long)) * rows);
+    if (!packed_bytes) goto done;
+    for (int c = 0; c < 6; c++)
+        memcpy(PyBytes_AS_STRING(packed_bytes) + (size_t)c * sizeof(long long) * (size_t)rows, packed + (size_t)c * k,
+               sizeof(long long) * (size_t)rows);
+    result = Py_BuildValue("(OO(OOOOOO)N)", wished, fallen, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5],
+                           packed_bytes);
 done:
     if (asked)
         for (Py_ssize_t i = 0; i < k; i++) Py_XDECREF(asked[i]);
@@ -879,7 +902,7 @@ static PyMethodDef methods[] = {
      " the wishes at the positions; None when a number is beyond 64 bits."},
     {"connector_pass", connector_pass, METH_VARARGS,
      "connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw, id_rank, next_of) ->"
-     " (wished, fallen, request_columns) | None: the physical view's pass over the controllable connectors (see"
+     " (wished, fallen, request_columns, packed) | None: the physical view's pass over the controllable connectors (see"
      " physical_view); None, with nothing written, when a number is beyond 64 bits or a connector has no parent."},
     {"top_down", top_down, METH_VARARGS,
      "top_down(inner, parent, cons, net, gen, reading_of, rules, order, root_tight, root_gen_checked) -> (tight,"

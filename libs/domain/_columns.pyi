@@ -19,8 +19,10 @@ def connector_pass(
     latest: Any,
     requested: list[int],
     draw: list[int],
+    id_rank: list[int],
+    next_of: list[int],
     /,
-) -> tuple[list[int], list[int]] | None: ...
+) -> tuple[list[int], list[int], tuple[list[int], ...], bytes] | None: ...
 def top_down(
     inner: list[int],
     parent: list[int],

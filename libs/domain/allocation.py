@@ -127,6 +127,9 @@ class RequestColumns(Sequence[AllocationRequest]):
     weight: list[int]
     priority: list[int]
     rank: list[int]
+    # The same six columns as native 64-bit ints, one after the other, when the cycle's compiled pass made
+    # them (the kernel reads these instead of the lists' ints); None otherwise.
+    packed: bytes | None = None
 
     @classmethod
     def empty(cls) -> RequestColumns:
@@ -166,7 +169,7 @@ def allocate_columns(
     r = requests
     got = _kernel.allocate(
         parent, subtree_end, headroom, r.node, r.requested_watts, r.min_watts, r.weight, r.priority, r.rank,
-        rotation, _STATE_CODES,
+        rotation, _STATE_CODES, r.packed,
     )
     if got is None:  # a number beyond the kernel's 64-bit fixed point
         return _allocate_walk(parent, subtree_end, headroom, requests, rotation)

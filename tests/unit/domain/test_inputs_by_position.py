@@ -3,6 +3,7 @@ states for the cases the compiled pass hands back: two records for one node, rec
 the tree, numbers beyond 64 bits."""
 
 import random
+import sys
 from contextlib import ExitStack
 from dataclasses import replace
 from unittest import mock
@@ -316,3 +317,28 @@ def test_a_cycle_places_its_records_alike_with_the_previous_cycles_hint_or_witho
     with python_passes():
         assert to_canonical_json(run_balancing_cycle(reordered, digest="d")) == changed
         assert to_canonical_json(run_balancing_cycle(inputs, digest="d")) == first
+
+
+def test_the_kernel_reads_the_packed_columns_as_it_reads_the_lists():
+    from libs.domain import _allocation_kernel
+    from libs.domain.allocation import _STATE_CODES
+    from libs.domain.cycle import allocation_problem
+
+    inputs = cycle_inputs(
+        connector_demands=(demand("k1", 9_000, 4_000, priority=1), demand("k2", 7_000, weight=3), demand("k3", 8_000)),
+        node_limits=(limit("cp1", 10_000), limit("gc1", 12_000)),
+    )
+    index = compiled_topology(inputs.microgrid, tuple(inputs.nodes))
+    problem = allocation_problem(PhysicalView(inputs, index, None), 0, len(index.order))
+    columns = problem.columns
+    assert columns.packed is not None
+    packed = memoryview(columns.packed).cast("q")
+    assert [list(packed[c * len(columns) : (c + 1) * len(columns)]) for c in range(6)] == list(columns.columns())
+    tree = (problem.parent, problem.subtree_end, problem.headroom)
+    from_lists = _allocation_kernel.allocate(*tree, *columns.columns(), 0, _STATE_CODES)
+    assert _allocation_kernel.allocate(*tree, *columns.columns(), 0, _STATE_CODES, columns.packed) == from_lists
+    huge = bytearray(columns.packed)
+    huge[8 * len(columns) : 16 * len(columns)] = (2**41).to_bytes(8, sys.byteorder) * len(columns)  # requested
+    assert _allocation_kernel.allocate(*tree, *columns.columns(), 0, _STATE_CODES, bytes(huge)) is None
+    with pytest.raises(ValueError, match="six columns"):
+        _allocation_kernel.allocate(*tree, *columns.columns(), 0, _STATE_CODES, columns.packed[:-8])
