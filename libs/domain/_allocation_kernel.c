@@ -646,7 +646,16 @@ static PyObject *allocate(PyObject *self, PyObject *args) {
     p.n = PySequence_Size(parent_in);
     rc = read_ints(end_in, p.n, HUGE_INPUT, &p.subtree_end);
     if (rc) goto done;
-    p.k = PySequence_Size(cols[0]);
+    if (packed != Py_None) { /* the columns from packed alone (the lists may be None) */
+        Py_ssize_t bytes = PyObject_Length(packed);
+        if (bytes < 0) {
+            rc = -1;
+            goto done;
+        }
+        p.k = bytes / (6 * (Py_ssize_t)sizeof(i64));
+    } else {
+        p.k = PySequence_Size(cols[0]);
+    }
     for (int c = 0; c < 6; c++) {
         rc = packed == Py_None ? read_ints(cols[c], p.k, HUGE_INPUT, columns[c])
                                : read_packed(packed, c, p.k, HUGE_INPUT, columns[c]);

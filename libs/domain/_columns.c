@@ -19,14 +19,14 @@
  *       them (requested and minimum at 0, weight at 1), and id_rank[p]. The ints are the records' own
  *       where they need no clamping (making new ones was most of the cost).
  *   connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw, id_rank, next_of)
- *       -> (wished, fallen, request_columns, packed) | None
+ *       -> (wished, fallen, packed) | None
  *       the physical view's first pass, over the controllable connectors at ``at`` (see physical_view):
  *       each one's positive request into requested and its fresh positive draw
  *       (under a metered parent) into draw, both added to its parent's; ``wished``: the positions with a
  *       wish, ``fallen``: those whose reading under a metered parent is not fresh (Python resolves them),
- *       ``request_columns``: the wished positions' request columns, as request_columns makes them (each
- *       wish read once, for both), and ``packed``: the same six columns as native 64-bit ints, one after
- *       the other (what the allocation kernel reads).
+ *       ``packed``: the wished positions' request columns, as request_columns makes them but as native
+ *       64-bit ints, one column after the other (each wish read once, for both; see
+ *       allocation.RequestColumns).
  *       None, with nothing written, when a number is beyond 64 bits or a connector has no parent.
  *
  *   top_down(inner, parent, cons, net, gen, reading_of, rules, order, root_tight, root_gen_checked)
@@ -305,11 +305,12 @@ static PyObject *field(PyObject *obj, attribute *name, long long floor, long lon
     return x;
 }
 
-/* Row r of the request columns (lists of at least r + 1 items, row r empty): ``wish``'s fields clamped as the
- * cycle clamps them (requested and minimum at 0, weight at 1, priority as it is), its node and its rank; with
- * ``packed``, the same six values as 64-bit ints at packed[c * stride + r] for column c. 0, 1 when a value is
- * beyond 64 bits (the row may be partly filled: the caller drops the columns), -1 with an exception set. */
-static int request_row(PyObject *cols[6], Py_ssize_t r, PyObject *wish, PyObject *node, PyObject *rank,
+/* Row r of the request columns: ``wish``'s fields clamped as the cycle clamps them (requested and minimum at
+ * 0, weight at 1, priority as it is), its node and its rank; into ``cols`` (lists of at least r + 1 items, row
+ * r empty) when given, and with ``packed``, as 64-bit ints at packed[c * stride + r] for column c. 0, 1 when
+ * a value is beyond 64 bits (the row may be partly filled: the caller drops the columns), -1 with an
+ * exception set. */
+static int request_row(PyObject **cols, Py_ssize_t r, PyObject *wish, PyObject *node, PyObject *rank,
                        long long *packed, Py_ssize_t stride) {
     static attribute *names[4] = {&REQUESTED, &MINIMUM, &WEIGHT, &PRIORITY};
     static const long long floor[4] = {0, 0, 1, LLONG_MIN};
@@ -321,12 +322,17 @@ static int request_row(PyObject *cols[6], Py_ssize_t r, PyObject *wish, PyObject
             Py_DECREF(v);
             return 1;
         }
-        PyList_SET_ITEM(cols[f + 1], r, v);
+        if (cols)
+            PyList_SET_ITEM(cols[f + 1], r, v);
+        else
+            Py_DECREF(v);
     }
-    Py_INCREF(node);
-    Py_INCREF(rank);
-    PyList_SET_ITEM(cols[0], r, node);
-    PyList_SET_ITEM(cols[5], r, rank);
+    if (cols) {
+        Py_INCREF(node);
+        Py_INCREF(rank);
+        PyList_SET_ITEM(cols[0], r, node);
+        PyList_SET_ITEM(cols[5], r, rank);
+    }
     if (packed) {
         int overflow = 0, overflow_rank = 0;
         values[0] = PyLong_AsLongLongAndOverflow(node, &overflow);
@@ -443,11 +449,8 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
     PyObject **asked = NULL, **drawn = NULL; /* a positive request's int, a positive fresh draw's int */
     long long *asked_sum = NULL, *drawn_sum = NULL;
     PyObject *wished = PyList_New(0), *fallen = PyList_New(0), *result = NULL;
-    PyObject *cols[6] = {NULL, NULL, NULL, NULL, NULL, NULL}; /* the wishes' request columns, row by row */
-    Py_ssize_t rows = 0;
+    Py_ssize_t rows = 0; /* of the wishes' request columns, packed row by row */
     int handed_back = 0;
-    for (int c = 0; c < 6; c++)
-        if (!(cols[c] = PyList_New(k))) goto done;
     if (!mem || !wished || !fallen) goto done;
     memset(mem, 0, zeroed);
     asked = (PyObject **)mem;
@@ -477,7 +480,7 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
                 goto done;
             }
             if (PyList_Append(wished, pos_obj)) goto done;
-            rc = request_row(cols, rows++, wish, PyList_GET_ITEM(next_of, pos), PyList_GET_ITEM(id_rank, pos), packed,
+            rc = request_row(NULL, rows++, wish, PyList_GET_ITEM(next_of, pos), PyList_GET_ITEM(id_rank, pos), packed,
                              k);
             if (rc) {
                 handed_back = rc > 0;
@@ -532,15 +535,12 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
         }
     }
     if (add_sums(requested, asked_sum, n) || add_sums(draw, drawn_sum, n)) goto done;
-    for (int c = 0; c < 6; c++) /* down to the rows made (the places past them were never filled) */
-        if (PyList_SetSlice(cols[c], rows, k, NULL)) goto done;
     PyObject *packed_bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(6 * sizeof(long long)) * rows);
     if (!packed_bytes) goto done;
     for (int c = 0; c < 6; c++)
         memcpy(PyBytes_AS_STRING(packed_bytes) + (size_t)c * sizeof(long long) * (size_t)rows, packed + (size_t)c * k,
                sizeof(long long) * (size_t)rows);
-    result = Py_BuildValue("(OO(OOOOOO)N)", wished, fallen, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5],
-                           packed_bytes);
+    result = Py_BuildValue("(OON)", wished, fallen, packed_bytes);
 done:
     if (asked)
         for (Py_ssize_t i = 0; i < k; i++) Py_XDECREF(asked[i]);
@@ -549,7 +549,6 @@ done:
     scratch_done(mem, own);
     Py_XDECREF(wished);
     Py_XDECREF(fallen);
-    for (int c = 0; c < 6; c++) Py_XDECREF(cols[c]);
     if (handed_back) {
         Py_XDECREF(result);
         Py_RETURN_NONE;
@@ -902,7 +901,7 @@ static PyMethodDef methods[] = {
      " the wishes at the positions; None when a number is beyond 64 bits."},
     {"connector_pass", connector_pass, METH_VARARGS,
      "connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw, id_rank, next_of) ->"
-     " (wished, fallen, request_columns, packed) | None: the physical view's pass over the controllable connectors (see"
+     " (wished, fallen, packed) | None: the physical view's pass over the controllable connectors (see"
      " physical_view); None, with nothing written, when a number is beyond 64 bits or a connector has no parent."},
     {"top_down", top_down, METH_VARARGS,
      "top_down(inner, parent, cons, net, gen, reading_of, rules, order, root_tight, root_gen_checked) -> (tight,"

@@ -117,29 +117,85 @@ def _allocate_walk(
     return AllocationOutcome(tuple(watts), tuple(states), tuple(binding))
 
 
-@dataclass(frozen=True, slots=True)
 class RequestColumns(Sequence[AllocationRequest]):
-    """Requests as columns (one list per field), as the cycle builds them; indexable as requests."""
+    """Requests as columns (one list per field), as the cycle builds them; indexable as requests.
 
-    node: list[int]
-    requested_watts: list[int]
-    min_watts: list[int]
-    weight: list[int]
-    priority: list[int]
-    rank: list[int]
-    # The same six columns as native 64-bit ints, one after the other, when the cycle's compiled pass made
-    # them (the kernel reads these instead of the lists' ints); None otherwise.
-    packed: bytes | None = None
+    Made from the six lists, or from ``packed`` alone: the same columns as native 64-bit ints, one after
+    the other, as the cycle's compiled connector pass makes them. The kernel reads ``packed``; a column's
+    list is made from it the first time something reads that column (most cycles read one or two: the
+    requests' total, the minimums of the records), so 30,000 requests do not cost six lists of ints
+    nobody reads."""
+
+    __slots__ = ("_lists", "packed", "_count")
+
+    def __init__(
+        self,
+        node: list[int],
+        requested_watts: list[int],
+        min_watts: list[int],
+        weight: list[int],
+        priority: list[int],
+        rank: list[int],
+        packed: bytes | None = None,
+    ) -> None:
+        self._lists: list[list[int] | None] = [node, requested_watts, min_watts, weight, priority, rank]
+        self.packed = packed
+        self._count = len(node)
+
+    @classmethod
+    def from_packed(cls, packed: bytes) -> RequestColumns:
+        columns = cls.__new__(cls)
+        columns._lists = [None] * 6
+        columns.packed = packed
+        columns._count = len(packed) // (6 * 8)
+        return columns
 
     @classmethod
     def empty(cls) -> RequestColumns:
         return cls([], [], [], [], [], [])
 
+    def _column(self, c: int) -> list[int]:
+        made = self._lists[c]
+        if made is None:
+            k = self._count
+            made = memoryview(self.packed).cast("q")[c * k : (c + 1) * k].tolist()  # type: ignore[arg-type]
+            self._lists[c] = made
+        return made
+
+    @property
+    def node(self) -> list[int]:
+        return self._column(0)
+
+    @property
+    def requested_watts(self) -> list[int]:
+        return self._column(1)
+
+    @property
+    def min_watts(self) -> list[int]:
+        return self._column(2)
+
+    @property
+    def weight(self) -> list[int]:
+        return self._column(3)
+
+    @property
+    def priority(self) -> list[int]:
+        return self._column(4)
+
+    @property
+    def rank(self) -> list[int]:
+        return self._column(5)
+
     def columns(self) -> tuple[list[int], ...]:
-        return (self.node, self.requested_watts, self.min_watts, self.weight, self.priority, self.rank)
+        return tuple(self._column(c) for c in range(6))
+
+    def kernel_columns(self) -> tuple[list[int] | None, ...]:
+        """The six columns for the kernel: the lists made so far (None for the others, which it reads from
+        ``packed``), or all six when there is nothing packed."""
+        return tuple(self._lists) if self.packed is not None else self.columns()
 
     def __len__(self) -> int:
-        return len(self.node)
+        return self._count
 
     def __getitem__(self, r: int) -> AllocationRequest:  # type: ignore[override]
         return AllocationRequest(
@@ -167,10 +223,7 @@ def allocate_columns(
     line by line to C) when every number fits its 64-bit fixed point, the Python walk otherwise; both
     give the same integers, states and binding caps."""
     r = requests
-    got = _kernel.allocate(
-        parent, subtree_end, headroom, r.node, r.requested_watts, r.min_watts, r.weight, r.priority, r.rank,
-        rotation, _STATE_CODES, r.packed,
-    )
+    got = _kernel.allocate(parent, subtree_end, headroom, *r.kernel_columns(), rotation, _STATE_CODES, r.packed)
     if got is None:  # a number beyond the kernel's 64-bit fixed point
         return _allocate_walk(parent, subtree_end, headroom, requests, rotation)
     return AllocationOutcome(*got)

@@ -177,8 +177,8 @@ class PhysicalView:
         )
         request_columns: RequestColumns | None = None
         if passed is not None:
-            wished, fallen, made, packed = passed
-            request_columns = RequestColumns(*made, packed)
+            wished, fallen, packed = passed
+            request_columns = RequestColumns.from_packed(packed)
         else:
             fallen = []
             for pos in at:

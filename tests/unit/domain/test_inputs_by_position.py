@@ -332,13 +332,32 @@ def test_the_kernel_reads_the_packed_columns_as_it_reads_the_lists():
     problem = allocation_problem(PhysicalView(inputs, index, None), 0, len(index.order))
     columns = problem.columns
     assert columns.packed is not None
+    lists = request_columns(problem_view_demand(inputs, index), problem.positions, index.id_rank, index.alloc_node)
     packed = memoryview(columns.packed).cast("q")
-    assert [list(packed[c * len(columns) : (c + 1) * len(columns)]) for c in range(6)] == list(columns.columns())
+    assert [list(packed[c * len(columns) : (c + 1) * len(columns)]) for c in range(6)] == list(lists.columns())
     tree = (problem.parent, problem.subtree_end, problem.headroom)
-    from_lists = _allocation_kernel.allocate(*tree, *columns.columns(), 0, _STATE_CODES)
-    assert _allocation_kernel.allocate(*tree, *columns.columns(), 0, _STATE_CODES, columns.packed) == from_lists
+    from_lists = _allocation_kernel.allocate(*tree, *lists.columns(), 0, _STATE_CODES)
+    nothing = (None,) * 6  # read from packed alone
+    assert _allocation_kernel.allocate(*tree, *nothing, 0, _STATE_CODES, columns.packed) == from_lists
     huge = bytearray(columns.packed)
     huge[8 * len(columns) : 16 * len(columns)] = (2**41).to_bytes(8, sys.byteorder) * len(columns)  # requested
-    assert _allocation_kernel.allocate(*tree, *columns.columns(), 0, _STATE_CODES, bytes(huge)) is None
+    assert _allocation_kernel.allocate(*tree, *nothing, 0, _STATE_CODES, bytes(huge)) is None
     with pytest.raises(ValueError, match="six columns"):
-        _allocation_kernel.allocate(*tree, *columns.columns(), 0, _STATE_CODES, columns.packed[:-8])
+        _allocation_kernel.allocate(*tree, *nothing, 0, _STATE_CODES, columns.packed[:-8])
+
+
+def problem_view_demand(inputs, index):
+    return PhysicalView(inputs, index, None).demand
+
+
+def test_request_columns_from_packed_are_made_as_they_are_read():
+    from libs.domain.allocation import RequestColumns
+
+    rows = [(1, 9_000, 4_000, 1, 2, 7), (3, 0, 0, 4, -1, 2)]
+    packed = b"".join(v.to_bytes(8, sys.byteorder, signed=True) for column in zip(*rows, strict=True) for v in column)
+    columns = RequestColumns.from_packed(packed)
+    assert len(columns) == 2 and columns.kernel_columns() == (None,) * 6  # nothing made yet
+    assert columns.requested_watts == [9_000, 0]
+    assert columns.kernel_columns() == (None, [9_000, 0], None, None, None, None)
+    assert list(columns) == [RequestColumns(*map(list, zip(*rows, strict=True)))[r] for r in range(2)]
+    assert columns.columns() == tuple(map(list, zip(*rows, strict=True)))
