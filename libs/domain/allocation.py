@@ -162,29 +162,12 @@ class RequestColumns(Sequence[AllocationRequest]):
             self._lists[c] = made
         return made
 
-    @property
-    def node(self) -> list[int]:
-        return self._column(0)
-
-    @property
-    def requested_watts(self) -> list[int]:
-        return self._column(1)
-
-    @property
-    def min_watts(self) -> list[int]:
-        return self._column(2)
-
-    @property
-    def weight(self) -> list[int]:
-        return self._column(3)
-
-    @property
-    def priority(self) -> list[int]:
-        return self._column(4)
-
-    @property
-    def rank(self) -> list[int]:
-        return self._column(5)
+    node = property(lambda self: self._column(0), doc="the allocation tree's node of each request")
+    requested_watts = property(lambda self: self._column(1), doc="what each asks for, clamped at 0")
+    min_watts = property(lambda self: self._column(2), doc="each one's minimum, clamped at 0")
+    weight = property(lambda self: self._column(3), doc="each one's share within its class, at least 1")
+    priority = property(lambda self: self._column(4), doc="each one's class (higher served first)")
+    rank = property(lambda self: self._column(5), doc="each one's place in node_id order (the tie-break)")
 
     def columns(self) -> tuple[list[int], ...]:
         return tuple(self._column(c) for c in range(6))
