@@ -8,12 +8,12 @@ def allocate(
     parent: Sequence[int],
     subtree_end: Sequence[int],
     headroom: Sequence[int | None],
-    node: Sequence[int],
-    requested_watts: Sequence[int],
-    min_watts: Sequence[int],
-    weight: Sequence[int],
-    priority: Sequence[int],
-    rank: Sequence[int],
+    node: Sequence[int] | None,  # None: read from packed
+    requested_watts: Sequence[int] | None,  # None: read from packed
+    min_watts: Sequence[int] | None,  # None: read from packed
+    weight: Sequence[int] | None,  # None: read from packed
+    priority: Sequence[int] | None,  # None: read from packed
+    rank: Sequence[int] | None,  # None: read from packed
     rotation: int,
     states: tuple[_State, _State, _State, _State, _State],
     packed: bytes | None = None,
