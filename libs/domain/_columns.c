@@ -806,8 +806,17 @@ static int limit_of(PyObject *constraint, long long *v) {
 /* Appends (node_id, constraint, demand, code, fallback) to ``found``: 0, or -1 with an exception set. */
 static int add_breach(PyObject *found, PyObject *node_id, PyObject *constraint, long long demand, PyObject *code,
                       PyObject *fallback) {
-    PyObject *row = Py_BuildValue("(OOLOO)", node_id, constraint, demand, code, fallback);
-    if (!row) return -1;
+    PyObject *row = PyTuple_New(5), *watts = PyLong_FromLongLong(demand);
+    if (!row || !watts) {
+        Py_XDECREF(row);
+        Py_XDECREF(watts);
+        return -1;
+    }
+    PyObject *items[5] = {node_id, constraint, watts, code, fallback};
+    for (int i = 0; i < 5; i++) {
+        if (i != 2) Py_INCREF(items[i]); /* the demand's int is new: the tuple takes it */
+        PyTuple_SET_ITEM(row, i, items[i]);
+    }
     int rc = PyList_Append(found, row);
     Py_DECREF(row);
     return rc;

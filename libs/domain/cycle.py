@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 import orjson
@@ -201,7 +201,7 @@ def _breaches(
         lambda: _breaches_json(inputs, rows()),
         lambda: tuple(zip(*rows(), strict=True)),  # the rows as columns
     )
-    return records, [f[3] for f in found]
+    return records, list(dict.fromkeys(map(_CODE, found)))  # one per code: thousands of caps may be breached
 
 
 def _breaches_at(positions: range | list[int], view: PhysicalView) -> _Found:
@@ -358,6 +358,7 @@ def request_columns(
 
 
 _PRIORITY = attrgetter("priority")
+_CODE = itemgetter(3)
 
 
 def breach_id(name: str) -> str:
