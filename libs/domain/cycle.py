@@ -125,7 +125,7 @@ def _run(inputs: CycleInputs, digest: str | None, step: StepObserver) -> CycleRe
         view = PhysicalView(inputs, index, controllable_ids)
     with step("constraint_evaluation"):
         breaches, codes = _breaches(inputs, view, checked)
-    if any(r.source_mode is _FALLBACK for r in view.resolutions):
+    if view.fallback_resolved:
         codes.append(ReasonCode.TELEMETRY_STALE_FALLBACK_USED)
     if view.missing_inputs:
         codes.append(ReasonCode.TELEMETRY_INSUFFICIENT)

@@ -110,9 +110,7 @@ def resolve_scope_demand(
         if not reading.valid:
             state = _INVALID
         elif -threshold_seconds <= age <= threshold_seconds:
-            return DemandResolution(
-                node_id, _SCOPE, _MEASURED, max(0, measured or 0), _FRESH, threshold_seconds, measured, observed, age
-            )
+            return measured_scope(node_id, reading, now, threshold_seconds)
         else:
             state = _STALE
     last_known = max(0, measured) if state is TelemetryState.STALE and measured is not None else 0
@@ -149,6 +147,26 @@ def resolve_scope_demand(
         FallbackBasis.FAIL_SAFE_TIGHTEST_CAP,
         None,
         fail_safe_limit_watts,
+    )
+
+
+def fresh_scope_demand(reading: TelemetryReading | None, now: datetime, threshold_seconds: int) -> int | None:
+    """A scope's demand when its reading is fresh (valid, ``|now - observed_at| <= threshold``): its measured
+    watts, at least 0, whatever its fallback rule; None otherwise (`resolve_scope_demand` decides)."""
+    if reading is None or not reading.valid:
+        return None
+    age = (now - reading.observed_at).total_seconds()
+    if -threshold_seconds <= age <= threshold_seconds:
+        return max(0, reading.measured_watts or 0)
+    return None
+
+
+def measured_scope(node_id: str, reading: TelemetryReading, now: datetime, threshold_seconds: int) -> DemandResolution:
+    """The resolution of a scope whose reading is fresh (see `fresh_scope_demand`): MEASURED."""
+    measured, observed = reading.measured_watts, reading.observed_at
+    age = (now - observed).total_seconds()
+    return DemandResolution(
+        node_id, _SCOPE, _MEASURED, max(0, measured or 0), _FRESH, threshold_seconds, measured, observed, age
     )
 
 

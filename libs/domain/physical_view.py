@@ -28,6 +28,7 @@ from contracts.enums import ConstraintType, NodeType, SourceMode
 from libs.domain import _columns
 from libs.domain.allocation import RequestColumns
 from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs
+from libs.domain.cycle_result import LazyRecords
 from libs.domain.demand import (
     DemandResolution,
     DemandRole,
@@ -35,6 +36,8 @@ from libs.domain.demand import (
     FallbackRule,
     TelemetryReading,
     TelemetryState,
+    fresh_scope_demand,
+    measured_scope,
     resolve_reading_value,
     resolve_scope_demand,
 )
@@ -78,6 +81,7 @@ class PhysicalView:
         "root_fallback",
         "root_generation_fallback",
         "resolutions",
+        "fallback_resolved",
         "missing_inputs",
         "capped",
         "constrained",
@@ -151,7 +155,7 @@ class PhysicalView:
         requested = [0] * n
         fallback_used = [False] * n
         generation_fallback = [False] * n
-        resolutions: list[DemandResolution] = []
+        resolutions: list[DemandResolution | tuple[str, TelemetryReading]] = []  # (id, reading): a fresh scope
         missing: list[str] = []
         wished: list[int] = []  # controllable connectors with a demand, in preorder
         fallback_mode = SourceMode.FALLBACK_DERIVED
@@ -246,19 +250,25 @@ class PhysicalView:
                     p = parent[pos]
                     up_tight = root_tight if p < 0 else tight[p]
                     tight[pos] = _tightest(up_tight, cons[pos], net[pos])
-                res = resolve_scope_demand(node_id, reading, rule, now, threshold, tight[pos])
-                resolutions.append(res)
-                res_at.append(pos)
-                value = res.effective_demand_watts
-                if floor > value:
-                    value = floor
-                if res.fallback_basis is fail_safe:
-                    missing.append(node_id)  # the whole assumed load is uncontrolled: nothing below may draw
-                    at_least[pos] = value
+                measured = fresh_scope_demand(reading, now, threshold)
+                if measured is not None:  # the usual case: its MEASURED record made only when it is read
+                    resolutions.append((node_id, reading))
+                    res_at.append(pos)
+                    less_draw[pos] = measured if measured > floor else floor
                 else:
-                    less_draw[pos] = value
-                if res.source_mode is fallback_mode:
-                    fallback_used[pos] = True
+                    res = resolve_scope_demand(node_id, reading, rule, now, threshold, tight[pos])
+                    resolutions.append(res)
+                    res_at.append(pos)
+                    value = res.effective_demand_watts
+                    if floor > value:
+                        value = floor
+                    if res.fallback_basis is fail_safe:
+                        missing.append(node_id)  # the whole assumed load is uncontrolled: nothing below may draw
+                        at_least[pos] = value
+                    else:
+                        less_draw[pos] = value
+                    if res.source_mode is fallback_mode:
+                        fallback_used[pos] = True
             elif floor:
                 at_least[pos] = floor
             if reading is not None and kind is power_source and gen_checked[pos]:
@@ -292,6 +302,9 @@ class PhysicalView:
             )
         )
         missing.sort()
+        # Only records made here can be fallbacks: a fresh scope's is MEASURED.
+        made = [r for r in resolutions if type(r) is DemandResolution]
+        self.fallback_resolved = any(r.source_mode is fallback_mode for r in made)
 
         self.index = index
         self.constraints: EffectiveConstraintSet = constraints
@@ -313,7 +326,9 @@ class PhysicalView:
         self.root_requested = root_requested
         self.root_fallback = root_fallback
         self.root_generation_fallback = root_generation_fallback
-        self.resolutions = tuple(resolutions)
+        self.resolutions: LazyRecords[DemandResolution] = LazyRecords(
+            lambda: [r if type(r) is DemandResolution else measured_scope(*r, now, threshold) for r in resolutions]
+        )
         self.missing_inputs = tuple(missing)
         self.capped = capped
         self.constrained = constrained

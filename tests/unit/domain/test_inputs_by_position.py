@@ -361,3 +361,17 @@ def test_request_columns_from_packed_are_made_as_they_are_read():
     assert columns.kernel_columns() == (None, [9_000, 0], None, None, None, None)
     assert list(columns) == [RequestColumns(*map(list, zip(*rows, strict=True)))[r] for r in range(2)]
     assert columns.columns() == tuple(map(list, zip(*rows, strict=True)))
+
+
+def test_a_fresh_scopes_record_is_made_when_read_and_is_the_one_resolution_gives():
+    from libs.domain.demand import resolve_scope_demand
+
+    readings = (reading("cp1", 1_000), reading("c1", 2_000, age_s=900), reading("gc1", 5_000, valid=False))
+    inputs = cycle_inputs(telemetry=readings, connector_demands=(demand("k1", 5_000),))  # no caps: no fail-safe limit
+    view = view_of(inputs)
+    assert view.resolutions._items is None  # nothing made yet
+    assert view.fallback_resolved  # c1 is stale, gc1 invalid: both fall back
+    for r in readings:
+        expected = resolve_scope_demand(r.node_id, r, None, inputs.now, inputs.freshness_threshold_seconds, None)
+        assert draw_resolution(view, r.node_id) == expected
+    assert not view_of(cycle_inputs(telemetry=(reading("cp1", 1_000),))).fallback_resolved
