@@ -19,14 +19,14 @@
  *       them (requested and minimum at 0, weight at 1), and id_rank[p]. The ints are the records' own
  *       where they need no clamping (making new ones was most of the cost).
  *   connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw, id_rank, next_of)
- *       -> (wished, fallen, packed) | None
+ *       -> (wished, fallen, packed, requested_total) | None
  *       the physical view's first pass, over the controllable connectors at ``at`` (see physical_view):
  *       each one's positive request into requested and its fresh positive draw
  *       (under a metered parent) into draw, both added to its parent's; ``wished``: the positions with a
  *       wish, ``fallen``: those whose reading under a metered parent is not fresh (Python resolves them),
  *       ``packed``: the wished positions' request columns, as request_columns makes them but as native
  *       64-bit ints, one column after the other (each wish read once, for both; see
- *       allocation.RequestColumns).
+ *       allocation.RequestColumns), and the sum of their requested watts (None beyond 64 bits).
  *       None, with nothing written, when a number is beyond 64 bits or a connector has no parent.
  *
  *   top_down(inner, parent, cons, net, gen, reading_of, rules, order, root_tight, root_gen_checked)
@@ -537,10 +537,19 @@ static PyObject *connector_pass(PyObject *self, PyObject *args) {
     if (add_sums(requested, asked_sum, n) || add_sums(draw, drawn_sum, n)) goto done;
     PyObject *packed_bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(6 * sizeof(long long)) * rows);
     if (!packed_bytes) goto done;
+    long long total = 0; /* of the requested watts (clamped at 0): None when beyond 64 bits */
+    int total_fits = 1;
+    for (Py_ssize_t r = 0; r < rows && total_fits; r++)
+        total_fits = !__builtin_add_overflow(total, packed[(size_t)k + (size_t)r], &total);
     for (int c = 0; c < 6; c++)
         memcpy(PyBytes_AS_STRING(packed_bytes) + (size_t)c * sizeof(long long) * (size_t)rows, packed + (size_t)c * k,
                sizeof(long long) * (size_t)rows);
-    result = Py_BuildValue("(OON)", wished, fallen, packed_bytes);
+    PyObject *total_obj = total_fits ? PyLong_FromLongLong(total) : Py_NewRef(Py_None);
+    if (!total_obj) {
+        Py_DECREF(packed_bytes);
+        goto done;
+    }
+    result = Py_BuildValue("(OONN)", wished, fallen, packed_bytes, total_obj);
 done:
     if (asked)
         for (Py_ssize_t i = 0; i < k; i++) Py_XDECREF(asked[i]);
@@ -910,7 +919,7 @@ static PyMethodDef methods[] = {
      " the wishes at the positions; None when a number is beyond 64 bits."},
     {"connector_pass", connector_pass, METH_VARARGS,
      "connector_pass(at, wish_of, reading_of, parent, meters, earliest, latest, requested, draw, id_rank, next_of) ->"
-     " (wished, fallen, packed) | None: the physical view's pass over the controllable connectors (see"
+     " (wished, fallen, packed, requested_total) | None: the physical view's pass over the controllable connectors (see"
      " physical_view); None, with nothing written, when a number is beyond 64 bits or a connector has no parent."},
     {"top_down", top_down, METH_VARARGS,
      "top_down(inner, parent, cons, net, gen, reading_of, rules, order, root_tight, root_gen_checked) -> (tight,"

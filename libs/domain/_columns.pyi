@@ -22,7 +22,7 @@ def connector_pass(
     id_rank: list[int],
     next_of: list[int],
     /,
-) -> tuple[list[int], list[int], bytes] | None: ...
+) -> tuple[list[int], list[int], bytes, int | None] | None: ...
 def top_down(
     inner: list[int],
     parent: list[int],

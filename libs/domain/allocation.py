@@ -126,7 +126,7 @@ class RequestColumns(Sequence[AllocationRequest]):
     requests' total, the minimums of the records), so 30,000 requests do not cost six lists of ints
     nobody reads."""
 
-    __slots__ = ("_lists", "packed", "_count")
+    __slots__ = ("_lists", "packed", "_count", "_requested_total")
 
     def __init__(
         self,
@@ -141,14 +141,23 @@ class RequestColumns(Sequence[AllocationRequest]):
         self._lists: list[list[int] | None] = [node, requested_watts, min_watts, weight, priority, rank]
         self.packed = packed
         self._count = len(node)
+        self._requested_total: int | None = None
 
     @classmethod
-    def from_packed(cls, packed: bytes) -> RequestColumns:
+    def from_packed(cls, packed: bytes, requested_total: int | None = None) -> RequestColumns:
+        """``requested_total``: the sum of the requested watts, when the maker has it (None: summed here)."""
         columns = cls.__new__(cls)
         columns._lists = [None] * 6
         columns.packed = packed
         columns._count = len(packed) // (6 * 8)
+        columns._requested_total = requested_total
         return columns
+
+    def requested_total(self) -> int:
+        """What the requests ask for together."""
+        if self._requested_total is None:
+            self._requested_total = sum(self.requested_watts)
+        return self._requested_total
 
     @classmethod
     def empty(cls) -> RequestColumns:

@@ -387,7 +387,7 @@ def _allocate(
     )
     curtailed = AllocationState.CURTAILED in outcome.states or AllocationState.PAUSED in outcome.states
     total = sum(outcome.watts)
-    requested_total = sum(problem.columns.requested_watts)
+    requested_total = problem.columns.requested_total()
     columns = _once(lambda: _node_columns(view, checked, problem, outcome))  # for the records and the JSON
     nodes = LazyRecords(
         lambda: list(map(NodeAllocation, *columns()[:8])),

@@ -181,8 +181,8 @@ class PhysicalView:
         )
         request_columns: RequestColumns | None = None
         if passed is not None:
-            wished, fallen, packed = passed
-            request_columns = RequestColumns.from_packed(packed)
+            wished, fallen, packed, requested_total = passed
+            request_columns = RequestColumns.from_packed(packed, requested_total)
         else:
             fallen = []
             for pos in at:

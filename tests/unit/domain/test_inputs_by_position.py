@@ -335,6 +335,8 @@ def test_the_kernel_reads_the_packed_columns_as_it_reads_the_lists():
     lists = request_columns(problem_view_demand(inputs, index), problem.positions, index.id_rank, index.alloc_node)
     packed = memoryview(columns.packed).cast("q")
     assert [list(packed[c * len(columns) : (c + 1) * len(columns)]) for c in range(6)] == list(lists.columns())
+    assert columns.requested_total() == sum(lists.requested_watts) == 24_000
+    assert columns.kernel_columns()[1] is None  # the total came with the packed columns: no list made for it
     tree = (problem.parent, problem.subtree_end, problem.headroom)
     from_lists = _allocation_kernel.allocate(*tree, *lists.columns(), 0, _STATE_CODES)
     nothing = (None,) * 6  # read from packed alone
@@ -357,6 +359,7 @@ def test_request_columns_from_packed_are_made_as_they_are_read():
     packed = b"".join(v.to_bytes(8, sys.byteorder, signed=True) for column in zip(*rows, strict=True) for v in column)
     columns = RequestColumns.from_packed(packed)
     assert len(columns) == 2 and columns.kernel_columns() == (None,) * 6  # nothing made yet
+    assert RequestColumns.from_packed(packed).requested_total() == 9_000  # summed when not given
     assert columns.requested_watts == [9_000, 0]
     assert columns.kernel_columns() == (None, [9_000, 0], None, None, None, None)
     assert list(columns) == [RequestColumns(*map(list, zip(*rows, strict=True)))[r] for r in range(2)]
