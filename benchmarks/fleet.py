@@ -236,10 +236,18 @@ class CycleWatcher:
 # ---- the services -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(taken: set[int] | None = None) -> int:
+    """A port free now and not in ``taken`` (added to it): once a probe's socket is closed the kernel may
+    hand the same port out again, so ports meant for different processes are drawn against each other."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if taken is None:
+            return port
+        if port not in taken:
+            taken.add(port)
+            return port
 
 
 def with_application_name(dsn: str, name: str) -> str:
@@ -259,12 +267,13 @@ class StartedServices:
     def __init__(self, base: SimulatorSettings, service_env: dict[str, str], replicas: int = 1) -> None:
         self.prefix = f"fleet{uuid.uuid4().hex[:8]}."
         self.run_dir = Path(tempfile.mkdtemp(prefix="mgrid-fleet-"))
-        ports = {s: free_port() for s in SERVICES}
+        taken: set[int] = set()
+        ports = {s: free_port(taken) for s in SERVICES}
         common = {"MGRID_KAFKA_BOOTSTRAP": base.kafka_bootstrap, "MGRID_REDIS_URL": base.redis_url,
                   "MGRID_TOPIC_PREFIX": self.prefix, **service_env}
 
         def processes(service: str, replica: int) -> ServiceProcesses:
-            port = ports[service] if replica == 1 else free_port()
+            port = ports[service] if replica == 1 else free_port(taken)
             return ServiceProcesses(
                 run_dir=self.run_dir if replica == 1 else self.run_dir / f"replica{replica}",
                 ports={**ports, service: port}, services=(service,), env={
