@@ -19,7 +19,7 @@ import typer
 
 from libs.platform.messaging.dead_letter_replay import Letter, read_letters, replay, select_letters, with_original
 from libs.platform.messaging.kafka import create_producer
-from libs.platform.messaging.unit_of_work import OUTBOX_CHANNEL
+from libs.platform.messaging.unit_of_work import NOTIFY_OUTBOX
 from libs.platform.settings import PlatformSettings
 
 T = TypeVar("T")
@@ -170,7 +170,7 @@ def requeue(
             " WHERE id = ANY($1::bigint[]) AND parked_at IS NOT NULL AND published_at IS NULL",
             row_id,
         )
-        await conn.execute("SELECT pg_notify($1, '')", OUTBOX_CHANNEL)  # wake the relay
+        await conn.execute(f"SELECT {NOTIFY_OUTBOX}")  # wake the relay
         return status
 
     status = asyncio.run(_with_conn(service, work))

@@ -9,11 +9,13 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
+from libs.platform.db import changes_session
 from libs.platform.messaging.relay import OutboxRelay
-from libs.platform.messaging.unit_of_work import OutboxHandoff, unit_of_work
+from libs.platform.messaging.unit_of_work import OutboxHandoff, outbox_channel, unit_of_work
 from libs.platform.settings import PlatformSettings
 from tests.integration.messaging_env import TOPIC, messaging_env, topology_event
 from tests.support import TopicReader, eventually
@@ -212,6 +214,12 @@ async def test_rows_handed_over_in_process_go_out_as_rows_read_from_the_table_on
         async with unit_of_work(pool, s, handoff=handoff) as uow:
             await uow.publish(topology_event())
             raise RuntimeError("rolled back")
+    # Offered as it commits, a unit whose COMMIT fails (here a deferred constraint) is withdrawn again.
+    await pool.execute("CREATE TABLE IF NOT EXISTS commit_guard (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(asyncpg.UniqueViolationError):
+        async with unit_of_work(pool, s, handoff=handoff) as uow:
+            await uow.publish(topology_event())
+            await uow.conn.execute("INSERT INTO commit_guard VALUES (1), (1)")
     assert len(handoff) == 3  # the committed units' rows only
     _, records = await _relay_all(env, handoff, len(events))
     _assert_each_once_in_order(records, events)
@@ -238,3 +246,22 @@ async def test_a_packed_unit_is_one_row_and_its_messages_go_out_once_each_in_ord
     _assert_each_once_in_order(records, events)
     assert relay.published_total == len(events)
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def test_a_commit_wakes_the_relay_of_its_own_schema_only(env) -> None:
+    """One NOTIFY channel per schema (issue 13): with one for the server, every service's commit woke every
+    other service's relay for a claim that found nothing."""
+    s, pool, producer = env
+    schema = await pool.fetchval("SELECT current_schema()")
+    woken: dict[str, int] = {"own": 0, "other": 0}
+    listener = await pool.acquire()
+    changes_session(listener)  # its LISTENs are undone when it goes back
+    try:
+        await listener.add_listener(outbox_channel(schema), lambda *_: woken.__setitem__("own", woken["own"] + 1))
+        await listener.add_listener(outbox_channel(schema + "_other"), lambda *_: woken.__setitem__("other", 1))
+        async with unit_of_work(pool, s) as uow:
+            await uow.publish(topology_event())
+        await eventually(lambda: _value(woken["own"] == 1))
+        assert woken["other"] == 0
+    finally:
+        await pool.release(listener)

@@ -31,3 +31,14 @@ def test_a_row_taken_or_offered_again_is_counted_once() -> None:
     assert handoff.take(single.row[0]) == [single.row]
     assert len(handoff) == 0 and handoff.held_bytes == 0
     assert handoff.take(single.row[0]) is None
+
+
+def test_rows_withdrawn_after_a_failed_commit_are_gone_and_no_longer_counted() -> None:
+    handoff = OutboxHandoff(max_bytes=10_000)
+    kept, failed = OutboxEntry.single(_message(1_000)), OutboxEntry.packed([_message(500) for _ in range(2)])
+    handoff.offer([kept])
+    handoff.offer([failed])
+    handoff.withdraw([failed])
+    assert len(handoff) == 1 and handoff.held_bytes == 1_000
+    assert handoff.take(failed.row[0]) is None
+    assert handoff.take(kept.row[0]) == [kept.row]
