@@ -113,6 +113,42 @@ async def test_a_message_its_service_passes_over_takes_no_transaction_and_leaves
         await broker.stop()
 
 
+async def test_passed_over_batches_are_committed_late_but_always(backbone_env) -> None:
+    """A batch of passed-over records only changes nothing, so its offsets wait (at most half a second) for
+    the next commit instead of a request of their own; they are committed all the same: after a while,
+    with the next handled batch, and when the consumer stops."""
+    s, pool, producer = backbone_env
+    consumer = consumer_for(s, pool, producer, passes_over=lambda m: m.payload.version == 1)
+    broker = await start_consuming(s, consumer)
+    try:
+        for _ in range(3):
+            await producer.send_and_wait(s.topic(TOPIC), topology_event(version=1).to_bytes(), key=b"k")
+        await eventually(lambda: _committed_is(s, consumer, 3))  # idle: committed within the interval
+        await producer.send_and_wait(s.topic(TOPIC), topology_event(version=1).to_bytes(), key=b"k")
+        await producer.send_and_wait(s.topic(TOPIC), topology_event(version=2).to_bytes(), key=b"k")
+        await eventually(lambda: _committed_is(s, consumer, 5))
+        assert consumer.stats.processed == 1 and consumer.stats.passed_over == 4
+        await producer.send_and_wait(s.topic(TOPIC), topology_event(version=1).to_bytes(), key=b"k")
+        await eventually(lambda: _async(consumer.stats.passed_over == 5))
+    finally:
+        await broker.stop()
+    assert await _group_committed(s, consumer.group) == 6  # a clean stop leaves nothing to read again
+
+
+async def _group_committed(s: PlatformSettings, group: str) -> int | None:
+    """What the group has committed, asked by a client of its own (the consumer has left)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**client_options(s))
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    done = [meta.offset for tp, meta in offsets.items() if tp.topic == s.topic(TOPIC) and meta.offset >= 0]
+    return max(done) if done else None
+
+
 async def _committed_is(s: PlatformSettings, consumer: EventConsumer, offset: int) -> bool:
     return await _committed(s, consumer) == offset
 

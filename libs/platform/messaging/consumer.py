@@ -66,6 +66,10 @@ Handler = Callable[[Message, UnitOfWork], Awaitable[None]]
 _POLL_TIMEOUT_MS = 500
 # How long a revocation waits for the batch in flight, so a partition is handed over committed.
 _HANDOVER_WAIT_S = 10.0
+# A batch whose every record was passed over (`passes_over`: the adapter and the cycles its HTTP door did
+# not ask for, one a cycle) changed nothing, so its offsets may wait this long for a commit of their own:
+# the next handled batch commits them with its own. A redelivery after a crash passes them over again.
+_PASSED_OVER_COMMIT_S = 0.5
 
 
 class PermanentHandlerError(Exception):
@@ -155,6 +159,8 @@ class EventConsumer:
         self._lanes = max(1, settings.consumer_lanes)
         self._poll_lock = asyncio.Lock()  # lanes waiting out an outage take turns to poll (keep-alive)
         self._held: frozenset[str] = frozenset()  # topics (prefixed) held back by backpressure
+        self._deferred: dict[TopicPartition, int] = {}  # offsets of passed-over batches, not committed yet
+        self._deferred_since = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -182,6 +188,8 @@ class EventConsumer:
             self._task = None
         if self._consumer is not None:
             with contextlib.suppress(Exception):
+                if self._deferred:  # what was passed over is committed before the group is left
+                    await self._commit({})
                 await self._consumer.stop()
             self._consumer = None
 
@@ -224,19 +232,31 @@ class EventConsumer:
                 await asyncio.sleep(self._settings.consumer_backoff_initial_s)
                 continue
             if not polled:
+                if self._deferred and time.monotonic() - self._deferred_since >= _PASSED_OVER_COMMIT_S:
+                    await self._commit({})
                 continue
             self._batch_done.clear()
             try:
                 records = [r for tp in sorted(polled, key=lambda t: (t.topic, t.partition)) for r in polled[tp]]
-                await self.process_batch(records)
-                await self._commit(polled)
+                handled = await self.process_batch(records)
+                offsets = {tp: rs[-1].offset + 1 for tp, rs in polled.items() if rs}
+                if handled:
+                    await self._commit(offsets)
+                else:
+                    if not self._deferred:
+                        self._deferred_since = time.monotonic()
+                    self._deferred.update(offsets)
+                    if time.monotonic() - self._deferred_since >= _PASSED_OVER_COMMIT_S:
+                        await self._commit({})
             finally:
                 self._batch_done.set()
 
-    async def _commit(self, polled: Mapping[TopicPartition, Sequence[Any]]) -> None:
+    async def _commit(self, batch: Mapping[TopicPartition, int]) -> None:
+        """Commit a batch's next offsets, with those of passed-over batches still waiting."""
         assert self._consumer is not None
         owned = self._consumer.assignment()
-        offsets = {tp: records[-1].offset + 1 for tp, records in polled.items() if records and tp in owned}
+        offsets = {tp: at for tp, at in {**self._deferred, **batch}.items() if tp in owned}
+        self._deferred = {}
         if not offsets:
             return
         try:
@@ -255,8 +275,9 @@ class EventConsumer:
         """Handle one ConsumerRecord to completion: effect committed, duplicate skipped, or dead-lettered."""
         await self.process_batch([record])
 
-    async def process_batch(self, records: Sequence[Any]) -> None:
-        """Handle every record to completion; returns only when each is applied, a duplicate, or dead-lettered."""
+    async def process_batch(self, records: Sequence[Any]) -> bool:
+        """Handle every record to completion; returns only when each is applied, a duplicate, or dead-lettered:
+        True, or False when every record was passed over (nothing was written)."""
         deliveries = [self._decode(record) for record in records]
         for delivery in deliveries:
             if delivery.message is None:
@@ -276,6 +297,7 @@ class EventConsumer:
         # duplicate (the commit had landed as the connection dropped) or dead-lettered, else the paused
         # partitions stay paused for good.
         self._recovered()
+        return bool(valid) or any(d.message is None for d in deliveries)  # applied, or dead-lettered
 
     def _split_by_key(self, valid: list[Delivery]) -> list[list[Delivery]]:
         """The batch in at most `consumer_lanes` lanes by record key, each in the batch's order."""

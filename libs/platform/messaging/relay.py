@@ -96,6 +96,10 @@ class BatchResult:
     parked: list[tuple[int, str]] = field(default_factory=list)
     retry: int = 0
     retry_error: BaseException | None = None
+    # The claim took every row waiting when it ran (fewer messages than a batch): another pass now would
+    # find only rows committed since, and their NOTIFY wakes the relay (issue 13: that pass was a round
+    # trip after every batch, and found nothing almost every time).
+    drained: bool = False
 
     @property
     def claimed(self) -> int:
@@ -323,7 +327,7 @@ class OutboxRelay:
                 delay = min(delay * 2, _RETRY_MAX_S)
                 continue
             delay = _RETRY_INITIAL_S
-            if result.claimed == 0:
+            if result.claimed == 0 or result.drained:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._settings.outbox_poll_interval_s)
 
@@ -347,6 +351,7 @@ class OutboxRelay:
         rows = await self._claim(conn)
         if not rows:
             return result
+        result.drained = sum(len(row.messages) for row in rows) < self._settings.outbox_batch_size
         owners = [index for index, row in enumerate(rows) for _ in row.messages]
         messages = [message for row in rows for message in row.messages]
         outcomes = await self._send_all(messages)
