@@ -22,10 +22,12 @@ How a batch goes (issue 15, defect 1; issue 13, relay):
   row stays (a transient failure) or is parked (an unsendable one), so its other messages are sent again
   later: consumers deduplicate by event id, as after a crash between send and delete.
 
-The relay sleeps until a commit wakes it (Postgres NOTIFY sent by the unit of work at commit, which
-reaches every replica), with a slow poll as a fallback for a lost listener connection. The rows its own
-process committed it takes from an in-process hand-off (`OutboxHandoff`), reading only their ids from the
-table; the table still decides what goes and in which order.
+The relay sleeps until a commit wakes it (Postgres NOTIFY sent by the unit of work at commit on its
+schema's own channel, which reaches every replica of that service and no other service), with a slow
+poll as a fallback for a lost listener connection; after a pass that took every waiting row it sleeps
+again rather than claim once more. The rows its own process wrote it takes from an in-process hand-off
+(`OutboxHandoff`, offered just before COMMIT), reading only their ids from the table; the table still
+decides what goes and in which order.
 """
 
 from __future__ import annotations
