@@ -64,6 +64,12 @@ class OutboxEntry:
         return cls((event_id, topic, key, pack(messages), headers), messages)
 
 
+def _handoff_key(entry: OutboxEntry) -> UUID:
+    """A row's event id as the relay looks it up (asyncpg's UUIDs hash as uuid.UUID)."""
+    event_id = entry.row[0]
+    return event_id if isinstance(event_id, UUID) else UUID(str(event_id))
+
+
 class OutboxHandoff:
     """The rows this process's units wrote to the outbox (offered as they commit), kept for its relay (issue 13).
 
@@ -88,8 +94,7 @@ class OutboxHandoff:
         """Rows written by a transaction about to commit (withdrawn if it does not)."""
         kept = self._rows
         for entry in entries:
-            event_id = entry.row[0]
-            key = event_id if isinstance(event_id, UUID) else UUID(str(event_id))
+            key = _handoff_key(entry)
             size = sum(len(message[3]) for message in entry.messages)
             replaced = kept.pop(key, None)
             if replaced is not None:
@@ -105,8 +110,7 @@ class OutboxHandoff:
     def withdraw(self, entries: Sequence[OutboxEntry]) -> None:
         """Rows offered by a unit that then failed to commit (or may have): forgotten here."""
         for entry in entries:
-            event_id = entry.row[0]
-            self.take(event_id if isinstance(event_id, UUID) else UUID(str(event_id)))
+            self.take(_handoff_key(entry))
 
     def take(self, event_id: UUID) -> list[OutboxRow] | None:
         found = self._rows.pop(event_id, None)
