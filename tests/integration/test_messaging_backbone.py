@@ -114,16 +114,15 @@ async def test_a_message_its_service_passes_over_takes_no_transaction_and_leaves
 
 
 async def test_passed_over_batches_are_committed_late_but_always(backbone_env) -> None:
-    """A batch of passed-over records only changes nothing, so its offsets wait (at most half a second) for
-    the next commit instead of a request of their own; they are committed all the same: after a while,
-    with the next handled batch, and when the consumer stops."""
+    """A batch of passed-over records changes nothing; its offsets are committed all the same: when the
+    consumer goes idle, with the next handled batch, and when it stops."""
     s, pool, producer = backbone_env
     consumer = consumer_for(s, pool, producer, passes_over=lambda m: m.payload.version == 1)
     broker = await start_consuming(s, consumer)
     try:
         for _ in range(3):
             await producer.send_and_wait(s.topic(TOPIC), topology_event(version=1).to_bytes(), key=b"k")
-        await eventually(lambda: _committed_is(s, consumer, 3))  # idle: committed within the interval
+        await eventually(lambda: _committed_is(s, consumer, 3))  # idle: committed
         await producer.send_and_wait(s.topic(TOPIC), topology_event(version=1).to_bytes(), key=b"k")
         await producer.send_and_wait(s.topic(TOPIC), topology_event(version=2).to_bytes(), key=b"k")
         await eventually(lambda: _committed_is(s, consumer, 5))
@@ -133,6 +132,81 @@ async def test_passed_over_batches_are_committed_late_but_always(backbone_env) -
     finally:
         await broker.stop()
     assert await _group_committed(s, consumer.group) == 6  # a clean stop leaves nothing to read again
+
+
+def _counting_commits(consumer: EventConsumer) -> list[int]:
+    """The offset-commit requests the consumer makes (its aiokafka consumer's `commit`, counted)."""
+    inner = consumer._consumer  # noqa: SLF001
+    assert inner is not None
+    calls: list[int] = []
+    commit = inner.commit
+
+    async def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        return await commit(*args, **kwargs)
+
+    inner.commit = counted  # type: ignore[method-assign]
+    return calls
+
+
+async def _steady_stream(s: PlatformSettings, producer: AIOKafkaProducer, count: int, every_s: float) -> None:
+    """`count` events on three keys, one every `every_s` seconds: no idle poll in between."""
+    for i in range(count):
+        await producer.send_and_wait(s.topic(TOPIC), topology_event().to_bytes(), key=f"k{i % 3}".encode())
+        await asyncio.sleep(every_s)
+
+
+async def test_handled_batches_share_an_offset_commit_and_every_offset_is_committed(backbone_env) -> None:
+    """Under steady traffic the handled batches' offsets wait (consumer_commit_interval_s) and go in one
+    request to the group coordinator, not one per batch (issue 13: the broker's cost follows requests);
+    none is left out: the consumer commits them all when it goes idle, and before it leaves the group."""
+    s, pool, producer = backbone_env
+    s = s.model_copy(update={"consumer_commit_interval_s": 1.0})
+    consumer = consumer_for(s, pool, producer)
+    broker = await start_consuming(s, consumer)
+    commits = _counting_commits(consumer)
+    try:
+        await _steady_stream(s, producer, count=30, every_s=0.05)
+        await eventually(lambda: _async(consumer.stats.processed == 30))
+        assert consumer.stats.batches + consumer.stats.processed >= 15  # many polls, whatever their size...
+        assert len(commits) <= 6  # ...and a commit a second while the stream ran, one more when idle
+        await eventually(lambda: _committed_sum_is(s, consumer, 30))  # idle: every offset committed
+    finally:
+        await broker.stop()
+    assert await pool.fetchval("SELECT count(*) FROM effects") == 30
+
+
+async def test_partitions_handed_to_another_member_are_committed_first(backbone_env) -> None:
+    """A member that joins mid-stream takes partitions whose handled records the first member committed
+    on revocation, though its commit interval had not passed: the newcomer reads none of them again."""
+    s, pool, producer = backbone_env
+    s = s.model_copy(update={"consumer_commit_interval_s": 10.0})
+    first = consumer_for(s, pool, producer)
+    await start_consuming(s, first)
+    second = None
+    try:
+        stream = asyncio.create_task(_steady_stream(s, producer, count=200, every_s=0.05))
+        await eventually(lambda: _async(first.stats.processed >= 20))
+        second = consumer_for(s, pool, producer)
+        await start_consuming(s, second)
+        await stream
+        await eventually(lambda: _async(first.stats.processed + second.stats.processed == 200))
+        assert second.stats.processed > 0  # it took partitions mid-stream
+        assert first.stats.duplicates == second.stats.duplicates == 0  # nothing handled was read again
+    finally:
+        if second is not None:
+            await second.stop()
+        await first.stop()
+    assert await pool.fetchval("SELECT count(*) FROM effects") == 200
+
+
+async def _committed_sum_is(s: PlatformSettings, consumer: EventConsumer, total: int) -> bool:
+    from aiokafka import TopicPartition
+
+    inner = consumer._consumer  # noqa: SLF001
+    assert inner is not None
+    offsets = [await inner.committed(TopicPartition(s.topic(TOPIC), p)) for p in range(3)]
+    return sum(o or 0 for o in offsets) == total
 
 
 async def _group_committed(s: PlatformSettings, group: str) -> int | None:

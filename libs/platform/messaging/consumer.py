@@ -17,8 +17,9 @@ completion before its offsets are committed:
    With `consumer_lanes` > 1 (balancing) the batch is first split by record key into that many lanes,
    each its own unit of work, run concurrently: one microgrid's records stay in one lane, in order,
    while different microgrids' cycles overlap their database round trips (issue 13);
-4. only then are the batch's offsets committed, once per batch. A crash before that redelivers the
-   batch; the inbox makes the redelivery a no-op.
+4. only then may the batch's offsets be committed: those of `consumer_commit_interval_s` of batches in
+   one request, and at once when idle, on revocation and at stop. A crash before that redelivers them;
+   the inbox makes the redelivery a no-op.
 The consumer never commits past a record that was neither handled nor dead-lettered: a dead letter
 too big for the broker is replaced by one carrying a size-capped excerpt, and when even that cannot
 be written (the broker is down) the consumer pauses and retries.
@@ -66,10 +67,6 @@ Handler = Callable[[Message, UnitOfWork], Awaitable[None]]
 _POLL_TIMEOUT_MS = 500
 # How long a revocation waits for the batch in flight, so a partition is handed over committed.
 _HANDOVER_WAIT_S = 10.0
-# A batch whose every record was passed over (`passes_over`: the adapter and the cycles its HTTP door did
-# not ask for, one a cycle) changed nothing, so its offsets may wait this long for a commit of their own:
-# the next handled batch commits them with its own. A redelivery after a crash passes them over again.
-_PASSED_OVER_COMMIT_S = 0.5
 
 
 class PermanentHandlerError(Exception):
@@ -159,7 +156,8 @@ class EventConsumer:
         self._lanes = max(1, settings.consumer_lanes)
         self._poll_lock = asyncio.Lock()  # lanes waiting out an outage take turns to poll (keep-alive)
         self._held: frozenset[str] = frozenset()  # topics (prefixed) held back by backpressure
-        self._deferred: dict[TopicPartition, int] = {}  # offsets of passed-over batches, not committed yet
+        # Offsets of handled batches not committed yet (settings.consumer_commit_interval_s), since when.
+        self._deferred: dict[TopicPartition, int] = {}
         self._deferred_since = 0.0
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -188,8 +186,7 @@ class EventConsumer:
             self._task = None
         if self._consumer is not None:
             with contextlib.suppress(Exception):
-                if self._deferred:  # what was passed over is committed before the group is left
-                    await self._commit({})
+                await self._commit({})  # what was handled is committed before the group is left
                 await self._consumer.stop()
             self._consumer = None
 
@@ -232,27 +229,24 @@ class EventConsumer:
                 await asyncio.sleep(self._settings.consumer_backoff_initial_s)
                 continue
             if not polled:
-                if self._deferred and time.monotonic() - self._deferred_since >= _PASSED_OVER_COMMIT_S:
-                    await self._commit({})
+                await self._commit({})  # idle: nothing handled waits for a commit
                 continue
             self._batch_done.clear()
             try:
                 records = [r for tp in sorted(polled, key=lambda t: (t.topic, t.partition)) for r in polled[tp]]
-                handled = await self.process_batch(records)
-                offsets = {tp: rs[-1].offset + 1 for tp, rs in polled.items() if rs}
-                if handled:
-                    await self._commit(offsets)
-                else:
-                    if not self._deferred:
-                        self._deferred_since = time.monotonic()
-                    self._deferred.update(offsets)
-                    if time.monotonic() - self._deferred_since >= _PASSED_OVER_COMMIT_S:
-                        await self._commit({})
+                await self.process_batch(records)
+                # Every record is settled (applied, a duplicate, passed over or dead-lettered): its offset
+                # may be committed, now or with the batches after it.
+                if not self._deferred:
+                    self._deferred_since = time.monotonic()
+                self._deferred.update({tp: rs[-1].offset + 1 for tp, rs in polled.items() if rs})
+                if time.monotonic() - self._deferred_since >= self._settings.consumer_commit_interval_s:
+                    await self._commit({})
             finally:
                 self._batch_done.set()
 
     async def _commit(self, batch: Mapping[TopicPartition, int]) -> None:
-        """Commit a batch's next offsets, with those of passed-over batches still waiting."""
+        """Commit a batch's next offsets, with those of earlier batches still waiting."""
         assert self._consumer is not None
         owned = self._consumer.assignment()
         offsets = {tp: at for tp, at in {**self._deferred, **batch}.items() if tp in owned}
@@ -572,6 +566,8 @@ class _HandOver(ConsumerRebalanceListener):
             return  # the batch is waiting out an outage; it may not finish soon, and the inbox covers it
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(owner._batch_done.wait(), _HANDOVER_WAIT_S)  # noqa: SLF001
+            # What was handled is committed before the partitions go: the next owner starts after it.
+            await owner._commit({})  # noqa: SLF001
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None
