@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanContext
@@ -116,14 +117,18 @@ class JsonlSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         if not spans:
             return SpanExportResult.SUCCESS
-        lines = "".join(
-            json.dumps(span_to_record(s), default=str, separators=(",", ":")) + "\n" for s in spans
-        )
+        # orjson: a cycle's spans are written from the export thread, which holds the GIL the service's
+        # event loop needs (json.dumps was ~1.6 % of balancing's samples in a fleet run, issue 13).
+        data = b"".join(orjson.dumps(span_to_record(s), default=str, option=orjson.OPT_APPEND_NEWLINE)
+                        for s in spans)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            data = lines.encode("utf-8")
             self._rotate_if_full(len(data))
-            with self.path.open("ab") as f:
+            try:
+                f = self.path.open("ab")
+            except FileNotFoundError:  # the folder is made on first use (or again if removed), not per export
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                f = self.path.open("ab")
+            with f:
                 f.write(data)
         except OSError:
             return SpanExportResult.FAILURE
