@@ -89,7 +89,10 @@ async def on_legacy_circuit_updated(message: ev.LegacyCircuitUpdated, uow: UnitO
 
 async def on_telemetry_reported(message: ev.TelemetryReported, uow: UnitOfWork, ctx: Ctx) -> None:
     report = message.payload
-    await read_models.save_telemetry(uow.conn, report.microgrid_id, report.readings, report.demands)
+    saved = await read_models.save_telemetry(uow.conn, report.microgrid_id, report.readings, report.demands)
+    if saved is not None:
+        cache = service.state_cache_of(ctx)
+        uow.on_commit(lambda: cache.telemetry_saved(report.microgrid_id, saved))
 
 
 # The console adds its own bookkeeping to these, and two event types only it reads (bootstrap.py).

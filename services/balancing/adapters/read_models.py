@@ -224,18 +224,42 @@ async def save_circuit_capacity(conn: asyncpg.Connection, capacity: EffectiveCir
     await stamp(conn, capacity.microgrid_id)
 
 
+@dataclass(frozen=True)
+class TelemetrySaved:
+    """What one telemetry write did: the records it upserted (the newest per node) and the telemetry stamp
+    it moved from `previous_stamp` (None: never stamped) to `stamp`."""
+
+    previous_stamp: int | None
+    stamp: int
+    readings: list[TelemetryReadingRecord]
+    demands: list[ConnectorDemandRecord]
+
+
+# The telemetry stamp a write replaces, its row locked first: a concurrent writer of the same microgrid's
+# telemetry is ordered wholly before or after this one. (A CTE with FOR UPDATE read only in RETURNING is
+# evaluated after the upsert and sees no row.)
+_PREVIOUS_TELEMETRY_STAMP_SQL = "SELECT telemetry_stamp FROM microgrid_stamps WHERE microgrid_id = $1 FOR UPDATE"
+_STAMP_TELEMETRY_SQL = (
+    "INSERT INTO microgrid_stamps (microgrid_id, telemetry_stamp) VALUES ($1, nextval('state_stamps'))"
+    " ON CONFLICT (microgrid_id) DO UPDATE SET telemetry_stamp = EXCLUDED.telemetry_stamp RETURNING telemetry_stamp"
+)
+
+
 async def save_telemetry(
     conn: asyncpg.Connection,
     microgrid_id: UUID,
     readings: list[TelemetryReadingRecord],
     demands: list[ConnectorDemandRecord],
-) -> None:
-    """Keep the newest reading and demand per node (an older report arriving late changes nothing).
+) -> TelemetrySaved | None:
+    """Keep the newest reading and demand per node (an older report arriving late changes nothing); None
+    for an empty report (nothing written, nothing stamped).
 
     One statement per table for the whole report (a depot's tick is ~300 readings: as one statement each,
     telemetry was a round of Bind/Execute per node in the service and its backend, issue 13)."""
-    for table, records in (("telemetry_readings", readings), ("connector_demands", demands)):
-        newest = _newest_per_node(records)
+    if not readings and not demands:
+        return None
+    newest_readings, newest_demands = _newest_per_node(readings), _newest_per_node(demands)
+    for table, newest in (("telemetry_readings", newest_readings), ("connector_demands", newest_demands)):
         if not newest:
             continue
         await conn.execute(
@@ -249,8 +273,28 @@ async def save_telemetry(
             [_json(r) for r in newest],
             [r.observed_at for r in newest],
         )
-    if readings or demands:
-        await stamp(conn, microgrid_id, TELEMETRY)
+    previous = await conn.fetchval(_PREVIOUS_TELEMETRY_STAMP_SQL, microgrid_id)
+    stamped = await conn.fetchval(_STAMP_TELEMETRY_SQL, microgrid_id)
+    return TelemetrySaved(previous, stamped, newest_readings, newest_demands)
+
+
+def telemetry_after(part: TelemetryPart, saved: TelemetrySaved) -> TelemetryPart | None:
+    """`part` as the tables hold it once `saved` committed (`load_telemetry_part` would read the same
+    records, in the same order), or None when `part` is not the state that write was made on."""
+    if part.stamp is None or part.stamp != saved.previous_stamp:
+        return None
+    return TelemetryPart(saved.stamp, _upserted(part.readings, saved.readings), _upserted(part.demands, saved.demands))
+
+
+def _upserted(rows: Sequence[_Stamped], newest: Sequence[_Stamped]) -> list[_Stamped]:
+    """The upsert's rule in memory: a node's record is replaced by one observed at the same instant or
+    later. Ordered by node id, as the load orders them (uuid order is the same in Postgres and Python)."""
+    by_node = {r.node_id: r for r in rows}
+    for r in newest:
+        seen = by_node.get(r.node_id)
+        if seen is None or seen.observed_at <= r.observed_at:
+            by_node[r.node_id] = r
+    return [by_node[node_id] for node_id in sorted(by_node)]
 
 
 _Stamped = TypeVar("_Stamped", TelemetryReadingRecord, ConnectorDemandRecord)

@@ -4,6 +4,9 @@ Postgres stays the source of truth: every read-model write stamps the part of th
 changed (`read_models.stamp`, one sequence for all), and a cycle first reads the current stamps in
 its transaction (`CyclePreflight`). A part whose stamp still matches is used from memory, together
 with the domain values already derived from it; any other part is read again, in one round trip.
+A telemetry report this process wrote brings its part forward in memory once it commits
+(`telemetry_saved`): the records it upserted applied by the upsert's rule under the new stamp, but only
+onto the part at the stamp the write replaced.
 A restart, another replica's write or a rolled-back transaction can only make a stamp differ,
 never make stale data look current, so the cache needs no invalidation messages.
 """
@@ -160,6 +163,21 @@ class MicrogridStateCache:
         self._keep(self._static, microgrid_id, static)
         self._keep(self._telemetry, microgrid_id, telemetry)
         return CycleState(static, telemetry)
+
+    def telemetry_saved(self, microgrid_id: UUID, saved: read_models.TelemetrySaved) -> None:
+        """After a telemetry write committed: the cached part brought up to date in memory, when it is the
+        state the write was made on (else the next cycle finds the stamp moved and reads the part again).
+
+        A report every few seconds per depot was a read of every reading and demand back from the tables
+        and their validation into records, ~5 % of balancing's CPU in a fleet run (issue 13)."""
+        entry = self._telemetry.get(microgrid_id)
+        if entry is None:
+            return
+        part = read_models.telemetry_after(entry.part, saved)
+        if part is None:
+            return
+        inputs = telemetry_cycle_inputs(part)
+        self._telemetry[microgrid_id] = CachedTelemetry(part, inputs, _encoded(inputs, _TELEMETRY_FIELDS))
 
     def _keep(self, table: OrderedDict, microgrid_id: UUID, entry: object) -> None:
         table[microgrid_id] = entry
