@@ -149,11 +149,17 @@ def _counting_commits(consumer: EventConsumer) -> list[int]:
     return calls
 
 
-async def _steady_stream(s: PlatformSettings, producer: AIOKafkaProducer, count: int, every_s: float) -> None:
-    """`count` events on three keys, one every `every_s` seconds: no idle poll in between."""
-    for i in range(count):
-        await producer.send_and_wait(s.topic(TOPIC), topology_event().to_bytes(), key=f"k{i % 3}".encode())
+async def _steady_stream(
+    s: PlatformSettings, producer: AIOKafkaProducer, count: int, every_s: float, until: asyncio.Event | None = None
+) -> int:
+    """Up to `count` events, one every `every_s` seconds (no idle poll in between), to each of the topic's three
+    partitions in turn (keys could all hash to one), until `until` is set; returns how many were sent."""
+    sent = 0
+    while sent < count and not (until is not None and until.is_set()):
+        await producer.send_and_wait(s.topic(TOPIC), topology_event().to_bytes(), key=b"k", partition=sent % 3)
+        sent += 1
         await asyncio.sleep(every_s)
+    return sent
 
 
 async def test_handled_batches_share_an_offset_commit_and_every_offset_is_committed(backbone_env) -> None:
@@ -184,20 +190,24 @@ async def test_partitions_handed_to_another_member_are_committed_first(backbone_
     first = consumer_for(s, pool, producer)
     await start_consuming(s, first)
     second = None
+    enough = asyncio.Event()
     try:
-        stream = asyncio.create_task(_steady_stream(s, producer, count=200, every_s=0.05))
+        stream = asyncio.create_task(_steady_stream(s, producer, count=2_000, every_s=0.05, until=enough))
         await eventually(lambda: _async(first.stats.processed >= 20))
         second = consumer_for(s, pool, producer)
         await start_consuming(s, second)
-        await stream
-        await eventually(lambda: _async(first.stats.processed + second.stats.processed == 200))
-        assert second.stats.processed > 0  # it took partitions mid-stream
+        joined = second
+        await eventually(lambda: _async(joined.stats.processed >= 10), timeout=60)  # it took partitions mid-stream
+        enough.set()
+        sent = await stream
+        await eventually(lambda: _async(first.stats.processed + joined.stats.processed == sent))
         assert first.stats.duplicates == second.stats.duplicates == 0  # nothing handled was read again
     finally:
+        enough.set()
         if second is not None:
             await second.stop()
         await first.stop()
-    assert await pool.fetchval("SELECT count(*) FROM effects") == 200
+    assert await pool.fetchval("SELECT count(*) FROM effects") == sent
 
 
 async def _committed_sum_is(s: PlatformSettings, consumer: EventConsumer, total: int) -> bool:
