@@ -34,8 +34,7 @@ from benchmarks.toast_compression import backend_cpu_s  # noqa: E402
 from contracts.records import ConnectorDemandRecord, TelemetryReadingRecord  # noqa: E402
 from libs.platform.db import create_pool, migrate  # noqa: E402
 from services.balancing.adapters import read_models  # noqa: E402
-from services.balancing.adapters.state_cache import _TELEMETRY_FIELDS, _encoded  # noqa: E402
-from services.balancing.cycle_inputs import telemetry_cycle_inputs  # noqa: E402
+from services.balancing.adapters.state_cache import CachedTelemetry  # noqa: E402
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "services" / "balancing" / "migrations"
 
@@ -46,11 +45,6 @@ def report(nodes: list[uuid.UUID], connectors: list[uuid.UUID], at: datetime, i:
     demands = [ConnectorDemandRecord(node_id=c, requested_watts=7_000 + (i * k) % 4_000, min_watts=1_000,
                                      observed_at=at) for k, c in enumerate(connectors)]
     return readings, demands
-
-
-def derive(part: read_models.TelemetryPart) -> object:
-    inputs = telemetry_cycle_inputs(part)
-    return _encoded(inputs, _TELEMETRY_FIELDS)
 
 
 async def main() -> None:
@@ -91,7 +85,7 @@ async def main() -> None:
                         after = await read_models.load_telemetry_part(conn, microgrid_id)
                     else:
                         after = read_models.telemetry_after(part, saved)  # type: ignore[assignment]
-                    derive(after)
+                    CachedTelemetry.of(after)  # the inputs derived again, as the cache does either way
                     cpu[name].append(time.process_time() - start)
                     db[name].append(backend_cpu_s(pid) - start_db)
                     results[name] = after

@@ -269,9 +269,9 @@ class EventConsumer:
         """Handle one ConsumerRecord to completion: effect committed, duplicate skipped, or dead-lettered."""
         await self.process_batch([record])
 
-    async def process_batch(self, records: Sequence[Any]) -> bool:
-        """Handle every record to completion; returns only when each is applied, a duplicate, or dead-lettered:
-        True, or False when every record was passed over (nothing was written)."""
+    async def process_batch(self, records: Sequence[Any]) -> None:
+        """Handle every record to completion; returns only when each is applied, a duplicate, passed over
+        or dead-lettered."""
         deliveries = [self._decode(record) for record in records]
         for delivery in deliveries:
             if delivery.message is None:
@@ -291,7 +291,6 @@ class EventConsumer:
         # duplicate (the commit had landed as the connection dropped) or dead-lettered, else the paused
         # partitions stay paused for good.
         self._recovered()
-        return bool(valid) or any(d.message is None for d in deliveries)  # applied, or dead-lettered
 
     def _split_by_key(self, valid: list[Delivery]) -> list[list[Delivery]]:
         """The batch in at most `consumer_lanes` lanes by record key, each in the batch's order."""

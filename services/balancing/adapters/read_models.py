@@ -77,15 +77,12 @@ def _json(model: object) -> str:
 # Every write also stamps the microgrid's part it changed (microgrid_stamps), which is how an
 # in-memory copy of the read models knows it is out of date (adapters/state_cache.py).
 
-STATIC, TELEMETRY = "static_stamp", "telemetry_stamp"
-
-
-async def stamp(conn: asyncpg.Connection, microgrid_id: UUID, part: str = STATIC) -> None:
-    """Mark `part` of the microgrid's read models as changed, in the writer's transaction."""
-    assert part in (STATIC, TELEMETRY)
+async def stamp(conn: asyncpg.Connection, microgrid_id: UUID) -> None:
+    """Mark the microgrid's static part (everything but telemetry) as changed, in the writer's transaction.
+    Telemetry stamps its own part (`save_telemetry`), returning the stamp it replaced."""
     await conn.execute(
-        f"INSERT INTO microgrid_stamps (microgrid_id, {part}) VALUES ($1, nextval('state_stamps'))"
-        f" ON CONFLICT (microgrid_id) DO UPDATE SET {part} = EXCLUDED.{part}",
+        "INSERT INTO microgrid_stamps (microgrid_id, static_stamp) VALUES ($1, nextval('state_stamps'))"
+        " ON CONFLICT (microgrid_id) DO UPDATE SET static_stamp = EXCLUDED.static_stamp",
         microgrid_id,
     )
 

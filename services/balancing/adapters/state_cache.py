@@ -103,6 +103,12 @@ class CachedTelemetry:
     inputs: TelemetryCycleInputs
     encoded: dict[str, EncodedField]
 
+    @classmethod
+    def of(cls, part: TelemetryPart) -> CachedTelemetry:
+        """The part with the cycle inputs derived from it and their canonical text."""
+        inputs = telemetry_cycle_inputs(part)
+        return cls(part, inputs, _encoded(inputs, _TELEMETRY_FIELDS))
+
 
 @dataclass(frozen=True)
 class CycleState:
@@ -154,9 +160,7 @@ class MicrogridStateCache:
             self.hits += 1
         telemetry = self._telemetry.get(microgrid_id)
         if telemetry is None or stamps.telemetry_stamp is None or telemetry.part.stamp != stamps.telemetry_stamp:
-            tpart = await read_models.load_telemetry_part(conn, microgrid_id)
-            telemetry_inputs = telemetry_cycle_inputs(tpart)
-            telemetry = CachedTelemetry(tpart, telemetry_inputs, _encoded(telemetry_inputs, _TELEMETRY_FIELDS))
+            telemetry = CachedTelemetry.of(await read_models.load_telemetry_part(conn, microgrid_id))
             self.loads += 1
         else:
             self.hits += 1
@@ -174,10 +178,8 @@ class MicrogridStateCache:
         if entry is None:
             return
         part = read_models.telemetry_after(entry.part, saved)
-        if part is None:
-            return
-        inputs = telemetry_cycle_inputs(part)
-        self._telemetry[microgrid_id] = CachedTelemetry(part, inputs, _encoded(inputs, _TELEMETRY_FIELDS))
+        if part is not None:
+            self._telemetry[microgrid_id] = CachedTelemetry.of(part)
 
     def _keep(self, table: OrderedDict, microgrid_id: UUID, entry: object) -> None:
         table[microgrid_id] = entry
