@@ -54,7 +54,7 @@ import orjson  # noqa: E402
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
 
 from benchmarks.fleet_support import bare_hop, trace_hops  # noqa: E402
-from benchmarks.fleet_support.depots import TRIGGERS, FleetDepot, seed_fleet  # noqa: E402
+from benchmarks.fleet_support.depots import DEMANDS, TRIGGERS, FleetDepot, seed_fleet  # noqa: E402
 from benchmarks.fleet_support.probes import (  # noqa: E402
     CpuGroup,
     CpuMeter,
@@ -85,6 +85,7 @@ class FleetOptions:
     duration_s: float = 30.0
     warmup_s: float = 5.0
     trigger: str = "legacy_event"
+    demand: str = "peak"  # what the chargers ask for (benchmarks/fleet_support/depots.py, DEMANDS)
     telemetry_every_s: float = 10.0
     drain_s: float = 300.0
     seed: int = 1
@@ -117,6 +118,7 @@ class FleetResult:
     cpu_shared: dict[str, bool] = field(default_factory=dict)
     cpu_wait: dict[str, float] = field(default_factory=dict)  # group name -> s runnable but waiting for a CPU
     redelivered: int = 0
+    breaches: int = 0  # over every cycle noted
     stored: tuple[Storage, Storage] | None = None
 
     @property
@@ -167,6 +169,7 @@ class CycleLedger:
         self.by_request_key: dict[str, str] = {}  # the adapter's request key -> the trigger's correlation id
         self.last_arrival = 0.0
         self.redelivered = 0
+        self.breaches = 0  # over the cycles noted: what the demand makes each cycle publish
         self._cycle_ids: set[str] = set()
 
     def expect(self, trigger: Trigger) -> None:
@@ -190,6 +193,7 @@ class CycleLedger:
             self.redelivered += 1
             return
         self._cycle_ids.add(cycle_id)
+        self.breaches += payload.get("breaches_total") or len(payload.get("breaches") or ())
         self.arrivals[key].append((now, cycle_id, payload.get("outcome", "?")))
         self.last_arrival = now
 
@@ -404,7 +408,7 @@ async def seed(settings: SimulatorSettings, options: FleetOptions, log) -> list[
             log(f"  seeded {seeded}/{options.depots} depots ({time.perf_counter() - t_seed:.0f} s)")
 
     depots = await seed_fleet(settings, options.depots, seed=options.seed, workers=options.seed_workers,
-                              on_done=progress)
+                              on_done=progress, demand=options.demand)
     for depot in depots:
         depot.seeded_in_s = time.perf_counter() - t_seed
     return depots
@@ -485,6 +489,7 @@ async def drive(settings: SimulatorSettings, options: FleetOptions, depots: list
         options=options, triggers=triggers, arrivals=watcher.ledger.arrivals, window_s=options.duration_s,
         completed_in_window=completed_in_window, max_send_delay_ms=max(send_delays, default=0.0) * 1000,
         max_lag=max_lag_in_window, seeding_s=seeding_s, redelivered=watcher.ledger.redelivered,
+        breaches=watcher.ledger.breaches,
         stored=(stored_before, stored_after),
     )
     result.cpu = {g.name: meter.seconds(g) for g in meter.groups}
@@ -628,7 +633,8 @@ def print_fleet(result: FleetResult, hop: bare_hop.BareHop, *, seeding_s: float 
     print(f"sustained: {result.cycles_per_s:7.1f} cycles/s  (first cycles completed in the {o.duration_s:g} s window)")
     print(f"trigger -> cycle_completed: {ms(lat)}")
     print(f"lost {result.lost}, duplicated {result.duplicated} (redelivered records of one cycle: "
-          f"{result.redelivered}); outcomes: {', '.join(f'{k} {v}' for k, v in sorted(result.outcomes.items()))}")
+          f"{result.redelivered}); outcomes: {', '.join(f'{k} {v}' for k, v in sorted(result.outcomes.items()))}; "
+          f"{result.breaches / max(1, sum(result.outcomes.values())):.1f} breaches a cycle ({o.demand} demand)")
     print("max consumer lag (messages, sampled every 1 s): "
           + ", ".join(f"{g} {v}" for g, v in result.max_lag.items()))
     cycles = max(1, result.completed_in_window)
@@ -692,6 +698,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=30.0, help="measured window, seconds")
     parser.add_argument("--warmup", type=float, default=5.0, help="triggers before the window, not measured")
     parser.add_argument("--trigger", choices=TRIGGERS, default="legacy_event")
+    parser.add_argument("--demand", choices=DEMANDS, default="peak",
+                        help="peak: every connector asks 22 kW, ~100 breaches a cycle; mixed: 60 %% plugged in at "
+                        "11 kW, a few breaches a cycle")
     parser.add_argument("--telemetry-every", type=float, default=10.0, help="seconds per depot; 0: none")
     parser.add_argument("--drain", type=float, default=300.0, help="max seconds to wait for the last cycles")
     parser.add_argument("--brokers", type=int, default=1,
@@ -773,13 +782,14 @@ async def amain(args: argparse.Namespace) -> int:
             return 0
         sizes = [int(x) for x in args.sizes.split(",")] if args.sizes else [args.depots]
         options = FleetOptions(depots=max(sizes), period_s=args.period, duration_s=args.duration,
-                               warmup_s=args.warmup, trigger=args.trigger, telemetry_every_s=args.telemetry_every,
+                               warmup_s=args.warmup, trigger=args.trigger, demand=args.demand,
+                               telemetry_every_s=args.telemetry_every,
                                drain_s=args.drain, seed=args.seed, seed_workers=args.seed_workers,
                                replica_ports=started.replica_ports() if started is not None else {})
         depots = await seed(settings, options, print)
         for n in sizes:  # one seeded fleet, driven at each size in turn: the curve
-            print(f"--- fleet: {n} depots x (311 nodes, 200 connectors), one trigger per depot every "
-                  f"{args.period:g} s, {args.warmup:g} s warm-up + {args.duration:g} s measured")
+            print(f"--- fleet: {n} depots x (311 nodes, 200 connectors, {args.demand} demand), one trigger per depot "
+                  f"every {args.period:g} s, {args.warmup:g} s warm-up + {args.duration:g} s measured")
             sized = dataclasses.replace(options, depots=n)
             print_fleet(await run_fleet(settings, sized, depots=depots[:n]), hop, seeding_s=depots[0].seeded_in_s)
         return 0

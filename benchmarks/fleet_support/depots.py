@@ -4,6 +4,7 @@ Each depot is a `setup` step of a one-step scenario played by `simulator.runner.
 the live services: legacy circuit records on Kafka, resync and the tree through the topology
 service's HTTP door, node limits, the load-balancing control point, every connector plugged in and one
 healthy telemetry tick. No second seeding path: what the system tests exercise is what gets seeded.
+The demand a depot then reports all run long is one of `DEMANDS` (`with_demand`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from contracts.events import TelemetryReported
 from simulator.actors import legacy, telemetry
+from simulator.actors.chargers import Chargers
 from simulator.actors.messages import new_message
 from simulator.clock import ScenarioClock, wall_anchor
 from simulator.depot import DepotLayout
@@ -28,6 +30,14 @@ from simulator.wire import Publication
 FEEDER = "Feeder"
 TRIGGERS = ("legacy_event", "scheduler_circuit", "scheduler_microgrid")
 TELEMETRY_PRODUCER = telemetry.PRODUCER
+# What the depots' chargers ask for, all run long. "peak": every connector plugged in and asking its
+# charge point's full 22 kW, two to a charge point, so every charge point, every bay and the feeder is
+# over its cap: ~100 breaches, and ~100 breach events, a cycle. "mixed": a depot between peaks, 40 % of
+# connectors free and the rest asking 11 kW (an 11 kW on-board charger), so the charge points hold, a bay
+# now and then and the site do not: a few breaches a cycle. Both are CURTAILED cycles of the same tree.
+DEMANDS = ("peak", "mixed")
+MIXED_FREE_SHARE = 0.4
+MIXED_REQUEST_WATTS = 11_000
 # A loaded machine can outlast the simulator's 30 s barrier while seeding: one more try, then give up.
 SEED_ATTEMPTS = 2
 
@@ -119,17 +129,33 @@ class FleetDepot:
                                        clock=clock, correlation_id=correlation_id))
 
 
+def with_demand(chargers: Chargers, demand: str, rng: random.Random) -> None:
+    """Set the seeded depot's sessions to `demand` (see DEMANDS); "peak" is what the setup plugged in."""
+    if demand not in DEMANDS:
+        raise ValueError(f"demand is one of {', '.join(DEMANDS)}")
+    if demand == "peak":
+        return
+    for name, session in sorted(chargers.sessions.items()):
+        if rng.random() < MIXED_FREE_SHARE:
+            chargers.unplug(name)
+        else:
+            session.requested_watts = MIXED_REQUEST_WATTS
+            session.min_watts = min(session.min_watts, MIXED_REQUEST_WATTS)
+
+
 class SeedingFailed(RuntimeError):
     pass
 
 
-async def seed_depot(index: int, transport: LiveTransport, anchor: datetime, seed: int) -> FleetDepot:
+async def seed_depot(index: int, transport: LiveTransport, anchor: datetime, seed: int, demand: str = "peak"
+                     ) -> FleetDepot:
     run = ScenarioRun(setup_scenario(), transport, seed=seed + index, anchor=anchor)
     result: RunResult = await run.play()
     if not result.passed:
         problems = result.error or "; ".join(f"{title}: {f.check}: {f.observed}" for title, f in result.failures)
         raise SeedingFailed(f"depot {index}: setup failed: {problems}")
     assert run.state.microgrid_id is not None
+    with_demand(run.chargers, demand, random.Random(f"demand-{seed + index}"))
     template = telemetry.tick(run.state, run.chargers, run.clock, random.Random(seed + index), TelemetryAction(),
                               correlation_id=f"fleet-seed-{index}").message
     assert isinstance(template, TelemetryReported)
@@ -137,7 +163,7 @@ async def seed_depot(index: int, transport: LiveTransport, anchor: datetime, see
 
 
 async def seed_fleet(settings: SimulatorSettings, count: int, *, seed: int, workers: int,
-                     on_done: Any = None) -> list[FleetDepot]:
+                     on_done: Any = None, demand: str = "peak") -> list[FleetDepot]:
     """Seed `count` depots, `workers` at a time (each worker has its own transport: the simulator's
     observer is one consumer, not shared between concurrent runs)."""
     anchor = wall_anchor()
@@ -152,7 +178,7 @@ async def seed_fleet(settings: SimulatorSettings, count: int, *, seed: int, work
                 i = queue.get_nowait()
                 for attempt in range(SEED_ATTEMPTS):
                     try:  # another seed: a fresh depot, the half-seeded one is left alone (never triggered)
-                        depots[i] = await seed_depot(i, transport, anchor, seed + 100_000 * attempt)
+                        depots[i] = await seed_depot(i, transport, anchor, seed + 100_000 * attempt, demand)
                         break
                     except SeedingFailed as exc:
                         if attempt + 1 == SEED_ATTEMPTS:

@@ -17,7 +17,13 @@ import pytest
 
 from benchmarks import fleet
 from benchmarks.fleet_support import probes
-from benchmarks.fleet_support.depots import FLEET_LAYOUT, FleetDepot, setup_scenario
+from benchmarks.fleet_support.depots import (
+    FLEET_LAYOUT,
+    MIXED_REQUEST_WATTS,
+    FleetDepot,
+    setup_scenario,
+    with_demand,
+)
 from contracts.enums import NodeType
 from contracts.events import TelemetryReported
 from simulator.actors import telemetry
@@ -89,9 +95,9 @@ def test_telemetry_is_restamped_not_rebuilt() -> None:
     assert all(r.observed_at == again.occurred_at for r in again.payload.readings)
 
 
-def _completed(correlation: str, cycle_id: str, request_key: str | None = None) -> bytes:
+def _completed(correlation: str, cycle_id: str, request_key: str | None = None, breaches: int = 0) -> bytes:
     return json.dumps({"correlation_id": correlation, "payload": {
-        "cycle_id": cycle_id, "outcome": "COMPLETED",
+        "cycle_id": cycle_id, "outcome": "COMPLETED", "breaches": [{}] * breaches,
         "audit": {"correlation_id": correlation, "request_key": request_key}}}).encode()
 
 
@@ -101,8 +107,8 @@ def test_ledger_counts_lost_duplicated_and_redelivered_apart() -> None:
     triggers[3].request_key = "legacy-event:abc"
     for t in triggers:
         ledger.expect(t)
-    ledger.note(_completed("t0", "c0"), 0.1)
-    ledger.note(_completed("t0", "c0"), 0.2)  # the same cycle read twice
+    ledger.note(_completed("t0", "c0", breaches=2), 0.1)
+    ledger.note(_completed("t0", "c0", breaches=2), 0.2)  # the same cycle read twice
     ledger.note(_completed("t1", "c1"), 1.3)
     ledger.note(_completed("t1", "c1b"), 1.4)  # a second cycle for one trigger
     ledger.note(_completed("someone-else", "c3", "legacy-event:abc"), 3.05)  # matched by request key
@@ -111,6 +117,7 @@ def test_ledger_counts_lost_duplicated_and_redelivered_apart() -> None:
                                completed_in_window=3, max_send_delay_ms=0, max_lag={}, seeding_s=0,
                                redelivered=ledger.redelivered)
     assert (result.lost, result.duplicated, result.redelivered) == (1, 1, 1)
+    assert ledger.breaches == 2  # a redelivered cycle's breaches are not counted again
     assert result.latencies_s == pytest.approx([0.1, 0.3, 0.05])
     assert result.cycles_per_s == 1.5
 
@@ -168,3 +175,34 @@ def test_the_latency_runs_timeline_is_the_median_of_its_legacy_trigger_traces() 
         ("balancing", "microgrid.rebalance_requested process", 8.0, 9.0, 3),
         ("balancing", "balancing_cycle", 9.0, 7.0, 3),
     ]
+
+
+def _seeded_chargers(seed: int):  # noqa: ANN202
+    run = ScenarioRun(setup_scenario(), DryRunTransport(), seed=seed)
+    asyncio.run(run.play())
+    return run
+
+
+def test_mixed_demand_frees_some_connectors_and_keeps_every_charge_point_within_its_cap() -> None:
+    import random
+
+    run = _seeded_chargers(3)
+    peak = {name: s.requested_watts for name, s in run.chargers.sessions.items()}
+    assert len(peak) == 200 and set(peak.values()) == {22_000}  # the setup: every connector at full power
+    with_demand(run.chargers, "peak", random.Random(1))
+    assert {name: s.requested_watts for name, s in run.chargers.sessions.items()} == peak
+
+    with_demand(run.chargers, "mixed", random.Random(1))
+    mixed = {name: s.requested_watts for name, s in run.chargers.sessions.items()}
+    assert 90 <= len(mixed) <= 150 and set(mixed.values()) == {MIXED_REQUEST_WATTS}
+    per_charge_point: dict[str, int] = {}
+    for placed in run.state.layout.connectors():
+        parent = placed.parent or ""
+        per_charge_point[parent] = per_charge_point.get(parent, 0) + mixed.get(placed.node.name, 0)
+    assert max(per_charge_point.values()) <= 22_000
+
+    again = _seeded_chargers(3)
+    with_demand(again.chargers, "mixed", random.Random(1))  # the same seed, the same depot
+    assert {name: s.requested_watts for name, s in again.chargers.sessions.items()} == mixed
+    with pytest.raises(ValueError, match="demand is one of"):
+        with_demand(again.chargers, "rush", random.Random(1))
