@@ -13,6 +13,8 @@ What it does:
    MGRID_<SERVICE>_URL say where);
 3. seeds the fleet the simulator's way (benchmarks/fleet_support/depots.py): per depot ~200
    connectors / 311 nodes, legacy circuit records, resync, tree, limits, control point, telemetry;
+   what the chargers ask for all run long is `--demand`: peak (every connector 22 kW, ~112 breaches a
+   cycle) or mixed (60 % plugged in at 11 kW, ~5 breaches a cycle);
 4. drives the periodic trigger path open-loop: depot i fires at t0 + k * period + i * period / N,
    whether or not earlier cycles are done, as a scheduler does; each trigger carries its own
    correlation id (legacy `load_balancer.rebalance_requested` by default, or the scheduler job,
