@@ -32,7 +32,7 @@ TRIGGERS = ("legacy_event", "scheduler_circuit", "scheduler_microgrid")
 TELEMETRY_PRODUCER = telemetry.PRODUCER
 # What the depots' chargers ask for, all run long. "peak": every connector plugged in and asking its
 # charge point's full 22 kW, two to a charge point, so every charge point, every bay and the feeder is
-# over its cap: ~100 breaches, and ~100 breach events, a cycle. "mixed": a depot between peaks, 40 % of
+# over its cap: 112 breaches, and 112 breach events, a cycle. "mixed": a depot between peaks, 40 % of
 # connectors free and the rest asking 11 kW (an 11 kW on-board charger), so the charge points hold, a bay
 # now and then and the site do not: a few breaches a cycle. Both are CURTAILED cycles of the same tree.
 DEMANDS = ("peak", "mixed")

@@ -115,9 +115,10 @@ def test_ledger_counts_lost_duplicated_and_redelivered_apart() -> None:
     ledger.note(_completed("not-ours", "cx"), 9.0)
     result = fleet.FleetResult(fleet.FleetOptions(depots=1), triggers, ledger.arrivals, window_s=2.0,
                                completed_in_window=3, max_send_delay_ms=0, max_lag={}, seeding_s=0,
-                               redelivered=ledger.redelivered)
+                               redelivered=ledger.redelivered, breaches=ledger.breaches)
     assert (result.lost, result.duplicated, result.redelivered) == (1, 1, 1)
     assert ledger.breaches == 2  # a redelivered cycle's breaches are not counted again
+    assert result.breaches_per_cycle == 0.5  # over the four cycles noted (c0, c1, c1b, c3)
     assert result.latencies_s == pytest.approx([0.1, 0.3, 0.05])
     assert result.cycles_per_s == 1.5
 
