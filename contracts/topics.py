@@ -38,6 +38,9 @@ class TopicSpec:
     """Size budget of one serialised message on this topic (see the budgets above)."""
     # Producers besides the owner (the broker's ACLs let exactly the owner and these write the topic).
     also_produced_by: tuple[str, ...] = ()
+    # Services that read the topic outside their consumer group (a reader of their own, no committed
+    # offsets): the broker lets them read it; the simulator's consumed barrier does not wait for them.
+    also_read_by: tuple[str, ...] = ()
 
     def key_for(self, message: Message) -> bytes:
         """The first non-null key field of the payload, as bytes."""
@@ -80,8 +83,9 @@ TOPICS: tuple[TopicSpec, ...] = (
               description="Demand resolution step of a cycle completed.", max_bytes=LARGE),
     TopicSpec("microgrid.constraint_breach_detected", ev.ConstraintBreachDetected, MG, B, (SIM,),
               description="One active policy breach detected in a cycle."),
-    TopicSpec("microgrid.cycle_completed", ev.CycleCompleted, MG, B, (C, SIM),
-              description="Cycle reached its final state; allocations for the chargers.", max_bytes=LARGE),
+    TopicSpec("microgrid.cycle_completed", ev.CycleCompleted, MG, B, (SIM,),
+              description="Cycle reached its final state; allocations for the chargers.", max_bytes=LARGE,
+              also_read_by=(C,)),  # the adapter's HTTP door, only while it waits for a result
     TopicSpec("compatibility.circuit_alias_applied", ev.CircuitAliasApplied, ("circuit_id",), C, (),
               description="Legacy circuit request translated to microgrid_id + node_id."),
     TopicSpec("microgrid.telemetry_reported", ev.TelemetryReported, MG, SIM, (B,),

@@ -64,6 +64,12 @@ def asyncapi_document() -> dict[str, Any]:
                 "channel": {"$ref": f"#/channels/{channel_id}"},
                 "summary": f"consumed by {consumer} (consumer group {consumer})",
             }
+        for reader in spec.also_read_by:
+            operations[f"{reader}_reads_{channel_id}"] = {
+                "action": "receive",
+                "channel": {"$ref": f"#/channels/{channel_id}"},
+                "summary": f"read by {reader} outside a consumer group",
+            }
     return {
         "asyncapi": "3.0.0",
         "info": {

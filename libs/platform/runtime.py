@@ -57,7 +57,8 @@ class ServiceContext(Generic[S]):
     """What a service's handlers, routes and loops get, typed: its settings, clock, pool, cache and a UoW factory.
 
     `clock` is the only place the service reads time (tests and the simulator put a ManualClock there);
-    `memory` is what one process keeps in memory between messages (balancing: its state cache), or None.
+    `memory` is what one process keeps in memory between messages (balancing: its state cache; the adapter:
+    its HTTP door's cycle result reader), or None.
     """
 
     name: str
@@ -70,6 +71,8 @@ class ServiceContext(Generic[S]):
     consumer: EventConsumer | None = None
     # The committed outbox rows, handed to this process's relay (it then need not read them back).
     outbox_handoff: OutboxHandoff | None = None
+    # The service's dead-letter topic, for a loop of its own that reads outside the consumer (once started).
+    dead_letters: DeadLetterPublisher | None = None
 
     def unit_of_work(self) -> contextlib.AbstractAsyncContextManager[UnitOfWork]:
         return unit_of_work(self.pool, self.settings, redis_signaller(self.redis), self.outbox_handoff)
@@ -162,6 +165,7 @@ class ServiceRuntime:
             await d.on_start(ctx)
         self._producer = create_producer(s, client_id=f"{d.name}-producer")
         await self._producer.start()
+        ctx.dead_letters = DeadLetterPublisher(self._producer, s)
         self.relay = OutboxRelay(
             pool=pool,
             producer=self._producer,
@@ -181,7 +185,7 @@ class ServiceRuntime:
                 passes_over=d.passes_over,
                 pool=pool,
                 settings=s,
-                dead_letters=DeadLetterPublisher(self._producer, s),
+                dead_letters=ctx.dead_letters,
                 on_dead_letter=lambda topic, reason: metrics.count_dead_letter(topic=topic, reason=reason),
                 signaller=redis_signaller(cache),
                 handoff=ctx.outbox_handoff,

@@ -13,7 +13,8 @@ from contracts import events as ev
 from contracts.topics import topic_for
 from libs.platform.messaging.backpressure import hold_while_behind_forever
 from libs.platform.runtime import ServiceDefinition
-from services.compatibility_adapter.handlers import HANDLERS, PASSES_OVER
+from services.compatibility_adapter.cycle_result_reader import CycleResultReader
+from services.compatibility_adapter.handlers import HANDLERS
 from services.compatibility_adapter.routes import router
 from services.compatibility_adapter.settings import CompatibilityAdapterContext, CompatibilityAdapterSettings
 
@@ -22,13 +23,14 @@ TRIGGER_TOPICS = (topic_for(ev.LegacyRebalanceRequested).name, topic_for(ev.Sche
 
 
 def background(ctx: CompatibilityAdapterContext) -> list[Callable[[], Awaitable[None]]]:
-    s, consumer = ctx.settings, ctx.consumer
-    if not s.compat_backpressure_high or consumer is None:
-        return []
-    return [lambda: hold_while_behind_forever(
-        ctx.redis, s, consumer, downstream_group="balancing", topics=TRIGGER_TOPICS,
-        high=s.compat_backpressure_high, low=s.compat_backpressure_low,
-    )]
+    s, consumer, reader = ctx.settings, ctx.consumer, ctx.memory
+    loops: list[Callable[[], Awaitable[None]]] = [lambda: reader.run(ctx)]  # the HTTP door's cycle results
+    if s.compat_backpressure_high and consumer is not None:
+        loops.append(lambda: hold_while_behind_forever(
+            ctx.redis, s, consumer, downstream_group="balancing", topics=TRIGGER_TOPICS,
+            high=s.compat_backpressure_high, low=s.compat_backpressure_low,
+        ))
+    return loops
 
 
 DEFINITION = ServiceDefinition(
@@ -36,7 +38,7 @@ DEFINITION = ServiceDefinition(
     migrations=Path(__file__).parent / "migrations",
     append_only_tables=("translation_audit",),
     handlers=HANDLERS,
-    passes_over=PASSES_OVER,
+    memory=CycleResultReader,
     routers=lambda: [router],
     background=background,
     settings_type=CompatibilityAdapterSettings,

@@ -3,14 +3,10 @@ handler runs in the consumer's unit of work and hands on to the use case."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
-
-from pydantic import ValidationError
+from collections.abc import Mapping
 
 from contracts import events as ev
 from contracts.base import Message
-from libs.platform.messaging.consumer import PermanentHandlerError
 from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.runtime import ServiceHandler
 from services.compatibility_adapter import capacity_changes, service, tou_limits
@@ -46,13 +42,6 @@ async def on_effective_circuit_capacity_reconciled(
     await capacity_changes.apply_capacity_reconciled(uow=uow, message=message)
 
 
-async def on_cycle_completed(message: ev.CycleCompletedSummary, uow: UnitOfWork, ctx: Ctx) -> None:
-    try:
-        await service.record_cycle_result(uow=uow, cycle=message)
-    except ValidationError as exc:  # the whole message, validated only when kept, breaks its contract
-        raise PermanentHandlerError("INVALID_MESSAGE", str(exc)) from exc
-
-
 async def on_operating_envelope_received(message: ev.OperatingEnvelopeReceived, uow: UnitOfWork, ctx: Ctx) -> None:
     await tou_limits.record_envelope(uow=uow, envelope=message.payload, now=ctx.clock.now())
 
@@ -73,14 +62,6 @@ HANDLERS: Mapping[type[Message], ServiceHandler] = {
     ev.ScheduledRebalancePeriodic: on_rebalance_periodic,
     ev.EffectiveCircuitCapacityChanged: on_effective_circuit_capacity_changed,
     ev.EffectiveCircuitCapacityReconciled: on_effective_circuit_capacity_reconciled,
-    # Every cycle of every microgrid comes by, tens of KB each; the adapter keeps a few: read the summary.
-    ev.CycleCompletedSummary: on_cycle_completed,
     ev.OperatingEnvelopeReceived: on_operating_envelope_received,
     ev.OperatingEnvelopeLifecycleEvaluated: on_operating_envelope_lifecycle_evaluated,
-}
-
-# Every cycle of the fleet comes by; the adapter keeps only those its HTTP door asked for, and passes
-# over the rest before opening a transaction (three round trips and an inbox row saved per cycle).
-PASSES_OVER: Mapping[type[Message], Callable[[Any], bool]] = {
-    ev.CycleCompletedSummary: lambda cycle: not service.keeps_result_of(cycle),
 }

@@ -130,7 +130,7 @@ async def rebalance_load(
     if isinstance(requested, AliasFailure):
         version = await alias_read_model.topology_version_for_circuit(ctx.pool, circuit_id)
         raise _refusal(after_waiting(requested, waited), status.HTTP_409_CONFLICT, principal, version)
-    cycle = await service.await_cycle_result(ctx=ctx, request_key=requested.request_key)
+    cycle = await service.await_cycle_result(ctx=ctx, request=requested)
     _announce(response, f"/api/microgrid/{requested.microgrid_id}/rebalance")
     if cycle is None:
         response.status_code = status.HTTP_202_ACCEPTED

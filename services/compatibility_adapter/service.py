@@ -4,7 +4,8 @@ waits for.
 
 - `load_balancer.rebalance_requested` -> `translate_legacy_rebalance`;
 - `scheduler.rebalance_periodic` -> `dispatch_periodic_rebalance`;
-- `POST /api/circuit/{circuit_id}/rebalance_load` -> `request_circuit_rebalance`, then `await_cycle_result`.
+- `POST /api/circuit/{circuit_id}/rebalance_load` -> `request_circuit_rebalance`, then `await_cycle_result`
+  (the result read by `cycle_result_reader.py` while the door waits).
 
 The effective-capacity events are `capacity_changes.py`; the TOU doors are `tou_limits.py`; the reads
 are `views.py`.
@@ -17,7 +18,6 @@ from uuid import UUID, uuid4
 
 from contracts.enums import AliasPath, RebalanceSource
 from contracts.events import (
-    CycleCompletedSummary,
     LegacyRebalanceRequested,
     RebalanceRequested,
     RebalanceRequestedPayload,
@@ -31,6 +31,7 @@ from libs.platform.messaging.unit_of_work import UnitOfWork
 from libs.platform.result_waiter import result_channel, wait_for_result
 from services.compatibility_adapter.adapters import cycle_results, translation_audit
 from services.compatibility_adapter.adapters.translation_audit import Translation
+from services.compatibility_adapter.cycle_result_reader import CYCLE_RESULT, CycleResultReader
 from services.compatibility_adapter.settings import CompatibilityAdapterContext
 from services.compatibility_adapter.translation import (
     PRODUCER,
@@ -42,14 +43,12 @@ from services.compatibility_adapter.translation import (
 )
 from services.compatibility_adapter.translation_keys import (
     derived_event_id,
-    is_legacy_http_request_key,
     legacy_event_request_key,
     legacy_http_request_key,
     scheduler_request_key,
 )
 
 # Result channel the HTTP alias waits on (libs.platform.result_waiter), keyed by request key.
-CYCLE_RESULT = "compatibility_adapter.cycle_result"
 
 
 # ---- load_balancer.rebalance_requested --------------------------------------------------------
@@ -197,12 +196,17 @@ async def request_circuit_rebalance(
     """Translate the HTTP call into one cycle request; the same Idempotency-Key returns the first one."""
     request_key = legacy_http_request_key(circuit_id, idempotency_key or str(uuid4()))
     correlation_id = correlation_id or str(uuid4())
+    reader = _reader(ctx)
+    if reader is not None:  # before the request can be committed: its cycle is read, whenever it comes
+        await reader.watch(request_key)
     async with ctx.unit_of_work() as uow:
         earlier = await _earlier_http_request(uow, request_key)
         if earlier is not None:
             return earlier
         resolution = await resolve(uow, circuit_id)
         if isinstance(resolution, AliasFailure):
+            if reader is not None:
+                reader.forget(request_key)
             await refuse_translation(
                 uow,
                 failure=resolution,
@@ -234,12 +238,21 @@ async def _earlier_http_request(uow: UnitOfWork, request_key: str) -> AliasedReq
     if t is None:
         return None
     assert t.circuit_id and t.microgrid_id and t.node_id
-    return AliasedRequest(t.circuit_id, t.microgrid_id, t.node_id, request_key, t.correlation_id)
+    return AliasedRequest(t.circuit_id, t.microgrid_id, t.node_id, request_key, t.correlation_id, t.recorded_at)
 
 
-async def await_cycle_result(*, ctx: CompatibilityAdapterContext, request_key: str) -> CycleResultRecord | None:
-    """The requested cycle's result from the read model, waiting up to the bound; woken by its commit."""
-    settings = ctx.settings
+def _reader(ctx: CompatibilityAdapterContext) -> CycleResultReader | None:
+    return ctx.memory if isinstance(ctx.memory, CycleResultReader) else None
+
+
+async def await_cycle_result(*, ctx: CompatibilityAdapterContext, request: AliasedRequest) -> CycleResultRecord | None:
+    """The requested cycle's result as kept, waiting up to the bound; woken by its commit. A repeat of a
+    request whose result is not kept yet has it looked for from when the request was recorded."""
+    settings, request_key = ctx.settings, request.request_key
+    reader = _reader(ctx)
+    if reader is not None and request.earlier_at is not None:
+        if await cycle_results.by_request_key(ctx.pool, request_key) is None:
+            await reader.watch(request_key, since=request.earlier_at)
     return await wait_for_result(
         client=ctx.redis,
         channel=result_channel(ctx.settings, CYCLE_RESULT, request_key),
@@ -247,19 +260,3 @@ async def await_cycle_result(*, ctx: CompatibilityAdapterContext, request_key: s
         timeout_s=settings.compat_rebalance_wait_s,
         fallback_poll_s=settings.compat_rebalance_poll_interval_s,
     )
-
-
-def keeps_result_of(cycle: CycleCompletedSummary) -> bool:
-    """Whether the cycle may be one the HTTP door waits for (its request key is the door's kind)."""
-    key = cycle.payload.audit.request_key
-    return bool(key) and is_legacy_http_request_key(key)
-
-
-async def record_cycle_result(*, uow: UnitOfWork, cycle: CycleCompletedSummary) -> None:
-    """Keep the results the HTTP door waits for: of the cycles it requested. Every other cycle (the
-    adapter's legacy-event and scheduler translations too: nobody reads their result here) is passed
-    over on its summary, without a query and without parsing its allocations."""
-    key = cycle.payload.audit.request_key
-    if key and keeps_result_of(cycle) and await translation_audit.requested(uow.conn, key):
-        await cycle_results.save(uow.conn, key, cycle.complete().payload)
-        uow.signal_after_commit(result_channel(uow.settings, CYCLE_RESULT, key))

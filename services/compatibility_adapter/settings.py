@@ -13,6 +13,10 @@ class CompatibilityAdapterSettings(PlatformSettings):
     compat_rebalance_wait_s: float = 10.0
     # The result's commit wakes the wait (Redis signal); this is the re-read interval if a signal is lost.
     compat_rebalance_poll_interval_s: float = 0.5
+    # How long the process that took a POST .../rebalance_load reads cycle results for it (answered or
+    # 202 PENDING): a result found is kept for a repeat of the request; a repeat after this looks for it
+    # from the request's recorded time (cycle_result_reader.py).
+    compat_result_watch_s: float = Field(default=60.0, gt=0, le=3600)
     # Read-your-writes: how long a legacy HTTP call naming a circuit not mapped here yet waits for the
     # topology that maps it before it is refused (0: refuse at once).
     compat_topology_wait_s: float = 5.0

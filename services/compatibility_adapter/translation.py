@@ -44,6 +44,7 @@ class AliasedRequest:
     node_id: UUID
     request_key: str
     correlation_id: str
+    earlier_at: datetime | None = None  # found already translated: when that translation was recorded
 
 
 async def apply_alias(

@@ -76,7 +76,7 @@ def acl_bindings(prefix: str = "") -> list[AclBinding]:
     for topic in TOPICS:
         for writer in {*WRITERS_FOR_OWNER[topic.owner], *topic.also_produced_by}:
             allow(writer, Operation.WRITE, ResourceType.TOPIC, topic.name)
-        for consumer in topic.consumers:
+        for consumer in (*topic.consumers, *topic.also_read_by):
             if consumer in SERVICES:
                 allow(consumer, Operation.READ, ResourceType.TOPIC, topic.name)
         # The simulator observes every output, as a depot operator watching the system.

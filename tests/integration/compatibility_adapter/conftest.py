@@ -13,15 +13,15 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts.base import Message
-from contracts.enums import AssetType, NodeType
-from contracts.events import TopologyUpdated, TopologyUpdatedPayload
-from contracts.records import MicrogridNodeRecord
+from contracts.enums import AssetType, CycleOutcome, NodeType, ReasonCode
+from contracts.events import CycleCompleted, RebalanceRequested, TopologyUpdated, TopologyUpdatedPayload
+from contracts.records import AllocationSummaryRecord, CycleAuditRecord, CycleResultRecord, MicrogridNodeRecord
 from contracts.topics import topic_for
 from libs.platform.messaging.kafka import create_producer
 from libs.platform.settings import PlatformSettings
 from services.compatibility_adapter.bootstrap import DEFINITION
 from services.compatibility_adapter.settings import CompatibilityAdapterSettings
-from tests.support import eventually
+from tests.support import TopicReader, eventually
 from tests.support_services import RunningService, running_service
 
 
@@ -112,3 +112,36 @@ async def known_site(adapter: Adapter) -> Site:
         lambda: adapter.service.ctx.pool.fetchval("SELECT 1 FROM circuit_alias WHERE circuit_id = $1", site.circuit_id)
     )
     return site
+
+
+async def play_balancing(adapter: Adapter, circuit_id: uuid.UUID) -> RebalanceRequested:
+    """Wait for the adapter's cycle request and complete it as the balancing service would."""
+    async with TopicReader(adapter.settings, "microgrid.rebalance_requested") as reader:
+
+        def mine(rs: list) -> list[RebalanceRequested]:
+            found = [RebalanceRequested.model_validate_json(r.value) for r in rs]
+            return [m for m in found if m.payload.circuit_id == circuit_id]
+
+        [request] = mine(await reader.wait_for(mine))
+    now = datetime.now(UTC)
+    cycle = CycleResultRecord(
+        cycle_id=uuid.uuid4(),
+        microgrid_id=request.payload.microgrid_id,
+        node_id=request.payload.node_id,
+        topology_version=1,
+        started_at=now,
+        ended_at=now,
+        outcome=CycleOutcome.CURTAILED,
+        # deliberately out of precedence order: the adapter answers in precedence order
+        reason_codes=[ReasonCode.NODE_CAP_EXCEEDED, ReasonCode.ANCESTOR_CAP_EXCEEDED],
+        allocation_summary=AllocationSummaryRecord(total_allocated_watts=11_000, total_requested_watts=22_000),
+        audit=CycleAuditRecord(
+            actor=request.payload.requested_by,
+            source=request.payload.source,
+            correlation_id=request.correlation_id,
+            request_key=request.payload.request_key,
+            inputs_digest="sha256:test",
+        ),
+    )
+    await adapter.send(CycleCompleted.create(cycle, producer="balancing", occurred_at=now, causation=request))
+    return request

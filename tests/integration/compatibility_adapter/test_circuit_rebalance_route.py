@@ -13,44 +13,11 @@ import pytest
 from contracts.enums import AliasPath, AssetType, CycleOutcome, NodeType, ReasonCode, RebalanceSource
 from contracts.events import CycleCompleted, RebalanceRequested
 from contracts.records import AllocationSummaryRecord, CycleAuditRecord, CycleResultRecord, MicrogridNodeRecord
-from tests.integration.compatibility_adapter.conftest import Adapter, known_site
+from tests.integration.compatibility_adapter.conftest import Adapter, known_site, play_balancing
 from tests.support import TopicReader, eventually
 from tests.support_services import auth_headers
 
 pytestmark = pytest.mark.integration
-
-
-async def play_balancing(adapter: Adapter, circuit_id: uuid.UUID) -> RebalanceRequested:
-    """Wait for the adapter's cycle request and complete it as the balancing service would."""
-    async with TopicReader(adapter.settings, "microgrid.rebalance_requested") as reader:
-
-        def mine(rs: list) -> list[RebalanceRequested]:
-            found = [RebalanceRequested.model_validate_json(r.value) for r in rs]
-            return [m for m in found if m.payload.circuit_id == circuit_id]
-
-        [request] = mine(await reader.wait_for(mine))
-    now = datetime.now(UTC)
-    cycle = CycleResultRecord(
-        cycle_id=uuid.uuid4(),
-        microgrid_id=request.payload.microgrid_id,
-        node_id=request.payload.node_id,
-        topology_version=1,
-        started_at=now,
-        ended_at=now,
-        outcome=CycleOutcome.CURTAILED,
-        # deliberately out of precedence order: the adapter answers in precedence order
-        reason_codes=[ReasonCode.NODE_CAP_EXCEEDED, ReasonCode.ANCESTOR_CAP_EXCEEDED],
-        allocation_summary=AllocationSummaryRecord(total_allocated_watts=11_000, total_requested_watts=22_000),
-        audit=CycleAuditRecord(
-            actor=request.payload.requested_by,
-            source=request.payload.source,
-            correlation_id=request.correlation_id,
-            request_key=request.payload.request_key,
-            inputs_digest="sha256:test",
-        ),
-    )
-    await adapter.send(CycleCompleted.create(cycle, producer="balancing", occurred_at=now, causation=request))
-    return request
 
 
 @pytest.mark.req("FR-008", "FR-015", "NFR-005", "NFR-006")
