@@ -118,6 +118,8 @@ class CycleResultReader:
             consumer.pause(*tps)
             self._consumer, self._ctx = consumer, ctx
             self._running.set()
+            if self._watching:  # restarted after a crash: requests still waiting read on from the end
+                self._to_position.append((None, asyncio.get_running_loop().create_future()))
             while True:
                 await self._position(consumer, tps)
                 self._end_watches()
@@ -151,7 +153,7 @@ class CycleResultReader:
     def _end_watches(self) -> None:
         now = time.monotonic()
         for key in [k for k, until in self._watching.items() if until <= now]:
-            del self._watching[key]
+            self._watching.pop(key, None)
 
     async def _position(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
         while self._to_position:
@@ -197,13 +199,13 @@ class CycleResultReader:
             async with ctx.unit_of_work() as uow:
                 await _keep(uow, key, cycle)
         except ValidationError as exc:  # the whole result breaks its contract: never answered, dead-lettered
-            del self._watching[key]
+            self._watching.pop(key, None)
             await self._dead_letter(ctx, record, str(exc))
             return
         except Exception:  # the database away: a repeat of the request looks for it again by time
             log.warning("cycle result for %s not kept", key, exc_info=True)
             return
-        del self._watching[key]
+        self._watching.pop(key, None)
 
     async def _dead_letter(self, ctx: CompatibilityAdapterContext, record: Any, error: str) -> None:
         log.error("dead-lettering %s[%d]@%d: INVALID_MESSAGE %s", record.topic, record.partition, record.offset, error)
