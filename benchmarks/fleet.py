@@ -72,6 +72,7 @@ from libs.platform.auth import Grant, Scope, issue_token  # noqa: E402
 from libs.platform.messaging.kafka import client_options  # noqa: E402
 from libs.platform.messaging.topics_admin import provision  # noqa: E402
 from libs.platform.observability.trace_store import trace_dir  # noqa: E402
+from libs.platform.observability.tracing import DEFAULT_ROOTS_PER_S, ROOTS_PER_S_ENV  # noqa: E402
 from simulator.service_processes import ServiceProcesses  # noqa: E402
 from simulator.transport import SimulatorSettings  # noqa: E402
 from tools.run_cli import SERVICES  # noqa: E402
@@ -726,6 +727,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def trace_roots(service_env: dict[str, str]) -> str:
+    """How many traces a second each service keeps (the rest are not recorded: CPU a cycle depends on it)."""
+    value = service_env.get(ROOTS_PER_S_ENV, os.environ.get(ROOTS_PER_S_ENV, "")).strip() or DEFAULT_ROOTS_PER_S
+    return f"{value} a second a process ({ROOTS_PER_S_ENV})"
+
+
 async def stack_mismatch(settings: SimulatorSettings, brokers: int) -> str | None:
     """Why the running stack is not the one `--brokers` asks for (the benchmark measures, it does not set up)."""
     from aiokafka.admin import AIOKafkaAdminClient
@@ -768,7 +775,8 @@ async def amain(args: argparse.Namespace) -> int:
     print(f"machine: {machine()}")
     print(f"settings: brokers {args.brokers}, replicas {args.replicas}, kafka {settings.kafka_bootstrap}, "
           f"topic prefix {settings.topic_prefix!r}, services {'running' if args.running else 'started here'}"
-          f"{', env ' + ' '.join(args.service_env) if args.service_env else ' with default settings'}")
+          f"{', env ' + ' '.join(args.service_env) if args.service_env else ' with default settings'}; "
+          f"traces kept: {trace_roots(service_env)}")
     hop_topic = settings.topic(f"bench.bare_hop.{uuid.uuid4().hex[:6]}")
     hop = await bare_hop.measure(settings, hop_topic)
     await bare_hop.delete_topic(settings, hop_topic)

@@ -79,14 +79,14 @@ def _no_observer(_: str) -> AbstractContextManager[object]:
 
 
 def run_balancing_cycle(
-    inputs: CycleInputs, *, digest: str | None = None, step: StepObserver = _no_observer
+    inputs: CycleInputs, *, digest: str | None = None, step: StepObserver | None = None
 ) -> CycleResult:
     """Run one cycle. ``digest``: the inputs digest when the caller already has it (it serialises the
     inputs for its audit anyway: ``sha256(canonical_inputs_json(inputs))``); computed here otherwise.
     ``step``: wraps each step (topology_check, demand_resolution, constraint_evaluation, allocation) so
     a service can trace them; it sees no data and cannot change the result."""
     with collector_paused():
-        return _run(inputs, digest, step)
+        return _run(inputs, digest, step or _no_observer)
 
 
 def _run(inputs: CycleInputs, digest: str | None, step: StepObserver) -> CycleResult:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -49,16 +51,51 @@ _DB_SYSTEM_ATTRIBUTES = ("db.system", "db.system.name")
 SAMPLE_RATIO_ENV = "MGRID_TRACE_SAMPLE_RATIO"
 
 
+# At most this many root traces a second are kept by each process (MGRID_TRACE_ROOTS_PER_S, default 20;
+# a burst of as many at once is kept whole). At low load every trace is kept; a fleet's 100-300 cycles a
+# second would otherwise record ~10 spans each in balancing and ~3 in the adapter, and recording and
+# writing them cost 1-3 ms of CPU a cycle (docs/performance.md, sixteenth round). The cycle's record,
+# its explanation and replay do not depend on it: every cycle is stored whatever its trace.
+ROOTS_PER_S_ENV = "MGRID_TRACE_ROOTS_PER_S"
+DEFAULT_ROOTS_PER_S = 20.0
+_MAX_ROOTS_PER_S = 1_000_000.0
+
+
+class RootRateLimit:
+    """A token bucket: `per_second` roots a second, up to `per_second` (at least one) at once."""
+
+    def __init__(self, per_second: float, clock: Any = time.monotonic) -> None:
+        self.per_second = per_second
+        self._capacity = max(1.0, per_second) if per_second > 0 else 0.0
+        self._tokens = self._capacity
+        self._clock = clock
+        self._at = clock()
+        self._lock = threading.Lock()  # roots start on the event loop, but also on a thread pool's threads
+
+    def take(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._capacity, self._tokens + (now - self._at) * self.per_second)
+            self._at = now
+            if self._tokens < 1.0:
+                return False
+            self._tokens -= 1.0
+            return True
+
+
 class IdlePollingSampler(Sampler):
     """For root spans: a database client span (a query outside any traced work) is sampled to a
     trickle; every other root (an HTTP request, a consumed message, a publish) is kept, or `sample_ratio`
-    of them."""
+    of them, and of those at most `roots_per_s` a second."""
 
-    def __init__(self, idle_query_ratio: float = 0.0, sample_ratio: float = 1.0) -> None:
+    def __init__(
+        self, idle_query_ratio: float = 0.0, sample_ratio: float = 1.0, roots_per_s: float | None = None
+    ) -> None:
         self._ratio = idle_query_ratio
         self._idle = TraceIdRatioBased(idle_query_ratio)
         self._sample_ratio = sample_ratio
         self._roots = ALWAYS_ON if sample_ratio >= 1.0 else TraceIdRatioBased(sample_ratio)
+        self._limit = RootRateLimit(roots_per_s) if roots_per_s is not None else None
 
     def should_sample(
         self,
@@ -74,15 +111,38 @@ class IdlePollingSampler(Sampler):
             if self._ratio <= 0.0:
                 return SamplingResult(Decision.DROP)
             return self._idle.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-        return self._roots.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        result = self._roots.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        if self._limit is not None and result.decision is Decision.RECORD_AND_SAMPLE and not self._limit.take():
+            return SamplingResult(Decision.DROP)
+        return result
 
     def get_description(self) -> str:
-        return f"IdlePollingSampler{{idle_query_ratio={self._ratio}, sample_ratio={self._sample_ratio}}}"
+        limit = "none" if self._limit is None else self._limit.per_second
+        return (
+            f"IdlePollingSampler{{idle_query_ratio={self._ratio}, sample_ratio={self._sample_ratio}, "
+            f"roots_per_s={limit}}}"
+        )
 
 
 def sampler() -> Sampler:
     """Children follow their parent; roots through IdlePollingSampler."""
-    return ParentBased(root=IdlePollingSampler(_ratio(IDLE_QUERY_RATIO_ENV, 0.0), _ratio(SAMPLE_RATIO_ENV, 1.0)))
+    return ParentBased(root=IdlePollingSampler(
+        _ratio(IDLE_QUERY_RATIO_ENV, 0.0), _ratio(SAMPLE_RATIO_ENV, 1.0), _roots_per_s()
+    ))
+
+
+def _roots_per_s() -> float | None:
+    """MGRID_TRACE_ROOTS_PER_S: a number of roots a second (0 keeps none), or `unlimited`."""
+    text = os.environ.get(ROOTS_PER_S_ENV, "").strip()
+    if text.lower() == "unlimited":
+        return None
+    try:
+        value = float(text) if text else DEFAULT_ROOTS_PER_S
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= _MAX_ROOTS_PER_S:
+        raise ValueError(f"{ROOTS_PER_S_ENV}={text!r}: a number of traces a second from 0 to 1000000, or 'unlimited'")
+    return value
 
 
 def _ratio(name: str, default: float) -> float:

@@ -10,7 +10,13 @@ from opentelemetry.instrumentation.asyncpg import _hydrate_span_from_args
 from opentelemetry.trace import SpanKind
 
 from libs.platform.observability.trace_store import JsonlSpanExporter, read_spans
-from libs.platform.observability.tracing import IDLE_QUERY_RATIO_ENV, SAMPLE_RATIO_ENV, build_tracer_provider
+from libs.platform.observability.tracing import (
+    IDLE_QUERY_RATIO_ENV,
+    ROOTS_PER_S_ENV,
+    SAMPLE_RATIO_ENV,
+    RootRateLimit,
+    build_tracer_provider,
+)
 
 
 class _Connection:
@@ -59,6 +65,7 @@ def test_a_share_of_root_traces_is_kept_and_each_kept_trace_is_whole(
     """A fleet may keep a share of its traces (MGRID_TRACE_SAMPLE_RATIO): kept or dropped where the trace
     starts, every span under a kept root is kept and none under a dropped one."""
     monkeypatch.setenv(SAMPLE_RATIO_ENV, "0.25")
+    monkeypatch.setenv(ROOTS_PER_S_ENV, "unlimited")  # this test's 1,000 roots start within a second
     provider = build_tracer_provider("compatibility_adapter", JsonlSpanExporter(tmp_path / "a.jsonl"))
     tracer = provider.get_tracer("t")
     for _ in range(1000):
@@ -74,6 +81,64 @@ def test_a_share_of_root_traces_is_kept_and_each_kept_trace_is_whole(
     assert all(len(names) == 2 for names in by_trace.values())
 
 
+def _traces(tmp_path: Path) -> dict[str, set[str]]:
+    by_trace: dict[str, set[str]] = {}
+    for span in read_spans(tmp_path).spans:
+        by_trace.setdefault(span.trace_id, set()).add(span.name)
+    return by_trace
+
+
+def test_at_most_the_set_number_of_root_traces_a_second_is_kept_each_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fleet's burst of roots keeps MGRID_TRACE_ROOTS_PER_S of them, whole; the rest leave no span."""
+    monkeypatch.setenv(ROOTS_PER_S_ENV, "5")
+    provider = build_tracer_provider("compatibility_adapter", JsonlSpanExporter(tmp_path / "a.jsonl"))
+    tracer = provider.get_tracer("t")
+    for _ in range(300):  # well within a second on any machine: at most 5 more tokens come meanwhile
+        with tracer.start_as_current_span("load_balancer.rebalance_requested process", kind=SpanKind.CONSUMER):
+            with tracer.start_as_current_span("microgrid.rebalance_requested publish", kind=SpanKind.PRODUCER):
+                pass
+    provider.shutdown()
+    by_trace = _traces(tmp_path)
+    assert 5 <= len(by_trace) <= 10
+    assert all(len(names) == 2 for names in by_trace.values())
+
+
+def test_a_trace_kept_upstream_is_kept_whatever_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit is applied where a trace starts: a service continuing a kept trace keeps its spans."""
+    monkeypatch.setenv(ROOTS_PER_S_ENV, "0")
+    upstream = build_tracer_provider("compatibility_adapter", JsonlSpanExporter(tmp_path / "up.jsonl"))
+    monkeypatch.setenv(ROOTS_PER_S_ENV, "unlimited")
+    kept_upstream = build_tracer_provider("legacy", JsonlSpanExporter(tmp_path / "legacy.jsonl"))
+    with kept_upstream.get_tracer("t").start_as_current_span("legacy publish", kind=SpanKind.PRODUCER):
+        with upstream.get_tracer("t").start_as_current_span("process", kind=SpanKind.CONSUMER):
+            pass
+    with upstream.get_tracer("t").start_as_current_span("a root of its own", kind=SpanKind.CONSUMER):
+        pass
+    upstream.shutdown()
+    kept_upstream.shutdown()
+    assert sorted(s.name for s in read_spans(tmp_path).spans) == ["legacy publish", "process"]
+
+
+def test_the_root_limit_refills_with_time_and_holds_a_second_s_worth() -> None:
+    now = [0.0]
+    limit = RootRateLimit(4, clock=lambda: now[0])
+    assert [limit.take() for _ in range(6)] == [True] * 4 + [False] * 2
+    now[0] += 0.5
+    assert [limit.take() for _ in range(3)] == [True, True, False]
+    now[0] += 60  # idle for a minute: a second's worth at most, not a minute's
+    assert sum(limit.take() for _ in range(100)) == 4
+    assert RootRateLimit(0, clock=lambda: now[0]).take() is False
+
+
+@pytest.mark.parametrize("value", ["-1", "half", "2000000"])
+def test_a_roots_per_second_that_is_not_a_rate_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(ROOTS_PER_S_ENV, value)
+    with pytest.raises(ValueError, match=ROOTS_PER_S_ENV):
+        build_tracer_provider("balancing", JsonlSpanExporter(Path("/nonexistent/never-written.jsonl")))
+
+
 @pytest.mark.parametrize("value", ["1.5", "-0.1", "half"])
 def test_a_sample_ratio_outside_0_to_1_is_refused_by_name(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv(SAMPLE_RATIO_ENV, value)
@@ -81,7 +146,10 @@ def test_a_sample_ratio_outside_0_to_1_is_refused_by_name(monkeypatch: pytest.Mo
         build_tracer_provider("balancing", JsonlSpanExporter(Path("/nonexistent/never-written.jsonl")))
 
 
-def test_the_trace_file_rotates_by_size_and_keeps_a_capped_number_of_files(tmp_path: Path) -> None:
+def test_the_trace_file_rotates_by_size_and_keeps_a_capped_number_of_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ROOTS_PER_S_ENV, "unlimited")  # 200 roots at once
     exporter = JsonlSpanExporter(tmp_path / "balancing.jsonl", max_bytes=4000, backups=2)
     provider = build_tracer_provider("balancing", exporter, schedule_delay_millis=1)
     tracer = provider.get_tracer("t")
