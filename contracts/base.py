@@ -51,7 +51,10 @@ _NUMERIC = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 
 
 def _iso_instant_only(value: Any) -> Any:
-    # Pydantic would read 0.5 or "0.5" as seconds since 1970; an instant must be written as one.
+    # Pydantic would read 0.5 or "0.5" as seconds since 1970; an instant must be written as one. A text
+    # with a colon (every instant has one in its time) is no number: a telemetry report has hundreds.
+    if type(value) is str and ":" in value:
+        return value
     if isinstance(value, bool | int | float) or (isinstance(value, str) and _NUMERIC.fullmatch(value)):
         raise ValueError("must be an ISO 8601 date-time with a time zone, not a number")
     return value
@@ -66,6 +69,8 @@ UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_instant_only), After
 
 def _whole_number(value: Any) -> Any:
     # JSON Schema's integer: 7 and 7.0, never true, "7" or 7.5 (pydantic's lax mode takes all three).
+    if type(value) is int:  # the common case first (not a bool: type, not isinstance)
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("must be a whole number")
     if isinstance(value, float):
