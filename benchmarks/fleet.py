@@ -72,7 +72,7 @@ from libs.platform.auth import Grant, Scope, issue_token  # noqa: E402
 from libs.platform.messaging.kafka import client_options  # noqa: E402
 from libs.platform.messaging.topics_admin import provision  # noqa: E402
 from libs.platform.observability.trace_store import trace_dir  # noqa: E402
-from libs.platform.observability.tracing import DEFAULT_ROOTS_PER_S, ROOTS_PER_S_ENV  # noqa: E402
+from libs.platform.observability.tracing import ROOTS_PER_S_ENV, roots_per_s  # noqa: E402
 from simulator.service_processes import ServiceProcesses  # noqa: E402
 from simulator.transport import SimulatorSettings  # noqa: E402
 from tools.run_cli import SERVICES  # noqa: E402
@@ -729,8 +729,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def trace_roots(service_env: dict[str, str]) -> str:
     """How many traces a second each service keeps (the rest are not recorded: CPU a cycle depends on it)."""
-    value = service_env.get(ROOTS_PER_S_ENV, os.environ.get(ROOTS_PER_S_ENV, "")).strip() or DEFAULT_ROOTS_PER_S
-    return f"{value} a second a process ({ROOTS_PER_S_ENV})"
+    limit = roots_per_s({**os.environ, **service_env})  # the services' own parser: a bad value stops the run here
+    return f"{'unlimited' if limit is None else f'{limit:g} a second a process'} ({ROOTS_PER_S_ENV})"
 
 
 async def stack_mismatch(settings: SimulatorSettings, brokers: int) -> str | None:

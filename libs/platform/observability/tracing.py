@@ -127,13 +127,14 @@ class IdlePollingSampler(Sampler):
 def sampler() -> Sampler:
     """Children follow their parent; roots through IdlePollingSampler."""
     return ParentBased(root=IdlePollingSampler(
-        _ratio(IDLE_QUERY_RATIO_ENV, 0.0), _ratio(SAMPLE_RATIO_ENV, 1.0), _roots_per_s()
+        _ratio(IDLE_QUERY_RATIO_ENV, 0.0), _ratio(SAMPLE_RATIO_ENV, 1.0), roots_per_s(os.environ)
     ))
 
 
-def _roots_per_s() -> float | None:
-    """MGRID_TRACE_ROOTS_PER_S: a number of roots a second (0 keeps none), or `unlimited`."""
-    text = os.environ.get(ROOTS_PER_S_ENV, "").strip()
+def roots_per_s(environ: Mapping[str, str]) -> float | None:
+    """MGRID_TRACE_ROOTS_PER_S in `environ`: a number of roots a second (0 keeps none), or None for
+    `unlimited`; unset, the default."""
+    text = environ.get(ROOTS_PER_S_ENV, "").strip()
     if text.lower() == "unlimited":
         return None
     try:
