@@ -52,6 +52,11 @@ class PlatformSettings(BaseSettings):
     # group coordinator for all of them; the broker's cost follows requests). An idle poll, a revocation and
     # a stop commit at once. The inbox makes a redelivery after a crash a no-op. 0: a commit per batch.
     consumer_commit_interval_s: float = Field(default=0.5, ge=0, le=10)
+    # Under load (batches handled less than 100 ms apart), how long a consumer waits after a batch before
+    # polling the next, so the records arriving meanwhile share one transaction, outbox write, relay pass,
+    # produce and fetch: ~20 % less CPU a fleet cycle for up to this much more latency a hop under load
+    # (docs/performance.md, seventeenth round). At low load it polls at once. 0: never waits.
+    consumer_linger_ms: float = Field(default=30, ge=0, le=1000)
     # Allocations between two young-generation collections of Python's cycle collector (CPython's default
     # is 700). A service holding a fleet's state in memory paid ~9 s of collections in a 30-depot run at
     # the default and ~1.6 s at 50,000 (balancing 41 -> 32 ms of CPU a cycle, docs/performance.md).

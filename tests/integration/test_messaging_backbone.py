@@ -181,6 +181,39 @@ async def test_handled_batches_share_an_offset_commit_and_every_offset_is_commit
     assert await pool.fetchval("SELECT count(*) FROM effects") == 30
 
 
+async def test_under_load_the_records_arriving_during_the_linger_share_a_batch(backbone_env) -> None:
+    """Records coming faster than the consumer's batches end wait `consumer_linger_ms` and are handled
+    together: one unit of work, one outbox write, one fetch for several (issue 13). None is lost or doubled."""
+    s, pool, producer = backbone_env
+    s = s.model_copy(update={"consumer_linger_ms": 200})
+    consumer = consumer_for(s, pool, producer)
+    broker = await start_consuming(s, consumer)
+    batches = _counting(consumer, "process_batch")
+    try:
+        await _steady_stream(s, producer, count=60, every_s=0.01)  # ~100 a second for ~0.6 s
+        await eventually(lambda: _async(consumer.stats.processed == 60))
+        assert len(batches) <= 15, f"{len(batches)} batches for 60 records: the linger gathered none"
+    finally:
+        await broker.stop()
+    assert await pool.fetchval("SELECT count(DISTINCT event_id) FROM effects") == 60
+
+
+async def test_at_low_load_a_record_is_handled_at_once_whatever_the_linger(backbone_env) -> None:
+    """A record after a quiet spell is polled at once: the linger (here 5 s) waits only under load, so a
+    single request's latency at low load is unchanged."""
+    s, pool, producer = backbone_env
+    s = s.model_copy(update={"consumer_linger_ms": 5_000})
+    consumer = consumer_for(s, pool, producer)
+    broker = await start_consuming(s, consumer)
+    try:
+        for sent in range(1, 4):
+            await producer.send_and_wait(s.topic(TOPIC), topology_event().to_bytes(), key=b"k")
+            await eventually(lambda n=sent: _async(consumer.stats.processed == n), timeout=3)
+            await asyncio.sleep(0.3)  # the quiet spell between requests is the test's subject, not a wait for a message
+    finally:
+        await broker.stop()
+
+
 async def test_partitions_handed_to_another_member_are_committed_first(backbone_env) -> None:
     """A member that joins mid-stream takes partitions whose handled records the first member committed
     on revocation, though its commit interval had not passed: the newcomer reads none of them again."""
