@@ -487,9 +487,12 @@ async def drive(settings: SimulatorSettings, options: FleetOptions, depots: list
             completed_in_window = sum(1 for got in watcher.ledger.arrivals.values() for a, _, _ in got[:1]
                                       if window_start <= a <= end)
             max_lag_in_window = dict(lag.max_lag)
+            # The depots keep reporting while the backlog drains, as a real fleet's meters do: a cycle run
+            # more than the freshness threshold (60 s) after the last report falls back to fail-safe demand
+            # and breaches its caps (~57 breaches a cycle in a 300-depot run that drained for minutes).
+            await _drain(watcher, lag, triggers, options.drain_s, log)
             telemetry_task.cancel()
             await asyncio.gather(telemetry_task, return_exceptions=True)
-            await _drain(watcher, lag, triggers, options.drain_s, log)
         finally:
             await watcher.stop()
             await producer.stop()
