@@ -68,6 +68,8 @@ from benchmarks.fleet_support.probes import (  # noqa: E402
     percentile,
     storage,
 )
+from contracts.events import TelemetryReported  # noqa: E402
+from contracts.topics import topic_for  # noqa: E402
 from libs.platform.auth import Grant, Scope, issue_token  # noqa: E402
 from libs.platform.messaging.kafka import client_options  # noqa: E402
 from libs.platform.messaging.topics_admin import provision  # noqa: E402
@@ -490,7 +492,7 @@ async def drive(settings: SimulatorSettings, options: FleetOptions, depots: list
             # The depots keep reporting while the backlog drains, as a real fleet's meters do: a cycle run
             # more than the freshness threshold (60 s) after the last report falls back to fail-safe demand
             # and breaches its caps (~57 breaches a cycle in a 300-depot run that drained for minutes).
-            await _drain(watcher, lag, triggers, options.drain_s, log)
+            await _drain(settings, watcher, lag, triggers, options.drain_s, log)
             telemetry_task.cancel()
             await asyncio.gather(telemetry_task, return_exceptions=True)
         finally:
@@ -543,15 +545,19 @@ async def _settle(lag: LagSampler, log, timeout_s: float = 300.0) -> None:  # no
     lag.reset()
 
 
-async def _drain(watcher: CycleWatcher, lag: LagSampler, triggers: list[Trigger], timeout_s: float, log) -> None:  # noqa: ANN001
-    """Wait for every trigger's cycle, or until the system is quiet (no lag, nothing new for 5 s)."""
+async def _drain(settings: SimulatorSettings, watcher: CycleWatcher, lag: LagSampler, triggers: list[Trigger],
+                 timeout_s: float, log) -> None:  # noqa: ANN001
+    """Wait for every trigger's cycle, or until the system is quiet (no lag, nothing new for 5 s). The
+    telemetry the depots keep sending meanwhile is left out of that lag, or a lost cycle would keep the drain
+    waiting its whole timeout."""
     deadline = time.perf_counter() + timeout_s
+    still_reporting = frozenset({settings.topic(topic_for(TelemetryReported).name)})
     while time.perf_counter() < deadline:
         if all(watcher.ledger.arrivals.get(t.correlation_id) for t in triggers):
             return
         await lag.sample()
         quiet = time.perf_counter() - max(watcher.ledger.last_arrival, triggers[-1].sent if triggers else 0) > 5
-        if quiet and not any(lag.last_lag.values()):
+        if quiet and not lag.lag_outside(still_reporting):
             return
         await asyncio.sleep(0.2)
     missing = sum(1 for t in triggers if not watcher.ledger.arrivals.get(t.correlation_id))

@@ -180,6 +180,7 @@ class LagSampler:
         self.groups = groups
         self.max_lag: dict[str, int] = {g: 0 for g in groups}
         self.last_lag: dict[str, int] = {g: 0 for g in groups}
+        self.last_lag_by_topic: dict[str, dict[str, int]] = {g: {} for g in groups}
         self._admin = AIOKafkaAdminClient(**client_options(settings), client_id="fleet-bench-lag")
         self._offsets = AIOKafkaConsumer(**client_options(settings), group_id=None,
                                          client_id="fleet-bench-ends")
@@ -195,19 +196,30 @@ class LagSampler:
         await self._offsets.stop()
         await self._admin.close()
 
-    async def lag(self, group: str) -> int:
+    async def lag(self, group: str) -> dict[str, int]:
+        """The group's lag by topic."""
         committed = await self._admin.list_consumer_group_offsets(group)
         tps = [tp for tp in committed if not tp.topic.startswith("__")]
         if not tps:
-            return 0
+            return {}
         ends = await self._offsets.end_offsets(tps)
-        return sum(max(0, ends[tp] - committed[tp].offset) for tp in tps if committed[tp].offset >= 0)
+        by_topic: dict[str, int] = {}
+        for tp in tps:
+            if committed[tp].offset >= 0:
+                by_topic[tp.topic] = by_topic.get(tp.topic, 0) + max(0, ends[tp] - committed[tp].offset)
+        return by_topic
 
     async def sample(self) -> None:
         for group in self.groups:
-            lag = await self.lag(group)
+            by_topic = await self.lag(group)
+            lag = sum(by_topic.values())
+            self.last_lag_by_topic[group] = by_topic
             self.last_lag[group] = lag
             self.max_lag[group] = max(self.max_lag[group], lag)
+
+    def lag_outside(self, topics: frozenset[str]) -> int:
+        """The last sample's lag over every group, leaving out `topics`."""
+        return sum(n for by_topic in self.last_lag_by_topic.values() for t, n in by_topic.items() if t not in topics)
 
     def start(self, every_s: float = 1.0) -> None:
         async def loop() -> None:

@@ -12,7 +12,7 @@ from libs.domain import run_balancing_cycle
 from libs.platform.observability import tracing
 from libs.platform.observability.tracing import IdlePollingSampler, span, span_attributes
 from services.balancing.cycle_execution import domain_steps
-from tests.unit.balancing.test_cycle_assembly import inputs
+from tests.unit.balancing.cycle_builders import inputs
 
 STEPS = ["topology_check", "demand_resolution", "constraint_evaluation", "allocation"]
 
