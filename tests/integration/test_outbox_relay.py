@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -265,3 +266,47 @@ async def test_a_commit_wakes_the_relay_of_its_own_schema_only(env) -> None:
         assert woken["other"] == 0
     finally:
         await pool.release(listener)
+
+
+async def test_a_relay_standing_by_asks_for_the_lock_once_a_poll_and_takes_over_when_it_is_free(env) -> None:
+    """Replicas of a service each run a relay; the one holding the schema's lock publishes. Every commit of
+    the schema sends a NOTIFY, and a relay standing by that woke on each asked for the lock once a commit
+    (issue 13: a query a cycle for a second replica). It asks once a poll interval, and takes over within
+    one when the holder's session ends: every row once."""
+    s, pool, producer = env
+    s = s.model_copy(update={"outbox_poll_interval_s": 3.0})
+    holder = OutboxRelay(pool=pool, producer=producer, settings=s, schema="relay")
+    standby = OutboxRelay(pool=pool, producer=producer, settings=s, schema="relay")
+    passes = 0
+    standby_pass = standby.publish_batch
+
+    async def counted() -> Any:
+        nonlocal passes
+        passes += 1
+        return await standby_pass()
+
+    standby.publish_batch = counted  # type: ignore[method-assign]
+    events = [topology_event() for _ in range(31)]
+    async with TopicReader(s, TOPIC) as reader:
+        await holder.start()
+        try:
+            async with unit_of_work(pool, s) as uow:
+                await uow.publish(events[0])
+            await reader.wait_for(lambda rs: len(rs) >= 1)  # the holder has the lock
+            await standby.start()
+            started = time.monotonic()
+            await eventually(lambda: _value(passes >= 1))
+            for event in events[1:30]:
+                async with unit_of_work(pool, s) as uow:
+                    await uow.publish(event)
+            await reader.wait_for(lambda rs: len(rs) >= 30)
+            # 29 commits woke nobody but the holder: the standby's first pass, then one a 3 s poll.
+            assert passes <= 2 + (time.monotonic() - started) // 3.0
+            await holder.stop()  # its session ends: the lock is free
+            async with unit_of_work(pool, s) as uow:
+                await uow.publish(events[30])
+            await reader.wait_for(lambda rs: len(rs) >= 31, timeout=30)  # published by the standby
+        finally:
+            await standby.stop()
+            await holder.stop()
+    _assert_each_once_in_order(reader.records, events)

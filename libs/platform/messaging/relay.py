@@ -25,7 +25,8 @@ How a batch goes (issue 15, defect 1; issue 13, relay):
 The relay sleeps until a commit wakes it (Postgres NOTIFY sent by the unit of work at commit on its
 schema's own channel, which reaches every replica of that service and no other service), with a slow
 poll as a fallback for a lost listener connection; after a pass that took every waiting row it sleeps
-again rather than claim once more. The rows its own process wrote it takes from an in-process hand-off
+again rather than claim once more. A relay standing by (another replica holds the lock) ignores those
+wakes and asks for the lock once a poll interval. The rows its own process wrote it takes from an in-process hand-off
 (`OutboxHandoff`, offered just before COMMIT), reading only their ids from the table; the table still
 decides what goes and in which order.
 """
@@ -329,7 +330,12 @@ class OutboxRelay:
                 delay = min(delay * 2, _RETRY_MAX_S)
                 continue
             delay = _RETRY_INITIAL_S
-            if result.claimed == 0 or result.drained:
+            if not self._locked:
+                # Standing by: every commit of the schema (the holder's too) sends a NOTIFY, and waking on
+                # each was a query a commit for a lock that is not free. Ask once a poll interval: a holder
+                # whose session ended is replaced that soon, and its rows wait in the table meanwhile.
+                await asyncio.sleep(self._settings.outbox_poll_interval_s)
+            elif result.claimed == 0 or result.drained:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self._settings.outbox_poll_interval_s)
 
