@@ -179,7 +179,6 @@ class LagSampler:
     def __init__(self, settings: PlatformSettings, groups: list[str]) -> None:
         self.groups = groups
         self.max_lag: dict[str, int] = {g: 0 for g in groups}
-        self.last_lag: dict[str, int] = {g: 0 for g in groups}
         self.last_lag_by_topic: dict[str, dict[str, int]] = {g: {} for g in groups}
         self._admin = AIOKafkaAdminClient(**client_options(settings), client_id="fleet-bench-lag")
         self._offsets = AIOKafkaConsumer(**client_options(settings), group_id=None,
@@ -214,8 +213,12 @@ class LagSampler:
             by_topic = await self.lag(group)
             lag = sum(by_topic.values())
             self.last_lag_by_topic[group] = by_topic
-            self.last_lag[group] = lag
             self.max_lag[group] = max(self.max_lag[group], lag)
+
+    @property
+    def last_lag(self) -> dict[str, int]:
+        """The last sample's lag per group."""
+        return {group: sum(by_topic.values()) for group, by_topic in self.last_lag_by_topic.items()}
 
     def lag_outside(self, topics: frozenset[str]) -> int:
         """The last sample's lag over every group, leaving out `topics`."""

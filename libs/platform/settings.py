@@ -55,7 +55,8 @@ class PlatformSettings(BaseSettings):
     # Under load (batches handled less than 100 ms apart), how long a consumer waits after a batch before
     # polling the next, so the records arriving meanwhile share one transaction, outbox write, relay pass,
     # produce and fetch: ~20 % less CPU a fleet cycle for up to this much more latency a hop under load
-    # (docs/performance.md, seventeenth round). At low load it polls at once. 0: never waits.
+    # (docs/performance.md, seventeenth round). At low load, and after a full batch (consumer_max_batch:
+    # more records already wait), it polls at once. 0: never waits.
     consumer_linger_ms: float = Field(default=30, ge=0, le=1000)
     # Allocations between two young-generation collections of Python's cycle collector (CPython's default
     # is 700). A service holding a fleet's state in memory paid ~9 s of collections in a 30-depot run at

@@ -198,6 +198,26 @@ async def test_under_load_the_records_arriving_during_the_linger_share_a_batch(b
     assert await pool.fetchval("SELECT count(DISTINCT event_id) FROM effects") == 60
 
 
+async def test_behind_a_backlog_full_batches_follow_each_other_without_the_linger(backbone_env) -> None:
+    """A batch that filled up (`consumer_max_batch`) means more records are already waiting: the next poll
+    comes at once. Lingering after it would only add its time to every record behind it (issue 13)."""
+    s, pool, producer = backbone_env
+    s = s.model_copy(update={"consumer_linger_ms": 2_000, "consumer_max_batch": 5})
+    for n in range(60):  # the backlog is in Kafka before the consumer starts
+        await producer.send(s.topic(TOPIC), topology_event().to_bytes(), key=b"k", partition=n % 3)
+    await producer.flush()
+    consumer = consumer_for(s, pool, producer)
+    batches = _counting(consumer, "process_batch")
+    broker = await start_consuming(s, consumer)
+    try:
+        # 12 batches or more; lingering 2 s after them (before the change: every second one) took 10 s or more.
+        await eventually(lambda: _async(consumer.stats.processed == 60), timeout=6)
+        assert len(batches) >= 12
+    finally:
+        await broker.stop()
+    assert await pool.fetchval("SELECT count(DISTINCT event_id) FROM effects") == 60
+
+
 async def test_at_low_load_a_record_is_handled_at_once_whatever_the_linger(backbone_env) -> None:
     """A record after a quiet spell is polled at once: the linger (here 5 s) waits only under load, so a
     single request's latency at low load is unchanged."""

@@ -22,7 +22,8 @@ completion before its offsets are committed:
    the inbox makes the redelivery a no-op.
 5. under load (batches ending less than `_BUSY_WITHIN_S` apart) the next poll waits `consumer_linger_ms`,
    so the records arriving meanwhile share a batch: one transaction, one outbox write, one relay pass
-   and one fetch for several instead of each. After a quiet spell the next record is polled at once.
+   and one fetch for several instead of each. After a quiet spell, or a full batch (more records already
+   wait), the next record is polled at once.
 The consumer never commits past a record that was neither handled nor dead-lettered: a dead letter
 too big for the broker is replaced by one carrying a size-capped excerpt, and when even that cannot
 be written (the broker is down) the consumer pauses and retries.
@@ -239,8 +240,8 @@ class EventConsumer:
                 await self._commit({})  # idle: nothing handled waits for a commit
                 continue
             self._batch_done.clear()
+            records = [r for tp in sorted(polled, key=lambda t: (t.topic, t.partition)) for r in polled[tp]]
             try:
-                records = [r for tp in sorted(polled, key=lambda t: (t.topic, t.partition)) for r in polled[tp]]
                 await self.process_batch(records)
                 # Every record is settled (applied, a duplicate, passed over or dead-lettered): its offset
                 # may be committed, now or with the batches after it.
@@ -251,20 +252,22 @@ class EventConsumer:
                     await self._commit({})
             finally:
                 self._batch_done.set()
-            await self._linger_if_busy()
+            await self._linger_if_busy(full=len(records) >= self._settings.consumer_max_batch)
 
-    async def _linger_if_busy(self) -> None:
+    async def _linger_if_busy(self, *, full: bool) -> None:
         """Under load, let the next batch gather before polling for it (`consumer_linger_ms`).
 
         Handled one at a time, a record costs a transaction, an outbox write, a relay pass, a produce
         request and a fetch; a few records gathered share them (a fleet at ~90 cycles/s: 12-13 ms of CPU a
         cycle on all processes instead of 15-16, docs/performance.md, seventeenth round). Only while
-        batches end less than `_BUSY_WITHIN_S` apart: at low load the next record is polled at once.
+        batches end less than `_BUSY_WITHIN_S` apart: at low load the next record is polled at once. Never
+        after a full batch (`consumer_max_batch`): the next one is already waiting, and a wait would only
+        add its time to every record's latency.
         """
         now = time.monotonic()
         busy = now - self._last_batch_at < _BUSY_WITHIN_S
         self._last_batch_at = now
-        if busy and self._linger_s > 0 and not self._stopping:
+        if busy and not full and self._linger_s > 0 and not self._stopping:
             await asyncio.sleep(self._linger_s)
 
     async def _commit(self, batch: Mapping[TopicPartition, int]) -> None:
