@@ -133,6 +133,18 @@ def _native_plan(cls: type) -> Any:
     raise TypeError(f"cannot encode {cls.__name__}")
 
 
+def canonical_rows_json(rows: list[dict[str, Any]]) -> bytes:
+    """The canonical JSON array of records given as dicts of their field values, for a writer that makes
+    no record: the same bytes as encoding the records, when each float comes as `canonical_float` (orjson
+    would write a bare float its own way) and each datetime as `format_datetime`'s text."""
+    return _native_canonical_json(rows)
+
+
+def canonical_float(value: float) -> orjson.Fragment:
+    """A float field's canonical text (json.dumps's, `float.__repr__`); NaN and infinities refused."""
+    return orjson.Fragment(_float_text(value))
+
+
 _KEPT: dict[int, tuple[Any, bytes]] = {}  # id -> (the record, kept alive so the id stays its own; its text)
 _KEEP_TEXTS = 100_000  # as _REMEMBER: forgotten all at once beyond it
 

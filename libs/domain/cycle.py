@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter, itemgetter
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
@@ -57,6 +57,7 @@ from libs.domain.cycle_result import (
     CycleResult,
     LazyRecords,
     NodeAllocation,
+    once,
 )
 from libs.domain.effective_constraints import EffectiveConstraint
 from libs.domain.gc_pause import collector_paused
@@ -71,7 +72,6 @@ _SAFE_ACTION = "scopes without usable telemetry or a fallback rule were assumed 
 
 
 StepObserver = Callable[[str], AbstractContextManager[object]]
-T = TypeVar("T")
 
 
 def _no_observer(_: str) -> AbstractContextManager[object]:
@@ -195,7 +195,7 @@ def _breaches(
     found.extend(_breaches_at(at, view) if scanned is None else scanned)
     # A caller may write the JSON and then read the records (the balancing service does): the rows,
     # with their breach ids (a SHA-1 each), are made once for both.
-    rows = _once(lambda: _breach_rows(inputs, found))
+    rows = once(lambda: _breach_rows(inputs, found))
     records = LazyRecords(
         lambda: [Breach(*row) for row in rows()],
         lambda: _breaches_json(inputs, rows()),
@@ -234,18 +234,6 @@ def _breaches_at(positions: range | list[int], view: PhysicalView) -> _Found:
                 code = node_cap if view.controllable[pos] or base - gen > limit else ancestor
                 add((order[pos], net, base + req - gen, code, view.fallback_used[pos]))
     return found
-
-
-def _once(make: Callable[[], T]) -> Callable[[], T]:
-    """``make``, called on first use only; later calls give what it gave."""
-    made: list[T] = []
-
-    def once() -> T:
-        if not made:
-            made.append(make())
-        return made[0]
-
-    return once
 
 
 _Found = list[tuple[str | None, EffectiveConstraint, int, ReasonCode, bool]]
@@ -388,7 +376,7 @@ def _allocate(
     curtailed = AllocationState.CURTAILED in outcome.states or AllocationState.PAUSED in outcome.states
     total = sum(outcome.watts)
     requested_total = problem.columns.requested_total()
-    columns = _once(lambda: _node_columns(view, checked, problem, outcome))  # for the records and the JSON
+    columns = once(lambda: _node_columns(view, checked, problem, outcome))  # for the records and the JSON
     nodes = LazyRecords(
         lambda: list(map(NodeAllocation, *columns()[:8])),
         lambda: _node_allocations_json((*columns()[:7], columns()[8])),

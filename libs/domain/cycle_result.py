@@ -92,6 +92,19 @@ class LazyRecords(Sequence[T], Generic[T]):
         return (tuple, (self.items(),))  # pickles (and copies) as the plain tuple it stands for
 
 
+def once(make: Callable[[], T]) -> Callable[[], T]:
+    """``make``, called on first use only; later calls give what it gave (the values a result's lazy
+    records, their JSON and their columns are all made from)."""
+    made: list[T] = []
+
+    def first() -> T:
+        if not made:
+            made.append(make())
+        return made[0]
+
+    return first
+
+
 @dataclass(frozen=True, slots=True)
 class Binding:
     """The cap that limited a connector: on ``node_id`` (None: the aggregate)."""

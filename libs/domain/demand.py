@@ -19,9 +19,12 @@ against NET_CAP (the safe side); for GENERATION_CAP checks its last valid value 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter
+from typing import Any
 
 from contracts.enums import SourceMode
 
@@ -163,11 +166,35 @@ def fresh_scope_demand(reading: TelemetryReading | None, now: datetime, threshol
 
 def measured_scope(node_id: str, reading: TelemetryReading, now: datetime, threshold_seconds: int) -> DemandResolution:
     """The resolution of a scope whose reading is fresh (see `fresh_scope_demand`): MEASURED."""
+    return DemandResolution(*measured_scope_fields(node_id, reading, now, threshold_seconds))
+
+
+def measured_scope_fields(node_id: str, reading: TelemetryReading, now: datetime, threshold_seconds: int) -> tuple:
+    """`measured_scope`'s record as its field values, in field order (no record made)."""
     measured, observed = reading.measured_watts, reading.observed_at
     age = (now - observed).total_seconds()
-    return DemandResolution(
-        node_id, _SCOPE, _MEASURED, max(0, measured or 0), _FRESH, threshold_seconds, measured, observed, age
-    )
+    effective = max(0, measured or 0)
+    return node_id, _SCOPE, _MEASURED, effective, _FRESH, threshold_seconds, measured, observed, age, None, None, None
+
+
+RESOLUTION_FIELDS = tuple(f.name for f in fields(DemandResolution))
+_resolution_values = attrgetter(*RESOLUTION_FIELDS)
+FreshScope = tuple[str, TelemetryReading]  # a scope whose reading is fresh, its record not made yet
+
+
+def resolution_columns(
+    resolutions: Sequence[DemandResolution | FreshScope], now: datetime, threshold_seconds: int
+) -> tuple[list[Any], ...]:
+    """The resolutions' field values, one list per `DemandResolution` field in field order: a record's own,
+    a fresh scope's as `measured_scope` makes it. A writer of the records' JSON or of an event reads these;
+    a fleet depot has a hundred or more scopes a cycle, and their records were made and read for both."""
+    rows = [
+        _resolution_values(r) if type(r) is DemandResolution else measured_scope_fields(*r, now, threshold_seconds)
+        for r in resolutions
+    ]
+    if not rows:
+        return tuple([] for _ in RESOLUTION_FIELDS)
+    return tuple(map(list, zip(*rows, strict=True)))
 
 
 _MISSING, _INVALID, _FRESH, _STALE = (

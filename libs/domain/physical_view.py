@@ -21,23 +21,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TypeVar
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from contracts.enums import ConstraintType, NodeType, SourceMode
 from libs.domain import _columns
 from libs.domain.allocation import RequestColumns
+from libs.domain.codec import canonical_float, canonical_rows_json, format_datetime
 from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs
-from libs.domain.cycle_result import LazyRecords
+from libs.domain.cycle_result import LazyRecords, once
 from libs.domain.demand import (
+    RESOLUTION_FIELDS,
     DemandResolution,
     DemandRole,
     FallbackBasis,
     FallbackRule,
+    FreshScope,
     TelemetryReading,
     TelemetryState,
     fresh_scope_demand,
-    measured_scope,
+    resolution_columns,
     resolve_reading_value,
     resolve_scope_demand,
 )
@@ -155,7 +158,7 @@ class PhysicalView:
         requested = [0] * n
         fallback_used = [False] * n
         generation_fallback = [False] * n
-        resolutions: list[DemandResolution | tuple[str, TelemetryReading]] = []  # (id, reading): a fresh scope
+        resolutions: list[DemandResolution | FreshScope] = []  # (id, reading): a fresh scope
         missing: list[str] = []
         wished: list[int] = []  # controllable connectors with a demand, in preorder
         fallback_mode = SourceMode.FALLBACK_DERIVED
@@ -326,9 +329,7 @@ class PhysicalView:
         self.root_requested = root_requested
         self.root_fallback = root_fallback
         self.root_generation_fallback = root_generation_fallback
-        self.resolutions: LazyRecords[DemandResolution] = LazyRecords(
-            lambda: [r if type(r) is DemandResolution else measured_scope(*r, now, threshold) for r in resolutions]
-        )
+        self.resolutions = _resolution_records(resolutions, now, threshold)
         self.missing_inputs = tuple(missing)
         self.capped = capped
         self.constrained = constrained
@@ -341,6 +342,28 @@ class PhysicalView:
             agg = self.constraints.aggregate
             return _headroom(self.root_base, self.root_generation, agg.get(_CONS), agg.get(_NET))
         return _headroom(self.base[pos], self.generation[pos], self.cons[pos], self.net[pos])
+
+
+def _resolution_records(
+    resolutions: list[DemandResolution | FreshScope], now: datetime, threshold: int
+) -> LazyRecords[DemandResolution]:
+    """The demand resolutions, a fresh scope's record made only where the records are read: the stored
+    output and the demand-resolved event are written from their columns."""
+    columns = once(lambda: resolution_columns(resolutions, now, threshold))
+    return LazyRecords(lambda: list(map(DemandResolution, *columns())), lambda: _resolutions_json(columns()), columns)
+
+
+def _resolutions_json(columns: tuple[list[Any], ...]) -> bytes:
+    """The canonical JSON array of the resolutions, written from their columns: the records' bytes."""
+    rows = []
+    for values in zip(*columns, strict=True):
+        row = dict(zip(RESOLUTION_FIELDS, values, strict=True))
+        if (age := row["age_seconds"]) is not None:
+            row["age_seconds"] = canonical_float(age)
+        if (observed := row["observed_at"]) is not None:
+            row["observed_at"] = format_datetime(observed)
+        rows.append(row)
+    return canonical_rows_json(rows)
 
 
 def _headroom(

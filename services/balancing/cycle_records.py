@@ -193,27 +193,31 @@ def _id(x: Any) -> str:
 
 def demand_resolved_document(result: CycleResult) -> dict[str, Any]:
     """Demand resolution step: every checked scope with its source mode, inputs and threshold
-    (DemandResolvedPayload's fields, as plain JSON data)."""
-    used = [
-        {
-            "node_id": r.node_id or None,
-            "source_mode": r.source_mode,
-            "effective_demand_watts": r.effective_demand_watts,
-            "measured_demand_watts": r.measured_watts,
-            "observed_at": r.observed_at.astimezone(UTC) if r.observed_at is not None else None,
-            "freshness_threshold_seconds": r.freshness_threshold_seconds,
+    (DemandResolvedPayload's fields, as plain JSON data), read from the cycle's resolution columns when it
+    left them (no record made per scope)."""
+    used = []
+    fallback = False
+    for (
+        node_id, role, source_mode, effective, telemetry_state, threshold, measured, observed_at, age, basis, rule,
+        fail_safe,
+    ) in _fields(result.demand_resolutions):
+        used.append({
+            "node_id": node_id or None,
+            "source_mode": source_mode,
+            "effective_demand_watts": effective,
+            "measured_demand_watts": measured,
+            "observed_at": observed_at.astimezone(UTC) if observed_at is not None else None,
+            "freshness_threshold_seconds": threshold,
             "fallback_inputs": {
-                "role": r.role.value,
-                "telemetry_state": r.telemetry_state.value,
-                "age_seconds": r.age_seconds,
-                "fallback_basis": r.fallback_basis.value if r.fallback_basis else None,
-                "fallback_rule": to_jsonable(r.fallback_rule),
-                "fail_safe_limit_watts": r.fail_safe_limit_watts,
+                "role": role.value,
+                "telemetry_state": telemetry_state.value,
+                "age_seconds": age,
+                "fallback_basis": basis.value if basis else None,
+                "fallback_rule": to_jsonable(rule) if rule is not None else None,
+                "fail_safe_limit_watts": fail_safe,
             },
-        }
-        for r in result.demand_resolutions
-    ]
-    fallback = any(r.source_mode is SourceMode.FALLBACK_DERIVED for r in result.demand_resolutions)
+        })
+        fallback = fallback or source_mode is SourceMode.FALLBACK_DERIVED
     return {
         "microgrid_id": result.microgrid_id,
         "cycle_id": result.cycle_id,

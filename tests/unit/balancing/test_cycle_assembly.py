@@ -7,6 +7,7 @@ from datetime import timedelta, timezone
 from uuid import UUID
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from contracts.base import encode_json
 from contracts.enums import (
@@ -21,6 +22,8 @@ from contracts.records import (
     TelemetryReadingRecord,
 )
 from libs.domain import ENGINE_VERSION, run_balancing_cycle
+from libs.domain.cycle_inputs import CycleInputs
+from libs.domain.cycle_result import LazyRecords
 from services.balancing.adapters.read_models import CircuitCapacity, MicrogridState
 from services.balancing.cycle_records import cycle_result_record, demand_resolved_payload
 from services.balancing.rebalance_guard import reconcile_circuit_capacities
@@ -36,6 +39,7 @@ from tests.unit.balancing.cycle_builders import (
     request,
     state,
 )
+from tests.unit.domain.strategies import depots
 
 
 def test_inputs_carry_the_managed_circuit_aggregate_cap_and_skip_value_less_fallback_rules() -> None:
@@ -268,3 +272,21 @@ def test_a_cycle_run_by_its_own_request_answers_with_the_bytes_the_model_would_w
         model = _json(CycleResultResponse(microgrid_id=MG, timestamp=at, result=record))
         assert fast.body == model.body
         assert fast.media_type == model.media_type
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cycle_inputs=depots())
+def test_the_demand_resolved_payload_read_from_the_cycles_columns_is_the_one_read_from_its_records(
+    cycle_inputs: CycleInputs,
+) -> None:
+    """demand_resolved_document reads a fresh result's resolution columns (no record made per scope): the
+    same bytes as from the records, for measured, fallback, generation and aggregate resolutions alike."""
+    import dataclasses
+
+    from services.balancing.cycle_records import demand_resolved_document
+
+    fresh = run_balancing_cycle(cycle_inputs)
+    assert isinstance(fresh.demand_resolutions, LazyRecords) and fresh.demand_resolutions.columns() is not None
+    built = run_balancing_cycle(cycle_inputs)
+    built = dataclasses.replace(built, demand_resolutions=tuple(built.demand_resolutions))
+    assert encode_json(demand_resolved_document(fresh)) == encode_json(demand_resolved_document(built))
