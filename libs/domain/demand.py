@@ -177,8 +177,8 @@ def measured_scope_fields(node_id: str, reading: TelemetryReading, now: datetime
     return node_id, _SCOPE, _MEASURED, effective, _FRESH, threshold_seconds, measured, observed, age, None, None, None
 
 
-RESOLUTION_FIELDS = tuple(f.name for f in fields(DemandResolution))
-_resolution_values = attrgetter(*RESOLUTION_FIELDS)
+_RESOLUTION_FIELDS = tuple(f.name for f in fields(DemandResolution))
+_resolution_values = attrgetter(*_RESOLUTION_FIELDS)
 FreshScope = tuple[str, TelemetryReading]  # a scope whose reading is fresh, its record not made yet
 
 
@@ -193,7 +193,7 @@ def resolution_columns(
         for r in resolutions
     ]
     if not rows:
-        return tuple([] for _ in RESOLUTION_FIELDS)
+        return tuple([] for _ in _RESOLUTION_FIELDS)
     return tuple(map(list, zip(*rows, strict=True)))
 
 

@@ -31,7 +31,6 @@ from libs.domain.codec import canonical_float, canonical_rows_json, format_datet
 from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs
 from libs.domain.cycle_result import LazyRecords, once
 from libs.domain.demand import (
-    RESOLUTION_FIELDS,
     DemandResolution,
     DemandRole,
     FallbackBasis,
@@ -354,16 +353,27 @@ def _resolution_records(
 
 
 def _resolutions_json(columns: tuple[list[Any], ...]) -> bytes:
-    """The canonical JSON array of the resolutions, written from their columns: the records' bytes."""
-    rows = []
-    for values in zip(*columns, strict=True):
-        row = dict(zip(RESOLUTION_FIELDS, values, strict=True))
-        if (age := row["age_seconds"]) is not None:
-            row["age_seconds"] = canonical_float(age)
-        if (observed := row["observed_at"]) is not None:
-            row["observed_at"] = format_datetime(observed)
-        rows.append(row)
-    return canonical_rows_json(rows)
+    """The canonical JSON array of the resolutions, written from their columns: the records' bytes (each
+    row as a dict of the record's fields; the codec sorts the keys)."""
+    return canonical_rows_json([
+        {
+            "node_id": node_id,
+            "role": role,
+            "source_mode": source_mode,
+            "effective_demand_watts": effective,
+            "telemetry_state": state,
+            "freshness_threshold_seconds": threshold,
+            "measured_watts": measured,
+            "observed_at": None if observed_at is None else format_datetime(observed_at),
+            "age_seconds": None if age is None else canonical_float(age),
+            "fallback_basis": basis,
+            "fallback_rule": rule,
+            "fail_safe_limit_watts": fail_safe,
+        }
+        for (
+            node_id, role, source_mode, effective, state, threshold, measured, observed_at, age, basis, rule, fail_safe
+        ) in zip(*columns, strict=True)
+    ])
 
 
 def _headroom(
