@@ -611,6 +611,7 @@ async def run_latency(settings: SimulatorSettings, samples: int, *, seed: int, t
         token = issue_token("fleet-bench", [Scope.OPERATOR_WRITE.value, Scope.OPERATOR_READ.value],
                             Grant(microgrids=frozenset({depot.microgrid_id})))
         async with httpx.AsyncClient(base_url=settings.service_url(BALANCING), timeout=30,
+                                     limits=settings.http_limits(),
                                      headers={"Authorization": f"Bearer {token}"}) as client:
             for i in range(samples + 2):
                 due = time.perf_counter()

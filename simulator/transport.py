@@ -45,6 +45,11 @@ class SimulatorSettings(PlatformSettings):
     def service_url(self, service: str) -> str:
         return str(getattr(self, f"{service}_url"))
 
+    def http_limits(self) -> httpx.Limits:
+        """The connection pool of a client of the services: an idle connection is given up at half the
+        services' keep-alive (`http_keep_alive_s`), so a request never goes out on one the server is closing."""
+        return httpx.Limits(keepalive_expiry=self.http_keep_alive_s / 2)
+
 
 @dataclass(frozen=True)
 class Observed:
@@ -111,7 +116,8 @@ class LiveTransport:
         headers = {"Authorization": f"Bearer {self._token}"}
         for service in SERVICES:
             self._http[service] = httpx.AsyncClient(base_url=self.settings.service_url(service), headers=headers,
-                                                    timeout=self.settings.http_timeout_s)
+                                                    timeout=self.settings.http_timeout_s,
+                                                    limits=self.settings.http_limits())
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib
 import os
+from typing import Any
 
 import typer
 import uvicorn
 
 from contracts.topics import SERVICES
 from libs.platform.runtime import ServiceDefinition, ServiceRuntime
+from libs.platform.settings import PlatformSettings
 
 DEFAULT_PORTS = {service: 8101 + i for i, service in enumerate(SERVICES)}  # 8101.. in start order
 
@@ -30,7 +32,6 @@ def step_down_to_service(service: str) -> None:
     service by a deployment (any other user) are left as they are.
     """
     from libs.platform import stack_credentials as sc
-    from libs.platform.settings import PlatformSettings
 
     settings = PlatformSettings()
     credentials = sc.load()
@@ -58,8 +59,13 @@ def run(
         _run_replicas(service, host, port, replicas)
         return
     runtime = ServiceRuntime(definition)
-    # log_config=None keeps our JSON logging (uvicorn would replace it).
-    uvicorn.run(runtime.app(), host=host, port=port, log_config=None, loop=event_loop())
+    uvicorn.run(runtime.app(), host=host, port=port, **uvicorn_options(runtime.settings))
+
+
+def uvicorn_options(settings: PlatformSettings) -> dict[str, Any]:
+    """How a service's HTTP door runs: log_config=None keeps our JSON logging (uvicorn would replace it);
+    idle connections are closed after the settings' keep-alive, which clients undercut (`http_limits`)."""
+    return {"log_config": None, "loop": event_loop(), "timeout_keep_alive": settings.http_keep_alive_s}
 
 
 def event_loop() -> str:
