@@ -122,6 +122,7 @@ class FleetResult:
     cpu: dict[str, float] = field(default_factory=dict)  # group name -> CPU seconds in the window
     cpu_shared: dict[str, bool] = field(default_factory=dict)
     cpu_wait: dict[str, float] = field(default_factory=dict)  # group name -> s runnable but waiting for a CPU
+    machine_cpu: dict[str, float] = field(default_factory=dict)  # the machine's CPU seconds by kind (/proc/stat)
     redelivered: int = 0
     breaches: int = 0  # over every cycle noted
     stored: tuple[Storage, Storage] | None = None
@@ -508,6 +509,7 @@ async def drive(settings: SimulatorSettings, options: FleetOptions, depots: list
     result.cpu = {g.name: meter.seconds(g) for g in meter.groups}
     result.cpu_wait = {g.name: meter.waited(g) for g in meter.groups}
     result.cpu_shared = {g.name: g.shared for g in meter.groups}
+    result.machine_cpu = meter.machine
     return result
 
 
@@ -640,6 +642,16 @@ def ms(values: list[float]) -> str:
             f"p99 {percentile(values, 0.99) * 1000:7.1f} ms  max {max(values) * 1000:7.1f} ms  (n={len(values)})")
 
 
+def machine_cpu_line(seconds: dict[str, float]) -> str:
+    """The whole machine's cores over the window by kind, busy kinds first; steal is what the hypervisor
+    gave to other guests (the run never had it), so it explains runs of one build that differ."""
+    total = sum(seconds.values()) or 1.0
+    kinds = ("user", "system", "softirq", "irq", "nice", "iowait", "steal", "idle")
+    shares = ", ".join(f"{kind} {seconds[kind]:.1f} s ({100 * seconds[kind] / total:.0f} %)"
+                       for kind in kinds if kind in seconds and (seconds[kind] > 0 or kind in ("steal", "idle")))
+    return f"  {'the whole machine in the window':42s} {shares}"
+
+
 def print_fleet(result: FleetResult, hop: bare_hop.BareHop, *, seeding_s: float | None = None) -> None:
     o = result.options
     lat = result.latencies_s
@@ -666,6 +678,8 @@ def print_fleet(result: FleetResult, hop: bare_hop.BareHop, *, seeding_s: float 
     capacity = (os.cpu_count() or 1) * o.duration_s
     print(f"  {'all processes but the driver':42s} {total:7.2f} s  {total / cycles * 1000:7.1f} ms/cycle "
           f"(the machine has {os.cpu_count()} cores x {o.duration_s:g} s = {capacity:.0f} s)")
+    if result.machine_cpu:
+        print(machine_cpu_line(result.machine_cpu))
     if result.stored is not None:
         before, after = result.stored
         print(f"bytes written in the window, per cycle over {result.completed_in_window} cycles:")

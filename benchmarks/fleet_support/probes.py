@@ -120,6 +120,20 @@ def listening_pid(port: int) -> int | None:
     return None
 
 
+# /proc/stat's first line, in order (proc(5)); guest time is already counted in user.
+MACHINE_CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def machine_cpu_seconds() -> dict[str, float]:
+    """The whole machine's CPU seconds by kind since boot, every core summed. `steal` is time the
+    hypervisor gave this machine's cores to other guests: on a shared VM, the capacity a run did not get."""
+    try:
+        values = (PROC / "stat").read_text().splitlines()[0].split()[1:1 + len(MACHINE_CPU_FIELDS)]
+    except (OSError, IndexError):
+        return {}
+    return {kind: int(v) / CLOCK_TICKS for kind, v in zip(MACHINE_CPU_FIELDS, values, strict=False)}
+
+
 @dataclass
 class CpuGroup:
     """A named set of processes whose CPU is summed; `shared` marks those other work also uses."""
@@ -139,6 +153,8 @@ class CpuMeter:
         self._last: dict[int, float] = {}
         self._wait_first: dict[int, float] = {}
         self._wait_last: dict[int, float] = {}
+        self._machine_first: dict[str, float] = {}
+        self.machine: dict[str, float] = {}  # the machine's CPU seconds by kind in the window (`stop`)
         self.started = self.stopped = 0.0
 
     def _read(self) -> dict[int, float]:
@@ -147,6 +163,7 @@ class CpuMeter:
     def start(self) -> None:
         self._first = self._read()
         self._wait_first = {pid: runqueue_wait_seconds(pid) for pid in self._first}
+        self._machine_first = machine_cpu_seconds()
         self.started = time.monotonic()
 
     def sample(self) -> None:
@@ -159,6 +176,8 @@ class CpuMeter:
 
     def stop(self) -> None:
         self.sample()
+        last = machine_cpu_seconds()
+        self.machine = {kind: last[kind] - first for kind, first in self._machine_first.items() if kind in last}
         self.stopped = time.monotonic()
 
     def seconds(self, group: CpuGroup) -> float:

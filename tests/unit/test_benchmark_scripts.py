@@ -150,6 +150,13 @@ def test_cpu_and_listener_probes_read_proc() -> None:
     assert probes.percentile([], 0.99) == 0.0
 
 
+def test_the_machine_line_gives_each_kind_of_cpu_time_its_share_steal_included() -> None:
+    assert set(probes.machine_cpu_seconds()) == set(probes.MACHINE_CPU_FIELDS)
+    line = fleet.machine_cpu_line({"user": 30.0, "nice": 0.0, "system": 6.0, "idle": 12.0, "iowait": 0.0,
+                                   "irq": 0.0, "softirq": 0.0, "steal": 12.0})
+    assert line.split(None, 6)[-1] == "user 30.0 s (50 %), system 6.0 s (10 %), steal 12.0 s (20 %), idle 12.0 s (20 %)"
+
+
 def test_the_latency_runs_timeline_is_the_median_of_its_legacy_trigger_traces() -> None:
     """fleet.py --latency: per step, the median start from the adapter's consumer span and duration,
     over the traces of legacy triggers; steps in under half of them (a rare retry) are left out."""
