@@ -87,9 +87,9 @@ class PlatformSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 0
     # How long the HTTP door keeps an idle keep-alive connection open. A client must give up its idle
-    # connections sooner (the simulator: `client_keepalive_s`, half of it): when both sides use the same timeout
-    # (uvicorn's and httpx's defaults are both 5 s) a request sent on a connection the server is closing at
-    # that moment fails with "Server disconnected without sending a response" (seen seeding a fleet).
+    # connections sooner (the simulator: `SimulatorSettings.http_limits`, half of it): when both sides use
+    # the same timeout (uvicorn's and httpx's defaults are both 5 s) a request sent on a connection the
+    # server is closing at that moment fails with "Server disconnected without sending a response".
     http_keep_alive_s: int = Field(default=30, ge=2, le=3600)
 
     def topic(self, name: str) -> str:
