@@ -270,16 +270,28 @@ def with_application_name(dsn: str, name: str) -> str:
     return f"{dsn}{'&' if '?' in dsn else '?'}application_name={name}"
 
 
-# The services on the trigger path; `--replicas N` runs N processes of each in its one consumer group.
+# The services on the trigger path; `--replicas N` runs N processes of each in its one consumer group
+# (`--replicated` names fewer: the one process that bounds the run, not its neighbours on the same cores).
 SCALED_SERVICES = ("compatibility_adapter", "balancing")
+
+
+def replicated_services(names: str) -> tuple[str, ...]:
+    """`--replicated`'s comma list, checked: each a service on the trigger path, none twice."""
+    chosen = tuple(n.strip() for n in names.split(",") if n.strip())
+    unknown = [n for n in chosen if n not in SCALED_SERVICES]
+    if unknown or not chosen or len(set(chosen)) != len(chosen):
+        raise ValueError(f"--replicated takes one or more of {', '.join(SCALED_SERVICES)}, each once; "
+                         f"got {names!r}")
+    return chosen
 
 
 class StartedServices:
     """The four services as processes on a private prefix and free ports (as tests/system/conftest.py),
     one ServiceProcesses per service so each gets its own Postgres application_name; with `replicas` > 1,
-    that many processes of balancing and the adapter (the others stay at one)."""
+    that many processes of each of `replicated` (by default balancing and the adapter; the others stay at one)."""
 
-    def __init__(self, base: SimulatorSettings, service_env: dict[str, str], replicas: int = 1) -> None:
+    def __init__(self, base: SimulatorSettings, service_env: dict[str, str], replicas: int = 1,
+                 replicated: tuple[str, ...] = SCALED_SERVICES) -> None:
         self.prefix = f"fleet{uuid.uuid4().hex[:8]}."
         self.run_dir = Path(tempfile.mkdtemp(prefix="mgrid-fleet-"))
         taken: set[int] = set()
@@ -298,7 +310,7 @@ class StartedServices:
 
         self.processes = {s: processes(s, 1) for s in SERVICES}
         # Replicas beyond the first: same group, same schema, ports of their own (the URLs name the first).
-        self.replicas = {s: [processes(s, i) for i in range(2, replicas + 1)] for s in SCALED_SERVICES}
+        self.replicas = {s: [processes(s, i) for i in range(2, replicas + 1)] for s in replicated}
         self.settings = SimulatorSettings.model_validate({
             **base.model_dump(include={"kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
                                        "kafka_sasl_password", "kafka_replication_factor", "postgres_owner_dsn"}),
@@ -739,6 +751,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="Kafka brokers the running stack must have (`mgrid stack up --brokers N`)")
     parser.add_argument("--replicas", type=int, default=1,
                         help="processes of balancing and of the adapter, each in its one consumer group")
+    parser.add_argument("--replicated", default=",".join(SCALED_SERVICES),
+                        help="which of those --replicas applies to, comma-separated (e.g. balancing)")
     parser.add_argument("--running", action="store_true",
                         help="use running services (MGRID_TOPIC_PREFIX, MGRID_<SERVICE>_URL) instead of starting them")
     parser.add_argument("--service-env", action="append", default=[], metavar="KEY=VALUE",
@@ -789,15 +803,22 @@ async def amain(args: argparse.Namespace) -> int:
     if args.running and args.replicas > 1:
         print("--replicas applies to the services this script starts, not to --running ones", file=sys.stderr)
         return 2
+    try:
+        replicated = replicated_services(args.replicated)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     problem = await stack_mismatch(base, args.brokers)
     if problem:
         print(problem, file=sys.stderr)
         return 2
-    started = None if args.running else StartedServices(base, service_env, replicas=args.replicas)
+    started = None if args.running else StartedServices(base, service_env, replicas=args.replicas,
+                                                        replicated=replicated)
     started_stopped = False
     settings = base if started is None else started.settings
     print(f"machine: {machine()}")
-    print(f"settings: brokers {args.brokers}, replicas {args.replicas}, kafka {settings.kafka_bootstrap}, "
+    scaled = "" if args.replicas == 1 or replicated == SCALED_SERVICES else f" (of {', '.join(replicated)})"
+    print(f"settings: brokers {args.brokers}, replicas {args.replicas}{scaled}, kafka {settings.kafka_bootstrap}, "
           f"topic prefix {settings.topic_prefix!r}, services {'running' if args.running else 'started here'}"
           f"{', env ' + ' '.join(args.service_env) if args.service_env else ' with default settings'}; "
           f"traces kept: {trace_roots(service_env)}")

@@ -139,6 +139,16 @@ def test_replicas_start_more_processes_of_balancing_and_the_adapter_only() -> No
     assert fleet.parse_args(["--brokers", "3", "--replicas", "2"]).replicas == 2
 
 
+def test_replicated_names_which_services_get_the_replicas() -> None:
+    base = fleet.SimulatorSettings()
+    started = fleet.StartedServices(base, {}, replicas=2, replicated=fleet.replicated_services("balancing"))
+    assert {s: len(ps) for s, ps in started.replicas.items()} == {"balancing": 1}
+    assert fleet.replicated_services(" balancing , compatibility_adapter") == ("balancing", "compatibility_adapter")
+    for bad in ("", "topology", "balancing,balancing", "balancing,nope"):
+        with pytest.raises(ValueError, match="--replicated takes"):
+            fleet.replicated_services(bad)
+
+
 def test_cpu_and_listener_probes_read_proc() -> None:
     assert (probes.cpu_seconds(os.getpid()) or 0) >= 0
     assert os.getpid() in probes.descendants(os.getpid())
