@@ -19,14 +19,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -47,25 +51,47 @@ def report(nodes: list[uuid.UUID], connectors: list[uuid.UUID], at: datetime, i:
     return readings, demands
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def report_args(description: str) -> tuple[argparse.Namespace, int, int]:
+    """The telemetry benchmarks' options: how many reports, and the depot's nodes:connectors."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--reports", type=int, default=200)
     parser.add_argument("--nodes", default="311:200", help="nodes:connectors (readings:demands per report)")
     args = parser.parse_args()
-    dsn = os.environ.get("MGRID_POSTGRES_OWNER_DSN") or os.environ["MGRID_POSTGRES_DSN"]
     size, width = (int(x) for x in args.nodes.split(":"))
+    return args, size, width
+
+
+@contextlib.asynccontextmanager
+async def balancing_schema() -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a schema of its own with balancing's tables, dropped at the end."""
+    dsn = os.environ.get("MGRID_POSTGRES_OWNER_DSN") or os.environ["MGRID_POSTGRES_DSN"]
     schema = f"telemetry_bench_{uuid.uuid4().hex[:8]}"
     pool = await create_pool(dsn, schema)
     try:
         await migrate(pool, schema, MIGRATIONS)
+        yield pool
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pool.close()
+
+
+async def backend_pid_with_machine_line(conn: asyncpg.Connection) -> int:
+    """Prints the machine line; the connection's backend pid (its CPU is read from /proc)."""
+    print(f"machine: {platform.machine()} cpus={os.cpu_count()} python={platform.python_version()} "
+          f"postgres {await conn.fetchval('SHOW server_version')}, load average {os.getloadavg()[0]:.1f}")
+    return int(await conn.fetchval("SELECT pg_backend_pid()"))
+
+
+async def main() -> None:
+    args, size, width = report_args(__doc__.splitlines()[0])
+    async with balancing_schema() as pool:
         microgrid_id = uuid.uuid4()
         nodes = [uuid.uuid4() for _ in range(size)]
         connectors = nodes[:width]
         t0 = datetime(2030, 1, 1, tzinfo=UTC)
         async with pool.acquire() as conn:
-            pid = await conn.fetchval("SELECT pg_backend_pid()")
-            print(f"machine: {platform.machine()} cpus={os.cpu_count()} python={platform.python_version()} "
-                  f"postgres {await conn.fetchval('SHOW server_version')}, load average {os.getloadavg()[0]:.1f}")
+            pid = await backend_pid_with_machine_line(conn)
             print(f"settings: {size} readings + {width} demands per report, {args.reports} reports, both paths "
                   "after each, alternating which goes first")
             async with conn.transaction():
@@ -98,10 +124,6 @@ async def main() -> None:
             service, backend = statistics.median(cpu[name]), statistics.mean(db[name])
             print(f"{name:<10} {service * 1000:>18.2f} ms {backend * 1000:>16.2f} ms"
                   f" {(service + backend) * 1000:>6.2f} ms {(service + backend) / base:>12.2f}x")
-    finally:
-        async with pool.acquire() as conn:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await pool.close()
 
 
 if __name__ == "__main__":

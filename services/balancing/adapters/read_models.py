@@ -252,23 +252,27 @@ async def save_telemetry(
     for an empty report (nothing written, nothing stamped).
 
     One statement per table for the whole report (a depot's tick is ~300 readings: as one statement each,
-    telemetry was a round of Bind/Execute per node in the service and its backend, issue 13)."""
+    telemetry was a round of Bind/Execute per node in the service and its backend, issue 13). The records
+    go as one JSON array, written by pydantic in one call and taken apart by Postgres: a text per record
+    (`model_dump_json` each) and arrays of their ids and instants cost the service ~1.5 ms a report."""
     if not readings and not demands:
         return None
     newest_readings, newest_demands = _newest_per_node(readings), _newest_per_node(demands)
-    for table, newest in (("telemetry_readings", newest_readings), ("connector_demands", newest_demands)):
+    for table, newest, adapter in (
+        ("telemetry_readings", newest_readings, _READINGS),
+        ("connector_demands", newest_demands, _DEMANDS),
+    ):
         if not newest:
             continue
         await conn.execute(
             f"INSERT INTO {table} (node_id, microgrid_id, record, observed_at)"
-            f" SELECT n, $2, r::jsonb, o FROM unnest($1::uuid[], $3::text[], $4::timestamptz[]) AS u(n, r, o)"
+            f" SELECT (r->>'node_id')::uuid, $1, r, (r->>'observed_at')::timestamptz"
+            f" FROM jsonb_array_elements($2::jsonb) AS r"
             f" ON CONFLICT (node_id) DO UPDATE SET microgrid_id = EXCLUDED.microgrid_id,"
             f"  record = EXCLUDED.record, observed_at = EXCLUDED.observed_at"
             f" WHERE {table}.observed_at <= EXCLUDED.observed_at",
-            [r.node_id for r in newest],
             microgrid_id,
-            [_json(r) for r in newest],
-            [r.observed_at for r in newest],
+            adapter.dump_json(newest).decode(),
         )
     previous = await conn.fetchval(_PREVIOUS_TELEMETRY_STAMP_SQL, microgrid_id)
     stamped = await conn.fetchval(_STAMP_TELEMETRY_SQL, microgrid_id)
@@ -285,13 +289,15 @@ def telemetry_after(part: TelemetryPart, saved: TelemetrySaved) -> TelemetryPart
 
 def _upserted(rows: Sequence[_Stamped], newest: Sequence[_Stamped]) -> list[_Stamped]:
     """The upsert's rule in memory: a node's record is replaced by one observed at the same instant or
-    later. Ordered by node id, as the load orders them (uuid order is the same in Postgres and Python)."""
-    by_node = {r.node_id: r for r in rows}
+    later. Ordered by node id, as the load orders them (uuid order is the same in Postgres and Python).
+    Keyed by the id's integer: a UUID hashes and compares in Python, thousands of times a report."""
+    by_node = {r.node_id.int: r for r in rows}
     for r in newest:
-        seen = by_node.get(r.node_id)
+        key = r.node_id.int
+        seen = by_node.get(key)
         if seen is None or seen.observed_at <= r.observed_at:
-            by_node[r.node_id] = r
-    return [by_node[node_id] for node_id in sorted(by_node)]
+            by_node[key] = r
+    return [by_node[key] for key in sorted(by_node)]
 
 
 _Stamped = TypeVar("_Stamped", TelemetryReadingRecord, ConnectorDemandRecord)
@@ -300,11 +306,12 @@ _Stamped = TypeVar("_Stamped", TelemetryReadingRecord, ConnectorDemandRecord)
 def _newest_per_node(records: Sequence[_Stamped]) -> list[_Stamped]:
     """One record per node, the newest (of equal instants the later one), as a row per record upserted in
     turn would leave it: one statement may not update a row twice."""
-    newest: dict[UUID, _Stamped] = {}
+    newest: dict[int, _Stamped] = {}
     for r in records:
-        seen = newest.get(r.node_id)
+        key = r.node_id.int
+        seen = newest.get(key)
         if seen is None or seen.observed_at <= r.observed_at:
-            newest[r.node_id] = r
+            newest[key] = r
     return list(newest.values())
 
 

@@ -56,6 +56,15 @@ async def test_a_report_keeps_the_newest_reading_and_demand_per_node(service: Ru
     assert {r.node_id: r.measured_demand_watts for r in state.readings} == {meter: 5_000, connector: 700}
     assert [(d.node_id, d.requested_watts) for d in state.demands] == [(connector, 22_000)]
 
+    # The instants are compared to the microsecond (the records go to Postgres as JSON text).
+    tick = timedelta(microseconds=1)
+    for watts, at in ((4_000, newer - tick), (6_000, newer + tick)):
+        async with service.ctx.pool.acquire() as conn, conn.transaction():
+            reading = TelemetryReadingRecord(node_id=meter, measured_demand_watts=watts, observed_at=at)
+            await read_models.save_telemetry(conn, microgrid_id, [reading], [])
+    state = await _state(service, microgrid_id)
+    assert {r.node_id: r.measured_demand_watts for r in state.readings} == {meter: 6_000, connector: 700}
+
 
 def _reports(nodes: list[uuid.UUID]) -> list[tuple[list[TelemetryReadingRecord], list[ConnectorDemandRecord]]]:
     """Reports as a depot sends them and worse: all nodes, a few nodes, late older ones, equal instants,
