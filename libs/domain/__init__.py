@@ -25,6 +25,8 @@ Module map (read top to bottom to follow one balancing cycle):
 - ``explanation``         `explain_cycle(result)`: a short human account of a result.
 - ``codec``               canonical JSON (`to_canonical_json`), `cycle_inputs_to_dict` /
                           `cycle_inputs_from_dict`, `inputs_digest`.
+- ``cycle_output``        a cycle's stored output bytes (`encode_cycle_output`: the canonical JSON
+                          with its node allocations and demand resolutions as tables).
 
 All power values are integer watts; all times are timezone-aware UTC datetimes.
 """
@@ -56,6 +58,7 @@ from libs.domain.collection_view import (
 )
 from libs.domain.cycle import run_balancing_cycle
 from libs.domain.cycle_inputs import ConnectorDemand, CycleInputs
+from libs.domain.cycle_output import decode_cycle_output, encode_cycle_output, is_tabular
 from libs.domain.cycle_result import AllocationSummary, Binding, Breach, CycleResult, NodeAllocation
 from libs.domain.demand import DemandResolution, FallbackRule, TelemetryReading
 from libs.domain.effective_constraints import EffectiveConstraint, managed_circuit_id
@@ -104,6 +107,9 @@ __all__ = [
     "UNVERSIONED_ENGINE",
     "aggregate_caps_from_local_config",
     "cycle_inputs_from_dict",
+    "decode_cycle_output",
+    "encode_cycle_output",
+    "is_tabular",
     "cycle_inputs_to_dict",
     "envelope_violations",
     "evaluate_lifecycle",

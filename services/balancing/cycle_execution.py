@@ -27,7 +27,7 @@ from contracts.events import (
     EffectiveCircuitCapacityReconciled,
     RebalanceRequested,
 )
-from libs.domain import CycleResult, run_balancing_cycle, to_canonical_json
+from libs.domain import CycleResult, encode_cycle_output, run_balancing_cycle
 from libs.domain.codec import canonical_inputs_fields, join_canonical_fields
 from libs.domain.cycle import StepObserver
 from libs.platform.messaging.unit_of_work import UnitOfWork
@@ -112,7 +112,7 @@ async def execute_cycle(
         result = run_balancing_cycle(inputs, digest=hashlib.sha256(inputs_json).hexdigest(), step=steps)
         if steps is not None:
             cycle_span.set_attributes(span_attributes(outcome=result.outcome, reason_codes=list(result.reason_codes)))
-    output = to_canonical_json(result)
+    output = encode_cycle_output(result)
     # Large fields are stored as content-addressed parts: an unchanged tree is written once, not per cycle.
     part_digests = {name: e.digest for name, e in encoded.items()}
     unstored = cache.parts_to_store(set(part_digests.values()))

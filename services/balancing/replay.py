@@ -10,7 +10,6 @@ by an older engine (whose rules have since changed) reads as that, not as a brok
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 
 from libs.domain import (
@@ -18,11 +17,12 @@ from libs.domain import (
     UNVERSIONED_ENGINE,
     CycleResult,
     cycle_inputs_from_dict,
+    decode_cycle_output,
+    encode_cycle_output,
     explain_cycle,
-    from_jsonable,
     inputs_digest,
+    is_tabular,
     run_balancing_cycle,
-    to_canonical_json,
 )
 from services.balancing.adapters.cycles import StoredCycle
 from services.balancing.cycle_execution import output_digest
@@ -70,7 +70,7 @@ def replay_cycle(stored: StoredCycle) -> ReplayReport:
     inputs = cycle_inputs_from_dict(stored.inputs)
     digest = inputs_digest(inputs)
     replayed = run_balancing_cycle(inputs, digest=digest)
-    recomputed = to_canonical_json(replayed)
+    recomputed = encode_cycle_output(replayed, tabular=_tabular(stored.output))
     report = ReplayReport(
         stored_digest=output_digest(stored.output),
         recomputed_digest=output_digest(recomputed),
@@ -80,7 +80,7 @@ def replay_cycle(stored: StoredCycle) -> ReplayReport:
     if report.stored_digest == report.recomputed_digest:
         return report
     try:
-        decided: CycleResult = from_jsonable(CycleResult, json.loads(stored.output))
+        decided = decode_cycle_output(stored.output)
     except (ValueError, TypeError, KeyError):  # an output this engine cannot read: the digests say enough
         return report
     return dataclasses.replace(
@@ -91,6 +91,15 @@ def replay_cycle(stored: StoredCycle) -> ReplayReport:
         replayed_total_watts=replayed.allocation_summary.total_allocated_watts,
         changes=allocation_changes(decided, replayed),
     )
+
+
+def _tabular(output: bytes) -> bool:
+    """Replayed in the stored output's own layout (an output stored before the tabular one is in the record
+    layout); an output that is not JSON at all cannot match either way."""
+    try:
+        return is_tabular(output)
+    except (ValueError, AttributeError):
+        return True
 
 
 def allocation_changes(stored: CycleResult, replayed: CycleResult) -> tuple[AllocationChange, ...]:
@@ -141,7 +150,7 @@ def _watts(value: int | None) -> str:
 
 def explain_stored_cycle(stored: StoredCycle) -> str:
     result = stored.result
-    decided: CycleResult = from_jsonable(CycleResult, json.loads(stored.output))
+    decided = decode_cycle_output(stored.output)
     audit = result.audit
     header = [
         f"request {stored.request_key} by {audit.actor} via {audit.source.value} (correlation {audit.correlation_id})",

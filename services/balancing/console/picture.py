@@ -8,7 +8,6 @@ the picture's `now` by the domain's own rule.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -28,7 +27,7 @@ from contracts.api.console import (
 )
 from contracts.enums import AssetType, ConstraintType, LimitStatus, NodeType
 from contracts.records import CycleResultRecord
-from libs.domain import CycleResult, EffectiveConstraint, from_jsonable
+from libs.domain import CycleResult, EffectiveConstraint, decode_cycle_output
 from libs.domain.demand import TelemetryReading, telemetry_state
 from libs.domain.envelopes import LIVE_STATUSES
 from libs.domain.from_records import domain_envelope
@@ -153,7 +152,7 @@ async def operator_picture(
         points = await store.timeline(
             conn, microgrid_id, [n.node_id for n in timeline_nodes], now - timedelta(hours=TIMELINE_HOURS)
         )
-    decided = from_jsonable(CycleResult, json.loads(latest.output)) if latest else None
+    decided = decode_cycle_output(latest.output) if latest else None
     allocations = {str(n.node_id): n for n in latest.result.allocation_summary.by_node} if latest else {}
     bindings = {n.node_id: n.binding for n in decided.allocation_summary.nodes} if decided else {}
     limits = _reported_limit(decided)

@@ -113,15 +113,16 @@ async def test_mgrid_cycle_explains_and_replays_a_stored_cycle(service: RunningS
 async def test_replay_of_a_cycle_made_by_an_older_engine_names_it_and_shows_what_changed(
     service: RunningService, feed: Feed
 ) -> None:
-    from libs.domain import ENGINE_VERSION
+    from libs.domain import ENGINE_VERSION, decode_cycle_output, to_canonical_json
     from libs.domain.codec import canonical_bytes
 
     row = await service.ctx.pool.fetchrow(
         "SELECT cycle_id, output, engine_version FROM cycles WHERE outcome <> 'REJECTED' ORDER BY seq DESC LIMIT 1"
     )
     assert row is not None and row["engine_version"] == ENGINE_VERSION  # every new cycle records its engine
-    # The same cycle as an older engine would have stored it: another version, one connector's watts off.
-    output = json.loads(bytes(row["output"]))
+    # The same cycle as an older engine would have stored it: another version, the output in the record
+    # layout (every record an object, as outputs were stored before the tabular one), one connector's watts off.
+    output = json.loads(to_canonical_json(decode_cycle_output(bytes(row["output"]))))
     connector = next(n for n in output["allocation_summary"]["nodes"] if n["state"] is not None)
     connector["allocated_watts"] += 2
     older = uuid.uuid4()
