@@ -208,11 +208,13 @@ def demand_resolved_document(result: CycleResult) -> dict[str, Any]:
             "measured_demand_watts": measured,
             "observed_at": observed_at.astimezone(UTC) if observed_at is not None else None,
             "freshness_threshold_seconds": threshold,
+            # The enums as they are (str enums: orjson writes their values): `.value` is a Python-level
+            # descriptor, three of them on each of a depot's ~110 scopes a cycle.
             "fallback_inputs": {
-                "role": role.value,
-                "telemetry_state": telemetry_state.value,
+                "role": role,
+                "telemetry_state": telemetry_state,
                 "age_seconds": age,
-                "fallback_basis": basis.value if basis else None,
+                "fallback_basis": basis,
                 "fallback_rule": to_jsonable(rule) if rule is not None else None,
                 "fail_safe_limit_watts": fail_safe,
             },
